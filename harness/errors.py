@@ -1,0 +1,13 @@
+"""Errors a user can act on: the CLI prints their message, never a traceback."""
+
+
+class HarnessError(Exception):
+    """A foreseeable problem with the user's input or environment; the message says what to do."""
+
+
+class ConfigError(HarnessError):
+    """The configuration is broken; the message names the key."""
+
+
+class IntakeError(HarnessError):
+    """A submission's image cannot be accepted (verdict INVALID_IMAGE)."""

@@ -1,0 +1,100 @@
+"""The evaluation record (``harness.evaluation/1``): the scored artifact leaderboards are built from."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+SCHEMA_ID = "harness.evaluation/1"
+SCHEMA_PATH = Path(__file__).with_name("schema") / "evaluation-1.schema.json"
+
+
+@dataclass
+class EvaluationRecord:
+    evaluation_id: str
+    competition: str
+    submission: dict[str, Any]
+    verdict: str
+    failed_phase: str | None
+    message: str
+    phases: dict[str, dict[str, Any]]
+    scores: dict[str, dict[str, float]]
+    manifest: dict[str, Any]
+    created_at: str
+    mlflow_run_id: str | None = None
+    round_id: str | None = None
+    attempt: int = 1
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA_ID,
+            "evaluation_id": self.evaluation_id,
+            "round_id": self.round_id,
+            "attempt": self.attempt,
+            "competition": self.competition,
+            "submission": self.submission,
+            "verdict": self.verdict,
+            "failed_phase": self.failed_phase,
+            "message": self.message,
+            "phases": self.phases,
+            "scores": self.scores,
+            "manifest": self.manifest,
+            "mlflow_run_id": self.mlflow_run_id,
+            "created_at": self.created_at,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False)
+
+
+@lru_cache(maxsize=1)
+def _validator() -> jsonschema.protocols.Validator:
+    schema = json.loads(SCHEMA_PATH.read_text())
+    cls = jsonschema.validators.validator_for(schema)
+    return cls(schema, format_checker=cls.FORMAT_CHECKER)
+
+
+def validate_record(data: dict[str, Any]) -> None:
+    """Raise ``jsonschema.ValidationError`` when ``data`` is not a valid record."""
+    _validator().validate(data)
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    """Write so that a crash leaves either the old file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_record(record: EvaluationRecord, directory: Path) -> Path:
+    data = record.to_dict()
+    validate_record(data)
+    path = directory / f"{record.evaluation_id}.json"
+    write_json_atomic(path, data)
+    return path
+
+
+def load_records(directory: Path) -> list[dict[str, Any]]:
+    records = []
+    for path in sorted(directory.glob("*.json")):
+        try:
+            records.append(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, json.JSONDecodeError):
+            continue  # a foreign or damaged file is not a record; the leaderboard skips it
+    return records

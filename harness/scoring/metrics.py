@@ -1,0 +1,137 @@
+"""The metric registry.
+
+A metric states what it ``needs``: ``label`` (predicted classes), ``probabilities`` (an n x k
+matrix, columns in ``classes`` order) or ``value`` (numbers). Label metrics also accept
+probabilities, taking the most probable class (ties go to the earlier class).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+from sklearn import metrics as skm
+
+from harness.scoring.validate import Predictions
+
+# fn(y_true, y_pred, classes): y_true is an array of label strings, or floats for ``value``.
+MetricFn = Callable[[np.ndarray, np.ndarray, tuple[str, ...]], float]
+NEEDS = ("label", "probabilities", "value")
+
+
+class MetricError(ValueError):
+    """A metric is unknown, does not fit the predictions kind, or is undefined on the data."""
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    higher_is_better: bool
+    needs: str
+    fn: MetricFn
+
+    def accepts(self, kind: str) -> bool:
+        """Whether predictions of ``kind`` can be scored by this metric."""
+        return kind == self.needs or (self.needs == "label" and kind == "probabilities")
+
+    def compute(self, y_true: Sequence[str] | Sequence[float] | np.ndarray, predictions: Predictions) -> float:
+        if not self.accepts(predictions.kind):
+            raise MetricError(f"metric {self.name} needs {self.needs} predictions, got {predictions.kind}")
+        if len(y_true) != len(predictions):
+            raise MetricError(f"metric {self.name}: {len(y_true)} labels for {len(predictions)} predictions")
+        if self.needs == "value":
+            return float(self.fn(np.asarray(y_true, dtype=float), predictions.values, ()))  # type: ignore[arg-type]
+        truth = np.asarray([str(y) for y in y_true], dtype=object)
+        if self.needs == "probabilities":
+            return float(self.fn(truth, predictions.probabilities, predictions.classes))  # type: ignore[arg-type]
+        if predictions.labels is not None:
+            y_pred = np.asarray(predictions.labels, dtype=object)
+        else:
+            classes = np.asarray(predictions.classes, dtype=object)
+            y_pred = classes[np.argmax(predictions.probabilities, axis=1)]
+        return float(self.fn(truth, y_pred, predictions.classes))
+
+
+METRICS: dict[str, Metric] = {}
+
+
+def register_metric(name: str, *, higher_is_better: bool, needs: str) -> Callable[[MetricFn], MetricFn]:
+    """Decorator: ``@register_metric("accuracy", higher_is_better=True, needs="label")``."""
+    if needs not in NEEDS:
+        raise ValueError(f"needs must be one of {', '.join(NEEDS)}, got {needs!r}")
+
+    def add(fn: MetricFn) -> MetricFn:
+        if name in METRICS:
+            raise ValueError(f"metric {name!r} is already registered")
+        METRICS[name] = Metric(name, higher_is_better, needs, fn)
+        return fn
+
+    return add
+
+
+def get_metric(name: str) -> Metric:
+    try:
+        return METRICS[name]
+    except KeyError:
+        raise MetricError(f"unknown metric {name!r} (known: {', '.join(sorted(METRICS))})") from None
+
+
+def check_metrics(names: Sequence[str], kind: str) -> list[Metric]:
+    """The metrics for ``names``, refusing unknown ones and ones that cannot score ``kind`` predictions."""
+    found = [get_metric(n) for n in names]
+    for metric in found:
+        if not metric.accepts(kind):
+            raise MetricError(f"metric {metric.name} needs {metric.needs} predictions; this competition's are {kind}")
+    return found
+
+
+def _class_index(y_true: np.ndarray, classes: tuple[str, ...]) -> np.ndarray:
+    position = {c: i for i, c in enumerate(classes)}
+    unknown = sorted({y for y in y_true if y not in position})
+    if unknown:
+        raise MetricError(f"true labels {', '.join(unknown[:5])} are not among the classes {', '.join(classes)}")
+    return np.asarray([position[y] for y in y_true], dtype=int)
+
+
+@register_metric("accuracy", higher_is_better=True, needs="label")
+def _accuracy(y_true: np.ndarray, y_pred: np.ndarray, classes: tuple[str, ...]) -> float:
+    return skm.accuracy_score(y_true, y_pred)
+
+
+@register_metric("macro_f1", higher_is_better=True, needs="label")
+def _macro_f1(y_true: np.ndarray, y_pred: np.ndarray, classes: tuple[str, ...]) -> float:
+    # Averaged over the classes present in y_true or y_pred.
+    return skm.f1_score(y_true, y_pred, average="macro", zero_division=0)
+
+
+@register_metric("log_loss", higher_is_better=False, needs="probabilities")
+def _log_loss(y_true: np.ndarray, proba: np.ndarray, classes: tuple[str, ...]) -> float:
+    # Computed directly: sklearn would reorder the columns by sorted label, not by ``classes``.
+    eps = np.finfo(float).eps
+    p = np.clip(proba, eps, 1.0)
+    p = p / p.sum(axis=1, keepdims=True)
+    picked = p[np.arange(len(y_true)), _class_index(y_true, classes)]
+    return float(-np.mean(np.log(picked)))
+
+
+@register_metric("roc_auc", higher_is_better=True, needs="probabilities")
+def _roc_auc(y_true: np.ndarray, proba: np.ndarray, classes: tuple[str, ...]) -> float:
+    """Binary: the last class is the positive one. Multiclass: one-vs-rest, macro over classes present."""
+    index = _class_index(y_true, classes)
+    present = sorted(set(index.tolist()))
+    if len(present) < 2:
+        raise MetricError("roc_auc is undefined when the true labels hold a single class")
+    if len(classes) == 2:
+        return skm.roc_auc_score(index == 1, proba[:, 1])
+    return float(np.mean([skm.roc_auc_score(index == k, proba[:, k]) for k in present]))
+
+
+@register_metric("rmse", higher_is_better=False, needs="value")
+def _rmse(y_true: np.ndarray, y_pred: np.ndarray, classes: tuple[str, ...]) -> float:
+    return float(np.sqrt(skm.mean_squared_error(y_true, y_pred)))
+
+
+@register_metric("mae", higher_is_better=False, needs="value")
+def _mae(y_true: np.ndarray, y_pred: np.ndarray, classes: tuple[str, ...]) -> float:
+    return skm.mean_absolute_error(y_true, y_pred)

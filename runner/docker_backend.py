@@ -1,0 +1,244 @@
+"""Run one phase in a Docker container, held to its limits, and report what happened."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+
+import docker
+import docker.errors
+import requests.exceptions
+from docker.types import Mount as DockerMount
+
+from limits import PhaseVerdict, format_size
+from limits.cgroups import RunCgroup, Usage
+from limits.docker_options import container_options
+from limits.output_watch import OutputUsage, measure
+from runner.logs import BoundedLog
+from runner.phase import PhaseResult, PhaseSpec
+from runner.stats import StatsSampler
+
+POLL_S = 0.05
+OUTPUT_POLL_S = 0.5
+# The uid:gid a container runs as when the harness runs as root; otherwise the caller's own.
+CONTAINER_UID = 10001
+LABEL = "harness.run"
+
+_INFRA_ERRORS = (docker.errors.APIError, docker.errors.DockerException, requests.exceptions.RequestException, OSError)
+
+
+def container_user() -> tuple[int, int]:
+    if os.geteuid() == 0:
+        return CONTAINER_UID, CONTAINER_UID
+    return os.getuid(), os.getgid()
+
+
+def make_writable_dir(path: Path) -> None:
+    """An empty directory that only the container's user (and the harness) may write."""
+    path.mkdir(parents=True, exist_ok=True)
+    uid, gid = container_user()
+    if os.geteuid() == 0:
+        os.chown(path, uid, gid)
+    path.chmod(0o700)
+
+
+class DockerBackend:
+    def __init__(self, client: docker.DockerClient | None = None) -> None:
+        self.client = client or docker.from_env()
+        info = self.client.info()
+        self._cgroup_version = str(info.get("CgroupVersion", "1"))
+        self._cgroup_driver = info.get("CgroupDriver", "")
+
+    def run(self, spec: PhaseSpec) -> PhaseResult:
+        try:
+            return _Run(self.client, spec, RunCgroup(spec.run_id, version=self._cgroup_version, driver=self._cgroup_driver)).execute()
+        except _INFRA_ERRORS as exc:
+            return PhaseResult(
+                phase=spec.phase,
+                verdict=PhaseVerdict.INFRA_ERROR,
+                message=f"{spec.phase}: the container engine failed ({type(exc).__name__}: {exc}); "
+                "this is not the submission's fault and it will be retried",
+                limits=spec.limits.to_dict(),
+            )
+
+
+class _Run:
+    """One container's life: create, attach, start, watch, collect, remove."""
+
+    def __init__(self, client: docker.DockerClient, spec: PhaseSpec, cgroup: RunCgroup) -> None:
+        self.client = client
+        self.spec = spec
+        self.cgroup = cgroup
+        self.logs = {"stdout": BoundedLog(spec.limits.log_bytes), "stderr": BoundedLog(spec.limits.log_bytes)}
+        self.kill_reason: PhaseVerdict | None = None
+        self.kill_message = ""
+        self.killed_at: float | None = None
+
+    def execute(self) -> PhaseResult:
+        container = self._create()
+        try:
+            stream = self.client.api.attach(container.id, stdout=True, stderr=True, stream=True, logs=False, demux=True)
+            reader = threading.Thread(target=self._pump, args=(stream,), daemon=True)
+            reader.start()
+            container.start()
+            exited = threading.Event()
+            threading.Thread(target=self._wait, args=(container, exited), daemon=True).start()
+            sampler = self._watch(container, exited)
+            reader.join(timeout=10)
+            state = self.client.api.inspect_container(container.id)["State"]
+            usage = self.cgroup.read() or sampler.usage()
+            return self._result(state, usage, measure(self.spec.writable))
+        finally:
+            try:
+                container.remove(force=True, v=True)
+            finally:
+                self.cgroup.remove()
+
+    def _create(self):
+        spec = self.spec
+        options = container_options(spec.limits, runtime=spec.runtime)
+        if self.cgroup.enabled:
+            options["cgroup_parent"] = self.cgroup.parent
+        uid, gid = container_user()
+        return self.client.containers.create(
+            image=spec.image,
+            command=list(spec.command),
+            user=f"{uid}:{gid}",
+            environment=dict(spec.environment),
+            mounts=[DockerMount(m.target, m.source, type="bind", read_only=m.read_only) for m in spec.mounts],
+            labels={LABEL: spec.run_id, "harness.phase": spec.phase, **spec.labels},
+            name=f"harness-{spec.run_id}-{spec.phase}",
+            hostname="sandbox",
+            detach=True,
+            **options,
+        )
+
+    def _pump(self, stream) -> None:
+        try:
+            for out, err in stream:
+                if out:
+                    self.logs["stdout"].write(out)
+                if err:
+                    self.logs["stderr"].write(err)
+        except _INFRA_ERRORS:
+            pass
+
+    def _wait(self, container, exited: threading.Event) -> None:
+        try:
+            container.wait()
+        except _INFRA_ERRORS:
+            pass
+        exited.set()
+
+    def _watch(self, container, exited: threading.Event) -> StatsSampler:
+        """Enforce the wall clock and the output limits until the container exits."""
+        limits = self.spec.limits
+        started = time.monotonic()
+        deadline = started + limits.wall_clock_s
+        next_output_check = started + OUTPUT_POLL_S
+        sampler = StatsSampler(self.client, container.id, enabled=not self.cgroup.available)
+        while not exited.wait(max(0.0, min(POLL_S, deadline - time.monotonic()))):
+            now = time.monotonic()
+            if now >= deadline:
+                self._kill(container, PhaseVerdict.TIMEOUT, "")
+                break
+            if now >= next_output_check and self.spec.writable:
+                next_output_check = now + OUTPUT_POLL_S
+                problem = measure(self.spec.writable, stop_after_files=limits.files).exceeds(limits.disk, limits.files)
+                if problem:
+                    self._kill(container, PhaseVerdict.OUTPUT_LIMIT, problem)
+                    break
+            sampler.maybe_sample()
+        exited.wait(30)
+        return sampler
+
+    def _kill(self, container, reason: PhaseVerdict, message: str) -> None:
+        self.kill_reason, self.kill_message, self.killed_at = reason, message, time.monotonic()
+        try:
+            container.kill()  # SIGKILL to the container's init: everything in its pid namespace dies
+        except docker.errors.APIError:
+            pass  # it exited on its own meanwhile
+
+    def _result(self, state: dict, usage: Usage, output: OutputUsage) -> PhaseResult:
+        spec, limits = self.spec, self.spec.limits
+        log_dir = Path(spec.log_dir)
+        log_dir.mkdir(parents=True, exist_ok=True)
+        for name, log in self.logs.items():
+            log.save(log_dir / f"{spec.phase}.{name}.log")
+        exit_code = state.get("ExitCode")
+        wall_s = _wall_seconds(state)
+        result = PhaseResult(
+            phase=spec.phase,
+            verdict=PhaseVerdict.OK,
+            exit_code=exit_code,
+            wall_s=round(wall_s, 3),
+            cpu_s=round(usage.cpu_s, 3),
+            peak_memory_bytes=usage.peak_memory_bytes,
+            peak_pids=usage.peak_pids,
+            stdout_bytes=self.logs["stdout"].total,
+            stderr_bytes=self.logs["stderr"].total,
+            log_truncated=any(log.truncated for log in self.logs.values()),
+            output_bytes=output.bytes,
+            output_files=output.files,
+            limits=limits.to_dict(),
+            log_tail=self._log_tail(),
+        )
+        self._judge(result, state, output)
+        return result
+
+    def _judge(self, result: PhaseResult, state: dict, output: OutputUsage) -> None:
+        phase, limits = self.spec.phase, self.spec.limits
+        if self.kill_reason is PhaseVerdict.TIMEOUT:
+            result.verdict = PhaseVerdict.TIMEOUT
+            result.timeout_overshoot_s = round(max(0.0, result.wall_s - limits.wall_clock_s), 3)
+            result.message = f"{phase} ran past its wall-clock limit of {limits.wall_clock_s:g} s and was killed"
+        elif self.kill_reason is PhaseVerdict.OUTPUT_LIMIT or output.exceeds(limits.disk, limits.files):
+            result.verdict = PhaseVerdict.OUTPUT_LIMIT
+            problem = self.kill_message or output.exceeds(limits.disk, limits.files)
+            result.message = f"{phase} {problem} and was stopped"
+        elif state.get("OOMKilled"):
+            result.verdict = PhaseVerdict.MEMORY_LIMIT
+            result.message = (
+                f"{phase} needed more than its memory limit of {format_size(limits.memory)} "
+                f"and was killed by the kernel (peak {format_size(result.peak_memory_bytes)})"
+            )
+        elif result.exit_code and output.bytes >= limits.disk:
+            result.verdict = PhaseVerdict.OUTPUT_LIMIT
+            result.message = f"{phase} hit the disk limit of {format_size(limits.disk)} (a write failed: file too large)"
+        elif result.exit_code:
+            result.verdict = PhaseVerdict.RUNTIME_ERROR
+            result.message = f"{phase} exited with code {result.exit_code}{_signal_name(result.exit_code)}"
+            if result.log_tail:
+                result.message += f"; last lines of its output:\n{result.log_tail}"
+
+    def _log_tail(self) -> str:
+        for name in ("stderr", "stdout"):
+            if self.logs[name].total:
+                return self.logs[name].tail_lines(20)
+        return ""
+
+
+def _signal_name(exit_code: int) -> str:
+    if exit_code > 128:
+        try:
+            return f" (killed by {signal.Signals(exit_code - 128).name})"
+        except ValueError:
+            pass
+    return ""
+
+
+def _parse_docker_time(value: str) -> datetime:
+    # Docker gives nanoseconds ("2026-11-28T21:00:00.123456789Z"); Python takes microseconds.
+    head, _, frac = value.rstrip("Z").partition(".")
+    return datetime.fromisoformat(f"{head}.{(frac + '000000')[:6]}+00:00")
+
+
+def _wall_seconds(state: dict) -> float:
+    try:
+        return max(0.0, (_parse_docker_time(state["FinishedAt"]) - _parse_docker_time(state["StartedAt"])).total_seconds())
+    except (KeyError, ValueError):
+        return 0.0

@@ -1,0 +1,61 @@
+"""What the runner is asked to run (``PhaseSpec``) and what it reports back (``PhaseResult``)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from limits import PhaseLimits, PhaseVerdict
+
+
+@dataclass(frozen=True)
+class Mount:
+    source: str
+    target: str
+    read_only: bool = True
+
+
+@dataclass(frozen=True)
+class PhaseSpec:
+    """One container run: a phase of one evaluation."""
+
+    run_id: str
+    phase: str
+    image: str
+    command: tuple[str, ...]
+    mounts: tuple[Mount, ...]
+    environment: dict[str, str]
+    limits: PhaseLimits
+    log_dir: str
+    # Host directories the container may write to; their size is held to ``limits.disk``.
+    writable: tuple[str, ...] = ()
+    labels: dict[str, str] = field(default_factory=dict)
+    runtime: str | None = None
+
+
+@dataclass
+class PhaseResult:
+    phase: str
+    verdict: PhaseVerdict
+    message: str = ""
+    exit_code: int | None = None
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+    peak_memory_bytes: int = 0
+    peak_pids: int = 0
+    stdout_bytes: int = 0
+    stderr_bytes: int = 0
+    log_truncated: bool = False
+    output_bytes: int = 0
+    output_files: int = 0
+    # Seconds between the wall-clock limit and the container's end, when it was killed for it.
+    timeout_overshoot_s: float | None = None
+    limits: dict[str, Any] = field(default_factory=dict)
+    node: str = ""
+    log_tail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["verdict"] = self.verdict.value
+        return data

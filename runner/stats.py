@@ -1,0 +1,36 @@
+"""Fallback telemetry from Docker's stats API, for when the cgroup tree is not readable here."""
+
+from __future__ import annotations
+
+import time
+
+from limits.cgroups import Usage
+
+SAMPLE_S = 1.0
+
+
+class StatsSampler:
+    def __init__(self, client, container_id: str, *, enabled: bool) -> None:
+        self.client = client
+        self.container_id = container_id
+        self.enabled = enabled
+        self._next = 0.0
+        self._peak = 0
+        self._cpu_ns = 0
+        self._pids = 0
+
+    def maybe_sample(self) -> None:
+        if not self.enabled or time.monotonic() < self._next:
+            return
+        self._next = time.monotonic() + SAMPLE_S
+        try:
+            stats = self.client.api.stats(self.container_id, stream=False, one_shot=True)
+        except Exception:  # noqa: BLE001 - telemetry is best effort; the run goes on
+            return
+        memory = stats.get("memory_stats") or {}
+        self._peak = max(self._peak, memory.get("max_usage", 0), memory.get("usage", 0))
+        self._cpu_ns = max(self._cpu_ns, ((stats.get("cpu_stats") or {}).get("cpu_usage") or {}).get("total_usage", 0))
+        self._pids = max(self._pids, (stats.get("pids_stats") or {}).get("current", 0))
+
+    def usage(self) -> Usage:
+        return Usage(self._cpu_ns / 1e9, self._peak, self._pids)
