@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,8 +39,16 @@ def compose_config(competition: str, overrides: list[str] | tuple[str, ...] = ()
             cfg = compose("config", overrides=[f"competition={competition}", *overrides])
         OmegaConf.resolve(cfg)
     except (HydraException, OmegaConfBaseException) as exc:
-        raise ConfigError(f"configuration: {exc}".splitlines()[0]) from None
+        raise ConfigError(_hydra_message(exc)) from None
     return cfg
+
+
+def _hydra_message(exc: Exception) -> str:
+    text = str(exc).split("\nConfig search path")[0]
+    unknown = re.match(r"Could not override '([^']+)'", text)
+    if unknown:
+        return f"{unknown.group(1)}: no such configuration key (the keys are in the YAML files under {CONFIG_DIR})"
+    return "configuration: " + " ".join(text.split())
 
 
 @dataclass(frozen=True)

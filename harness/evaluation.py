@@ -33,7 +33,7 @@ class Evaluation:
         self.id = f"ev-{secrets.token_hex(6)}"
         self.run_dir = competition.paths.runs / self.id
         self.results: dict[str, PhaseResult] = {}
-        self.started_at = utc_now()
+        self.intake_error: str | None = None
 
     @property
     def model_dir(self) -> Path:
@@ -47,8 +47,14 @@ class Evaluation:
     def log_dir(self) -> Path:
         return self.run_dir / "logs"
 
+    def reject_image(self, message: str) -> None:
+        """Intake refused the image: no phase runs, the verdict is INVALID_IMAGE."""
+        self.intake_error = message
+
     def next_phase(self) -> PhaseSpec | None:
         """The next phase to run, or None when the phases are over (done or failed)."""
+        if self.intake_error is not None:
+            return None
         for phase in PHASE_ORDER:
             if phase not in self.results:
                 return self._spec(phase)
@@ -89,6 +95,7 @@ class Evaluation:
             log_dir=str(self.log_dir),
             writable=writable,
             labels={
+                "harness.round": self.round_id or "",
                 "harness.competition": self.competition.name,
                 "harness.submission": self.submission["id"],
                 "harness.evaluation": self.id,
@@ -98,17 +105,7 @@ class Evaluation:
 
     def conclude(self, docker_version: str = "") -> EvaluationRecord:
         """Score what the phases left behind and assemble the record (not yet saved or tracked)."""
-        verdict, failed_phase, message = Verdict.SCORED, None, ""
-        scores: dict[str, dict[str, float]] = {}
-        predictions_sha256 = None
-        for phase in PHASE_ORDER:
-            result = self.results.get(phase)
-            if result is not None and result.verdict is not PhaseVerdict.OK:
-                verdict, failed_phase, message = Verdict.from_phase(result.verdict), phase, result.message
-                break
-        else:
-            verdict, message, scores, predictions_sha256 = self._score()
-            failed_phase = None if verdict is Verdict.SCORED else "score"
+        verdict, failed_phase, message, scores, predictions_sha256 = self._outcome()
         settings = self.competition.settings
         return EvaluationRecord(
             evaluation_id=self.id,
@@ -131,6 +128,16 @@ class Evaluation:
             },
             created_at=utc_now(),
         )
+
+    def _outcome(self) -> tuple[Verdict, str | None, str, dict[str, dict[str, float]], str | None]:
+        if self.intake_error is not None:
+            return Verdict.INVALID_IMAGE, "intake", self.intake_error, {}, None
+        for phase in PHASE_ORDER:
+            result = self.results[phase]
+            if result.verdict is not PhaseVerdict.OK:
+                return Verdict.from_phase(result.verdict), phase, result.message, {}, None
+        verdict, message, scores, predictions_sha256 = self._score()
+        return verdict, None if verdict is Verdict.SCORED else "score", message, scores, predictions_sha256
 
     def _score(self) -> tuple[Verdict, str, dict[str, dict[str, float]], str | None]:
         competition = self.competition.settings.competition

@@ -213,7 +213,8 @@ class _Run:
             result.verdict = PhaseVerdict.RUNTIME_ERROR
             result.message = f"{phase} exited with code {result.exit_code}{_signal_name(result.exit_code)}"
             if result.log_tail:
-                result.message += f"; last lines of its output:\n{result.log_tail}"
+                last = result.log_tail.strip().splitlines()[-1]
+                result.message += f": {last}\nlast lines of its output:\n{result.log_tail}"
 
     def _log_tail(self) -> str:
         for name in ("stderr", "stdout"):

@@ -1,0 +1,81 @@
+"""Shared fixtures: a real Docker engine, real images built by the tests, a prepared work directory."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from harness.competition import Competition
+from harness.config import compose_config, load_settings
+from harness.images import build_context_image, build_images, ensure_os_base
+from runner.engine import connect
+
+TESTS = Path(__file__).resolve().parent
+BEHAVE_DIR = TESTS / "images" / "behave"
+SAMPLE_IMAGE = "harness/sample-submission:latest"
+
+
+@pytest.fixture(scope="session")
+def docker_client():
+    return connect()  # no skip: the README's test command starts an engine, and the tests need one
+
+
+@pytest.fixture(scope="session")
+def images_cfg():
+    return compose_config("digits").images
+
+
+@pytest.fixture(scope="session")
+def os_base(docker_client, images_cfg) -> str:
+    return ensure_os_base(images_cfg, log=lambda line: None)
+
+
+@pytest.fixture(scope="session")
+def behave_image(os_base):
+    """``behave_image("sleeper")`` -> the tag of a test submission with that behaviour, built once."""
+    built: dict[str, str] = {}
+
+    def build(behaviour: str) -> str:
+        if behaviour not in built:
+            tag = f"harness-test/{behaviour}:latest"
+            build_context_image(tag, BEHAVE_DIR, {"BASE": os_base, "BEHAVIOUR": behaviour}, log=lambda line: None)
+            built[behaviour] = tag
+        return built[behaviour]
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def sample_image(docker_client, images_cfg, tmp_path_factory) -> str:
+    home = Path(os.environ.get("HARNESS_TEST_WHEELHOUSE_HOME") or tmp_path_factory.mktemp("images-home"))
+    build_images(images_cfg, home, log=lambda line: None)
+    return SAMPLE_IMAGE
+
+
+@pytest.fixture(scope="session")
+def prepared_data(tmp_path_factory) -> Path:
+    """A work directory with the digits data prepared once; tests copy it."""
+    home = tmp_path_factory.mktemp("prepared-home")
+    competition = Competition.load(load_settings("digits"), home)
+    competition.ensure_data()
+    return home
+
+
+@pytest.fixture
+def home(prepared_data, tmp_path, monkeypatch) -> Path:
+    """A fresh work directory (HARNESS_HOME) holding the prepared digits data."""
+    target = tmp_path / "home"
+    shutil.copytree(prepared_data, target, symlinks=True)
+    monkeypatch.setenv("HARNESS_HOME", str(target))
+    return target
+
+
+@pytest.fixture
+def competition(home):
+    def make(*overrides: str) -> Competition:
+        return Competition.load(load_settings("digits", list(overrides)), home)
+
+    return make
