@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Set up everything harness needs, idempotently: Python 3.11 and a virtual environment with the
+# project installed, and a Docker engine that answers. As root on a fresh Debian machine it installs
+# what is missing (python3, docker.io, mmdebstrap) and starts the engine; on a workstation that
+# already has Docker it only creates the virtual environment.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${HARNESS_VENV:-$ROOT/.venv}"
+DOCKERD_LOG="${HARNESS_DOCKERD_LOG:-/var/log/harness-dockerd.log}"
+
+say() { printf 'setup: %s\n' "$*" >&2; }
+is_root() { [ "$(id -u)" -eq 0 ]; }
+
+apt_install() {
+    if ! is_root; then
+        say "missing: $*; install it (apt-get install -y $*) or re-run as root"
+        exit 1
+    fi
+    if [ -z "${_APT_UPDATED:-}" ]; then
+        say "apt-get update"
+        DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
+        _APT_UPDATED=1
+    fi
+    say "installing $*"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >/dev/null
+}
+
+find_python() {
+    for candidate in python3.11 python3; do
+        if command -v "$candidate" >/dev/null 2>&1 &&
+            "$candidate" -c 'import sys, venv; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null; then
+            command -v "$candidate"
+            return 0
+        fi
+    done
+    return 1
+}
+
+setup_python() {
+    local python
+    if ! python="$(find_python)"; then
+        apt_install python3 python3-venv python3-pip
+        python="$(find_python)" || { say "Python 3.11 with venv is required"; exit 1; }
+    fi
+    local stamp="$VENV/.harness-installed"
+    local want
+    want="$(cat "$ROOT/pyproject.toml" | sha256sum | cut -d' ' -f1)"
+    if [ -x "$VENV/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+        return 0
+    fi
+    say "creating $VENV and installing harness (first time: a few minutes)"
+    "$python" -m venv "$VENV"
+    "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
+    "$VENV/bin/python" -m pip install -q -e "$ROOT[test]"
+    echo "$want" >"$stamp"
+}
+
+docker_answers() {
+    "$VENV/bin/python" -c 'import docker; docker.from_env().ping()' >/dev/null 2>&1
+}
+
+setup_docker() {
+    if docker_answers; then
+        return 0
+    fi
+    if ! is_root; then
+        say "no Docker engine answers. Start yours (or add yourself to the docker group), or run this as root to install one"
+        exit 1
+    fi
+    command -v dockerd >/dev/null 2>&1 || apt_install docker.io
+    # A package install may have started the engine through systemd already.
+    for _ in 1 2 3; do docker_answers && return 0; sleep 1; done
+    say "starting dockerd (no bridge network: evaluation containers run without a network); log: $DOCKERD_LOG"
+    mkdir -p "$(dirname "$DOCKERD_LOG")"
+    setsid nohup dockerd --bridge=none --iptables=false >>"$DOCKERD_LOG" 2>&1 </dev/null &
+    for _ in $(seq 1 60); do
+        docker_answers && return 0
+        sleep 1
+    done
+    say "dockerd did not answer within 60 s; see $DOCKERD_LOG"
+    tail -n 20 "$DOCKERD_LOG" >&2 || true
+    exit 1
+}
+
+setup_image_tools() {
+    # Without a registry the participant base image is bootstrapped from Debian packages.
+    if is_root && ! command -v mmdebstrap >/dev/null 2>&1; then
+        apt_install mmdebstrap
+    fi
+}
+
+setup_python
+setup_docker
+setup_image_tools
+say "ready: $VENV/bin/harness, Docker engine answering"
