@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import sys
 from typing import TextIO
@@ -9,15 +10,19 @@ from typing import TextIO
 import docker
 
 from harness.competition import Competition
-from harness.errors import IntakeError
+from harness.errors import HarnessError, IntakeError
 from harness.evaluation import Evaluation
 from harness.intake import pin_image
 from harness.record import EvaluationRecord
 from harness.recording import record_evaluation
+from limits import PHASES
+from limits.gpu import gpu_problem
 from runner.docker_backend import DockerBackend
+from runner.gpus import local_gpu_ids
 
 
 def check_image(competition: Competition, image: str, client: docker.DockerClient, out: TextIO = sys.stderr) -> EvaluationRecord:
+    _require_gpus(competition, client)
     submission = {"id": f"check-{secrets.token_hex(6)}", "team": "local-check", "image": image, "image_digest": None}
     evaluation = Evaluation(competition, submission)
     try:
@@ -26,8 +31,21 @@ def check_image(competition: Competition, image: str, client: docker.DockerClien
         evaluation.reject_image(str(exc))
     backend = DockerBackend(client)
     while (spec := evaluation.next_phase()) is not None:
+        if spec.limits.gpus:
+            spec = dataclasses.replace(spec, gpu_ids=local_gpu_ids(spec.limits.gpus))
         print(f"{spec.phase}: running {image} (limits: {spec.limits.cpus:g} cpu, {spec.limits.memory} bytes, {spec.limits.wall_clock_s:g} s)", file=out, flush=True)
         result = backend.run(spec)
         evaluation.accept(result)
         print(f"{spec.phase}: {result.verdict.value} in {result.wall_s:.1f} s", file=out, flush=True)
     return record_evaluation(evaluation, competition.paths.root / "checks", None, client.version().get("Version", ""))
+
+
+def _require_gpus(competition: Competition, client: docker.DockerClient) -> None:
+    """Refuse, before anything runs, a competition with GPU phases on a machine that cannot give a container GPUs."""
+    limits = competition.settings.limits
+    gpu_phases = [p for p in PHASES if limits.phase(p).gpus]
+    if not gpu_phases:
+        return
+    problem = gpu_problem(max(limits.phase(p).gpus for p in gpu_phases), set(client.info().get("Runtimes") or {}))
+    if problem:
+        raise HarnessError(f"{competition.name}: the {' and '.join(gpu_phases)} phase(s) run on GPUs, and this machine cannot give a container one: {problem}")

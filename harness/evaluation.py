@@ -166,4 +166,5 @@ def _phase_record(result: PhaseResult) -> dict[str, Any]:
     data = result.to_dict()
     data.pop("phase")
     data.pop("log_tail")
+    data.pop("series")  # telemetry series go to MLflow, not the record
     return data

@@ -20,7 +20,8 @@ def record_evaluation(evaluation: Evaluation, directory: Path, tracker: Tracker 
     run_id = None
     if tracker is not None:
         try:
-            run_id = tracker.start_run(record, _params(evaluation, record), evaluation.artifacts(record))
+            series = {phase: result.series for phase, result in evaluation.results.items()}
+            run_id = tracker.start_run(record, _params(evaluation, record), evaluation.artifacts(record), series)
             record.mlflow_run_id = run_id
         except Exception as exc:  # noqa: BLE001 - the record must survive a tracking outage
             print(f"warning: MLflow tracking failed for {record.evaluation_id}: {exc}; the record is kept on disk", file=sys.stderr)

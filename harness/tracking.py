@@ -11,6 +11,7 @@ from typing import Any
 from harness.record import EvaluationRecord
 
 log = logging.getLogger(__name__)
+MAX_METRICS_PER_BATCH = 1000  # MLflow's limit for one log_batch
 
 
 def default_tracking_uri(home: Path) -> str:
@@ -35,8 +36,10 @@ class Tracker:
             else self.client.create_experiment(experiment, artifact_location=(home / "mlartifacts" / experiment).as_uri())
         )
 
-    def start_run(self, record: EvaluationRecord, params: dict[str, Any], artifacts: list[tuple[Path, str]]) -> str:
-        """Create the run with its tags, params, metrics and artifacts; ``finish_run`` adds the record."""
+    def start_run(self, record: EvaluationRecord, params: dict[str, Any], artifacts: list[tuple[Path, str]],
+                  series: dict[str, dict[str, list[tuple[float, float]]]] | None = None) -> str:
+        """Create the run with its tags, params, metrics, telemetry series (phase -> name -> [(unix time,
+        value)]) and artifacts; ``finish_run`` adds the record."""
         from mlflow.entities import Metric, Param, RunTag
 
         submission = record.submission
@@ -61,6 +64,14 @@ class Tracker:
             params=[Param(k, str(v)[:6000]) for k, v in params.items()],
             tags=[RunTag("harness.verdict", record.verdict), RunTag("harness.failed_phase", record.failed_phase or "")],
         )
+        points = [
+            Metric(f"{phase}_{name}", float(value), int(at * 1000), step)
+            for phase, named in (series or {}).items()
+            for name, values in named.items()
+            for step, (at, value) in enumerate(values)
+        ]
+        for start in range(0, len(points), MAX_METRICS_PER_BATCH):
+            self.client.log_batch(run_id, metrics=points[start : start + MAX_METRICS_PER_BATCH])
         for path, folder in artifacts:
             if path.is_file() and not path.is_symlink():
                 self.client.log_artifact(run_id, str(path), folder)
@@ -77,7 +88,8 @@ def _metrics(record: EvaluationRecord) -> dict[str, float]:
         for name, value in scores.items():
             values[f"{part}_{name}"] = value
     for phase, figures in record.phases.items():
-        for key in ("wall_s", "cpu_s", "peak_memory_bytes", "stdout_bytes", "stderr_bytes", "output_bytes"):
+        for key in ("wall_s", "cpu_s", "peak_memory_bytes", "stdout_bytes", "stderr_bytes", "output_bytes",
+                    "peak_gpu_memory_bytes", "peak_gpu_utilization"):
             if isinstance(figures.get(key), (int, float)):
                 values[f"{phase}_{key}"] = figures[key]
     return values

@@ -17,7 +17,9 @@ from docker.types import Mount as DockerMount
 from limits import PhaseVerdict, format_size
 from limits.cgroups import RunCgroup, Usage
 from limits.docker_options import container_options
+from limits.gpu import GpuWatch, NvmlError
 from limits.output_watch import OutputUsage, measure
+from runner.gpus import assignment_problem, container_pids, device_requests, gpu_figures, gpu_watch
 from runner.logs import BoundedLog
 from runner.phase import PhaseResult, PhaseSpec
 from runner.stats import StatsSampler
@@ -28,7 +30,7 @@ OUTPUT_POLL_S = 0.5
 CONTAINER_UID = 10001
 LABEL = "harness.run"
 
-_INFRA_ERRORS = (docker.errors.APIError, docker.errors.DockerException, requests.exceptions.RequestException, OSError)
+_INFRA_ERRORS = (docker.errors.APIError, docker.errors.DockerException, requests.exceptions.RequestException, OSError, NvmlError)
 
 
 def container_user() -> tuple[int, int]:
@@ -52,8 +54,17 @@ class DockerBackend:
         info = self.client.info()
         self._cgroup_version = str(info.get("CgroupVersion", "1"))
         self._cgroup_driver = info.get("CgroupDriver", "")
+        self._runtimes = set(info.get("Runtimes") or {})
 
     def run(self, spec: PhaseSpec) -> PhaseResult:
+        problem = assignment_problem(spec, self._runtimes)
+        if problem:
+            return PhaseResult(
+                phase=spec.phase,
+                verdict=PhaseVerdict.INFRA_ERROR,
+                message=f"{spec.phase}: this node cannot run it: {problem}; this is not the submission's fault",
+                limits=spec.limits.to_dict(),
+            )
         try:
             return _Run(self.client, spec, RunCgroup(spec.run_id, version=self._cgroup_version, driver=self._cgroup_driver)).execute()
         except _INFRA_ERRORS as exc:
@@ -77,6 +88,7 @@ class _Run:
         self.kill_reason: PhaseVerdict | None = None
         self.kill_message = ""
         self.killed_at: float | None = None
+        self.gpu: GpuWatch | None = None
 
     def execute(self) -> PhaseResult:
         container = self._create()
@@ -103,6 +115,8 @@ class _Run:
         options = container_options(spec.limits, runtime=spec.runtime)
         if self.cgroup.enabled:
             options["cgroup_parent"] = self.cgroup.parent
+        if spec.gpu_ids:
+            options["device_requests"] = device_requests(spec.gpu_ids)
         uid, gid = container_user()
         return self.client.containers.create(
             image=spec.image,
@@ -141,6 +155,7 @@ class _Run:
         deadline = started + limits.wall_clock_s
         next_output_check = started + OUTPUT_POLL_S
         sampler = StatsSampler(self.client, container.id, enabled=not self.cgroup.available)
+        self.gpu = gpu_watch(self.spec, lambda: container_pids(self.cgroup, container))
         while not exited.wait(max(0.0, min(POLL_S, deadline - time.monotonic()))):
             now = time.monotonic()
             if now >= deadline:
@@ -152,6 +167,9 @@ class _Run:
                 if problem:
                     self._kill(container, PhaseVerdict.OUTPUT_LIMIT, problem)
                     break
+            if self.gpu is not None and (problem := self.gpu.poll()):
+                self._kill(container, PhaseVerdict.MEMORY_LIMIT, problem)
+                break
             sampler.maybe_sample()
         exited.wait(30)
         return sampler
@@ -186,6 +204,7 @@ class _Run:
             output_files=output.files,
             limits=limits.to_dict(),
             log_tail=self._log_tail(),
+            **gpu_figures(self.gpu, spec),
         )
         self._judge(result, state, output)
         return result
@@ -196,6 +215,9 @@ class _Run:
             result.verdict = PhaseVerdict.TIMEOUT
             result.timeout_overshoot_s = round(max(0.0, result.wall_s - limits.wall_clock_s), 3)
             result.message = f"{phase} ran past its wall-clock limit of {limits.wall_clock_s:g} s and was killed"
+        elif self.kill_reason is PhaseVerdict.MEMORY_LIMIT:
+            result.verdict = PhaseVerdict.MEMORY_LIMIT
+            result.message = f"{self.kill_message}, and was killed"
         elif self.kill_reason is PhaseVerdict.OUTPUT_LIMIT or output.exceeds(limits.disk, limits.files):
             result.verdict = PhaseVerdict.OUTPUT_LIMIT
             problem = self.kill_message or output.exceeds(limits.disk, limits.files)

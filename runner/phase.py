@@ -32,6 +32,9 @@ class PhaseSpec:
     writable: tuple[str, ...] = ()
     labels: dict[str, str] = field(default_factory=dict)
     runtime: str | None = None
+    # The GPUs this run was assigned (Ray's ids, or local ones for ``harness check``): exactly these
+    # are passed to the container. NVML indices or UUIDs.
+    gpu_ids: tuple[str, ...] = ()
 
 
 @dataclass
@@ -54,6 +57,11 @@ class PhaseResult:
     limits: dict[str, Any] = field(default_factory=dict)
     node: str = ""
     log_tail: str = ""
+    gpu_ids: list[str] = field(default_factory=list)
+    peak_gpu_memory_bytes: int | None = None  # None for a CPU phase
+    peak_gpu_utilization: float | None = None  # percent, mean over the phase's GPUs
+    # Telemetry series for MLflow, not the record: name -> [(unix time, value)].
+    series: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)

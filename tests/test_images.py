@@ -4,7 +4,7 @@ import csv
 
 import pytest
 
-from harness.images import BASE_TAG
+from harness.images import BASE_TAG, ImageBuildError, build_context_image
 from harness.paths import CompetitionPaths
 
 pytestmark = pytest.mark.docker
@@ -70,3 +70,12 @@ def test_sample_submission_scores_and_is_deterministic(docker_client, sample_ima
     assert sorted(r["id"] for r in rows) == sorted(truth)
     accuracy = sum(r["label"] == truth[r["id"]] for r in rows) / len(truth)
     assert accuracy >= 0.95
+
+
+def test_build_error_names_the_failing_step(os_base, tmp_path):
+    (tmp_path / "Dockerfile").write_text(
+        "ARG BASE\nFROM ${BASE}\nRUN echo compiling the model\nRUN echo 'no such thing' >&2 && exit 3\n")
+    with pytest.raises(ImageBuildError) as err:
+        build_context_image("harness-test/broken:latest", tmp_path, {"BASE": os_base}, log=lambda s: None)
+    assert "Step 4/4" in str(err.value) and "no such thing" in str(err.value)
+    assert "compiling" not in str(err.value)  # only the failing step's output

@@ -26,7 +26,7 @@ torch.set_num_threads(CPUS)
 torch.set_num_interop_threads(1)
 torch.use_deterministic_algorithms(True)
 
-EPOCHS, BATCH_SIZE, FOLDS = 40, 32, 5
+EPOCHS, BATCH_SIZE, FOLDS = 30, 32, 5
 
 
 def load(split):
