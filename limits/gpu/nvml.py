@@ -10,10 +10,6 @@ class NvmlError(RuntimeError):
     """An NVML call failed (the process may have exited meanwhile, the device may be gone)."""
 
 
-class NvmlUnavailable(NvmlError):
-    """NVML cannot be used on this machine; the message says why."""
-
-
 class Nvml(Protocol):
     def device_count(self) -> int: ...
 
@@ -34,12 +30,12 @@ class PynvmlNvml:
         try:
             import pynvml
         except ImportError:
-            raise NvmlUnavailable("the nvidia-ml-py package is not installed (pip install nvidia-ml-py)") from None
+            raise NvmlError("the nvidia-ml-py package is not installed (pip install nvidia-ml-py)") from None
         self._nv = pynvml
         try:
             pynvml.nvmlInit()
         except pynvml.NVMLError as exc:
-            raise NvmlUnavailable(f"the NVIDIA driver's NVML library cannot be initialised ({exc})") from None
+            raise NvmlError(f"the NVIDIA driver's NVML library cannot be initialised ({exc})") from None
 
     def _call(self, name: str, *args: Any) -> Any:
         try:
@@ -67,5 +63,5 @@ class PynvmlNvml:
 
 @lru_cache(maxsize=1)
 def load_nvml() -> Nvml:
-    """This process's NVML, initialised once; raises ``NvmlUnavailable`` (not cached) when it cannot be."""
+    """This process's NVML, initialised once; raises ``NvmlError`` (not cached) saying why it cannot be."""
     return PynvmlNvml()

@@ -1,15 +1,31 @@
-"""Test submissions: each behaviour is one way a participant's container can behave or misbehave."""
+"""Test submissions: each behaviour is one way a participant's container can behave or misbehave.
+
+The harness passes nothing but the contract's environment, so every figure a behaviour needs is
+fixed here; the tests set the limits around it.
+"""
 
 import csv
+import errno
+import hashlib
 import json
 import os
 import signal
+import socket
+import stat
+import subprocess
 import sys
 import threading
 import time
 
 PHASE = sys.argv[1] if len(sys.argv) > 1 else "?"
 BEHAVIOUR = os.environ.get("HARNESS_TEST_BEHAVIOUR", "constant")
+MIB = 1024 * 1024
+HOLD_BYTES = 128 * MIB  # "hold" keeps this much memory, then succeeds
+FLOOD_BYTES = 500 * MIB  # "flood" writes this much to stdout
+DEEP_LEVELS, DEEP_NAME, DEEP_FILE = 40, 200, 32 * MIB  # "deepdir": a path far past PATH_MAX, then a file
+# Written in two halves so that this file never contains the marker the secret scan looks for.
+SECRET_MARKER = ("HARNESS-ORGANIZER-" + "SECRET").encode()
+LABELS_HEADER = b"id,label,split"
 
 
 def test_ids():
@@ -29,84 +45,255 @@ def train_ok():
         json.dump({"label": "0"}, fh)
 
 
-def probe():
-    """Report what a container can see and do, for the isolation tests."""
+def forever(step):
+    while True:
+        step()
+
+
+def hidden_labels_path():
+    """Where the hidden labels lie on the host, guessed from the data mount's source in mountinfo."""
+    data = next(line.split()[3] for line in open("/proc/self/mountinfo") if line.split()[4].startswith("/data/"))
+    return os.path.join(os.path.dirname(os.path.dirname(data)), "hidden", "labels.csv")
+
+
+# -- train-phase behaviours ------------------------------------------------------------------------
+
+
+def sleeper():
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    forever(lambda: time.sleep(1))
+
+
+def detach():
+    """Ignore SIGTERM and leave a grandchild in its own session, beating a heart into /model."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if os.fork() == 0:
+        os.setsid()
+        if os.fork() == 0:
+            with open("/model/heartbeat", "ab", buffering=0) as fh:
+                forever(lambda: (fh.write(b"."), time.sleep(0.05)))
+        os._exit(0)
+    forever(lambda: time.sleep(1))
+
+
+def balloon():
+    chunks = []
+    forever(lambda: chunks.append(bytearray(64 * MIB)))  # bytearray zero-fills: the pages are touched
+
+
+def hold():
+    kept = bytearray(HOLD_BYTES)
+    time.sleep(0.2)
+    del kept
+
+
+def crash():
+    print("loading data...")
+    raise RuntimeError("model exploded at epoch 3")
+
+
+def flood():
+    line = b"x" * 1023 + b"\n"
+    out = sys.stdout.buffer
+    for _ in range(FLOOD_BYTES // len(line)):
+        out.write(line)
+    out.flush()
+
+
+def diskfill():
+    """One file, as fast as possible: the kernel's file-size limit stops it."""
+    with open("/model/fill.bin", "wb") as fh:
+        forever(lambda: fh.write(b"\0" * MIB))
+
+
+def diskfill_many():
+    """Many files, each under the file-size limit: only the harness's watch can stop it."""
+    block, count = b"\1" * MIB, iter(range(1 << 30))
+
+    def one_file():
+        with open(f"/model/fill-{next(count)}.bin", "wb") as fh:
+            for _ in range(8):
+                fh.write(block)
+
+    forever(one_file)
+
+
+def manyfiles():
+    count = iter(range(1 << 30))
+    forever(lambda: open(f"/model/empty-{next(count)}", "w").close())
+
+
+def deepdir():
+    os.chdir("/model")
+    for level in range(DEEP_LEVELS):
+        name = str(level).rjust(DEEP_NAME, "d")
+        os.mkdir(name)
+        os.chdir(name)
+    with open("deep.bin", "wb") as fh:
+        fh.write(b"\1" * DEEP_FILE)
+    os.chdir("/")
+    train_ok()
+
+
+def forkbomb():
+    def fork():
+        try:
+            os.fork()
+        except OSError:
+            time.sleep(0.01)
+
+    forever(fork)
+
+
+def cpuburn():
+    """Four threads hashing for 3 s: hashlib releases the GIL, so they would use four cores."""
+    stop, data = time.time() + 3, b"\0" * MIB
+
+    def burn():
+        while time.time() < stop:
+            hashlib.sha256(data).digest()
+
+    threads = [threading.Thread(target=burn) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def modeltrap():
+    """Links and special files in /model that the harness must never follow or open."""
+    os.symlink(hidden_labels_path(), "/model/labels.csv")
+    os.symlink("/", "/model/root")
+    os.symlink("loop", "/model/loop")
+    os.mkfifo("/model/pipe")
+    with open("/model/big.bin", "wb") as fh:
+        fh.write(b"\1" * MIB)
+    for i in range(3):
+        os.link("/model/big.bin", f"/model/big-{i}.bin")
+
+
+# -- the probe: what a container can see and do -----------------------------------------------------
+
+
+def status_fields():
+    fields = dict(line.rstrip("\n").split(":\t", 1) for line in open("/proc/self/status") if ":\t" in line)
+    return {k: fields[k].strip() for k in ("CapEff", "CapPrm", "CapBnd", "CapAmb", "NoNewPrivs", "Seccomp")}
+
+
+def can_write(directory):
+    path = os.path.join(directory, "harness-probe")
+    try:
+        open(path, "w").close()
+    except OSError as exc:
+        return errno.errorcode[exc.errno]
+    os.unlink(path)
+    return "writable"
+
+
+def network():
+    try:
+        socket.create_connection(("192.0.2.1", 80), timeout=2).close()
+    except OSError as exc:
+        return errno.errorcode.get(exc.errno or 0, str(exc))
+    return "connected"
+
+
+def fill_tmp():
+    """Write /tmp until the kernel refuses; hold it full a moment (for the harness's sampling)."""
+    written, error = 0, None
+    with open("/tmp/fill", "wb") as fh:
+        while written < 1024 * MIB:
+            try:
+                fh.write(b"\1" * MIB)
+                fh.flush()
+            except OSError as exc:
+                error = errno.errorcode[exc.errno]
+                break
+            written += MIB
+        time.sleep(0.5)
+    written = os.stat("/tmp/fill").st_size
+    os.unlink("/tmp/fill")
+    return {"bytes": written, "error": error}
+
+
+def scan_files():
+    """Every readable file that holds the organizer's secret or looks like the hidden labels."""
+    secrets, labels = [], []
+    for path in ("/proc/self/environ", "/proc/self/cmdline", "/proc/1/environ", "/proc/1/cmdline"):
+        if SECRET_MARKER in open(path, "rb").read():
+            secrets.append(path)
+    for top, dirs, files in os.walk("/"):
+        if top == "/":
+            dirs[:] = [d for d in dirs if d not in ("proc", "sys", "dev")]
+        for name in files:
+            path = os.path.join(top, name)
+            try:
+                if not stat.S_ISREG(os.lstat(path).st_mode):
+                    continue
+                with open(path, "rb") as fh:
+                    data = fh.read()
+            except OSError:
+                continue
+            if SECRET_MARKER in data:
+                secrets.append(path)
+            if data.startswith(LABELS_HEADER) or name == "labels.csv":
+                labels.append(path)
+    return secrets, labels
+
+
+def probe(report_path):
+    secrets, labels = scan_files()
     report = {
         "env": dict(os.environ),
-        "uid": os.getuid(),
-        "gid": os.getgid(),
-        "cap_eff": next(l.split()[1] for l in open("/proc/self/status") if l.startswith("CapEff")),
-        "no_new_privs": next(l.split()[1] for l in open("/proc/self/status") if l.startswith("NoNewPrivs")),
+        "ids": [os.getuid(), os.geteuid(), os.getgid(), os.getegid(), os.getgroups()],
+        "status": status_fields(),
+        "setuid_id": subprocess.run(["/usr/local/bin/suid-id"], capture_output=True, text=True).stdout.strip(),
         "interfaces": sorted(os.listdir("/sys/class/net")),
-        "mounts": open("/proc/self/mounts").read(),
+        "connect": network(),
+        "mountinfo": [line.split() for line in open("/proc/self/mountinfo")],
+        "write": {d: can_write(d) for d in ("/", "/etc", "/usr", "/var/tmp", "/data/train", "/data/test", "/model", "/output", "/tmp")},
+        "tmp": fill_tmp(),
+        "secrets": secrets,
+        "labels": labels,
     }
-    for path in ("/", "/data/train", "/etc"):
-        try:
-            open(os.path.join(path, "harness-probe"), "w").close()
-            report[f"writable:{path}"] = True
-        except OSError:
-            report[f"writable:{path}"] = False
-    with open("/model/probe.json", "w") as fh:
+    with open(report_path, "w") as fh:
         json.dump(report, fh)
 
 
-def main():
-    if PHASE == "train":
-        if BEHAVIOUR == "sleeper":
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
-            while True:
-                time.sleep(1)
-        if BEHAVIOUR == "balloon":
-            chunks = []
-            while True:
-                chunks.append(bytearray(64 * 1024 * 1024))  # pages are touched: bytearray zero-fills
-        if BEHAVIOUR == "crash":
-            print("loading data...")
-            raise RuntimeError("model exploded at epoch 3")
-        if BEHAVIOUR == "flood":
-            line = b"x" * 1023 + b"\n"
-            total = int(os.environ.get("FLOOD_BYTES", 500 * 1024 * 1024))
-            out = sys.stdout.buffer
-            for _ in range(total // 1024):
-                out.write(line)
-            out.flush()
-        if BEHAVIOUR == "diskfill":
-            with open("/model/fill.bin", "wb") as fh:
-                while True:
-                    fh.write(b"\0" * (1 << 20))
-        if BEHAVIOUR == "forkbomb":
-            while True:
-                try:
-                    os.fork()
-                except OSError:
-                    time.sleep(0.01)
-        if BEHAVIOUR == "cpuburn":
-            stop = time.time() + 3
-            def burn():
-                while time.time() < stop:
-                    pass
-            threads = [threading.Thread(target=burn) for _ in range(4)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-        if BEHAVIOUR == "probe":
-            probe()
-        train_ok()
-        return
-    ids = test_ids()
+TRAIN = {f.__name__: f for f in (sleeper, detach, balloon, hold, crash, flood, diskfill, diskfill_many, manyfiles, deepdir, forkbomb, cpuburn, modeltrap)}
+
+
+def infer(ids):
     if BEHAVIOUR == "malformed":
         write_predictions(ids, header=("identifier", "digit"))
     elif BEHAVIOUR == "short":
         write_predictions(ids[2:])
     elif BEHAVIOUR == "symlink":
-        os.symlink("/data/test/test.csv", "/output/predictions.csv")
+        os.symlink(hidden_labels_path(), "/output/predictions.csv")
     elif BEHAVIOUR == "fifo":
         os.mkfifo("/output/predictions.csv")
-    elif BEHAVIOUR == "nothing":
-        pass
-    else:
+    elif BEHAVIOUR == "device":
+        try:
+            os.mknod("/output/predictions.csv", 0o644 | stat.S_IFCHR, os.makedev(1, 3))
+        except OSError as exc:
+            print(f"mknod: {errno.errorcode[exc.errno]}")
+    elif BEHAVIOUR == "directory":
+        os.mkdir("/output/predictions.csv")
+    elif BEHAVIOUR == "oversized":
+        with open("/output/predictions.csv", "wb") as fh:
+            fh.truncate(200 * MIB)  # sparse: 200 MiB long, almost nothing on disk
+    elif BEHAVIOUR != "nothing":
         write_predictions(ids)
+
+
+def main():
+    if BEHAVIOUR == "probe":
+        probe(f"/{'model' if PHASE == 'train' else 'output'}/probe-{PHASE}.json")
+    if PHASE == "train":
+        TRAIN.get(BEHAVIOUR, lambda: None)()
+        train_ok()
+    else:
+        infer(test_ids())
 
 
 if __name__ == "__main__":

@@ -1,0 +1,22 @@
+"""``harness demo``: the whole path once, on the bundled example."""
+
+from __future__ import annotations
+
+import argparse
+
+from harness.cli import images
+from harness.cli.common import add_command, load_competition
+from harness.cli.evaluate import run_round, submit_image
+
+SAMPLE = "harness/sample-submission:latest"
+
+
+def register(commands) -> None:
+    add_command(commands, "demo", _demo, "build the images, prepare the digits data, submit the sample and run a round", competition=False)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    images.build(args.overrides)
+    competition = load_competition("digits", args.overrides)
+    submit_image(competition, "sample", SAMPLE)
+    return run_round(competition)

@@ -1,0 +1,33 @@
+"""``harness images build``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from harness.cli.common import add_command, docker_client
+from harness.errors import HarnessError
+
+
+def register(commands) -> None:
+    images = commands.add_parser("images", help="participant base and sample images").add_subparsers(dest="images_command", required=True, metavar="ACTION")
+    add_command(images, "build", _build, "build harness/python:3.11 and harness/sample-submission:latest", competition=False)
+
+
+def build(overrides: list[str]) -> dict[str, str]:
+    from harness.config import compose_config
+    from harness.images import ImageBuildError, build_images
+    from harness.paths import harness_home
+
+    docker_client()
+    cfg = compose_config("digits", overrides)
+    try:
+        return build_images(cfg.images, harness_home(), log=lambda line: print(line, file=sys.stderr, flush=True))
+    except ImageBuildError as exc:
+        raise HarnessError(str(exc)) from None
+
+
+def _build(args: argparse.Namespace) -> int:
+    for tag, image_id in build(args.overrides).items():
+        print(f"{tag} {image_id}")
+    return 0
