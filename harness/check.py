@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import secrets
 import sys
 from typing import TextIO
@@ -13,12 +12,12 @@ from harness.competition import Competition
 from harness.errors import HarnessError, IntakeError
 from harness.evaluation import Evaluation
 from harness.intake import pin_image
+from harness.local_run import run_phases
 from harness.record import EvaluationRecord
 from harness.recording import record_evaluation
 from limits import PHASES
 from limits.gpu import gpu_problem
 from runner.docker_backend import DockerBackend
-from runner.gpus import local_gpu_ids
 
 
 def check_image(competition: Competition, image: str, client: docker.DockerClient, out: TextIO = sys.stderr) -> EvaluationRecord:
@@ -26,17 +25,10 @@ def check_image(competition: Competition, image: str, client: docker.DockerClien
     submission = {"id": f"check-{secrets.token_hex(6)}", "team": "local-check", "image": image, "image_digest": None}
     evaluation = Evaluation(competition, submission)
     try:
-        submission["image_digest"] = pin_image(client, image).digest
+        submission["image_digest"] = pin_image(client, image, max_bytes=competition.settings.competition.rules.max_image_bytes).digest
     except IntakeError as exc:
         evaluation.reject_image(str(exc))
-    backend = DockerBackend(client)
-    while (spec := evaluation.next_phase()) is not None:
-        if spec.limits.gpus:
-            spec = dataclasses.replace(spec, gpu_ids=local_gpu_ids(spec.limits.gpus))
-        print(f"{spec.phase}: running {image} (limits: {spec.limits.cpus:g} cpu, {spec.limits.memory} bytes, {spec.limits.wall_clock_s:g} s)", file=out, flush=True)
-        result = backend.run(spec)
-        evaluation.accept(result)
-        print(f"{spec.phase}: {result.verdict.value} in {result.wall_s:.1f} s", file=out, flush=True)
+    run_phases(evaluation, DockerBackend(client), out, image)
     return record_evaluation(evaluation, competition.paths.root / "checks", None, client.version().get("Version", ""))
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from harness.config import Settings
 from harness.errors import ConfigError, HarnessError
-from harness.manifest import tree_sha256
+from harness.data_manifest import DataManifest, refresh
 from harness.paths import CompetitionPaths, harness_home
 from harness.scoring import LabelsError, load_labels
 
@@ -43,8 +43,13 @@ class Competition:
                 raise HarnessError(f"the competition data is incomplete: {path} is missing")
 
     @cached_property
+    def data_manifest(self) -> DataManifest:
+        """Every data file's hash (train, test and the hidden labels), read once per process."""
+        return refresh(self.paths.root, [self.paths.train, self.paths.test, self.paths.hidden])
+
+    @property
     def data_sha256(self) -> str:
-        return tree_sha256(self.paths.train, self.paths.test, self.paths.hidden)
+        return self.data_manifest.sha256
 
     @cached_property
     def labels(self) -> tuple[list[str], dict[str, str], dict[str, str]]:

@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from harness.errors import ConfigError
+from harness.rules import SECTIONS, Rules
 from harness.scoring import PredictionsSpec, check_metrics
 from limits import Limits, LimitsError
 
@@ -60,6 +61,7 @@ class CompetitionSettings:
     predictions: PredictionsSpec
     metrics: tuple[str, ...]
     public_fraction: float
+    rules: Rules = Rules()
 
     @property
     def primary_metric(self) -> str:
@@ -91,7 +93,14 @@ class Settings:
 
 
 def load_settings(competition: str, overrides: list[str] | tuple[str, ...] = ()) -> Settings:
-    cfg = compose_config(competition, overrides)
+    settings = settings_from_config(compose_config(competition, overrides))
+    if settings.competition.name != competition:
+        raise ConfigError(f"competition.name: {settings.competition.name!r} differs from the file name {competition}.yaml; make them equal")
+    return settings
+
+
+def settings_from_config(cfg: DictConfig) -> Settings:
+    """Check a composed configuration (or one a record kept) into typed settings."""
     try:
         limits = Limits.from_mapping(OmegaConf.to_container(cfg.limits), "limits")
     except LimitsError as exc:
@@ -102,8 +111,14 @@ def load_settings(competition: str, overrides: list[str] | tuple[str, ...] = ())
     return Settings(_competition(cfg.competition), limits, cfg.runner, cfg.tracking, cfg.images, seed, cfg)
 
 
+COMPETITION_KEYS = ("name", "title", "prepare", "command", "predictions", "metrics", *SECTIONS)
+
+
 def _competition(node: DictConfig) -> CompetitionSettings:
     where = "competition"
+    unknown = sorted(set(node) - set(COMPETITION_KEYS))
+    if unknown:
+        raise ConfigError(f"{where}.{unknown[0]}: unknown key (known: {', '.join(COMPETITION_KEYS)})")
     for key in ("name", "prepare", "command", "predictions", "metrics"):
         if node.get(key) is None:
             raise ConfigError(f"{where}.{key}: missing")
@@ -133,4 +148,5 @@ def _competition(node: DictConfig) -> CompetitionSettings:
         predictions=predictions,
         metrics=tuple(metrics),
         public_fraction=float(fraction),
+        rules=Rules.from_mapping(OmegaConf.to_container(node), where),  # type: ignore[arg-type]
     )

@@ -6,15 +6,17 @@ results; whoever runs them (``harness check`` in process, a round on Ray) is not
 
 from __future__ import annotations
 
+import json
 import secrets
 from pathlib import Path
 from typing import Any
 
 from harness import __version__
 from harness.competition import Competition
+from harness.data_manifest import snapshot_path
 from harness.ledger import utc_now
-from harness.manifest import file_sha256, host_info
-from harness.record import EvaluationRecord
+from harness.manifest import host_info, regular_file_sha256, tree_sha256
+from harness.record import EvaluationRecord, write_json_atomic
 from harness.scoring import LabelsError, PredictionsError, score_predictions, validate_predictions
 from limits import PhaseVerdict, Verdict
 from limits.docker_options import contract_environment
@@ -22,6 +24,7 @@ from runner.docker_backend import make_writable_dir
 from runner.phase import Mount, PhaseResult, PhaseSpec
 
 PHASE_ORDER = ("train", "infer")
+TELEMETRY_FILE = "telemetry.json"
 
 
 class Evaluation:
@@ -34,10 +37,17 @@ class Evaluation:
         self.run_dir = competition.paths.runs / self.id
         self.results: dict[str, PhaseResult] = {}
         self.intake_error: str | None = None
+        # Phases done by an earlier evaluation, as recorded there (re-infer carries its train phase).
+        self.carried: dict[str, dict[str, Any]] = {}
+        self.origin: dict[str, Any] | None = None
+        self.model_dir = self.run_dir / "model"
 
-    @property
-    def model_dir(self) -> Path:
-        return self.run_dir / "model"
+    def reuse_model(self, earlier: EvaluationRecord) -> None:
+        """Run only ``infer``, with the model ``earlier`` used (re-infer on a replaced test set);
+        ``origin`` names the evaluation that trained it."""
+        self.carried = {"train": earlier.phases["train"]}
+        self.model_dir = stored_model(self.competition, earlier)
+        self.origin = {"kind": "reinfer", "evaluation_id": self.model_dir.parent.name}
 
     @property
     def output_dir(self) -> Path:
@@ -56,6 +66,8 @@ class Evaluation:
         if self.intake_error is not None:
             return None
         for phase in PHASE_ORDER:
+            if phase in self.carried:
+                continue
             if phase not in self.results:
                 return self._spec(phase)
             if self.results[phase].verdict is not PhaseVerdict.OK:
@@ -103,10 +115,17 @@ class Evaluation:
             runtime=settings.runner.get("runtime"),
         )
 
+    @property
+    def phase_ok(self) -> dict[str, bool]:
+        ok = {p: r.verdict is PhaseVerdict.OK for p, r in self.results.items()}
+        return {**{p: r["verdict"] == PhaseVerdict.OK.value for p, r in self.carried.items()}, **ok}
+
     def conclude(self, docker_version: str = "") -> EvaluationRecord:
-        """Score what the phases left behind and assemble the record (not yet saved or tracked)."""
-        verdict, failed_phase, message, scores, predictions_sha256 = self._outcome()
+        """Score what the phases left behind and assemble the record (not yet saved or tracked);
+        the telemetry series are written beside the run's logs."""
+        verdict, failed_phase, message, scores = self._outcome()
         settings = self.competition.settings
+        write_json_atomic(self.run_dir / TELEMETRY_FILE, {p: r.series for p, r in self.results.items()})
         return EvaluationRecord(
             evaluation_id=self.id,
             round_id=self.round_id,
@@ -116,50 +135,91 @@ class Evaluation:
             verdict=verdict.value,
             failed_phase=failed_phase,
             message=message,
-            phases={p: _phase_record(r) for p, r in self.results.items()},
+            phases={**self.carried, **{p: _phase_record(r) for p, r in self.results.items()}},
             scores=scores,
             manifest={
                 "data_sha256": self.competition.data_sha256,
                 "config_sha256": settings.config_sha256,
+                "config": settings.as_dict(),
+                "image_digest": self.submission.get("image_digest"),
                 "harness_version": __version__,
                 "seed": settings.seed,
                 "host": host_info(docker_version),
-                "predictions_sha256": predictions_sha256,
+                "model_sha256": tree_sha256(self.model_dir) if self.phase_ok.get("train") else None,
+                "predictions_sha256": self._predictions_sha256(),
             },
             created_at=utc_now(),
+            origin=self.origin,
         )
 
-    def _outcome(self) -> tuple[Verdict, str | None, str, dict[str, dict[str, float]], str | None]:
+    def _outcome(self) -> tuple[Verdict, str | None, str, dict[str, dict[str, float]]]:
         if self.intake_error is not None:
-            return Verdict.INVALID_IMAGE, "intake", self.intake_error, {}, None
+            return Verdict.INVALID_IMAGE, "intake", self.intake_error, {}
         for phase in PHASE_ORDER:
+            if phase in self.carried:
+                continue
             result = self.results[phase]
             if result.verdict is not PhaseVerdict.OK:
-                return Verdict.from_phase(result.verdict), phase, result.message, {}, None
-        verdict, message, scores, predictions_sha256 = self._score()
-        return verdict, None if verdict is Verdict.SCORED else "score", message, scores, predictions_sha256
+                return Verdict.from_phase(result.verdict), phase, result.message, {}
+        verdict, message, scores = score_file(self.competition, self.predictions_path)
+        return verdict, None if verdict is Verdict.SCORED else "score", message, scores
 
-    def _score(self) -> tuple[Verdict, str, dict[str, dict[str, float]], str | None]:
-        competition = self.competition.settings.competition
-        spec = competition.predictions
-        path = self.output_dir / spec.file
-        ids, labels, split = self.competition.labels
-        try:
-            predictions = validate_predictions(path, ids, spec)
-        except PredictionsError as exc:
-            return Verdict.INVALID_PREDICTIONS, str(exc), {}, None
-        try:
-            scores = score_predictions(predictions, labels, split, list(competition.metrics), spec)
-        except (LabelsError, ValueError) as exc:
-            return Verdict.INFRA_ERROR, f"scoring failed on the organizer's side: {exc}", {}, None
-        return Verdict.SCORED, "", scores, file_sha256(path)
+    @property
+    def predictions_path(self) -> Path:
+        return stored_predictions(self.competition, self.id)
+
+    def _predictions_sha256(self) -> str | None:
+        if not self.phase_ok.get("infer"):
+            return None
+        return regular_file_sha256(self.predictions_path, self.competition.settings.competition.predictions.max_bytes)
 
     def artifacts(self, record: EvaluationRecord) -> list[tuple[Path, str]]:
-        """Files worth keeping with the run: logs, and the predictions once they proved a regular file."""
-        files = [(p, "logs") for p in sorted(self.log_dir.glob("*.log"))]
-        if record.verdict == Verdict.SCORED.value:
-            files.append((self.output_dir / self.competition.settings.competition.predictions.file, "predictions"))
-        return files
+        return run_artifacts(self.competition, record)
+
+
+def score_file(competition: Competition, path: Path) -> tuple[Verdict, str, dict[str, dict[str, float]]]:
+    """Validate a predictions file and score it with the competition's current metrics."""
+    settings = competition.settings.competition
+    ids, labels, split = competition.labels
+    try:
+        predictions = validate_predictions(path, ids, settings.predictions)
+    except PredictionsError as exc:
+        return Verdict.INVALID_PREDICTIONS, str(exc), {}
+    try:
+        scores = score_predictions(predictions, labels, split, list(settings.metrics), settings.predictions)
+    except (LabelsError, ValueError) as exc:
+        return Verdict.INFRA_ERROR, f"scoring failed on the organizer's side: {exc}", {}
+    return Verdict.SCORED, "", scores
+
+
+def run_artifacts(competition: Competition, record: EvaluationRecord) -> list[tuple[Path, str]]:
+    """The files kept with an evaluation's MLflow run, found from its record alone: logs, telemetry,
+    the data manifest, and the predictions once they proved a regular file."""
+    run_dir = competition.paths.runs / record.evaluation_id
+    files = [(p, "logs") for p in sorted((run_dir / "logs").glob("*.log"))]
+    files.append((run_dir / TELEMETRY_FILE, "telemetry"))
+    files.append((snapshot_path(competition.paths.root, record.manifest["data_sha256"]), "manifest"))
+    if record.manifest.get("predictions_sha256"):
+        files.append((stored_predictions(competition, record.evaluation_id), "predictions"))
+    return files
+
+
+def stored_model(competition: Competition, record: EvaluationRecord) -> Path:
+    """Where the model an evaluation used is kept: its own run's, or the one a re-infer reused."""
+    trained_by = record.origin["evaluation_id"] if record.origin and record.origin["kind"] == "reinfer" else record.evaluation_id
+    return competition.paths.runs / trained_by / "model"
+
+
+def stored_predictions(competition: Competition, evaluation_id: str) -> Path:
+    return competition.paths.runs / evaluation_id / "output" / competition.settings.competition.predictions.file
+
+
+def load_series(competition: Competition, evaluation_id: str) -> dict[str, dict[str, list[tuple[float, float]]]]:
+    """The telemetry series an evaluation left beside its logs (phase -> name -> [(time, value)])."""
+    try:
+        return json.loads((competition.paths.runs / evaluation_id / TELEMETRY_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
 
 
 def _phase_record(result: PhaseResult) -> dict[str, Any]:

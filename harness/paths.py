@@ -47,10 +47,6 @@ class CompetitionPaths:
         return self.hidden / "labels.csv"
 
     @property
-    def submissions(self) -> Path:
-        return self.root / "submissions"
-
-    @property
     def records(self) -> Path:
         return self.root / "records"
 

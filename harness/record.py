@@ -5,15 +5,22 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 
+from harness.errors import HarnessError
+from harness.signing import Check, check, sign, signing_key
+
 SCHEMA_ID = "harness.evaluation/1"
 SCHEMA_PATH = Path(__file__).with_name("schema") / "evaluation-1.schema.json"
+
+
+class RecordError(HarnessError):
+    """A record cannot be used: its signature does not verify."""
 
 
 @dataclass
@@ -31,7 +38,15 @@ class EvaluationRecord:
     mlflow_run_id: str | None = None
     round_id: str | None = None
     attempt: int = 1
-    extra: dict[str, Any] = field(default_factory=dict)
+    # What made this evaluation when not a round: {"kind": "audit"|"reinfer", "evaluation_id": ...}.
+    origin: dict[str, Any] | None = None
+    # Earlier verdicts and scores this record replaced (rescoring), oldest first.
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "EvaluationRecord":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -49,6 +64,8 @@ class EvaluationRecord:
             "manifest": self.manifest,
             "mlflow_run_id": self.mlflow_run_id,
             "created_at": self.created_at,
+            "origin": self.origin,
+            "history": self.history,
         }
 
     def to_json(self) -> str:
@@ -83,18 +100,44 @@ def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
 
 
 def save_record(record: EvaluationRecord, directory: Path) -> Path:
+    """Validate, sign with the organizer's key when one is configured, write atomically."""
     data = record.to_dict()
+    key = signing_key()
+    if key is not None:
+        data["signature"] = sign(data, key)
     validate_record(data)
     path = directory / f"{record.evaluation_id}.json"
     write_json_atomic(path, data)
     return path
 
 
+def load_record(path: Path) -> EvaluationRecord:
+    """A record to work on (and maybe write again): with an organizer key configured, only one whose
+    signature verifies, so that rewriting never signs a forged or altered record."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    key = signing_key()
+    if key is not None and (state := check(data, key)) is not Check.VALID:
+        raise RecordError(f"record {path.name} is {state.value}: it is left as it is (see `harness verify`)")
+    return EvaluationRecord.from_dict(data)
+
+
+def latest_record(directory: Path, key: str) -> Path | None:
+    """The file of evaluation ``key``, or of submission ``key``'s latest evaluation; None if none."""
+    if (directory / f"{key}.json").is_file():
+        return directory / f"{key}.json"
+    found = [(r["created_at"], path) for path, r in _records(directory) if r.get("submission", {}).get("id") == key]
+    return max(found)[1] if found else None
+
+
 def load_records(directory: Path) -> list[dict[str, Any]]:
+    return [record for _, record in _records(directory)]
+
+
+def _records(directory: Path) -> list[tuple[Path, dict[str, Any]]]:
     records = []
     for path in sorted(directory.glob("*.json")):
         try:
-            records.append(json.loads(path.read_text(encoding="utf-8")))
+            records.append((path, json.loads(path.read_text(encoding="utf-8"))))
         except (OSError, json.JSONDecodeError):
             continue  # a foreign or damaged file is not a record; the leaderboard skips it
     return records

@@ -10,6 +10,7 @@ This needs the ``cgroupfs`` driver and the daemon's cgroup tree visible here (a 
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,6 +50,14 @@ class RunCgroup:
             _int(self._dir("memory") / "memory.max_usage_in_bytes"),
             _int(self._dir("pids") / "pids.peak"),
         )
+
+    def current(self) -> tuple[float, int, float] | None:
+        """(Unix time, memory in use now, CPU seconds so far) for telemetry; None when not visible here."""
+        if not self.available:
+            return None
+        if self.v2:
+            return time.time(), _int(self._dir("memory") / "memory.current"), _stat_field(self._dir("cpu") / "cpu.stat", "usage_usec") / 1e6
+        return time.time(), _int(self._dir("memory") / "memory.usage_in_bytes"), _int(self._dir("cpuacct") / "cpuacct.usage") / 1e9
 
     def remove(self) -> None:
         if not self.enabled:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from typing import Any
 
 from docker.types import Ulimit
@@ -18,6 +19,8 @@ def container_options(limits: PhaseLimits, *, runtime: str | None = None) -> dic
         "cap_drop": ["ALL"],
         "security_opt": ["no-new-privileges"],
         "ipc_mode": "private",
+        # Should the host itself run out of memory, the kernel kills a submission, not the harness.
+        "oom_score_adj": 1000,
         "pids_limit": limits.pids,
         "mem_limit": limits.memory,
         "memswap_limit": limits.memory,  # equal to the memory limit: no swap
@@ -34,6 +37,13 @@ def container_options(limits: PhaseLimits, *, runtime: str | None = None) -> dic
     if runtime:
         options["runtime"] = runtime
     return options
+
+
+def runtime_problem(runtime: str | None, installed: Collection[str]) -> str | None:
+    """Why ``runner.runtime`` cannot be used with this engine, or None (None: the engine's default)."""
+    if not runtime or runtime in installed:
+        return None
+    return f"runner.runtime={runtime} is not a runtime of this Docker engine (it has: {', '.join(sorted(installed))})"
 
 
 def thread_count(limits: PhaseLimits) -> int:

@@ -1,21 +1,60 @@
-"""Find and remove the harness's containers by their labels (after a cancel or a dead driver)."""
+"""Find and remove the harness's containers by their labels (after a cancel, a lost node or a dead
+driver): on this machine's engine, and on the engine of every other live node of the Ray cluster."""
 
 from __future__ import annotations
 
 import docker
 import docker.errors
+import ray
+import ray.exceptions
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from limits.cgroups import RunCgroup
 from runner.docker_backend import LABEL
+
+CONFLICT = 409  # the engine is removing it already (another sweep got there first)
 
 
 def remove_containers(client: docker.DockerClient, labels: dict[str, str] | None = None) -> int:
-    """Force-remove every harness container matching ``labels``; returns how many were removed."""
+    """Force-remove every harness container matching ``labels``, and the run's parent cgroup; returns how many."""
     filters = {"label": [LABEL] + [f"{k}={v}" for k, v in (labels or {}).items()]}
-    removed = 0
+    removed = []
     for container in client.containers.list(all=True, filters=filters):
         try:
             container.remove(force=True, v=True)
-            removed += 1
+            removed.append(container.labels.get(LABEL, ""))
         except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            if exc.status_code != CONFLICT:
+                raise
+    if removed:
+        info = client.info()
+        for run_id in removed:
+            RunCgroup(run_id, version=str(info.get("CgroupVersion", "1")), driver=info.get("CgroupDriver", "")).remove()
+    return len(removed)
+
+
+@ray.remote(num_cpus=0, max_retries=0)
+def _remove_on_node(labels: dict[str, str]) -> int:
+    return remove_containers(docker.from_env(), labels)
+
+
+def sweep(client: docker.DockerClient, labels: dict[str, str]) -> int:
+    """Remove matching containers here and on every other live Ray node; a node that fails to
+    answer is skipped (a lost node took its containers' engine with it)."""
+    removed = remove_containers(client, labels)
+    if not ray.is_initialized():
+        return removed
+    here = ray.get_runtime_context().get_node_id()
+    refs = [
+        _remove_on_node.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)).remote(labels)
+        for node in ray.nodes()
+        if node["Alive"] and node["NodeID"] != here
+    ]
+    for ref in refs:
+        try:
+            removed += ray.get(ref, timeout=60)
+        except ray.exceptions.RayError:
             pass
     return removed

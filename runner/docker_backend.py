@@ -16,16 +16,17 @@ from docker.types import Mount as DockerMount
 
 from limits import PhaseVerdict, format_size
 from limits.cgroups import RunCgroup, Usage
-from limits.docker_options import container_options
+from limits.docker_options import container_options, runtime_problem
 from limits.gpu import GpuWatch, NvmlError
-from limits.output_watch import OutputUsage, measure
-from runner.gpus import assignment_problem, container_pids, device_requests, gpu_figures, gpu_watch
+from limits.local_container import ContainerInit
+from limits.output_watch import OutputUsage, OutputWatch
+from limits.telemetry import Telemetry
+from runner.gpus import assignment_problem, container_pids, device_requests, gpu_environment, gpu_figures, gpu_watch
 from runner.logs import BoundedLog
 from runner.phase import PhaseResult, PhaseSpec
 from runner.stats import StatsSampler
 
 POLL_S = 0.05
-OUTPUT_POLL_S = 0.5
 # The uid:gid a container runs as when the harness runs as root; otherwise the caller's own.
 CONTAINER_UID = 10001
 LABEL = "harness.run"
@@ -57,7 +58,7 @@ class DockerBackend:
         self._runtimes = set(info.get("Runtimes") or {})
 
     def run(self, spec: PhaseSpec) -> PhaseResult:
-        problem = assignment_problem(spec, self._runtimes)
+        problem = runtime_problem(spec.runtime, self._runtimes) or assignment_problem(spec, self._runtimes)
         if problem:
             return PhaseResult(
                 phase=spec.phase,
@@ -87,8 +88,11 @@ class _Run:
         self.logs = {"stdout": BoundedLog(spec.limits.log_bytes), "stderr": BoundedLog(spec.limits.log_bytes)}
         self.kill_reason: PhaseVerdict | None = None
         self.kill_message = ""
-        self.killed_at: float | None = None
+        self.output = OutputWatch(spec.writable, spec.limits.disk, spec.limits.files)
+        self.peak_tmp_bytes: int | None = None
+        self.init: ContainerInit | None = None
         self.gpu: GpuWatch | None = None
+        self.telemetry: Telemetry | None = None
 
     def execute(self) -> PhaseResult:
         container = self._create()
@@ -99,11 +103,16 @@ class _Run:
             container.start()
             exited = threading.Event()
             threading.Thread(target=self._wait, args=(container, exited), daemon=True).start()
-            sampler = self._watch(container, exited)
+            self.init = ContainerInit.open(self.client.api.inspect_container(container.id)["State"]["Pid"], container.id)
+            try:
+                sampler = self._watch(container, exited)
+            finally:
+                if self.init is not None:
+                    self.init.close()
             reader.join(timeout=10)
             state = self.client.api.inspect_container(container.id)["State"]
             usage = self.cgroup.read() or sampler.usage()
-            return self._result(state, usage, measure(self.spec.writable))
+            return self._result(state, usage, self.output.final())
         finally:
             try:
                 container.remove(force=True, v=True)
@@ -122,7 +131,7 @@ class _Run:
             image=spec.image,
             command=list(spec.command),
             user=f"{uid}:{gid}",
-            environment=dict(spec.environment),
+            environment={**spec.environment, **gpu_environment(spec.gpu_ids)},
             mounts=[DockerMount(m.target, m.source, type="bind", read_only=m.read_only) for m in spec.mounts],
             labels={LABEL: spec.run_id, "harness.phase": spec.phase, **spec.labels},
             name=f"harness-{spec.run_id}-{spec.phase}",
@@ -150,34 +159,34 @@ class _Run:
 
     def _watch(self, container, exited: threading.Event) -> StatsSampler:
         """Enforce the wall clock and the output limits until the container exits."""
-        limits = self.spec.limits
-        started = time.monotonic()
-        deadline = started + limits.wall_clock_s
-        next_output_check = started + OUTPUT_POLL_S
+        deadline = time.monotonic() + self.spec.limits.wall_clock_s
         sampler = StatsSampler(self.client, container.id, enabled=not self.cgroup.available)
         self.gpu = gpu_watch(self.spec, lambda: container_pids(self.cgroup, container))
+        self.telemetry = Telemetry(self.cgroup.current if self.cgroup.available else sampler.current)
         while not exited.wait(max(0.0, min(POLL_S, deadline - time.monotonic()))):
             now = time.monotonic()
             if now >= deadline:
                 self._kill(container, PhaseVerdict.TIMEOUT, "")
                 break
-            if now >= next_output_check and self.spec.writable:
-                next_output_check = now + OUTPUT_POLL_S
-                problem = measure(self.spec.writable, stop_after_files=limits.files).exceeds(limits.disk, limits.files)
-                if problem:
-                    self._kill(container, PhaseVerdict.OUTPUT_LIMIT, problem)
-                    break
+            if problem := self.output.poll(now):
+                self._kill(container, PhaseVerdict.OUTPUT_LIMIT, problem)
+                break
             if self.gpu is not None and (problem := self.gpu.poll()):
                 self._kill(container, PhaseVerdict.MEMORY_LIMIT, problem)
                 break
+            if self.init is not None and (tmp := self.init.filesystem_used("/tmp")) is not None:
+                self.peak_tmp_bytes = max(self.peak_tmp_bytes or 0, tmp)
             sampler.maybe_sample()
+            self.telemetry.poll()
         exited.wait(30)
         return sampler
 
     def _kill(self, container, reason: PhaseVerdict, message: str) -> None:
-        self.kill_reason, self.kill_message, self.killed_at = reason, message, time.monotonic()
+        self.kill_reason, self.kill_message = reason, message
+        if self.init is not None and self.init.kill():
+            return  # SIGKILL straight to its init: everything in its PID namespace dies at once
         try:
-            container.kill()  # SIGKILL to the container's init: everything in its pid namespace dies
+            container.kill()  # the same through the engine, when its init is not ours to signal
         except docker.errors.APIError:
             pass  # it exited on its own meanwhile
 
@@ -202,10 +211,13 @@ class _Run:
             log_truncated=any(log.truncated for log in self.logs.values()),
             output_bytes=output.bytes,
             output_files=output.files,
+            peak_tmp_bytes=self.peak_tmp_bytes,
             limits=limits.to_dict(),
             log_tail=self._log_tail(),
             **gpu_figures(self.gpu, spec),
         )
+        if self.telemetry is not None:
+            result.series.update(self.telemetry.series())
         self._judge(result, state, output)
         return result
 

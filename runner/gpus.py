@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Collection, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import docker.errors
@@ -24,6 +23,14 @@ def device_requests(gpu_ids: Sequence[str]) -> list[DeviceRequest]:
     if not gpu_ids:
         return []
     return [DeviceRequest(device_ids=list(gpu_ids), capabilities=CAPABILITIES)]
+
+
+def gpu_environment(gpu_ids: Sequence[str]) -> dict[str, str]:
+    """Overrides of an image's NVIDIA_* variables. Where the NVIDIA runtime is Docker's default, an image's
+    NVIDIA_VISIBLE_DEVICES=all (the CUDA base images set it) would otherwise expose every GPU, even to a CPU phase."""
+    if not gpu_ids:
+        return {"NVIDIA_VISIBLE_DEVICES": "void"}
+    return {"NVIDIA_VISIBLE_DEVICES": ",".join(gpu_ids), "NVIDIA_DRIVER_CAPABILITIES": "compute,utility"}
 
 
 def local_gpu_ids(count: int, environ: Mapping[str, str] = os.environ) -> tuple[str, ...]:

@@ -52,6 +52,8 @@ class PhaseResult:
     log_truncated: bool = False
     output_bytes: int = 0
     output_files: int = 0
+    # Most bytes seen on /tmp (sampled while it ran); None where the container's root is not visible here.
+    peak_tmp_bytes: int | None = None
     # Seconds between the wall-clock limit and the container's end, when it was killed for it.
     timeout_overshoot_s: float | None = None
     limits: dict[str, Any] = field(default_factory=dict)

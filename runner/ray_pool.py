@@ -1,12 +1,18 @@
-"""Run phase specs as Ray tasks whose resource demands come from the phase's limits."""
+"""Run phase specs as Ray tasks whose resource demands come from the phase's limits.
+
+The pool keeps the queue itself and hands Ray only what the cluster can run now (and at most
+``max_parallel``), so the order is the pool's: fair across groups (teams, see ``FairQueue``).
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 import socket
-from collections import deque
+import time
+from collections import Counter
 from typing import Any, Hashable
 
 import ray
@@ -14,14 +20,40 @@ import ray.exceptions
 
 from limits import PhaseVerdict
 from runner.docker_backend import DockerBackend
+from runner.fair_queue import FairQueue
 from runner.phase import PhaseResult, PhaseSpec
+from runner.staging import Staging, StagingError
+
+NODE_LABEL = "harness.node"  # the Ray node a container was started from
+NODES_TTL_S = 2.0  # how long the list of live nodes (and so the capacity) is trusted
+CANCEL_WAIT_S = 10.0
+_RAY_RESOURCE = {"num_cpus": "CPU", "memory": "memory", "num_gpus": "GPU"}
+
+
+@functools.cache
+def _backend() -> DockerBackend:
+    """One engine connection per Ray worker process, made on its first phase (or warm-up)."""
+    return DockerBackend()
 
 
 @ray.remote(max_retries=0)
-def _run_phase(spec: PhaseSpec) -> PhaseResult:
-    result = DockerBackend().run(with_ray_gpus(spec))
-    result.node = f"{socket.gethostname()}/{ray.get_runtime_context().get_node_id()[:12]}"
+def _run_phase(spec: PhaseSpec, staging: Staging | None) -> PhaseResult:
+    node_id = ray.get_runtime_context().get_node_id()
+    spec = dataclasses.replace(with_ray_gpus(spec), labels={**spec.labels, NODE_LABEL: node_id})
+    backend = _backend()
+    try:
+        if staging is not None:
+            spec = staging.prepare(spec, node_id, backend.client)
+        result = backend.run(spec)
+    except StagingError as exc:
+        result = infra_result(spec, f"could not bring its image or data to node {node_id[:12]} ({exc})")
+    result.node = f"{socket.gethostname()}/{node_id[:12]}"
     return result
+
+
+@ray.remote(num_cpus=0, max_retries=0)
+def _warm_up() -> None:
+    _backend()
 
 
 def with_ray_gpus(spec: PhaseSpec) -> PhaseSpec:
@@ -31,25 +63,40 @@ def with_ray_gpus(spec: PhaseSpec) -> PhaseSpec:
     return dataclasses.replace(spec, gpu_ids=tuple(ray.get_runtime_context().get_accelerator_ids().get("GPU", [])))
 
 
+def connect_ray(address: str | None = None, num_cpus: int | None = None) -> None:
+    """Join the Ray cluster at ``address`` ("auto", "host:port"), or start a local one (None); once per process."""
+    if ray.is_initialized():
+        return
+    options: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False}
+    if address is None:  # "local": never join a cluster some other process left running here
+        options.update(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, object_store_memory=128 * 1024**2)
+    ray.init(address=address or "local", **options)
+
+
 def resource_demand(spec: PhaseSpec) -> dict[str, Any]:
     limits = spec.limits
     return {"num_cpus": limits.cpus, "memory": limits.memory, "num_gpus": limits.gpus}
 
 
-class RayPhasePool:
-    """Submit specs, collect results as they finish; at most ``max_parallel`` in flight."""
+def infra_result(spec: PhaseSpec, problem: str) -> PhaseResult:
+    message = f"{spec.phase}: {problem}; this is not the submission's fault and it will be retried"
+    return PhaseResult(spec.phase, PhaseVerdict.INFRA_ERROR, message, limits=spec.limits.to_dict())
 
-    def __init__(self, address: str | None = None, max_parallel: int | None = None, num_cpus: int | None = None) -> None:
-        if not ray.is_initialized():
-            options: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.ERROR, "log_to_driver": False}
-            if address is None:
-                options["num_cpus"] = num_cpus or os.cpu_count()
-                options["object_store_memory"] = 128 * 1024**2
-            ray.init(address=address, **options)
+
+class RayPhasePool:
+    """Submit specs (each with a group), collect results as they finish."""
+
+    def __init__(self, address: str | None = None, max_parallel: int | None = None, num_cpus: int | None = None,
+                 staging: Staging | None = None) -> None:
+        connect_ray(address, num_cpus)
         self.max_parallel = max_parallel
-        self._queue: deque[tuple[Hashable, PhaseSpec]] = deque()
-        self._running: dict[ray.ObjectRef, tuple[Hashable, PhaseSpec]] = {}
+        self.staging = staging
+        self._queue: FairQueue[tuple[Hashable, PhaseSpec]] = FairQueue()
+        self._running: dict[ray.ObjectRef, tuple[Hashable, PhaseSpec, str]] = {}
+        self._per_group: Counter[str] = Counter()
         self._refused: list[tuple[Hashable, PhaseResult]] = []
+        self._nodes: list[dict[str, float]] = []
+        self._nodes_at = float("-inf")
 
     @property
     def busy(self) -> bool:
@@ -59,33 +106,54 @@ class RayPhasePool:
     def running(self) -> int:
         return len(self._running)
 
-    def submit(self, key: Hashable, spec: PhaseSpec) -> None:
+    def running_keys(self) -> list[Hashable]:
+        return [key for key, _, _ in self._running.values()]
+
+    def warm_up(self) -> None:
+        """Start a worker per CPU and connect it to its engine, so that start-up is not charged to the first phases."""
+        cpus = int(sum(node.get("CPU", 0) for node in self._live_nodes()))
+        ray.get([_warm_up.remote() for _ in range(max(1, cpus))])
+
+    def submit(self, key: Hashable, spec: PhaseSpec, group: str = "", *, first: bool = False) -> None:
+        """Queue ``spec``; ``first`` puts it before the rest of its group (a follow-up of started work)."""
         problem = _gpu_shortfall(spec.limits.gpus)
         if problem:  # Ray would hold the task forever as infeasible
-            message = f"{spec.phase}: the Ray cluster cannot run it: {problem}; this is not the submission's fault"
-            self._refused.append((key, PhaseResult(spec.phase, PhaseVerdict.INFRA_ERROR, message, limits=spec.limits.to_dict())))
+            self._refused.append((key, infra_result(spec, f"the Ray cluster cannot run it: {problem}")))
             return
-        self._queue.append((key, spec))
-        self._launch()
+        self._queue.push(group, (key, spec), first=first)
 
-    def _launch(self) -> None:
-        while self._queue and (self.max_parallel is None or len(self._running) < self.max_parallel):
-            key, spec = self._queue.popleft()
-            ref = _run_phase.options(**resource_demand(spec)).remote(spec)
-            self._running[ref] = (key, spec)
+    def dispatch(self) -> None:
+        """Hand Ray the next specs, in fair order, while the cluster has room for them."""
+        while (group := self._queue.next_group(self._per_group)) is not None:
+            key, spec = self._queue.head(group)
+            capacity = self._capacity(spec)
+            if capacity == 0:
+                self._queue.pop(group)
+                self._refused.append((key, infra_result(spec, f"no live node of the Ray cluster can hold it ({_demand_text(spec)})")))
+                continue
+            if len(self._running) >= (capacity if self.max_parallel is None else min(self.max_parallel, capacity)):
+                return
+            self._queue.pop(group)
+            ref = _run_phase.options(**resource_demand(spec)).remote(spec, self.staging)
+            self._running[ref] = (key, spec, group)
+            self._per_group[group] += 1
 
     def wait(self, timeout: float = 1.0) -> list[tuple[Hashable, PhaseResult]]:
+        """Dispatch what fits, then return every result that is ready (waiting up to ``timeout`` for one)."""
+        self.dispatch()
         if self._refused:
             refused, self._refused = self._refused, []
             return refused
         if not self._running:
             return []
-        done, _ = ray.wait(list(self._running), num_returns=1, timeout=timeout)
+        ready, _ = ray.wait(list(self._running), num_returns=1, timeout=timeout)
+        if ready:
+            ready, _ = ray.wait(list(self._running), num_returns=len(self._running), timeout=0)
         finished = []
-        for ref in done:
-            key, spec = self._running.pop(ref)
+        for ref in ready:
+            key, spec, group = self._running.pop(ref)
+            self._per_group[group] -= 1
             finished.append((key, self._collect(ref, spec)))
-        self._launch()
         return finished
 
     @staticmethod
@@ -93,23 +161,40 @@ class RayPhasePool:
         try:
             return ray.get(ref)
         except ray.exceptions.RayError as exc:
-            return PhaseResult(
-                phase=spec.phase,
-                verdict=PhaseVerdict.INFRA_ERROR,
-                message=f"{spec.phase}: the Ray task failed ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
-                "this is not the submission's fault and it will be retried",
-                limits=spec.limits.to_dict(),
-            )
+            cause = exc.cause if isinstance(exc, ray.exceptions.RayTaskError) else exc
+            lines = str(cause).strip().splitlines()
+            return infra_result(spec, f"the Ray task failed ({type(cause).__name__}: {lines[0] if lines else ''})")
 
     def cancel(self) -> list[Hashable]:
-        """Cancel everything queued or running; returns the keys that were in flight."""
-        keys = [key for key, _ in self._queue] + [key for key, _ in self._running.values()] + [key for key, _ in self._refused]
-        for ref in self._running:
+        """Cancel everything queued or running; returns the keys that were in flight. Once it returns,
+        no task of this pool can start a container any more."""
+        keys = [key for key, _ in self._queue] + self.running_keys() + [key for key, _ in self._refused]
+        refs = list(self._running)
+        for ref in refs:
             ray.cancel(ref, force=True)
+        if refs:
+            ray.wait(refs, num_returns=len(refs), timeout=CANCEL_WAIT_S)
         self._queue.clear()
         self._refused.clear()
         self._running.clear()
+        self._per_group.clear()
         return keys
+
+    def _live_nodes(self) -> list[dict[str, float]]:
+        if time.monotonic() - self._nodes_at > NODES_TTL_S:
+            self._nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
+            self._nodes_at = time.monotonic()
+        return self._nodes
+
+    def _capacity(self, spec: PhaseSpec) -> int:
+        """How many phases like ``spec`` the live nodes hold at once (by their total resources)."""
+        needs = {_RAY_RESOURCE[key]: need for key, need in resource_demand(spec).items() if need}
+        return sum(min(int(node.get(name, 0) // need) for name, need in needs.items()) for node in self._live_nodes())
+
+
+def _demand_text(spec: PhaseSpec) -> str:
+    limits = spec.limits
+    return f"it needs {limits.cpus:g} CPU, {limits.memory} bytes of memory and {limits.gpus} GPU on one node"
 
 
 def _gpu_shortfall(needed: int) -> str | None:

@@ -18,6 +18,7 @@ class StatsSampler:
         self._peak = 0
         self._cpu_ns = 0
         self._pids = 0
+        self._current: tuple[float, int, float] | None = None
 
     def maybe_sample(self) -> None:
         if not self.enabled or time.monotonic() < self._next:
@@ -31,6 +32,11 @@ class StatsSampler:
         self._peak = max(self._peak, memory.get("max_usage", 0), memory.get("usage", 0))
         self._cpu_ns = max(self._cpu_ns, ((stats.get("cpu_stats") or {}).get("cpu_usage") or {}).get("total_usage", 0))
         self._pids = max(self._pids, (stats.get("pids_stats") or {}).get("current", 0))
+        self._current = (time.time(), memory.get("usage", 0), self._cpu_ns / 1e9)
+
+    def current(self) -> tuple[float, int, float] | None:
+        """The latest reading (Unix time, memory in use, CPU seconds so far), for telemetry."""
+        return self._current
 
     def usage(self) -> Usage:
         return Usage(self._cpu_ns / 1e9, self._peak, self._pids)

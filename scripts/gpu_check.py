@@ -70,8 +70,8 @@ def _allocator(fake: bool):
                 return tensor
 
             return f"torch {torch.__version__}", alloc
-    except ImportError:
-        pass
+    except (ImportError, OSError):
+        pass  # no torch, or a broken one
     return "the CUDA driver API (ctypes; torch missing or without CUDA)", _driver_alloc()
 
 
@@ -154,14 +154,17 @@ class Child:
     def pids(self) -> set[int]:
         return process_tree_pids(self.proc.pid)
 
-    def kill(self) -> None:
+    def kill(self) -> float:
+        """SIGKILL the child and its descendants; returns when it was reaped (monotonic)."""
         for pid in self.pids():
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
         self.proc.wait()
+        reaped = time.monotonic()
         self.reader.join(timeout=5)  # its last reports read
+        return reaped
 
 
 class Check:
@@ -232,8 +235,7 @@ def run(check: Check, nvml: Nvml, device: str, env: dict[str, str], dry_run: boo
             problem = watch.poll()
             time.sleep(0.005)
         decided = time.monotonic()
-        child.kill()
-        killed = time.monotonic()
+        killed = child.kill()
         if problem is None:
             check.say("FAIL", "watchdog", f"no decision over a limit of {format_size(limit)}; peak read {format_size(watch.peak_memory_bytes)}")
             return

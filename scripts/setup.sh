@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything harness needs, idempotently: Python 3.11 and a virtual environment with the
 # project installed, and a Docker engine that answers. As root on a fresh Debian machine it installs
-# what is missing (python3, docker.io, mmdebstrap) and starts the engine; on a workstation that
+# what is missing (python3, docker.io, mmdebstrap, chromium) and starts the engine; on a workstation that
 # already has Docker it only creates the virtual environment.
 set -euo pipefail
 
@@ -90,7 +90,15 @@ setup_image_tools() {
     fi
 }
 
+setup_browser() {
+    # The leaderboard page is tested in a real headless Chromium (Debian's package).
+    if is_root && ! command -v chromium >/dev/null 2>&1; then
+        apt_install chromium
+    fi
+}
+
 setup_python
 setup_docker
 setup_image_tools
+setup_browser
 say "ready: $VENV/bin/harness, Docker engine answering"

@@ -79,3 +79,96 @@ def test_formats():
     assert data[0]["team"] == "A\x1b[31m" and data[0]["rank"] == 1
     rows = list(csv.DictReader(io.StringIO(leaderboard.render(entries, "csv", ACC, "T"))))
     assert rows[0]["score"] == "0.5" and rows[0]["rank"] == "1"
+
+
+def test_rule_last_ranks_the_latest_scored_submission():
+    records = [record("a1", "A", public=0.95, submitted_at="2026-01-01T00:00:00Z"), record("a2", "A", public=0.70, submitted_at="2026-01-02T00:00:00Z"),
+               record("a3", "A", verdict="TIMEOUT", submitted_at="2026-01-03T00:00:00Z"), record("b1", "B", public=0.80)]
+    assert [(e.team, e.submission) for e in leaderboard.build(records, ACC)] == [("A", "a1"), ("B", "b1")]
+    assert [(e.team, e.submission) for e in leaderboard.build(records, ACC, rule="last")] == [("B", "b1"), ("A", "a2")]
+
+
+def test_a_team_tie_goes_to_its_earlier_submission():
+    records = [record("late", "A", public=0.9, submitted_at="2026-01-02T00:00:00Z"), record("early", "A", public=0.9, submitted_at="2026-01-01T00:00:00Z")]
+    assert [e.submission for e in leaderboard.build(records, ACC)] == ["early"]
+
+
+# A: its best-public submission overfits the public part; it selects the other one.
+# B: selects nothing, so its K=1 best-public submission counts, not its better-private one.
+FINALS = [
+    record("a-overfit", "A", public=0.99, private=0.70, submitted_at="2026-01-01T00:00:00Z"),
+    record("a-robust", "A", public=0.90, private=0.93, submitted_at="2026-01-02T00:00:00Z"),
+    record("b-best-public", "B", public=0.95, private=0.91, submitted_at="2026-01-01T00:00:00Z"),
+    record("b-hidden-gem", "B", public=0.85, private=0.97, submitted_at="2026-01-02T00:00:00Z"),
+]
+
+
+def test_final_selection_with_and_without_the_fallback():
+    public = leaderboard.build(FINALS, ACC)
+    assert [(e.rank, e.team, e.submission, e.score) for e in public] == [(1, "A", "a-overfit", 0.99), (2, "B", "b-best-public", 0.95)]
+    final = leaderboard.build(FINALS, ACC, private=True, selections={"A": ["a-robust"]}, fallback=1)
+    assert [(e.rank, e.team, e.submission, e.score) for e in final] == [(1, "A", "a-robust", 0.93), (2, "B", "b-best-public", 0.91)]
+    # without any selection, each team's best-public submission stands: A falls behind B
+    fallback = leaderboard.build(FINALS, ACC, private=True, fallback=1)
+    assert [(e.team, e.submission, e.score) for e in fallback] == [("B", "b-best-public", 0.91), ("A", "a-overfit", 0.70)]
+    # a larger fallback takes the best private of the K best-public
+    assert [(e.team, e.submission) for e in leaderboard.build(FINALS, ACC, private=True, fallback=2)] == [("B", "b-hidden-gem"), ("A", "a-robust")]
+    # under rule "last" the fallback is the latest submissions
+    assert [(e.team, e.submission) for e in leaderboard.build(FINALS, ACC, private=True, rule="last", fallback=1)] == [("B", "b-hidden-gem"), ("A", "a-robust")]
+
+
+def test_verdict_counts_and_history():
+    records = [record("a1", "A", public=0.8, private=0.7, submitted_at="2026-01-01T00:00:00Z"), record("a2", "A", verdict="TIMEOUT", submitted_at="2026-01-02T00:00:00Z"),
+               record("a3", "A", verdict="TIMEOUT", submitted_at="2026-01-03T00:00:00Z")]
+    (entry,) = leaderboard.build(records, ACC)
+    assert entry.verdicts == {"SCORED": 1, "TIMEOUT": 2} and entry.submissions == 3
+    rows = list(csv.DictReader(io.StringIO(leaderboard.render([entry], "csv", ACC, "T"))))
+    assert rows[0]["verdicts"] == "SCORED=1;TIMEOUT=2"
+    hidden = leaderboard.history(records, ACC, {"A": ["a1"]}, reveal_private=False)
+    assert [(a.submission, a.verdict, a.public, a.private, a.selected) for a in hidden] == [
+        ("a1", "SCORED", 0.8, None, True), ("a2", "TIMEOUT", None, None, False), ("a3", "TIMEOUT", None, None, False)]
+    assert leaderboard.history(records, ACC)[0].private == 0.7
+    table = leaderboard.render(hidden, "table", ACC, "history")
+    assert "public accuracy" in table and "0.80000" in table and "0.70000" not in table
+
+
+def _write_records(home, records) -> list[str]:
+    """Queue a submission per record in the ledger (as evaluated), then write the record with its id."""
+    from harness.ledger import EVALUATED, Ledger
+
+    ledger, ids = Ledger(home, "digits"), []
+    directory = home / "competitions" / "digits" / "records"
+    directory.mkdir(parents=True, exist_ok=True)
+    for r in records:
+        submission = ledger.add(r["submission"]["team"], "img", "sha256:" + "0" * 64)
+        submission.state = EVALUATED
+        ledger.save(submission)
+        r = {**r, "submission": {**r["submission"], "id": submission.id}}
+        (directory / f"ev-{submission.id}.json").write_text(json.dumps(r))
+        ids.append(submission.id)
+    return ids
+
+
+def test_select_and_finalize_switch_the_board_to_private(home, capsys):
+    from harness.cli import main
+
+    ids = dict(zip(["a-overfit", "a-robust", "b-best-public", "b-hidden-gem"], _write_records(home, FINALS)))
+    assert main(["select", "digits", "--team", "A", ids["a-robust"], "competition.leaderboard.final_selections=1"]) == 0
+    assert main(["select", "digits", "--team", "A", ids["a-robust"], ids["a-overfit"], "competition.leaderboard.final_selections=1"]) == 2
+    assert "a team may select at most 1" in capsys.readouterr().err
+    assert main(["select", "digits", "--team", "B", ids["a-robust"]]) == 2
+    assert f"team 'B' has no submission '{ids['a-robust']}'" in capsys.readouterr().err
+
+    assert main(["leaderboard", "digits", "--format", "json"]) == 0
+    assert [(e["team"], e["submission"]) for e in json.loads(capsys.readouterr().out)] == [("A", ids["a-overfit"]), ("B", ids["b-best-public"])]
+    assert main(["finalize", "digits", "competition.leaderboard.final_selections=1"]) == 0
+    out = capsys.readouterr().out
+    assert "private leaderboard (final, " in out
+    assert main(["leaderboard", "digits", "competition.leaderboard.final_selections=1", "--format", "json"]) == 0
+    final = json.loads(capsys.readouterr().out)
+    assert [(e["team"], e["submission"], e["score"]) for e in final] == [("A", ids["a-robust"], 0.93), ("B", ids["b-best-public"], 0.91)]
+    assert main(["leaderboard", "digits", "--public", "--team", "B", "--format", "csv"]) == 0
+    history = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [(h["submission"], h["private"]) for h in history] == [(ids["b-best-public"], ""), (ids["b-hidden-gem"], "")]
+    assert main(["select", "digits", "--team", "B", ids["b-hidden-gem"]]) == 2
+    assert "was finalized at" in capsys.readouterr().err

@@ -32,7 +32,7 @@ def test_round_of_three(home, sample_image, behave_image):
         "broken": submit(home, "beta", behave_image("crash")),
         "sleeper": submit(home, "gamma", behave_image("sleeper")),
     }
-    done = harness(home, "round", "digits", "limits.train.wall_clock_s=30")
+    done = harness(home, "round", "digits", "limits.train.wall_clock_s=45")
     assert done.returncode == 0, done.stderr
 
     records = {r["submission"]["id"]: r for r in map(json.loads, map(Path.read_text, (home / "competitions/digits/records").glob("*.json")))}
@@ -50,7 +50,7 @@ def test_round_of_three(home, sample_image, behave_image):
 
     client = MlflowClient(tracking_uri=f"sqlite:///{home / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("digits")
-    runs = client.search_runs([experiment.experiment_id])
+    runs = client.search_runs([experiment.experiment_id], "tags.`harness.kind` = 'evaluation'")
     assert len(runs) == 3
     by_submission = {run.data.tags["harness.submission"]: run for run in runs}
     assert set(by_submission) == set(ids.values())
@@ -58,7 +58,7 @@ def test_round_of_three(home, sample_image, behave_image):
     assert sample_run.data.tags["harness.team"] == "alpha"
     assert sample_run.data.tags["harness.image_digest"].startswith("sha256:")
     assert sample_run.data.metrics["public_accuracy"] == records[ids["sample"]]["scores"]["public"]["accuracy"]
-    assert sample_run.data.params["limits.train.wall_clock_s"] == "30.0"
+    assert sample_run.data.params["limits.train.wall_clock_s"] == "45.0"
     assert records[ids["sample"]]["mlflow_run_id"] == sample_run.info.run_id
     artifacts = {a.path for a in client.list_artifacts(sample_run.info.run_id)}
     assert {f"{records[ids['sample']]['evaluation_id']}.json", "logs", "predictions"} <= artifacts

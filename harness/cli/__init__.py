@@ -6,11 +6,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from harness.cli import check, data, demo, evaluate, images, leaderboard
+from harness.cli import audit, check, data, demo, evaluate, finals, images, leaderboard, reinfer, rescore, starter, sync, verify
 from harness.errors import HarnessError
 
 EXIT_ERROR = 2
-COMMAND_MODULES = (evaluate, leaderboard, check, demo, images, data)
+COMMAND_MODULES = (evaluate, leaderboard, finals, check, demo, images, data, starter, audit, rescore, reinfer, sync, verify)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

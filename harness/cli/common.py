@@ -17,6 +17,29 @@ def add_command(commands, name: str, handler: Callable[[argparse.Namespace], int
     return sub
 
 
+def add_ids_command(commands, name: str, handler: Callable[[argparse.Namespace], int], help: str, ids: str, nargs: str = "+") -> argparse.ArgumentParser:
+    """A command on ``COMPETITION ID... [KEY=VALUE...]``: the handler gets ``args.ids`` and ``args.overrides``."""
+    sub = commands.add_parser(name, help=help, description=help)
+    sub.add_argument("competition", help="competition name (a file in configs/competition/)")
+    sub.add_argument("items", nargs=nargs, metavar=ids, help=f"{ids} (KEY=VALUE configuration overrides may follow)")
+
+    def split(args: argparse.Namespace) -> int:
+        args.ids = [item for item in args.items if "=" not in item]
+        args.overrides = [item for item in args.items if "=" in item]
+        return handler(args)
+
+    sub.set_defaults(handler=split)
+    return sub
+
+
+def open_tracker(competition):
+    """The competition's MLflow tracking, as configured (``tracking.uri``); it connects on first use."""
+    from harness.tracking import Tracker
+
+    tracking = competition.settings.tracking
+    return Tracker(tracking.get("uri"), tracking.experiment, competition.home)
+
+
 def load_competition(name: str, overrides: list[str]):
     """The competition with its data prepared (the first use writes it)."""
     from harness.competition import Competition

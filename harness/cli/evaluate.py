@@ -18,10 +18,12 @@ def register(commands) -> None:
 
 def submit_image(competition, team: str, image: str):
     from harness.intake import pin_image
-    from harness.ledger import Ledger
+    from harness.ledger import Ledger, validate_team
 
-    pinned = pin_image(docker_client(), image)
-    submission = Ledger(competition.paths.submissions, competition.name).add(team, image, pinned.digest)
+    rules = competition.settings.competition.rules
+    validate_team(team)
+    pinned = pin_image(docker_client(), image, max_bytes=rules.max_image_bytes)
+    submission = Ledger.of(competition).add(team, image, pinned.digest, per_day=rules.per_day)
     print(f"submitted {image} ({pinned.digest[:19]}) for team {submission.team!r} as {submission.id}", file=sys.stderr)
     return submission
 
@@ -33,23 +35,12 @@ def _submit(args: argparse.Namespace) -> int:
 
 
 def run_round(competition) -> int:
-    from harness.ledger import Ledger
-    from harness.round import Round
-    from harness.tracking import Tracker
-    from runner.ray_pool import RayPhasePool
+    from harness.round_driver import drive_round
 
-    settings = competition.settings
-    client = docker_client()
-    ledger = Ledger(competition.paths.submissions, competition.name)
-    if not ledger.pending():
+    summary = drive_round(competition, docker_client())
+    if summary is None:
         print(f"no pending submissions in {competition.name}", file=sys.stderr)
-        return print_leaderboard(competition, private=False, fmt="table")
-    tracker = Tracker(settings.tracking.get("uri"), settings.tracking.experiment, competition.home)
-    pool = RayPhasePool(settings.runner.get("address"), settings.runner.get("max_parallel"))
-    summary = Round(competition, ledger, tracker, pool, client, infra_retries=settings.runner.infra_retries).run()
-    counts = ", ".join(f"{n} {verdict}" for verdict, n in sorted(summary.counts().items()))
-    print(f"{summary.round_id}: {len(summary.records)} evaluated in {summary.wall_s:.1f} s ({counts or 'none'})", file=sys.stderr)
-    if summary.cancelled:
+    elif summary.cancelled:
         return 130
     return print_leaderboard(competition, private=False, fmt="table")
 

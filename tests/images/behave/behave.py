@@ -9,6 +9,7 @@ import errno
 import hashlib
 import json
 import os
+import re
 import signal
 import socket
 import stat
@@ -132,7 +133,6 @@ def deepdir():
     with open("deep.bin", "wb") as fh:
         fh.write(b"\1" * DEEP_FILE)
     os.chdir("/")
-    train_ok()
 
 
 def forkbomb():
@@ -201,30 +201,30 @@ def network():
 def fill_tmp():
     """Write /tmp until the kernel refuses; hold it full a moment (for the harness's sampling)."""
     written, error = 0, None
-    with open("/tmp/fill", "wb") as fh:
+    with open("/tmp/fill", "wb", buffering=0) as fh:
         while written < 1024 * MIB:
             try:
-                fh.write(b"\1" * MIB)
-                fh.flush()
+                written += fh.write(b"\1" * MIB)
             except OSError as exc:
                 error = errno.errorcode[exc.errno]
                 break
-            written += MIB
         time.sleep(0.5)
-    written = os.stat("/tmp/fill").st_size
     os.unlink("/tmp/fill")
     return {"bytes": written, "error": error}
 
 
 def scan_files():
-    """Every readable file that holds the organizer's secret or looks like the hidden labels."""
+    """Every readable file that holds the organizer's secret or looks like the hidden labels.
+
+    /usr is the image's own, built before any run and mounted read-only: it is not scanned.
+    """
     secrets, labels = [], []
     for path in ("/proc/self/environ", "/proc/self/cmdline", "/proc/1/environ", "/proc/1/cmdline"):
         if SECRET_MARKER in open(path, "rb").read():
             secrets.append(path)
     for top, dirs, files in os.walk("/"):
         if top == "/":
-            dirs[:] = [d for d in dirs if d not in ("proc", "sys", "dev")]
+            dirs[:] = [d for d in dirs if d not in ("proc", "sys", "dev", "usr")]
         for name in files:
             path = os.path.join(top, name)
             try:
@@ -279,6 +279,11 @@ def infer(ids):
             print(f"mknod: {errno.errorcode[exc.errno]}")
     elif BEHAVIOUR == "directory":
         os.mkdir("/output/predictions.csv")
+    elif BEHAVIOUR == "random":  # non-deterministic on purpose: a different guess per id on every run
+        with open("/output/predictions.csv", "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(("id", "label"))
+            writer.writerows((i, str(os.urandom(1)[0] % 10)) for i in ids)
     elif BEHAVIOUR == "oversized":
         with open("/output/predictions.csv", "wb") as fh:
             fh.truncate(200 * MIB)  # sparse: 200 MiB long, almost nothing on disk
@@ -286,9 +291,25 @@ def infer(ids):
         write_predictions(ids)
 
 
+def paced():
+    """"nap<S>" sleeps S seconds (default 1) in each phase, "spin<S>" keeps one CPU busy that long;
+    then either behaves as "constant". For benchmarks and for tests that need a phase to be running."""
+    match = re.fullmatch(r"(nap|spin)(\d+(?:\.\d+)?)?", BEHAVIOUR)
+    if not match:
+        return
+    seconds = float(match.group(2) or 1)
+    if match.group(1) == "nap":
+        time.sleep(seconds)
+        return
+    stop = time.monotonic() + seconds
+    while time.monotonic() < stop:
+        pass
+
+
 def main():
     if BEHAVIOUR == "probe":
         probe(f"/{'model' if PHASE == 'train' else 'output'}/probe-{PHASE}.json")
+    paced()
     if PHASE == "train":
         TRAIN.get(BEHAVIOUR, lambda: None)()
         train_ok()

@@ -1,0 +1,127 @@
+"""What the benchmarks share: a work directory, test submissions, raw ``docker run`` (the floor), a round.
+
+A benchmark measures the harness and its floor side by side, in the same run, and prints ratios;
+nothing here asserts a timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from harness.competition import Competition  # noqa: E402
+from harness.config import compose_config, load_settings  # noqa: E402
+from harness.images import build_context_image, ensure_os_base  # noqa: E402
+from harness.intake import pin_image  # noqa: E402
+from harness.ledger import Ledger  # noqa: E402
+from harness.round import RoundSummary  # noqa: E402
+from harness.round_driver import drive_round  # noqa: E402
+from limits import PhaseLimits  # noqa: E402
+from limits.docker_options import contract_environment  # noqa: E402
+from runner.docker_backend import container_user, make_writable_dir  # noqa: E402
+from runner.engine import connect  # noqa: E402
+
+BEHAVE_DIR = ROOT / "tests" / "images" / "behave"
+
+
+def arguments(description: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help="fewer submissions and repetitions (a minute or two)")
+    return parser.parse_args()
+
+
+def behave_image(behaviour: str) -> str:
+    """The tag of a test submission with that behaviour (tests/images/behave), built if missing."""
+    tag = f"harness-test/{behaviour}:latest"
+    try:
+        connect().images.get(tag)
+    except Exception:  # noqa: BLE001 - any failure to find it: build it
+        base = ensure_os_base(compose_config("digits").images, log=lambda line: None)
+        build_context_image(tag, BEHAVE_DIR, {"BASE": base, "BEHAVIOUR": behaviour}, log=lambda line: None)
+    return tag
+
+
+def work_home() -> Path:
+    """A fresh work directory (HARNESS_HOME) with the digits data prepared."""
+    home = Path(tempfile.mkdtemp(prefix="harness-bench-"))
+    os.environ["HARNESS_HOME"] = str(home)
+    competition(home).ensure_data()
+    return home
+
+
+def competition(home: Path, *overrides: str) -> Competition:
+    return Competition.load(load_settings("digits", list(overrides)), home)
+
+
+def submit_many(comp: Competition, image: str, count: int, teams: int | None = None) -> list[str]:
+    digest = pin_image(connect(), image).digest
+    ledger = Ledger.of(comp)
+    return [ledger.add(f"team{i % (teams or count)}", image, digest).id for i in range(count)]
+
+
+def run_round(comp: Competition) -> tuple[RoundSummary, str]:
+    """The round as ``harness round`` runs it, in this process; returns its summary and its output."""
+    log = io.StringIO()
+    summary = drive_round(comp, connect(), out=log)
+    assert summary is not None
+    return summary, log.getvalue()
+
+
+def startup_line(log: str) -> str:
+    return next(line for line in log.splitlines() if line.startswith("start-up:"))
+
+
+def raw_phase(image: str, phase: str, limits: PhaseLimits, mounts: Sequence[tuple[Path, str, bool]], seed: int = 42) -> list[str]:
+    """``docker run --rm`` of one phase with the same limits, isolation, environment and mounts as the harness."""
+    uid, gid = container_user()
+    args = ["docker", "run", "--rm", "--network", "none", "--read-only", "--cap-drop", "ALL",
+            "--security-opt", "no-new-privileges", "--ipc", "private", "--oom-score-adj", "1000",
+            "--pids-limit", str(limits.pids), "--memory", str(limits.memory), "--memory-swap", str(limits.memory),
+            "--cpus", f"{limits.cpus:g}", "--tmpfs", f"/tmp:rw,nosuid,nodev,size={limits.tmp},mode=1777",
+            "--ulimit", f"fsize={limits.disk}:{limits.disk}", "--ulimit", "core=0:0", "--log-driver", "none",
+            "--user", f"{uid}:{gid}", "--hostname", "sandbox"]
+    for key, value in contract_environment(phase, limits, seed).items():
+        args += ["-e", f"{key}={value}"]
+    for source, target, read_only in mounts:
+        args += ["-v", f"{source}:{target}:{'ro' if read_only else 'rw'}"]
+    return [*args, image, phase]
+
+
+def raw_submission(comp: Competition, image: str, work: Path) -> list[list[str]]:
+    """The two raw runs (train, then infer) of one submission, in fresh directories under ``work``."""
+    run = Path(tempfile.mkdtemp(dir=work))
+    model, output = run / "model", run / "output"
+    make_writable_dir(model)
+    make_writable_dir(output)
+    limits, paths = comp.settings.limits, comp.paths
+    return [
+        raw_phase(image, "train", limits.phase("train"), [(paths.train, "/data/train", True), (model, "/model", False)]),
+        raw_phase(image, "infer", limits.phase("infer"), [(paths.test, "/data/test", True), (model, "/model", True), (output, "/output", False)]),
+    ]
+
+
+def timed(commands: Sequence[Sequence[str]]) -> float:
+    """Seconds to run ``commands`` one after the other (each must succeed)."""
+    started = time.monotonic()
+    for command in commands:
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.monotonic() - started
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+def load_average() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())

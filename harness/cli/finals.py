@@ -1,0 +1,37 @@
+"""``harness select`` (a team's final selection) and ``harness finalize`` (close a competition)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from harness.cli.common import add_command, add_ids_command, load_competition
+from harness.cli.leaderboard import print_leaderboard
+
+
+def register(commands) -> None:
+    select = add_ids_command(commands, "select", _select, "choose a team's scored submissions for the private leaderboard (replaces its earlier choice)",
+                             "SUBMISSION_ID")
+    select.add_argument("--team", required=True)
+    add_command(commands, "finalize", _finalize, "close the competition: no more submissions or selections; print the private leaderboard")
+
+
+def _select(args: argparse.Namespace) -> int:
+    from harness.leaderboard import SCORED, latest_per_submission
+    from harness.ledger import Ledger
+    from harness.record import load_records
+
+    competition = load_competition(args.competition, args.overrides)
+    scored = {r["submission"]["id"] for r in latest_per_submission(load_records(competition.paths.records)) if r["verdict"] == SCORED}
+    Ledger.of(competition).select(args.team, args.ids, limit=competition.settings.competition.rules.final_selections, scored=scored)
+    print(f"team {args.team!r} selected {', '.join(args.ids)} for the private leaderboard of {competition.name}", file=sys.stderr)
+    return 0
+
+
+def _finalize(args: argparse.Namespace) -> int:
+    from harness.ledger import Ledger
+
+    competition = load_competition(args.competition, args.overrides)
+    finalized_at = Ledger.of(competition).finalize()
+    print(f"{competition.name} finalized at {finalized_at}: the private leaderboard is final", file=sys.stderr)
+    return print_leaderboard(competition, private=True)

@@ -1,0 +1,23 @@
+"""``harness reinfer``: the infer phase again, with stored models, on a replaced test set."""
+
+from __future__ import annotations
+
+import argparse
+
+from harness.cli.common import add_ids_command, docker_client, load_competition, open_tracker
+
+
+def register(commands) -> None:
+    add_ids_command(commands, "reinfer", _reinfer,
+                    "run only the infer phase of these submissions again, with their stored models, on the current test set", "SUBMISSION_ID")
+
+
+def _reinfer(args: argparse.Namespace) -> int:
+    from harness.reinfer import reinfer
+
+    competition = load_competition(args.competition, args.overrides)
+    records = reinfer(competition, args.ids, docker_client(), open_tracker(competition))
+    for record in records:
+        scores = ", ".join(f"{part}.{k}={v:.5f}" for part, named in record.scores.items() for k, v in named.items())
+        print(f"{record.submission['id']} {record.evaluation_id}: {record.verdict} {scores or record.message.splitlines()[0]}")
+    return 0 if len(records) == len(args.ids) and all(r.verdict == "SCORED" for r in records) else 1

@@ -1,0 +1,25 @@
+"""``harness sync``: upload the records a tracking outage kept on disk."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from harness.cli.common import add_command, load_competition, open_tracker
+
+
+def register(commands) -> None:
+    add_command(commands, "sync", _sync, "upload to MLflow every record whose run is missing or unfinished (after a tracking outage)")
+
+
+def _sync(args: argparse.Namespace) -> int:
+    from harness.sync import sync
+
+    competition = load_competition(args.competition, args.overrides)
+    summary = sync(competition, open_tracker(competition))
+    for evaluation_id in summary.uploaded:
+        print(f"{evaluation_id}: uploaded")
+    for evaluation_id, why in summary.failed.items():
+        print(f"{evaluation_id}: not uploaded: {why}", file=sys.stderr)
+    print(f"{len(summary.uploaded)} uploaded, {summary.present} already in MLflow, {len(summary.failed)} failed", file=sys.stderr)
+    return 1 if summary.failed else 0

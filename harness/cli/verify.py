@@ -1,0 +1,37 @@
+"""``harness verify``: check the organizer's signature on evaluation records."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from harness.cli.common import add_ids_command, load_competition
+from harness.errors import HarnessError
+
+
+def register(commands) -> None:
+    add_ids_command(commands, "verify", _verify,
+                    "check the organizer's signature (HMAC) on evaluation records, all of them or the given ones; exit 1 unless all verify",
+                    "RECORD", nargs="*")
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from harness.record import latest_record
+    from harness.signing import KEY_ENV, KEY_FILE_ENV, Check, check, signing_key
+
+    key = signing_key()
+    if key is None:
+        raise HarnessError(f"no organizer key: set {KEY_ENV} or {KEY_FILE_ENV}")
+    competition = load_competition(args.competition, args.overrides)
+    directory = competition.paths.records
+    paths = [latest_record(directory, item) or directory / f"{item}.json" for item in args.ids] or sorted(directory.glob("*.json"))
+    failed = 0
+    for path in paths:
+        try:
+            state = check(json.loads(path.read_text(encoding="utf-8")), key).value
+        except (OSError, ValueError) as exc:
+            state = f"unreadable ({exc})"
+        failed += state != Check.VALID.value
+        print(f"{path.stem}: {state}")
+    print(f"{len(paths) - failed} of {len(paths)} record(s) verify")
+    return 1 if failed else 0

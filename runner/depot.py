@@ -1,0 +1,113 @@
+"""The depot: on the driver's node, images and data become content-addressed archives, served in chunks.
+
+Where no registry exists, a node that lacks an image (or the competition data) asks the depot for
+it: the depot writes the archive once (``docker save`` of the pinned image id; a tar of the data),
+names it by its content and serves it to any node in chunks through Ray. The node verifies what
+it received (``runner.staging``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tarfile
+import tempfile
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import docker
+import ray
+
+CHUNK_BYTES = 8 * 1024**2
+WINDOW = 4  # chunks in flight while fetching
+
+
+@dataclass(frozen=True)
+class Archive:
+    name: str  # a file name in the depot's directory
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
+class DataStage:
+    """Directories to stage on every node, and the tree hash they must have there."""
+
+    sha256: str  # ``harness.manifest.tree_sha256`` of the roots, as the driver computed it
+    roots: tuple[tuple[str, str], ...]  # (the driver's path, the name on a node), e.g. (".../data/train", "train")
+
+
+@ray.remote(num_cpus=0, max_concurrency=4)
+class Depot:
+    def __init__(self, directory: str) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def image(self, digest: str) -> Archive:
+        """The archive of the image whose id is ``digest`` (``docker save``, written once)."""
+        def save(fh: BinaryIO) -> None:
+            for chunk in docker.from_env().images.get(digest).save(named=False):
+                fh.write(chunk)
+
+        return self._once(f"image-{digest.removeprefix('sha256:')}.tar", save)
+
+    def data(self, stage: DataStage) -> Archive:
+        def pack(fh: BinaryIO) -> None:
+            with tarfile.open(fileobj=fh, mode="w") as tar:
+                for source, name in stage.roots:
+                    tar.add(source, arcname=name)
+
+        return self._once(f"data-{stage.sha256}.tar", pack)
+
+    def read(self, name: str, offset: int, size: int) -> bytes:
+        with open(self._path(name), "rb") as fh:
+            fh.seek(offset)
+            return fh.read(size)
+
+    def _path(self, name: str) -> Path:
+        if Path(name).name != name or name.startswith("."):
+            raise ValueError(f"not an archive name: {name!r}")
+        return self.directory / name
+
+    def _once(self, name: str, write: Callable[[BinaryIO], None]) -> Archive:
+        """The archive ``name``, written by ``write`` the first time it is asked for; its hash in a sidecar."""
+        with self._guard:
+            lock = self._locks.setdefault(name, threading.Lock())
+        with lock:
+            path, sidecar = self._path(name), self._path(f"{name}.sha256")
+            if not (path.is_file() and sidecar.is_file()):
+                fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=f".{name}.")
+                try:
+                    with os.fdopen(fd, "w+b") as fh:
+                        write(fh)
+                        fh.seek(0)
+                        digest = hashlib.file_digest(fh, "sha256").hexdigest()
+                    os.replace(tmp, path)
+                except BaseException:
+                    Path(tmp).unlink(missing_ok=True)
+                    raise
+                sidecar.write_text(digest)
+            return Archive(name, sidecar.read_text().strip(), path.stat().st_size)
+
+
+def fetch(depot: ray.actor.ActorHandle, archive: Archive, target: Path) -> None:
+    """Copy an archive from the depot to ``target``, verifying its hash; raises ``ValueError`` on a mismatch."""
+    offsets = deque(range(0, archive.size, CHUNK_BYTES))
+    in_flight: deque[ray.ObjectRef] = deque()
+    digest = hashlib.sha256()
+    with open(target, "wb") as fh:
+        while offsets or in_flight:
+            while offsets and len(in_flight) < WINDOW:
+                in_flight.append(depot.read.remote(archive.name, offsets.popleft(), CHUNK_BYTES))
+            chunk = ray.get(in_flight.popleft())
+            digest.update(chunk)
+            fh.write(chunk)
+    if digest.hexdigest() != archive.sha256:
+        target.unlink(missing_ok=True)
+        raise ValueError(f"{archive.name} arrived damaged (sha256 {digest.hexdigest()[:12]}, expected {archive.sha256[:12]})")

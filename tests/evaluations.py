@@ -1,0 +1,27 @@
+"""Evaluate a test submission in this process and record it as a round would (no Ray, no ledger)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+
+import docker
+
+from harness.competition import Competition
+from harness.evaluation import Evaluation
+from harness.intake import pin_image
+from harness.ledger import utc_now
+from harness.local_run import run_phases
+from harness.record import EvaluationRecord
+from harness.recording import record_evaluation
+from harness.tracking import Tracker
+from runner.docker_backend import DockerBackend
+
+
+def evaluate(competition: Competition, client: docker.DockerClient, image: str, team: str = "team", tracker: Tracker | None = None) -> EvaluationRecord:
+    submission = {"id": f"sub-{secrets.token_hex(6)}", "team": team, "image": image,
+                  "image_digest": pin_image(client, image).digest, "submitted_at": utc_now()}
+    evaluation = Evaluation(competition, submission, round_id="round-test")
+    with open(os.devnull, "w") as quiet:
+        run_phases(evaluation, DockerBackend(client), quiet, image)
+    return record_evaluation(evaluation, competition.paths.records, tracker, client.version().get("Version", ""))

@@ -1,0 +1,92 @@
+"""``harness audit`` with real containers: the deterministic sample passes over two repeats, a
+changed data file refuses the audit and is named, a non-deterministic image is flagged."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from harness.audit import FAIL, PASS, REFUSED, audit, audit_dir
+from harness.cli import main
+from harness.tracking import Tracker
+from evaluations import evaluate
+
+pytestmark = pytest.mark.docker
+
+
+def quiet():
+    return open(os.devnull, "w")
+
+
+@pytest.mark.slow
+def test_sample_audit_passes_with_identical_hashes_over_two_repeats(competition, docker_client, sample_image, home):
+    digits = competition()
+    tracker = Tracker(None, "digits", home)
+    record = evaluate(digits, docker_client, sample_image, tracker=tracker)
+    assert record.verdict == "SCORED", record.message
+
+    report = audit(digits, record.submission["id"], docker_client, tracker, repeats=2, out=quiet())
+    assert report.status == PASS, report.differences
+    assert report.deterministic is True
+    assert [run["predictions_sha256"] for run in report.runs] == [record.manifest["predictions_sha256"]] * 2
+    assert [run["model_sha256"] for run in report.runs] == [record.manifest["model_sha256"]] * 2
+    assert all(run["scores"] == record.scores for run in report.runs)
+    assert report.spread["public.accuracy"]["stdev"] == 0
+    assert not [d for d in report.differences if d.fatal]
+    directory = audit_dir(digits, report.audit_id)
+    assert json.loads((directory / "report.json").read_text())["status"] == PASS
+    assert "audit " + report.audit_id + ": PASS" in (directory / "report.txt").read_text()
+    assert ">PASS<" in (directory / "report.html").read_text()
+    # the report travels with the original MLflow run
+    run = tracker.client.get_run(record.mlflow_run_id)
+    assert run.data.tags["harness.audit"] == f"PASS ({report.audit_id})"
+    assert {a.path for a in tracker.client.list_artifacts(record.mlflow_run_id, f"audits/{report.audit_id}")} == {
+        f"audits/{report.audit_id}/report.{ext}" for ext in ("json", "txt", "html")}
+    # the repeats are kept beside the report, never among the records the leaderboard reads
+    assert sorted(p.name for p in digits.paths.records.glob("*.json")) == [f"{record.evaluation_id}.json"]
+    assert len(list(directory.glob("ev-*.json"))) == 2
+
+
+def test_audit_after_a_data_file_changed_refuses_and_names_it(competition, docker_client, behave_image, capsys):
+    digits = competition()
+    record = evaluate(digits, docker_client, behave_image("constant"))
+    changed = digits.paths.test / "test.csv"
+    changed.write_bytes(changed.read_bytes() + b"\n")
+
+    capsys.readouterr()
+    status = main(["audit", "digits", record.submission["id"]])
+    out, err = capsys.readouterr()
+    assert status == 2
+    assert "harness: audit refused: cannot re-run from the record: different data (data/test/test.csv (changed))" in err
+    assert "FAIL  data      data/test/test.csv (changed)" in out
+    report = json.loads(next(digits.paths.root.glob("audits/*/report.json")).read_text())
+    assert report["status"] == REFUSED and report["runs"] == []
+    assert [(d["kind"], d["what"]) for d in report["differences"] if d["fatal"]] == [("data", "data/test/test.csv (changed)")]
+
+
+def test_audit_refuses_when_the_image_is_gone(competition, docker_client, behave_image):
+    digits = competition()
+    record = evaluate(digits, docker_client, behave_image("constant"))
+    path = digits.paths.records / f"{record.evaluation_id}.json"
+    data = json.loads(path.read_text())
+    data["submission"]["image_digest"] = data["manifest"]["image_digest"] = "sha256:" + "0" * 64
+    path.write_text(json.dumps(data))
+    report = audit(digits, record.evaluation_id, docker_client, out=quiet())
+    assert report.status == REFUSED and report.runs == []
+    assert "is no longer on this machine's Docker engine" in report.differences[0].observed
+
+
+def test_non_deterministic_image_is_flagged_with_the_spread_of_its_scores(competition, docker_client, behave_image):
+    digits = competition()
+    record = evaluate(digits, docker_client, behave_image("random"))
+    assert record.verdict == "SCORED"
+    report = audit(digits, record.submission["id"], docker_client, repeats=2, out=quiet())
+    assert report.status == FAIL and report.deterministic is False
+    assert report.reason.startswith("not deterministic")
+    assert len({run["predictions_sha256"] for run in report.runs} | {record.manifest["predictions_sha256"]}) == 3
+    assert all(figures["n"] == 3 for figures in report.spread.values())
+    assert any(figures["max"] > figures["min"] for figures in report.spread.values())
+    assert {d.kind for d in report.differences if d.fatal} >= {"hashes", "scores"}
+    assert not [d for d in report.differences if d.kind == "hashes" and "model" in d.what]  # its model is deterministic

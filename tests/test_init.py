@@ -1,0 +1,30 @@
+"""`harness init`: the starter folder builds and passes a real `harness check` unchanged."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.cli import main
+from harness.images import build_context_image
+
+
+def test_init_refuses_a_folder_in_use(tmp_path, capsys):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "model.py").write_text("")
+    assert main(["init", str(tmp_path / "mine")]) == 2
+    assert "already exists and is not an empty folder" in capsys.readouterr().err
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_init_output_passes_harness_check(home, sample_image, tmp_path, capsys):
+    folder = tmp_path / "my-submission"
+    assert main(["init", str(folder)]) == 0
+    assert sorted(p.name for p in folder.iterdir()) == ["Dockerfile", "README.md", "main.py"]
+    assert "harness check digits --image my-submission" in (folder / "README.md").read_text()
+    tag = "harness-test/init-starter:latest"
+    build_context_image(tag, folder, log=lambda line: None)  # what `docker build --network none -t ... .` does
+    capsys.readouterr()
+    assert main(["check", "digits", "--image", tag]) == 0
+    out = capsys.readouterr().out
+    assert "verdict: SCORED" in out and "public: accuracy=0.9" in out

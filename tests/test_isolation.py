@@ -1,0 +1,161 @@
+"""What a submission's container can see and do, reported from inside by the ``probe`` behaviour.
+
+One evaluation of the probe (train and infer) is shared by the module: the organizer's
+environment holds a secret while it runs, and each test reads one facet of the probe's reports.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+from pathlib import Path
+
+import pytest
+
+from harness.check import check_image
+from harness.competition import Competition
+from harness.config import load_settings
+from limits.docker_options import contract_environment
+from runner.docker_backend import container_user
+from runner.gpus import gpu_environment
+
+pytestmark = pytest.mark.docker
+
+TMP_LIMIT = 8 * 1024**2
+OVERRIDES = (f"limits.train.tmp={TMP_LIMIT}", f"limits.infer.tmp={TMP_LIMIT}")
+DOCKER_DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# The probe looks for this marker; the organizer's secret starts with it.
+SECRET_MARKER = "HARNESS-ORGANIZER-SECRET"
+
+
+@pytest.fixture(scope="module")
+def probed(prepared_data, tmp_path_factory, docker_client, behave_image):
+    """(competition, record, {phase: report}) of one evaluation of the probe, with a secret in the environment."""
+    home = tmp_path_factory.mktemp("isolation") / "home"
+    shutil.copytree(prepared_data, home, symlinks=True)
+    image = behave_image("probe")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("HARNESS_HOME", str(home))
+        env.setenv("ORGANIZER_API_TOKEN", f"{SECRET_MARKER}-{secrets.token_hex(8)}")
+        competition = Competition.load(load_settings("digits", list(OVERRIDES)), home)
+        record = check_image(competition, image, docker_client, out=open(os.devnull, "w"))
+    run_dir = competition.paths.runs / record.evaluation_id
+    reports = {
+        "train": json.loads((run_dir / "model" / "probe-train.json").read_text()),
+        "infer": json.loads((run_dir / "output" / "probe-infer.json").read_text()),
+    }
+    return competition, record, reports
+
+
+def test_probe_is_scored(probed):
+    _, record, _ = probed
+    assert record.verdict == "SCORED", record.message
+
+
+@pytest.mark.parametrize("phase", ["train", "infer"])
+def test_environment_is_exactly_the_contract(probed, docker_client, phase):
+    competition, record, reports = probed
+    settings = competition.settings
+    image_env = dict(item.split("=", 1) for item in docker_client.images.get(record.submission["image_digest"]).attrs["Config"]["Env"])
+    expected = {
+        "PATH": DOCKER_DEFAULT_PATH,
+        **image_env,
+        **contract_environment(phase, settings.limits.phase(phase), settings.seed),
+        **gpu_environment(()),
+        "HOSTNAME": "sandbox",
+    }
+    assert reports[phase]["env"] == expected
+
+
+@pytest.mark.parametrize("phase", ["train", "infer"])
+def test_organizer_secret_is_nowhere_the_container_can_read(probed, phase):
+    _, _, reports = probed
+    assert os.environ.get("ORGANIZER_API_TOKEN") is None  # set only while the probe ran
+    assert reports[phase]["secrets"] == []
+
+
+@pytest.mark.parametrize("phase", ["train", "infer"])
+def test_network_is_loopback_only(probed, phase):
+    _, _, reports = probed
+    assert reports[phase]["interfaces"] == ["lo"]
+    assert reports[phase]["connect"] == "ENETUNREACH"
+
+
+@pytest.mark.parametrize("phase", ["train", "infer"])
+def test_identity_non_root_no_capabilities_no_new_privileges(probed, phase):
+    _, _, reports = probed
+    uid, gid = container_user()
+    report = reports[phase]
+    assert report["ids"] == [uid, uid, gid, gid, [gid]]
+    status = report["status"]
+    assert {status[k] for k in ("CapEff", "CapPrm", "CapBnd", "CapAmb")} == {"0000000000000000"}
+    assert status["NoNewPrivs"] == "1"
+    assert status["Seccomp"] == "2"  # Docker's default seccomp filter
+    # the image's setuid-root `id` runs as the caller: no euid=0
+    assert report["setuid_id"] == f"uid={uid} gid={gid} groups={gid}"
+
+
+def test_filesystem_is_read_only_but_for_the_contract(probed):
+    _, _, reports = probed
+    assert reports["train"]["write"] == {
+        "/": "EROFS", "/etc": "EROFS", "/usr": "EROFS", "/var/tmp": "EROFS",
+        "/data/train": "EROFS", "/data/test": "ENOENT", "/model": "writable", "/output": "ENOENT", "/tmp": "writable",
+    }
+    assert reports["infer"]["write"] == {
+        "/": "EROFS", "/etc": "EROFS", "/usr": "EROFS", "/var/tmp": "EROFS",
+        "/data/train": "ENOENT", "/data/test": "EROFS", "/model": "EROFS", "/output": "writable", "/tmp": "writable",
+    }
+
+
+@pytest.mark.parametrize("phase", ["train", "infer"])
+def test_tmp_is_a_bounded_tmpfs_and_its_use_is_recorded(probed, phase):
+    _, record, reports = probed
+    tmp = next(m for m in reports[phase]["mountinfo"] if m[4] == "/tmp")
+    options = set(tmp[5].split(",")) | set(tmp[-1].split(","))
+    assert tmp[-3] == "tmpfs" and {"nosuid", "nodev", f"size={TMP_LIMIT // 1024}k"} <= options
+    assert reports[phase]["tmp"] == {"bytes": TMP_LIMIT, "error": "ENOSPC"}
+    assert record.phases[phase]["peak_tmp_bytes"] == TMP_LIMIT
+    assert record.phases[phase]["limits"]["tmp"] == TMP_LIMIT
+
+
+@pytest.mark.parametrize("phase", ["train", "infer"])
+def test_host_directories_in_view_are_only_this_runs(probed, phase):
+    """Every host directory the container sees is its data, its own model or output, or Docker's /etc files."""
+    competition, record, reports = probed
+    paths = competition.paths
+    run_dir = paths.runs / record.evaluation_id
+    own = {"train": {"/data/train": paths.train, "/model": run_dir / "model"},
+           "infer": {"/data/test": paths.test, "/model": run_dir / "model", "/output": run_dir / "output"}}[phase]
+    binds = {m[4]: m[3] for m in reports[phase]["mountinfo"] if m[4] in own or m[4].startswith("/etc/")}
+    assert set(binds) == set(own) | {"/etc/hostname", "/etc/hosts", "/etc/resolv.conf"}
+    for target, source in own.items():
+        # mountinfo names the source relative to its filesystem's root: compare the tails
+        assert str(source).endswith(binds[target]), (target, binds[target])
+    assert not any(paths.hidden.is_relative_to(source) for source in own.values())
+
+
+@pytest.mark.parametrize("phase", ["train", "infer"])
+def test_hidden_labels_are_unreachable(probed, phase):
+    _, _, reports = probed
+    assert reports[phase]["labels"] == []
+
+
+def test_runtime_passes_through(competition, docker_client, behave_image):
+    record = check_image(competition("runner.runtime=runc"), behave_image("constant"), docker_client, out=open(os.devnull, "w"))
+    assert record.verdict == "SCORED", record.message
+
+
+def test_missing_runtime_is_the_organizers_error(competition, docker_client, behave_image):
+    record = check_image(competition("runner.runtime=no-such-runtime"), behave_image("constant"), docker_client, out=open(os.devnull, "w"))
+    assert record.verdict == "INFRA_ERROR" and record.failed_phase == "train"
+    assert "runner.runtime=no-such-runtime is not a runtime of this Docker engine (it has: " in record.message
+    assert "runc" in record.message
+
+
+def test_gvisor_when_installed(competition, docker_client, behave_image):
+    if "runsc" not in (docker_client.info().get("Runtimes") or {}):
+        pytest.skip("gVisor (runsc) is not installed in this Docker engine")
+    record = check_image(competition("runner.runtime=runsc"), behave_image("constant"), docker_client, out=open(os.devnull, "w"))
+    assert record.verdict == "SCORED", record.message

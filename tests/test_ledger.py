@@ -1,0 +1,151 @@
+"""The ledger: one SQLite database per work directory, several competitions, crash-safe writes."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from harness.errors import HarnessError
+from harness.ledger import EVALUATED, PENDING, RUNNING, Ledger
+from harness.quota import QuotaExceeded
+
+DIGEST = "sha256:" + "0" * 64
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
+
+
+def test_round_trip_and_state_changes(tmp_path):
+    ledger = Ledger(tmp_path, "digits")
+    first = ledger.add("  alpha  ", "img:1", DIGEST, now=T0)
+    second = ledger.add("beta", "img:2", DIGEST, now=T0 + timedelta(seconds=1))
+    assert first.team == "alpha" and first.submitted_at == "2026-03-01T12:00:00.000Z"
+    assert ledger.get(first.id) == first
+    first.state, first.evaluations, first.infra_failures = RUNNING, ["ev-1"], 1
+    ledger.save(first)
+    second.state = EVALUATED
+    ledger.save(second)
+    assert ledger.get(first.id).evaluations == ["ev-1"] and ledger.get(first.id).infra_failures == 1
+    assert [s.id for s in ledger.all()] == [first.id, second.id]
+    assert [s.id for s in ledger.pending()] == [first.id]  # "running" from a dead round is pending again
+    with pytest.raises(HarnessError, match="no submission 'sub-nope'"):
+        ledger.get("sub-nope")
+
+
+def test_several_competitions_share_one_database(tmp_path):
+    digits, other = Ledger(tmp_path, "digits"), Ledger(tmp_path, "other")
+    a = digits.add("team", "img", DIGEST)
+    b = other.add("team", "img", DIGEST)
+    assert list(tmp_path.glob("*.sqlite3")) == [tmp_path / "ledger.sqlite3"]
+    assert [s.id for s in digits.all()] == [a.id] and [s.id for s in other.all()] == [b.id]
+    with pytest.raises(HarnessError, match="no submission"):
+        digits.get(b.id)
+    with pytest.raises(HarnessError, match="belongs to 'other'"):
+        digits.save(b)
+    b.state = EVALUATED
+    other.save(b)
+    other.finalize()
+    assert digits.finalized_at() is None and digits.add("team", "img", DIGEST)
+
+
+@pytest.mark.parametrize(
+    ("team", "message"),
+    [("   ", "team name is empty"), ("x" * 65, "65 characters long; at most 64"), ("a\nb", "control character (U+000A)"),
+     ("evil\u202eeman", "U+202E")],
+)
+def test_team_names_are_bounded_printable_text(tmp_path, team, message):
+    with pytest.raises(HarnessError, match=re.escape(message)):
+        Ledger(tmp_path, "digits").add(team, "img", DIGEST)
+
+
+def test_free_text_team_names_are_kept_as_typed(tmp_path):
+    ledger = Ledger(tmp_path, "digits")
+    team = "<script>alert(1)</script> 'x'; DROP TABLE submissions; --"
+    assert ledger.get(ledger.add(team, "img", DIGEST).id).team == team
+
+
+def test_concurrent_submissions_cannot_exceed_the_quota(tmp_path):
+    ledger = Ledger(tmp_path, "digits")
+    outcomes: list[str] = []
+
+    def submit() -> None:
+        try:
+            Ledger(tmp_path, "digits").add("racers", "img", DIGEST, per_day=3)
+            outcomes.append("accepted")
+        except QuotaExceeded:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=submit) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["accepted"] * 3 + ["refused"] * 9
+    assert len(ledger.all()) == 3
+
+
+WRITER = """
+import sys
+from pathlib import Path
+from harness.ledger import Ledger
+ledger = Ledger(Path(sys.argv[1]), "digits")
+print("ready", flush=True)
+while True:
+    s = ledger.add("writer", "img:" + "x" * 2000, "sha256:" + "0" * 64)
+    s.state, s.evaluations = "evaluated", ["ev"] * 50
+    ledger.save(s)
+"""
+
+
+def test_a_crash_mid_write_leaves_a_consistent_ledger(tmp_path):
+    """SIGKILL a process that writes as fast as it can; every row that is there is whole."""
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    time.sleep(0.5)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    with sqlite3.connect(tmp_path / "ledger.sqlite3") as con:
+        assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert con.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    submissions = Ledger(tmp_path, "digits").all()
+    assert len(submissions) > 5
+    assert all(s.image == "img:" + "x" * 2000 and s.state in (PENDING, EVALUATED) for s in submissions)
+    assert all(s.evaluations in ([], ["ev"] * 50) for s in submissions)
+
+
+def test_selection_rules(tmp_path):
+    ledger = Ledger(tmp_path, "digits")
+    a1, a2, a3 = (ledger.add("A", "img", DIGEST) for _ in range(3))
+    b1 = ledger.add("B", "img", DIGEST)
+    scored = {a1.id, a2.id, a3.id, b1.id}
+    with pytest.raises(HarnessError, match="at most 2"):
+        ledger.select("A", [a1.id, a2.id, a3.id], limit=2, scored=scored)
+    with pytest.raises(HarnessError, match=f"team 'A' has no submission '{b1.id}'"):
+        ledger.select("A", [b1.id], limit=2, scored=scored)
+    with pytest.raises(HarnessError, match="is not scored"):
+        ledger.select("A", [a1.id], limit=2, scored={a2.id})
+    ledger.select("A", [a1.id, a2.id], limit=2, scored=scored)
+    ledger.select("A", [a3.id, a3.id], limit=2, scored=scored)  # replaces; a repeat counts once
+    assert ledger.selections() == {"A": [a3.id]}
+
+
+def test_finalize_waits_for_evaluations_then_closes_the_competition(tmp_path):
+    ledger = Ledger(tmp_path, "digits")
+    waiting = ledger.add("A", "img", DIGEST)
+    with pytest.raises(HarnessError, match=f"1 submission\\(s\\) of digits are not evaluated yet \\({waiting.id}\\)"):
+        ledger.finalize()
+    waiting.state = EVALUATED
+    ledger.save(waiting)
+    at = ledger.finalize(now=T0)
+    assert at == ledger.finalized_at() == "2026-03-01T12:00:00.000Z"
+    for attempt in (lambda: ledger.add("A", "img", DIGEST), lambda: ledger.select("A", [waiting.id], limit=2, scored={waiting.id}), ledger.finalize):
+        with pytest.raises(HarnessError, match="finalized at 2026-03-01T12:00:00.000Z"):
+            attempt()

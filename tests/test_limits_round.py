@@ -1,0 +1,57 @@
+"""A round keeps its promises under attack: beside a fork bomb, a memory balloon and a disk filler,
+a well-behaved submission gets exactly the verdict and scores a solo run gives it, and the host answers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main as harness_main
+from test_check import check
+from test_round import HARNESS
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+# Half a CPU per phase: on 2 cores all four submissions' train phases run at once.
+OVERRIDES = (
+    "limits.train.cpus=0.5", "limits.infer.cpus=0.5", "limits.train.memory=256m",
+    "limits.train.pids=64", "limits.train.disk=64m", "limits.train.wall_clock_s=8",
+)
+TEAMS = {"good": "constant", "bomb": "forkbomb", "balloon": "balloon", "filler": "diskfill_many"}
+
+
+def test_hostile_neighbours_change_nothing(home, competition, docker_client, behave_image):
+    solo = check(competition, docker_client, behave_image("constant"), *OVERRIDES)
+    assert solo.verdict == "SCORED", solo.message
+    for team, behaviour in TEAMS.items():
+        assert harness_main(["submit", "digits", "--team", team, "--image", behave_image(behaviour)]) == 0
+
+    latencies = []
+    with subprocess.Popen([*HARNESS, "round", "digits", *OVERRIDES], env={**os.environ, "HARNESS_HOME": str(home)}, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True) as round_:
+        while round_.poll() is None:  # while it runs, the host starts a process and the engine answers
+            started = time.monotonic()
+            subprocess.run(["true"], check=True)
+            docker_client.ping()
+            latencies.append(time.monotonic() - started)
+            time.sleep(0.2)
+        _, err = round_.communicate(timeout=60)
+    assert round_.returncode == 0, err
+
+    records = {r["submission"]["team"]: r for r in map(json.loads, map(Path.read_text, (home / "competitions/digits/records").glob("*.json")))}
+    assert {team: record["verdict"] for team, record in records.items()} == {
+        "good": "SCORED", "bomb": "TIMEOUT", "balloon": "MEMORY_LIMIT", "filler": "OUTPUT_LIMIT",
+    }
+    good = records["good"]
+    assert good["scores"] == solo.scores
+    assert {p: (f["verdict"], f["exit_code"]) for p, f in good["phases"].items()} == {
+        p: (f["verdict"], f["exit_code"]) for p, f in solo.phases.items()
+    }
+    assert records["bomb"]["phases"]["train"]["peak_pids"] == 64
+    assert max(latencies) < 5.0, latencies  # a hang catcher, not a benchmark

@@ -1,0 +1,146 @@
+"""A container's outputs are untrusted data: links and special files are refused or skipped, never followed.
+
+The container cases run real submissions; the measuring cases build hostile trees on the host,
+where the shapes the kernel forbids a container (a path past PATH_MAX, a swap mid-walk) are easy.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from limits.output_watch import MAX_DEPTH, measure
+from test_check import check
+
+MIB = 1024**2
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize(
+    ("behaviour", "fault"),
+    [
+        # a link to the hidden labels' host path (read from mountinfo): followed, it would score 100 %
+        ("symlink", "/output/predictions.csv is a symbolic link (to '/"),
+        ("fifo", "/output/predictions.csv is a named pipe (FIFO), not a regular file"),
+        # mknod needs CAP_MKNOD, which no container has: the file is never made
+        ("device", "/output/predictions.csv was not written"),
+        ("directory", "/output/predictions.csv is a directory, not a regular file"),
+        # 200 MiB long but sparse: refused from its size alone, before a byte is parsed
+        ("oversized", "/output/predictions.csv is 200.0 MiB (209715200 bytes), over the limit of 10.0 MiB (10485760 bytes); it was not read"),
+    ],
+)
+def test_hostile_predictions_are_refused(competition, docker_client, behave_image, behaviour, fault):
+    record = check(competition, docker_client, behave_image(behaviour))
+    assert record.verdict == "INVALID_PREDICTIONS" and record.failed_phase == "score"
+    assert fault in record.message
+    assert record.phases["infer"]["verdict"] == "OK"
+
+
+@pytest.mark.docker
+def test_device_node_cannot_be_made(competition, docker_client, behave_image, home):
+    record = check(competition, docker_client, behave_image("device"))
+    log = home / "competitions/digits/runs" / record.evaluation_id / "logs/infer.stdout.log"
+    assert log.read_text() == "mknod: EPERM\n"
+
+
+@pytest.mark.docker
+def test_links_and_pipes_in_model_are_never_followed(competition, docker_client, behave_image, home):
+    """/model holds a link to the hidden labels, one to /, a loop, a FIFO and hard links."""
+    record = check(competition, docker_client, behave_image("modeltrap"))
+    assert record.verdict == "SCORED", record.message
+    train = record.phases["train"]
+    # model.json, big.bin and its 3 hard links, 3 symbolic links and a FIFO
+    assert train["output_files"] == 9
+    # the 1 MiB file counts once, whatever links to it; the links' targets count nothing
+    assert MIB <= train["output_bytes"] <= MIB + 64 * 1024
+    assert record.manifest["model_sha256"]  # hashing the model went through the links and the FIFO untouched
+
+
+def _tree(root: Path, spec: dict[str, object]) -> None:
+    for name, content in spec.items():
+        path = root / name
+        if isinstance(content, dict):
+            path.mkdir()
+            _tree(path, content)
+        else:
+            path.write_bytes(content)
+
+
+def test_measure_counts_blocks_and_entries(tmp_path):
+    _tree(tmp_path, {"a": {"b": {"c.bin": b"\1" * MIB}}, "d.bin": b"\1" * 4096})
+    usage = measure([str(tmp_path)])
+    assert (usage.files, usage.problem) == (4, None)
+    assert MIB + 4096 <= usage.bytes <= MIB + 4096 + 3 * 4096  # directories take a block each
+
+
+def test_measure_never_follows_links_nor_opens_pipes(tmp_path):
+    (tmp_path / "root").symlink_to("/")
+    (tmp_path / "loop").symlink_to("loop")
+    os.mkfifo(tmp_path / "pipe")
+    (tmp_path / "big").write_bytes(b"\1" * MIB)
+    for i in range(3):
+        os.link(tmp_path / "big", tmp_path / f"big-{i}")
+    usage = measure([str(tmp_path)])
+    assert (usage.files, usage.problem) == (7, None)
+    assert usage.bytes == MIB
+
+
+def test_measure_reaches_past_path_max(tmp_path):
+    deep = tmp_path
+    for level in range(30):  # 30 * 201 bytes: past PATH_MAX (4096), which no path-based walk can open
+        deep = deep / str(level).rjust(200, "d")
+        _mkdir_relative(deep)
+    _write_relative(deep / "deep.bin", b"\1" * MIB)
+    usage = measure([str(tmp_path)])
+    assert usage.problem is None and usage.files == 31 and usage.bytes >= MIB
+
+
+def test_measure_refuses_nesting_past_the_depth_cap(tmp_path):
+    deep = tmp_path
+    for level in range(MAX_DEPTH + 1):
+        deep = deep / "d"
+    deep.mkdir(parents=True)
+    assert measure([str(tmp_path)]).problem == f"nested directories more than {MAX_DEPTH} levels deep"
+    assert measure([str(tmp_path / "d")]).problem is None  # exactly MAX_DEPTH levels: allowed
+
+
+def test_unreadable_output_is_a_problem_only_when_the_walk_cannot_enter(tmp_path):
+    if os.geteuid() == 0:
+        pytest.skip("root reads every directory")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0)
+    try:
+        assert "made a directory the harness cannot read (locked: Permission denied)" == measure([str(tmp_path)]).problem
+    finally:
+        locked.chmod(0o700)
+
+
+def _at(path: Path):
+    """(descriptor of the parent, name) for a path too long to open whole."""
+    fd = os.open("/", os.O_RDONLY | os.O_DIRECTORY)
+    for part in path.parent.parts[1:]:
+        child = os.open(part, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+        os.close(fd)
+        fd = child
+    return fd, path.name
+
+
+def _mkdir_relative(path: Path) -> None:
+    fd, name = _at(path)
+    try:
+        os.mkdir(name, dir_fd=fd)
+    finally:
+        os.close(fd)
+
+
+def _write_relative(path: Path, data: bytes) -> None:
+    fd, name = _at(path)
+    try:
+        out = os.open(name, os.O_WRONLY | os.O_CREAT, 0o600, dir_fd=fd)
+        os.write(out, data)
+        os.close(out)
+    finally:
+        os.close(fd)
