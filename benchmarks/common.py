@@ -9,12 +9,14 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,12 +54,16 @@ def behave_image(behaviour: str) -> str:
     return tag
 
 
-def work_home() -> Path:
-    """A fresh work directory (HARNESS_HOME) with the digits data prepared."""
+@contextmanager
+def work_home() -> Iterator[Path]:
+    """A fresh work directory (HARNESS_HOME) with the digits data prepared; removed afterwards."""
     home = Path(tempfile.mkdtemp(prefix="harness-bench-"))
     os.environ["HARNESS_HOME"] = str(home)
-    competition(home).ensure_data()
-    return home
+    try:
+        competition(home).ensure_data()
+        yield home
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def competition(home: Path, *overrides: str) -> Competition:

@@ -19,18 +19,18 @@ def main() -> None:
     args = arguments(__doc__)
     submissions, repeats = (3, 3) if args.quick else (10, 5)
     image = behave_image("nap1")
-    home = work_home()
-    comp = competition(home, "runner.max_parallel=1")
-    floor = [timed(raw_submission(comp, image, home)) for _ in range(repeats)]
-    submit_many(comp, image, submissions)
-    summary, log = run_round(comp)
-    floor += [timed(raw_submission(comp, image, home)) for _ in range(repeats)]
-    check = []
-    for _ in range(repeats):
-        started = time.monotonic()
-        subprocess.run([sys.executable, "-m", "harness.cli", "check", "digits", "--image", image], cwd=ROOT, check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        check.append(time.monotonic() - started)
+    with work_home() as home:
+        comp = competition(home, "runner.max_parallel=1")
+        floor = [timed(raw_submission(comp, image, home)) for _ in range(repeats)]
+        submit_many(comp, image, submissions)
+        summary, log = run_round(comp)
+        floor += [timed(raw_submission(comp, image, home)) for _ in range(repeats)]
+        check = []
+        for _ in range(repeats):
+            started = time.monotonic()
+            subprocess.run([sys.executable, "-m", "harness.cli", "check", "digits", "--image", image], cwd=ROOT, check=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            check.append(time.monotonic() - started)
 
     floor_s, per_submission_s, check_s = median(floor), summary.wall_s / submissions, median(check)
     print(f"overhead benchmark: job nap1 (1 s per phase), {submissions} submissions, {repeats}+{repeats} floor runs, load {load_average()}")

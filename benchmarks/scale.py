@@ -28,16 +28,16 @@ def main() -> None:
     submissions = 100 if args.quick else 500
     window = submissions // 5
     image = behave_image("constant")
-    home = work_home()
-    comp = competition(home)
-    submit_many(comp, image, submissions)
-    samples: list[tuple[float, int, int]] = []
-    stop = threading.Event()
-    sampler = threading.Thread(target=sample, args=(comp.paths.records, stop, samples))
-    sampler.start()
-    summary, log = run_round(comp)
-    stop.set()
-    sampler.join()
+    with work_home() as home:
+        comp = competition(home)
+        submit_many(comp, image, submissions)
+        samples: list[tuple[float, int, int]] = []
+        stop = threading.Event()
+        sampler = threading.Thread(target=sample, args=(comp.paths.records, stop, samples))
+        sampler.start()
+        summary, log = run_round(comp)
+        stop.set()
+        sampler.join()
 
     # When the k-th record appeared (first sample that saw it), and the RSS then.
     done_at: dict[int, tuple[float, int]] = {}
@@ -45,19 +45,17 @@ def main() -> None:
         for k in range(len(done_at) + 1, done + 1):
             done_at[k] = (at, rss)
     ks = sorted(done_at)
-    per_window = [(done_at[k + window][0] - done_at[k][0]) / window for k in range(ks[0], ks[-1] - window + 1, window)]
+    starts = range(ks[0], ks[-1] - window + 1, window)
+    per_window = [(done_at[k + window][0] - done_at[k][0]) / window for k in starts]
+    growth = statistics.linear_regression(list(starts), per_window).slope if len(per_window) > 1 else 0.0
     steady = [k for k in ks if k >= window]
-    time_slope = statistics.linear_regression(steady, [done_at[k][0] for k in steady])
-    gaps = [done_at[k + 1][0] - done_at[k][0] for k in steady[:-1]]
-    gap_slope = statistics.linear_regression(steady[:-1], gaps).slope if len(gaps) > 1 else 0.0
     memory_slope = statistics.linear_regression(steady, [done_at[k][1] for k in steady]).slope
     peak = max(rss for _, _, rss in samples)
 
     print(f"scale benchmark: a round of {submissions} trivial submissions, load {load_average()}")
     print(f"  round wall {summary.wall_s:.1f} s, {summary.wall_s / submissions:.3f} s per submission; verdicts {dict(summary.verdicts)}")
     print(f"  time per submission by window of {window}: " + ", ".join(f"{s:.3f}" for s in per_window) + " s")
-    print(f"  time per submission, linear fit past the first {window}: {time_slope.slope:.3f} s; "
-          f"its growth: {gap_slope * 100 * 1000:+.2f} ms per 100 submissions (flat: about 0)")
+    print(f"  slope of the time per submission: {growth * 100 * 1000:+.1f} ms per 100 submissions done (flat: about 0)")
     print(f"  driver memory: peak {peak / MIB:.0f} MiB; at {window}: {done_at[window][1] / MIB:.0f} MiB, at {ks[-1]}: "
           f"{done_at[ks[-1]][1] / MIB:.0f} MiB; growth {memory_slope / 1024:+.1f} KiB per submission (linear fit)")
     print(f"  one-time {startup_line(log)}")

@@ -17,16 +17,16 @@ def main() -> None:
     args = arguments(__doc__)
     submissions, cores = (10 if args.quick else 50), os.cpu_count() or 1
     image = behave_image("spin1")
-    home = work_home()
-    comp = competition(home)
-    started = time.monotonic()
-    with ThreadPoolExecutor(cores) as pool:
-        list(pool.map(lambda _: timed(raw_submission(comp, image, home)), range(submissions)))
-    raw_s = time.monotonic() - started
-    submit_many(comp, image, submissions)
-    started = time.monotonic()
-    summary, log = run_round(comp)
-    with_startup_s = time.monotonic() - started
+    with work_home() as home:
+        comp = competition(home)
+        started = time.monotonic()
+        with ThreadPoolExecutor(cores) as pool:
+            list(pool.map(lambda _: timed(raw_submission(comp, image, home)), range(submissions)))
+        raw_s = time.monotonic() - started
+        submit_many(comp, image, submissions)
+        started = time.monotonic()
+        summary, log = run_round(comp)
+        with_startup_s = time.monotonic() - started
 
     print(f"throughput benchmark: {submissions} submissions of spin1 (1 CPU, 1 s per phase) on {cores} cores, load {load_average()}")
     print(f"  raw loop, {cores} docker run --rm at a time   {raw_s:7.1f} s   {submissions / raw_s * 60:6.1f} submissions/min")

@@ -14,12 +14,12 @@ def main() -> None:
     args = arguments(__doc__)
     submissions, limit_s = (10 if args.quick else 20), 1.0
     image = behave_image("sleeper")
-    home = work_home()
-    comp = competition(home, f"limits.train.wall_clock_s={limit_s}")
-    submit_many(comp, image, submissions)
-    summary, _ = run_round(comp)
-    records = [json.loads(path.read_text()) for path in comp.paths.records.glob("*.json")]
-    overshoot = [r["phases"]["train"]["timeout_overshoot_s"] for r in records]
+    with work_home() as home:
+        comp = competition(home, f"limits.train.wall_clock_s={limit_s}")
+        submit_many(comp, image, submissions)
+        summary, _ = run_round(comp)
+        records = [json.loads(path.read_text()) for path in comp.paths.records.glob("*.json")]
+        overshoot = [r["phases"]["train"]["timeout_overshoot_s"] for r in records]
 
     print(f"timeout precision: {submissions} TIMEOUT runs at a {limit_s:g} s wall clock, 2 at a time, load {load_average()}")
     print(f"  overshoot past the wall clock: worst {max(overshoot):.3f} s, median {median(overshoot):.3f} s  (target: worst <= 1 s)")

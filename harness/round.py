@@ -73,7 +73,7 @@ class _StopRequest:
 
 class Round:
     def __init__(self, competition: Competition, ledger: Ledger, tracker: Tracker | None, pool: RayPhasePool,
-                 client: docker.DockerClient, *, round_id: str, infra_retries: int = 2, retry_backoff_s: float = 2.0,
+                 client: docker.DockerClient, *, round_id: str, infra_retries: int = 2, retry_backoff_s: float = 5.0,
                  out: TextIO = sys.stderr) -> None:
         self.competition = competition
         self.ledger = ledger
@@ -104,25 +104,11 @@ class Round:
                 self.ledger.save(submission)
                 self._submissions[submission.id] = submission
                 self._start(submission, attempt=1)
-            while self._over or self.pool.busy or self._retries or self._recording:
+            while self._over or self._retries or self._recording or self.pool.busy:
                 if stop.requested:
                     self._cancel()
                     break
-                self._start_due_retries()
-                if self.pool.busy:
-                    for evaluation, result in self.pool.wait(timeout=self._wait_s()):
-                        evaluation.accept(result)
-                        self._continue(evaluation)
-                    self.pool.dispatch()
-                elif self._recording:
-                    wait_futures(self._recording, timeout=self._wait_s(), return_when=FIRST_COMPLETED)
-                else:
-                    time.sleep(self._wait_s())
-                for evaluation in self._over:
-                    self._recording[self._recorder.submit(self._conclude, evaluation)] = evaluation
-                self._over.clear()
-                self._take_records(wait=False)
-                self.progress.maybe_report(len({e.submission["id"] for e in self.pool.running_keys()}))
+                self._step()
             self._take_records(wait=True)
         self._recorder.shutdown()
         sweep(self.client, {"harness.round": self.summary.round_id})  # a lost worker's container is an orphan now
@@ -131,6 +117,25 @@ class Round:
         self._say(summary_table(summary.round_id, summary.wall_s, summary.verdicts, retried=summary.retried,
                                 cancelled=len(summary.cancelled), left_pending=len(summary.left_pending)))
         return summary
+
+    def _step(self) -> None:
+        """Start the retries that are due, take the finished phases and queue what follows them,
+        hand the finished evaluations to the recorder, take the records it wrote."""
+        self._start_due_retries()
+        if self.pool.busy:
+            for evaluation, result in self.pool.wait(timeout=self._wait_s()):
+                evaluation.accept(result)
+                self._continue(evaluation)
+            self.pool.dispatch()
+        elif self._recording:
+            wait_futures(self._recording, timeout=self._wait_s(), return_when=FIRST_COMPLETED)
+        else:
+            time.sleep(self._wait_s())
+        for evaluation in self._over:
+            self._recording[self._recorder.submit(self._conclude, evaluation)] = evaluation
+        self._over.clear()
+        self._take_records(wait=False)
+        self.progress.maybe_report(len({e.submission["id"] for e in self.pool.running_keys()}))
 
     def _start(self, submission: Submission, attempt: int) -> None:
         self._continue(Evaluation(self.competition, submission.summary(), round_id=self.summary.round_id, attempt=attempt))
@@ -146,7 +151,8 @@ class Round:
                 evaluation.accept(PhaseResult(phase, PhaseVerdict.INFRA_ERROR, message))
             else:
                 if spec is not None:
-                    self.pool.submit(evaluation, spec, group=evaluation.submission["team"], first=bool(evaluation.results))
+                    started = bool(evaluation.results) or evaluation.attempt > 1  # its follow-ups go first
+                    self.pool.submit(evaluation, spec, group=evaluation.submission["team"], first=started)
                     return
         if evaluation.infra_failed and evaluation.attempt <= self.infra_retries:
             self._retry(evaluation)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import docker
 import docker.errors
 import ray
+import requests.exceptions
 import ray.exceptions
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -41,9 +42,13 @@ def _remove_on_node(labels: dict[str, str]) -> int:
 
 
 def sweep(client: docker.DockerClient, labels: dict[str, str]) -> int:
-    """Remove matching containers here and on every other live Ray node; a node that fails to
-    answer is skipped (a lost node took its containers' engine with it)."""
-    removed = remove_containers(client, labels)
+    """Remove matching containers here and on every other live Ray node; an engine or a node that
+    fails to answer is skipped (a lost node took its containers with it; an engine that restarts
+    has killed them, and the round's last sweep looks again)."""
+    try:
+        removed = remove_containers(client, labels)
+    except (docker.errors.DockerException, requests.exceptions.RequestException):
+        removed = 0
     if not ray.is_initialized():
         return removed
     here = ray.get_runtime_context().get_node_id()

@@ -56,7 +56,7 @@ def test_cpu_time_is_held_to_the_quota(competition, docker_client, behave_image)
     assert train["verdict"] == "OK" and train["limits"]["cpus"] == 0.5
     # CFS quota: 50 ms of CPU per 100 ms period; the margin is one period's worth
     assert train["cpu_s"] <= train["wall_s"] * 0.5 + 0.1
-    assert train["cpu_s"] >= 1.0  # it did burn: unthrottled on 2+ cores it would take 6 s or more
+    assert train["cpu_s"] >= 0.5  # it did burn (1.5 s on an idle host; unthrottled, 6 s on 2+ cores)
 
 
 def test_memory_under_the_limit_is_ok_and_measured(competition, docker_client, behave_image):
@@ -75,12 +75,14 @@ def test_fork_bomb_is_contained(competition, docker_client, behave_image):
     assert train["timeout_overshoot_s"] <= 1.0
 
 
-def test_one_file_is_capped_by_the_kernel(competition, docker_client, behave_image):
+def test_one_file_is_capped_by_the_kernel(competition, docker_client, behave_image, home):
     record = check(competition, docker_client, behave_image("diskfill"), "limits.train.disk=64m")
     train = record.phases["train"]
     assert record.verdict == "OUTPUT_LIMIT"
-    assert record.message == "train hit the disk limit of 64.0 MiB (a write failed: file too large)"
-    assert train["output_bytes"] == 64 * MIB and train["output_files"] == 1
+    # the write fails at the cap ("file too large"), unless the watch sees the file's extent block first
+    assert "the disk limit of 64.0 MiB" in record.message
+    assert (run_dir(home, record) / "model" / "fill.bin").stat().st_size == 64 * MIB
+    assert 64 * MIB <= train["output_bytes"] <= 64 * MIB + 64 * 1024 and train["output_files"] == 1
 
 
 def test_many_files_are_stopped_by_the_watch_and_host_growth_is_bounded(competition, docker_client, behave_image, home):

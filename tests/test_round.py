@@ -15,8 +15,8 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow]
 HARNESS = [sys.executable, "-m", "harness.cli"]
 
 
-def harness(home: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HARNESS_HOME": str(home)}
+def harness(home: Path, *args: str, timeout: float = 600, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HARNESS_HOME": str(home), **(env or {})}
     return subprocess.run([*HARNESS, *args], env=env, capture_output=True, text=True, timeout=timeout)
 
 
