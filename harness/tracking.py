@@ -182,8 +182,8 @@ def _metrics(record: EvaluationRecord) -> dict[str, float]:
         for name, value in scores.items():
             values[f"{part}_{name}"] = value
     for phase, figures in record.phases.items():
-        for key in ("wall_s", "cpu_s", "peak_memory_bytes", "stdout_bytes", "stderr_bytes", "output_bytes",
-                    "peak_gpu_memory_bytes", "peak_gpu_utilization"):
+        for key in ("wall_s", "cpu_s", "peak_memory_bytes", "peak_pids", "peak_tmp_bytes", "stdout_bytes", "stderr_bytes",
+                    "output_bytes", "output_files", "peak_gpu_memory_bytes", "peak_gpu_utilization"):
             if isinstance(figures.get(key), (int, float)):
                 values[f"{phase}_{key}"] = figures[key]
     return values
