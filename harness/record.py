@@ -8,7 +8,7 @@ import tempfile
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import jsonschema
 
@@ -119,6 +119,15 @@ def load_record(path: Path) -> EvaluationRecord:
     if key is not None and (state := check(data, key)) is not Check.VALID:
         raise RecordError(f"record {path.name} is {state.value}: it is left as it is (see `harness verify`)")
     return EvaluationRecord.from_dict(data)
+
+
+def records_to_rewrite(directory: Path) -> Iterator[tuple[str, EvaluationRecord | None, str]]:
+    """``(file stem, record, "")`` for each record file, or ``(stem, None, why)`` when it cannot be worked on."""
+    for path in sorted(directory.glob("*.json")):
+        try:
+            yield path.stem, load_record(path), ""
+        except (OSError, ValueError, TypeError, RecordError) as exc:
+            yield path.stem, None, str(exc)
 
 
 def latest_record(directory: Path, key: str) -> Path | None:

@@ -18,7 +18,7 @@ from harness.data_manifest import changes_since
 from harness.evaluation import score_file, stored_predictions
 from harness.ledger import utc_now
 from harness.manifest import regular_file_sha256
-from harness.record import EvaluationRecord, RecordError, load_record, save_record
+from harness.record import EvaluationRecord, records_to_rewrite, save_record
 from harness.tracking import Tracker
 from limits import Verdict
 
@@ -36,11 +36,9 @@ class RescoreSummary:
 
 def rescore(competition: Competition, tracker: Tracker | None) -> RescoreSummary:
     summary = RescoreSummary()
-    for path in sorted(competition.paths.records.glob("*.json")):
-        try:
-            record = load_record(path)
-        except (OSError, ValueError, TypeError, RecordError) as exc:
-            summary.skipped[path.stem] = str(exc)
+    for name, record, problem in records_to_rewrite(competition.paths.records):
+        if record is None:
+            summary.skipped[name] = problem
             continue
         if record.failed_phase not in (None, "score"):
             summary.not_scorable += 1

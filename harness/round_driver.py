@@ -29,7 +29,8 @@ def drive_round(competition: Competition, client: docker.DockerClient, out: Text
     with RoundJournal.begin(competition.paths.root / "rounds", settings.config_sha256) as journal:
         if journal.dead:
             kept = recover(ledger, competition.paths.records, journal.dead)
-            print(f"the driver of {', '.join(journal.dead)} died; {len(kept)} evaluation(s) it finished are kept", file=out)
+            resuming = f"; resuming {journal.round_id}" if journal.resumed else ""
+            print(f"the driver of {', '.join(journal.dead)} died; {len(kept)} evaluation(s) it finished are kept{resuming}", file=out)
         if not journal.dead and not ledger.pending():
             return None
         journal.start()

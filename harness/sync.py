@@ -14,7 +14,7 @@ from pathlib import Path
 from harness.competition import Competition
 from harness.errors import HarnessError
 from harness.evaluation import load_series, run_artifacts
-from harness.record import EvaluationRecord, RecordError, load_record, save_record
+from harness.record import EvaluationRecord, records_to_rewrite, save_record
 from harness.tracking import TERMINATED, Tracker
 
 
@@ -50,11 +50,9 @@ def sync(competition: Competition, tracker: Tracker) -> SyncSummary:
         runs = tracker.runs_by_evaluation()
     except Exception as exc:  # noqa: BLE001 - whatever the client raises, the server cannot be used now
         raise HarnessError(f"MLflow at {tracker.uri} cannot be reached ({type(exc).__name__}); nothing was uploaded, try again later") from None
-    for path in sorted(competition.paths.records.glob("*.json")):
-        try:
-            record = load_record(path)
-        except (OSError, ValueError, TypeError, RecordError) as exc:
-            summary.failed[path.name] = str(exc)
+    for name, record, problem in records_to_rewrite(competition.paths.records):
+        if record is None:
+            summary.failed[name] = problem
             continue
         run_id, status = runs.get(record.evaluation_id, (None, None))
         if status in TERMINATED and record.mlflow_run_id == run_id:

@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from limits.fields import parse_fields
 from limits.sizes import parse_size
 
 PHASES = ("train", "infer")
@@ -32,16 +33,7 @@ class PhaseLimits:
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], where: str) -> "PhaseLimits":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise LimitsError(f"{where}.{unknown[0]}: unknown limit (known: {', '.join(sorted(known))})")
-        parsed: dict[str, Any] = {}
-        for key, raw in values.items():
-            try:
-                parsed[key] = _parse(key, raw)
-            except (TypeError, ValueError) as exc:
-                raise LimitsError(f"{where}.{key}: {exc}") from None
+        parsed = parse_fields(cls, values, where, _parse, LimitsError, noun="limit")
         return cls(**parsed)
 
     def __post_init__(self) -> None:

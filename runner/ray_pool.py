@@ -102,10 +102,6 @@ class RayPhasePool:
     def busy(self) -> bool:
         return bool(self._queue or self._running or self._refused)
 
-    @property
-    def running(self) -> int:
-        return len(self._running)
-
     def running_keys(self) -> list[Hashable]:
         return [key for key, _, _ in self._running.values()]
 

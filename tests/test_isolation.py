@@ -10,7 +10,6 @@ import json
 import os
 import secrets
 import shutil
-from pathlib import Path
 
 import pytest
 

@@ -72,7 +72,7 @@ class EngineProxy:
 
 
 def test_engine_restart_mid_phase_is_retried_and_scored_once(home, behave_image, docker_client, tmp_path):
-    submission = submit(home, "alpha", behave_image("nap3"))
+    submission = submit(home, "alpha", behave_image("nap2"))
     proxy = EngineProxy(tmp_path / "engine.sock")
     proxy.start()
     result: dict = {}

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from collections.abc import Sequence
 from typing import Any, Mapping
 
+from limits.fields import parse_fields
 from limits.sizes import parse_size
 
 KINDS = ("label", "probabilities", "value")
@@ -28,16 +28,7 @@ class PredictionsSpec:
 
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, Any], where: str = "competition.predictions") -> "PredictionsSpec":
-        known = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(mapping) - set(known))
-        if unknown:
-            raise PredictionsSpecError(f"{where}.{unknown[0]}: unknown key (known: {', '.join(known)})")
-        values: dict[str, Any] = {}
-        for key, raw in mapping.items():
-            try:
-                values[key] = _parse(key, raw)
-            except (TypeError, ValueError) as exc:
-                raise PredictionsSpecError(f"{where}.{key}: {exc}") from None
+        values = parse_fields(cls, mapping, where, _parse, PredictionsSpecError)
         try:
             return cls(**values)
         except PredictionsSpecError as exc:
