@@ -57,14 +57,14 @@ def split_of(image_id: int, public_fraction: float = 0.5) -> str:
 
 def prepare(root: Path, public_fraction: float = 0.5) -> None:
     """Write the competition under ``root``; a no-op when it is already prepared."""
+    root = Path(root)
+    if is_prepared(root):
+        return  # before the imports: scikit-learn alone takes seconds to import
     import numpy as np
     from PIL import Image
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
-    root = Path(root)
-    if is_prepared(root):
-        return
     root.mkdir(parents=True, exist_ok=True)
     digits = load_digits()
     ids = np.arange(len(digits.target))
