@@ -25,8 +25,8 @@ from harness.audit_report import render_html, render_text
 from harness.data_manifest import changes_since
 from harness.errors import ConfigError, HarnessError
 from harness.evaluation import Evaluation
-from harness.ledger import utc_now
-from harness.local_run import batch_id, missing_image, run_phases
+from harness.ledger import stamped_id, utc_now
+from harness.local_run import missing_image, run_phases
 from harness.record import EvaluationRecord, RecordError, latest_record, load_record, write_json_atomic
 from harness.recording import record_evaluation
 from harness.tracking import Tracker, flat_params
@@ -73,7 +73,7 @@ def audit(competition: Competition, key: str, client: docker.DockerClient, track
     path = latest_record(competition.paths.records, key)
     if path is None:
         raise HarnessError(f"no evaluation record for {key!r} in {competition.name} (give a submission or evaluation id)")
-    audit_id = batch_id("audit")
+    audit_id = stamped_id("audit")
     try:
         record = load_record(path)
     except RecordError as exc:

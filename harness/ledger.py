@@ -56,6 +56,11 @@ def utc_now() -> str:
     return timestamp(datetime.now(timezone.utc))
 
 
+def stamped_id(kind: str) -> str:
+    """An id for a round, audit or re-infer batch: ``<kind>-<UTC time>-<random>``."""
+    return f"{kind}-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(3)}"
+
+
 @dataclass
 class Submission:
     id: str

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import secrets
-from datetime import datetime, timezone
 from typing import TextIO
 
 import docker
@@ -37,7 +35,3 @@ def missing_image(client: docker.DockerClient, digest: str | None) -> str | None
         return f"image {digest} is no longer on this machine's Docker engine (docker load it from the submission archive)"
     return None
 
-
-def batch_id(kind: str) -> str:
-    """An id for one audit or re-infer batch: ``<kind>-<UTC time>-<random>``."""
-    return f"{kind}-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(3)}"

@@ -19,7 +19,8 @@ from harness.competition import Competition
 from harness.data_manifest import changes_since
 from harness.errors import HarnessError
 from harness.evaluation import Evaluation, stored_model
-from harness.local_run import batch_id, missing_image, run_phases
+from harness.ledger import stamped_id
+from harness.local_run import missing_image, run_phases
 from harness.manifest import tree_sha256
 from harness.record import EvaluationRecord, latest_record, load_record
 from harness.recording import record_evaluation
@@ -32,7 +33,7 @@ TRAINING_DATA = ("data/train/",)
 def reinfer(competition: Competition, submission_ids: list[str], client: docker.DockerClient, tracker: Tracker | None,
             out: TextIO = sys.stderr) -> list[EvaluationRecord]:
     earlier = [_earlier(competition, key, client) for key in submission_ids]  # all checked before any runs
-    batch = batch_id("reinfer")
+    batch = stamped_id("reinfer")
     backend, docker_version = DockerBackend(client), client.version().get("Version", "")
     records = []
     for record in earlier:

@@ -11,22 +11,16 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import secrets
 import socket
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TextIO
 
 from harness.errors import HarnessError
-from harness.ledger import utc_now
+from harness.ledger import stamped_id, utc_now
 from harness.record import write_json_atomic
 
 RUNNING, FINISHED, CANCELLED, ABANDONED = "running", "finished", "cancelled", "abandoned"
-
-
-def new_round_id() -> str:
-    return f"round-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(3)}"
 
 
 @dataclass
@@ -60,7 +54,7 @@ class RoundJournal:
         for journal in dead:
             if journal is not resume:
                 write_json_atomic(directory / f"{journal['round_id']}.json", {**journal, "state": ABANDONED, "updated_at": utc_now()})
-        round_id = resume["round_id"] if resume else new_round_id()
+        round_id = resume["round_id"] if resume else stamped_id("round")
         started_at = resume["started_at"] if resume else utc_now()
         return cls(directory, round_id, config_sha256, resume is not None, [j["round_id"] for j in dead], started_at, lock)
 
