@@ -39,7 +39,7 @@ def drive_round(competition: Competition, client: docker.DockerClient, out: Text
         pool = RayPhasePool(max_parallel=runner.get("max_parallel"), staging=cluster_staging(competition, runner.get("node_cache")))
         pool.warm_up()
         ray_s = time.monotonic() - started
-        tracker = Tracker(settings.tracking.get("uri"), settings.tracking.experiment, competition.home)
+        tracker = Tracker.for_competition(competition)
         with suppress(Exception):  # a tracking server that is down now: records wait for `harness sync`
             tracker.experiment_id  # noqa: B018 - connect (and create the experiment) before the first record
         print(f"start-up: Ray {ray_s:.1f} s, MLflow {time.monotonic() - started - ray_s:.1f} s", file=out, flush=True)

@@ -34,6 +34,12 @@ class Tracker:
     """Writes evaluation runs to MLflow (embedded sqlite by default, or a server); talks to it only
     when first used, so a round starts even while the server is down."""
 
+    @classmethod
+    def for_competition(cls, competition) -> "Tracker":
+        """The competition's tracking as configured (``tracking.uri``, ``tracking.experiment``)."""
+        tracking = competition.settings.tracking
+        return cls(tracking.get("uri"), tracking.experiment, competition.home)
+
     def __init__(self, uri: str | None, experiment: str, home: Path) -> None:
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         for name, value in HTTP_DEFAULTS.items():

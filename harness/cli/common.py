@@ -36,8 +36,7 @@ def open_tracker(competition):
     """The competition's MLflow tracking, as configured (``tracking.uri``); it connects on first use."""
     from harness.tracking import Tracker
 
-    tracking = competition.settings.tracking
-    return Tracker(tracking.get("uri"), tracking.experiment, competition.home)
+    return Tracker.for_competition(competition)
 
 
 def load_competition(name: str, overrides: list[str]):
