@@ -22,17 +22,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from harness.competition import Competition  # noqa: E402
-from harness.config import compose_config, load_settings  # noqa: E402
-from harness.images import build_context_image, ensure_os_base  # noqa: E402
-from harness.intake import pin_image  # noqa: E402
-from harness.ledger import Ledger  # noqa: E402
-from harness.round import RoundSummary  # noqa: E402
-from harness.round_driver import drive_round  # noqa: E402
-from limits import PhaseLimits  # noqa: E402
-from limits.docker_options import contract_environment  # noqa: E402
-from runner.docker_backend import container_user, make_writable_dir  # noqa: E402
-from runner.engine import connect  # noqa: E402
+from harness.competition.config import compose_config, load_settings  # noqa: E402
+from harness.competition.core import Competition  # noqa: E402
+from harness.limits import PhaseLimits  # noqa: E402
+from harness.limits.docker_options import contract_environment  # noqa: E402
+from harness.participant.images import build_context_image, ensure_os_base  # noqa: E402
+from harness.rounds.driver import drive_round  # noqa: E402
+from harness.rounds.round import RoundSummary  # noqa: E402
+from harness.runner.docker_backend import container_user, make_writable_dir  # noqa: E402
+from harness.runner.engine import connect  # noqa: E402
+from harness.submissions.intake import pin_image  # noqa: E402
+from harness.submissions.ledger import Ledger  # noqa: E402
 
 BEHAVE_DIR = ROOT / "tests" / "images" / "behave"
 
@@ -91,12 +91,42 @@ def startup_line(log: str) -> str:
 def raw_phase(image: str, phase: str, limits: PhaseLimits, mounts: Sequence[tuple[Path, str, bool]], seed: int = 42) -> list[str]:
     """``docker run --rm`` of one phase with the same limits, isolation, environment and mounts as the harness."""
     uid, gid = container_user()
-    args = ["docker", "run", "--rm", "--network", "none", "--read-only", "--cap-drop", "ALL",
-            "--security-opt", "no-new-privileges", "--ipc", "private", "--oom-score-adj", "1000",
-            "--pids-limit", str(limits.pids), "--memory", str(limits.memory), "--memory-swap", str(limits.memory),
-            "--cpus", f"{limits.cpus:g}", "--tmpfs", f"/tmp:rw,nosuid,nodev,size={limits.tmp},mode=1777",
-            "--ulimit", f"fsize={limits.disk}:{limits.disk}", "--ulimit", "core=0:0", "--log-driver", "none",
-            "--user", f"{uid}:{gid}", "--hostname", "sandbox"]
+    args = [
+        "docker",
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--read-only",
+        "--cap-drop",
+        "ALL",
+        "--security-opt",
+        "no-new-privileges",
+        "--ipc",
+        "private",
+        "--oom-score-adj",
+        "1000",
+        "--pids-limit",
+        str(limits.pids),
+        "--memory",
+        str(limits.memory),
+        "--memory-swap",
+        str(limits.memory),
+        "--cpus",
+        f"{limits.cpus:g}",
+        "--tmpfs",
+        f"/tmp:rw,nosuid,nodev,size={limits.tmp},mode=1777",
+        "--ulimit",
+        f"fsize={limits.disk}:{limits.disk}",
+        "--ulimit",
+        "core=0:0",
+        "--log-driver",
+        "none",
+        "--user",
+        f"{uid}:{gid}",
+        "--hostname",
+        "sandbox",
+    ]
     for key, value in contract_environment(phase, limits, seed).items():
         args += ["-e", f"{key}={value}"]
     for source, target, read_only in mounts:
@@ -113,7 +143,9 @@ def raw_submission(comp: Competition, image: str, work: Path) -> list[list[str]]
     limits, paths = comp.settings.limits, comp.paths
     return [
         raw_phase(image, "train", limits.phase("train"), [(paths.train, "/data/train", True), (model, "/model", False)]),
-        raw_phase(image, "infer", limits.phase("infer"), [(paths.test, "/data/test", True), (model, "/model", True), (output, "/output", False)]),
+        raw_phase(
+            image, "infer", limits.phase("infer"), [(paths.test, "/data/test", True), (model, "/model", True), (output, "/output", False)]
+        ),
     ]
 
 

@@ -12,7 +12,20 @@ import subprocess
 import sys
 import time
 
-from common import ROOT, arguments, behave_image, competition, load_average, median, raw_submission, run_round, startup_line, submit_many, timed, work_home
+from common import (
+    ROOT,
+    arguments,
+    behave_image,
+    competition,
+    load_average,
+    median,
+    raw_submission,
+    run_round,
+    startup_line,
+    submit_many,
+    timed,
+    work_home,
+)
 
 
 def main() -> None:
@@ -28,15 +41,24 @@ def main() -> None:
         check = []
         for _ in range(repeats):
             started = time.monotonic()
-            subprocess.run([sys.executable, "-m", "harness.cli", "check", "digits", "--image", image], cwd=ROOT, check=True,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            subprocess.run(
+                [sys.executable, "-m", "harness.cli", "check", "digits", "--image", image],
+                cwd=ROOT,
+                check=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             check.append(time.monotonic() - started)
 
     floor_s, per_submission_s, check_s = median(floor), summary.wall_s / submissions, median(check)
     print(f"overhead benchmark: job nap1 (1 s per phase), {submissions} submissions, {repeats}+{repeats} floor runs, load {load_average()}")
     print(f"  floor: two raw docker run --rm       {floor_s:6.2f} s per submission (median; min {min(floor):.2f}, max {max(floor):.2f})")
-    print(f"  inside a round (max_parallel=1)      {per_submission_s:6.2f} s per submission   ratio {per_submission_s / floor_s:.2f}  (target <= 1.25)")
-    print(f"  harness check (whole command)        {check_s:6.2f} s                  {check_s - floor_s:+.2f} s over the floor (target <= +2 s)")
+    print(
+        f"  inside a round (max_parallel=1)      {per_submission_s:6.2f} s per submission   ratio {per_submission_s / floor_s:.2f}  (target <= 1.25)"
+    )
+    print(
+        f"  harness check (whole command)        {check_s:6.2f} s                  {check_s - floor_s:+.2f} s over the floor (target <= +2 s)"
+    )
     print(f"  one-time {startup_line(log)}")
     assert summary.verdicts == {"SCORED": submissions}, summary.verdicts
 

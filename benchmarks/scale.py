@@ -11,7 +11,6 @@ import threading
 import time
 
 import psutil
-
 from common import arguments, behave_image, competition, load_average, run_round, startup_line, submit_many, work_home
 
 MIB = 1024**2
@@ -56,8 +55,10 @@ def main() -> None:
     print(f"  round wall {summary.wall_s:.1f} s, {summary.wall_s / submissions:.3f} s per submission; verdicts {dict(summary.verdicts)}")
     print(f"  time per submission by window of {window}: " + ", ".join(f"{s:.3f}" for s in per_window) + " s")
     print(f"  slope of the time per submission: {growth * 100 * 1000:+.1f} ms per 100 submissions done (flat: about 0)")
-    print(f"  driver memory: peak {peak / MIB:.0f} MiB; at {window}: {done_at[window][1] / MIB:.0f} MiB, at {ks[-1]}: "
-          f"{done_at[ks[-1]][1] / MIB:.0f} MiB; growth {memory_slope / 1024:+.1f} KiB per submission (linear fit)")
+    print(
+        f"  driver memory: peak {peak / MIB:.0f} MiB; at {window}: {done_at[window][1] / MIB:.0f} MiB, at {ks[-1]}: "
+        f"{done_at[ks[-1]][1] / MIB:.0f} MiB; growth {memory_slope / 1024:+.1f} KiB per submission (linear fit)"
+    )
     print(f"  one-time {startup_line(log)}")
     assert summary.verdicts == {"SCORED": submissions}, summary.verdicts
 

@@ -10,7 +10,18 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from common import arguments, behave_image, competition, load_average, raw_submission, run_round, startup_line, submit_many, timed, work_home
+from common import (
+    arguments,
+    behave_image,
+    competition,
+    load_average,
+    raw_submission,
+    run_round,
+    startup_line,
+    submit_many,
+    timed,
+    work_home,
+)
 
 
 def main() -> None:
@@ -30,8 +41,10 @@ def main() -> None:
 
     print(f"throughput benchmark: {submissions} submissions of spin1 (1 CPU, 1 s per phase) on {cores} cores, load {load_average()}")
     print(f"  raw loop, {cores} docker run --rm at a time   {raw_s:7.1f} s   {submissions / raw_s * 60:6.1f} submissions/min")
-    print(f"  harness round                        {summary.wall_s:7.1f} s   {submissions / summary.wall_s * 60:6.1f} submissions/min"
-          f"   ratio {raw_s / summary.wall_s:.2f}  (target >= 0.9)")
+    print(
+        f"  harness round                        {summary.wall_s:7.1f} s   {submissions / summary.wall_s * 60:6.1f} submissions/min"
+        f"   ratio {raw_s / summary.wall_s:.2f}  (target >= 0.9)"
+    )
     print(f"  harness round with its start-up      {with_startup_s:7.1f} s                          ratio {raw_s / with_startup_s:.2f}")
     print(f"  one-time {startup_line(log)}")
     assert summary.verdicts == {"SCORED": submissions}, summary.verdicts

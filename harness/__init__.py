@@ -1,3 +1,5 @@
 """harness: a reproducible online/online evaluation harness for machine-learning competitions."""
 
-__version__ = "0.1.0"
+from importlib.metadata import version
+
+__version__ = version("harness")  # the one version string lives in pyproject.toml

@@ -1,8 +1,7 @@
 """What a run may use and how it is held to it."""
 
-from limits.sizes import format_size, parse_size
-from limits.spec import PHASES, Limits, LimitsError, PhaseLimits
-from limits.verdicts import PhaseVerdict, Verdict
+from harness.limits.spec import PHASES, Limits, LimitsError, PhaseLimits
+from harness.limits.verdicts import PhaseVerdict, Verdict
 
 __all__ = [
     "PHASES",
@@ -11,6 +10,4 @@ __all__ = [
     "PhaseLimits",
     "PhaseVerdict",
     "Verdict",
-    "format_size",
-    "parse_size",
 ]

@@ -8,7 +8,7 @@ from typing import Any
 
 from docker.types import Ulimit
 
-from limits.spec import PhaseLimits
+from harness.limits.spec import PhaseLimits
 
 
 def container_options(limits: PhaseLimits, *, runtime: str | None = None) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import stat
 import time
 from dataclasses import dataclass
 
-from limits.sizes import format_size
+from harness.util.sizes import format_size
 
 MAX_DEPTH = 64
 # The share of a CPU that measuring may take: polls space out as the tree grows. CPU time, not wall

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
-from limits.fields import parse_fields
-from limits.sizes import parse_size
+from harness.util.fields import parse_fields
+from harness.util.sizes import parse_size
 
 PHASES = ("train", "infer")
 
@@ -32,7 +33,7 @@ class PhaseLimits:
     _SIZES = ("memory", "gpu_memory", "disk", "log_bytes", "tmp")
 
     @classmethod
-    def from_mapping(cls, values: Mapping[str, Any], where: str) -> "PhaseLimits":
+    def from_mapping(cls, values: Mapping[str, Any], where: str) -> PhaseLimits:
         parsed = parse_fields(cls, values, where, _parse, LimitsError, noun="limit")
         return cls(**parsed)
 
@@ -66,7 +67,7 @@ class Limits:
     infer: PhaseLimits = field(default_factory=PhaseLimits)
 
     @classmethod
-    def from_mapping(cls, values: Mapping[str, Any], where: str = "limits") -> "Limits":
+    def from_mapping(cls, values: Mapping[str, Any], where: str = "limits") -> Limits:
         unknown = sorted(set(values) - set(PHASES))
         if unknown:
             raise LimitsError(f"{where}.{unknown[0]}: unknown phase (phases: {', '.join(PHASES)})")

@@ -1,9 +1,9 @@
 """Verdicts: what happened to one phase, and to a whole evaluation."""
 
-from enum import Enum
+from enum import StrEnum
 
 
-class PhaseVerdict(str, Enum):
+class PhaseVerdict(StrEnum):
     OK = "OK"
     TIMEOUT = "TIMEOUT"
     MEMORY_LIMIT = "MEMORY_LIMIT"
@@ -15,7 +15,7 @@ class PhaseVerdict(str, Enum):
         return self.value
 
 
-class Verdict(str, Enum):
+class Verdict(StrEnum):
     """The overall verdict of an evaluation (``verdict`` in the record)."""
 
     SCORED = "SCORED"

@@ -6,12 +6,12 @@ from __future__ import annotations
 import docker
 import docker.errors
 import ray
-import requests.exceptions
 import ray.exceptions
+import requests.exceptions
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from limits.cgroups import RunCgroup
-from runner.docker_backend import LABEL
+from harness.limits.cgroups import RunCgroup
+from harness.runner.docker_backend import LABEL
 
 CONFLICT = 409  # the engine is removing it already (another sweep got there first)
 

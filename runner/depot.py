@@ -37,7 +37,7 @@ class Archive:
 class DataStage:
     """Directories to stage on every node, and the tree hash they must have there."""
 
-    sha256: str  # ``harness.manifest.tree_sha256`` of the roots, as the driver computed it
+    sha256: str  # ``harness.util.hashing.tree_sha256`` of the roots, as the driver computed it
     roots: tuple[tuple[str, str], ...]  # (the driver's path, the name on a node), e.g. (".../data/train", "train")
 
 
@@ -51,6 +51,7 @@ class Depot:
 
     def image(self, digest: str) -> Archive:
         """The archive of the image whose id is ``digest`` (``docker save``, written once)."""
+
         def save(fh: BinaryIO) -> None:
             for chunk in docker.from_env().images.get(digest).save(named=False):
                 fh.write(chunk)

@@ -14,17 +14,18 @@ import docker.errors
 import requests.exceptions
 from docker.types import Mount as DockerMount
 
-from limits import PhaseVerdict, format_size
-from limits.cgroups import RunCgroup, Usage
-from limits.docker_options import container_options, runtime_problem
-from limits.gpu import GpuWatch, NvmlError
-from limits.local_container import ContainerInit
-from limits.output_watch import OutputUsage, OutputWatch
-from limits.telemetry import Telemetry
-from runner.gpus import assignment_problem, container_pids, device_requests, gpu_environment, gpu_figures, gpu_watch
-from runner.logs import BoundedLog
-from runner.phase import PhaseResult, PhaseSpec
-from runner.stats import StatsSampler
+from harness.limits import PhaseVerdict
+from harness.limits.cgroups import RunCgroup, Usage
+from harness.limits.docker_options import container_options, runtime_problem
+from harness.limits.gpu import GpuWatch, NvmlError
+from harness.limits.local_container import ContainerInit
+from harness.limits.output_watch import OutputUsage, OutputWatch
+from harness.limits.telemetry import Telemetry
+from harness.runner.gpus import assignment_problem, container_pids, device_requests, gpu_environment, gpu_figures, gpu_watch
+from harness.runner.logs import BoundedLog
+from harness.runner.phase import PhaseResult, PhaseSpec
+from harness.runner.stats import StatsSampler
+from harness.util.sizes import format_size
 
 POLL_S = 0.05
 # The uid:gid a container runs as when the harness runs as root; otherwise the caller's own.

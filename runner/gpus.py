@@ -9,10 +9,10 @@ from typing import Any
 import docker.errors
 from docker.types import DeviceRequest
 
-from limits.cgroups import CGROUP_ROOT, RunCgroup
-from limits.gpu import GpuWatch, gpu_problem, load_nvml
-from limits.gpu.pids import cgroup_pids
-from runner.phase import PhaseSpec
+from harness.limits.cgroups import CGROUP_ROOT, RunCgroup
+from harness.limits.gpu import GpuWatch, gpu_problem, load_nvml
+from harness.limits.gpu.pids import cgroup_pids
+from harness.runner.phase import PhaseSpec
 
 # compute for CUDA, utility for nvidia-smi/NVML inside the container; nothing else of the driver.
 CAPABILITIES = [["gpu", "compute", "utility"]]

@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from limits import PhaseLimits, PhaseVerdict
+from harness.limits import PhaseLimits, PhaseVerdict
 
 
 @dataclass(frozen=True)

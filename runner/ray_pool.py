@@ -13,16 +13,17 @@ import os
 import socket
 import time
 from collections import Counter
-from typing import Any, Hashable
+from collections.abc import Hashable
+from typing import Any
 
 import ray
 import ray.exceptions
 
-from limits import PhaseVerdict
-from runner.docker_backend import DockerBackend
-from runner.fair_queue import FairQueue
-from runner.phase import PhaseResult, PhaseSpec
-from runner.staging import Staging, StagingError
+from harness.limits import PhaseVerdict
+from harness.runner.docker_backend import DockerBackend
+from harness.runner.fair_queue import FairQueue
+from harness.runner.phase import PhaseResult, PhaseSpec
+from harness.runner.staging import Staging, StagingError
 
 NODE_LABEL = "harness.node"  # the Ray node a container was started from
 NODES_TTL_S = 2.0  # how long the list of live nodes (and so the capacity) is trusted
@@ -86,8 +87,9 @@ def infra_result(spec: PhaseSpec, problem: str) -> PhaseResult:
 class RayPhasePool:
     """Submit specs (each with a group), collect results as they finish."""
 
-    def __init__(self, address: str | None = None, max_parallel: int | None = None, num_cpus: int | None = None,
-                 staging: Staging | None = None) -> None:
+    def __init__(
+        self, address: str | None = None, max_parallel: int | None = None, num_cpus: int | None = None, staging: Staging | None = None
+    ) -> None:
         connect_ray(address, num_cpus)
         self.max_parallel = max_parallel
         self.staging = staging

@@ -19,9 +19,9 @@ import ray
 import ray.exceptions
 from ray.actor import ActorHandle
 
-from harness.manifest import listing_sha256, scan_tree
-from runner.depot import DataStage, fetch
-from runner.phase import PhaseSpec
+from harness.runner.depot import DataStage, fetch
+from harness.runner.phase import PhaseSpec
+from harness.util.hashing import listing_sha256, scan_tree
 
 VERIFIED = ".verified"
 
@@ -93,7 +93,9 @@ def stage_data(stage: DataStage, depot: ActorHandle, node_dir: Path) -> Path:
             fetch(depot, archive, work / archive.name)
             with tarfile.open(work / archive.name) as tar:
                 tar.extractall(work / "tree", filter="data")
-            found = listing_sha256({rel: e.digest for _, name in stage.roots for rel, e in scan_tree(work / "tree" / name, f"{name}/").items()})
+            found = listing_sha256(
+                {rel: e.digest for _, name in stage.roots for rel, e in scan_tree(work / "tree" / name, f"{name}/").items()}
+            )
             if found != stage.sha256:
                 raise ValueError(f"the staged data hashes to {found[:12]}, its manifest says {stage.sha256[:12]}")
             (work / "tree" / VERIFIED).touch()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from limits.cgroups import Usage
+from harness.limits.cgroups import Usage
 
 SAMPLE_S = 1.0
 

@@ -26,10 +26,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from limits import PhaseVerdict, format_size  # noqa: E402 - the harness, from this checkout
-from limits.gpu import GpuWatch, Nvml, NvmlError, gpu_problem, load_nvml  # noqa: E402
-from limits.gpu.fake import FakeNvml  # noqa: E402
-from limits.gpu.pids import process_tree_pids  # noqa: E402
+from harness.limits import PhaseVerdict  # noqa: E402 - the harness, from this checkout
+from harness.limits.gpu import GpuWatch, Nvml, NvmlError, gpu_problem, load_nvml  # noqa: E402
+from harness.limits.gpu.fake import FakeNvml  # noqa: E402
+from harness.limits.gpu.pids import process_tree_pids  # noqa: E402
+from harness.util.sizes import format_size  # noqa: E402
 
 MIB = 1024**2
 HOLD = 1024 * MIB  # what the child allocates first
@@ -63,6 +64,7 @@ def _allocator(fake: bool):
         import torch
 
         if torch.cuda.is_available():
+
             def alloc(n: int):
                 tensor = torch.empty(n, dtype=torch.uint8, device="cuda")
                 tensor.fill_(1)
@@ -182,16 +184,24 @@ def open_nvml(check: Check, dry_run: bool, device: str) -> tuple[Nvml, dict[str,
     try:
         import pynvml
     except ImportError:
-        check.say("FAIL", "nvml", "nvidia-ml-py is not installed: `pip install nvidia-ml-py`, or put a copy of its one "
-                  "pure-Python file, pynvml.py, on PYTHONPATH")
+        check.say(
+            "FAIL",
+            "nvml",
+            "nvidia-ml-py is not installed: `pip install nvidia-ml-py`, or put a copy of its one "
+            "pure-Python file, pynvml.py, on PYTHONPATH",
+        )
         sys.exit(1)
     try:
         nvml = load_nvml()
         handle = nvml.handle(device)
         name, uuid = (_text(pynvml.nvmlDeviceGetName(handle)), _text(pynvml.nvmlDeviceGetUUID(handle)))
         total = pynvml.nvmlDeviceGetMemoryInfo(handle).total
-        check.say("PASS", "nvml", f"{nvml.device_count()} device(s); GPU {device} is {name} ({uuid}), {format_size(total)}, "
-                  f"driver {_text(pynvml.nvmlSystemGetDriverVersion())}")
+        check.say(
+            "PASS",
+            "nvml",
+            f"{nvml.device_count()} device(s); GPU {device} is {name} ({uuid}), {format_size(total)}, "
+            f"driver {_text(pynvml.nvmlSystemGetDriverVersion())}",
+        )
     except (NvmlError, pynvml.NVMLError) as exc:
         check.say("FAIL", "nvml", str(exc))
         sys.exit(1)
@@ -218,14 +228,22 @@ def run(check: Check, nvml: Nvml, device: str, env: dict[str, str], dry_run: boo
         pids: Callable[[], set[int]] = child.pids
         if read.memory_bytes == 0:
             listed = nvml.processes(handle)
-            check.say("WARN", "pids", f"none of the child's PIDs {sorted(child.pids())} is among NVML's processes {listed}: "
-                      "NVML reports another PID namespace (this runs in a container?); measuring the whole device instead")
+            check.say(
+                "WARN",
+                "pids",
+                f"none of the child's PIDs {sorted(child.pids())} is among NVML's processes {listed}: "
+                "NVML reports another PID namespace (this runs in a container?); measuring the whole device instead",
+            )
             nvml, pids = DeviceWide(nvml, baseline), (lambda: {DeviceWide.PID})
             read = GpuWatch(nvml, [device], pids, phase="check", limit=None).sample()
         overhead = read.memory_bytes - HOLD
         status = "PASS" if 0 <= overhead <= 2048 * MIB else "FAIL"
-        check.say(status, "telemetry", f"allocated {HOLD} bytes, NVML read {read.memory_bytes} bytes "
-                  f"(+{format_size(max(0, overhead))} CUDA context etc.), utilization {read.utilization:.0f}%")
+        check.say(
+            status,
+            "telemetry",
+            f"allocated {HOLD} bytes, NVML read {read.memory_bytes} bytes "
+            f"(+{format_size(max(0, overhead))} CUDA context etc.), utilization {read.utilization:.0f}%",
+        )
         limit = read.memory_bytes + OVER
         watch = GpuWatch(nvml, [device], pids, phase="check", limit=limit, interval=0.02)
         child.proc.stdin.write("grow\n")
@@ -237,17 +255,30 @@ def run(check: Check, nvml: Nvml, device: str, env: dict[str, str], dry_run: boo
         decided = time.monotonic()
         killed = child.kill()
         if problem is None:
-            check.say("FAIL", "watchdog", f"no decision over a limit of {format_size(limit)}; peak read {format_size(watch.peak_memory_bytes)}")
+            check.say(
+                "FAIL", "watchdog", f"no decision over a limit of {format_size(limit)}; peak read {format_size(watch.peak_memory_bytes)}"
+            )
             return
         crossed = next((at for total, at in child.allocations if total - HOLD > OVER), None)
-        detection = f"{max(0.0, decided - crossed) * 1000:.0f} ms after the allocation that crossed it" if crossed else "before the child reported crossing it"
+        detection = (
+            f"{max(0.0, decided - crossed) * 1000:.0f} ms after the allocation that crossed it"
+            if crossed
+            else "before the child reported crossing it"
+        )
         ok = "GPU memory" in problem and killed - decided < 2
-        check.say("PASS" if ok else "FAIL", "watchdog", f"{PhaseVerdict.MEMORY_LIMIT}: {problem}; decided {detection}; "
-                  f"kill latency {(killed - decided) * 1000:.0f} ms (SIGKILL to reaped)")
+        check.say(
+            "PASS" if ok else "FAIL",
+            "watchdog",
+            f"{PhaseVerdict.MEMORY_LIMIT}: {problem}; decided {detection}; "
+            f"kill latency {(killed - decided) * 1000:.0f} ms (SIGKILL to reaped)",
+        )
         freed = _wait_freed(nvml, handle, baseline)
-        check.say("PASS" if freed is not None else "FAIL", "release",
-                  f"device back to {format_size(nvml.memory_used(handle))} (baseline {format_size(baseline)})"
-                  + (f" {freed * 1000:.0f} ms after the kill" if freed is not None else " not within 10 s"))
+        check.say(
+            "PASS" if freed is not None else "FAIL",
+            "release",
+            f"device back to {format_size(nvml.memory_used(handle))} (baseline {format_size(baseline)})"
+            + (f" {freed * 1000:.0f} ms after the kill" if freed is not None else " not within 10 s"),
+        )
     finally:
         if child.proc.poll() is None:
             child.kill()

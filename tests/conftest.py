@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.competition import Competition
-from harness.config import compose_config, load_settings
-from harness.images import build_context_image, build_images, ensure_os_base
-from runner.engine import connect
+from harness.competition.config import compose_config, load_settings
+from harness.competition.core import Competition
+from harness.participant.images import build_context_image, build_images, ensure_os_base
+from harness.runner.engine import connect
 
 TESTS = Path(__file__).resolve().parent
 BEHAVE_DIR = TESTS / "images" / "behave"

@@ -7,20 +7,27 @@ import secrets
 
 import docker
 
-from harness.competition import Competition
-from harness.evaluation import Evaluation
-from harness.intake import pin_image
-from harness.ledger import utc_now
-from harness.local_run import run_phases
-from harness.record import EvaluationRecord
-from harness.recording import record_evaluation
-from harness.tracking import Tracker
-from runner.docker_backend import DockerBackend
+from harness.competition.core import Competition
+from harness.evaluation.evaluation import Evaluation
+from harness.evaluation.local_run import run_phases
+from harness.evaluation.recording import record_evaluation
+from harness.records.record import EvaluationRecord
+from harness.records.tracking import Tracker
+from harness.runner.docker_backend import DockerBackend
+from harness.submissions.intake import pin_image
+from harness.util.clock import utc_now
 
 
-def evaluate(competition: Competition, client: docker.DockerClient, image: str, team: str = "team", tracker: Tracker | None = None) -> EvaluationRecord:
-    submission = {"id": f"sub-{secrets.token_hex(6)}", "team": team, "image": image,
-                  "image_digest": pin_image(client, image).digest, "submitted_at": utc_now()}
+def evaluate(
+    competition: Competition, client: docker.DockerClient, image: str, team: str = "team", tracker: Tracker | None = None
+) -> EvaluationRecord:
+    submission = {
+        "id": f"sub-{secrets.token_hex(6)}",
+        "team": team,
+        "image": image,
+        "image_digest": pin_image(client, image).digest,
+        "submitted_at": utc_now(),
+    }
     evaluation = Evaluation(competition, submission, round_id="round-test")
     with open(os.devnull, "w") as quiet:
         run_phases(evaluation, DockerBackend(client), quiet, image)

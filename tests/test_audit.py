@@ -7,11 +7,11 @@ import json
 import os
 
 import pytest
-
-from harness.audit import FAIL, PASS, REFUSED, audit, audit_dir
-from harness.cli import main
-from harness.tracking import Tracker
 from evaluations import evaluate
+
+from harness.cli import main
+from harness.proofs.audit import FAIL, PASS, REFUSED, audit, audit_dir
+from harness.records.tracking import Tracker
 
 pytestmark = pytest.mark.docker
 
@@ -43,7 +43,8 @@ def test_sample_audit_passes_with_identical_hashes_over_two_repeats(competition,
     run = tracker.client.get_run(record.mlflow_run_id)
     assert run.data.tags["harness.audit"] == f"PASS ({report.audit_id})"
     assert {a.path for a in tracker.client.list_artifacts(record.mlflow_run_id, f"audits/{report.audit_id}")} == {
-        f"audits/{report.audit_id}/report.{ext}" for ext in ("json", "txt", "html")}
+        f"audits/{report.audit_id}/report.{ext}" for ext in ("json", "txt", "html")
+    }
     # the repeats are kept beside the report, never among the records the leaderboard reads
     assert sorted(p.name for p in digits.paths.records.glob("*.json")) == [f"{record.evaluation_id}.json"]
     assert len(list(directory.glob("ev-*.json"))) == 2

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.check import check_image
+from harness.evaluation.check import check_image
 
 pytestmark = pytest.mark.docker
 

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from harness.record import validate_record
+from harness.records.record import validate_record
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

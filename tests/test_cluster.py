@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import io
-import sys
 import json
 import logging
+import sys
 import threading
 import time
 from pathlib import Path
@@ -22,10 +22,10 @@ import pytest
 import ray
 from ray.cluster_utils import Cluster
 
-from harness.round_driver import drive_round
-from runner.depot import Archive, DataStage, Depot, fetch
-from runner.ray_pool import NODE_LABEL
-from runner.staging import VERIFIED, stage_data
+from harness.rounds.driver import drive_round
+from harness.runner.depot import Archive, DataStage, Depot, fetch
+from harness.runner.ray_pool import NODE_LABEL
+from harness.runner.staging import VERIFIED, stage_data
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -82,8 +82,11 @@ def test_round_uses_every_node_and_brings_a_missing_image(cluster, home, round_s
     ids = [submit(comp, f"team{i}", behave_image("nap0.5")) for i in range(5)]
     # An image no engine has any more: only the depot's archive can bring it back (pre-made here,
     # from the image as it was when submitted; the depot would have made the same on demand).
-    docker_client.images.build(fileobj=io.BytesIO(f"FROM {behave_image('constant')}\nLABEL test={tmp_path.name}\n".encode()),
-                               tag="harness-test/absent:latest", rm=True)
+    docker_client.images.build(
+        fileobj=io.BytesIO(f"FROM {behave_image('constant')}\nLABEL test={tmp_path.name}\n".encode()),
+        tag="harness-test/absent:latest",
+        rm=True,
+    )
     absent_id = submit(comp, "absent", "harness-test/absent:latest")
     digest = docker_client.images.get("harness-test/absent:latest").id
     archive = home / "depot" / f"image-{digest.removeprefix('sha256:')}.tar"
@@ -139,7 +142,7 @@ def test_staged_data_and_archives_are_verified(cluster, tmp_path):
     source = tmp_path / "source" / "data" / "train"
     source.mkdir(parents=True)
     (source / "train.csv").write_text("id,label\n1,0\n")
-    from harness.manifest import listing_sha256, scan_tree
+    from harness.util.hashing import listing_sha256, scan_tree
 
     sha256 = listing_sha256({rel: e.digest for rel, e in scan_tree(source, "data/train/").items()})
     depot = Depot.remote(str(tmp_path / "depot"))

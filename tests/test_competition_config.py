@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-import harness.config
+import harness.competition.config
 from harness.cli import main
 
 
@@ -47,11 +47,11 @@ BROKEN = {  # (text in digits.yaml, its broken replacement): the message
 @pytest.mark.parametrize("edit", BROKEN)
 def test_a_broken_competition_file_is_refused_before_anything_runs(home, tmp_path, monkeypatch, capsys, edit):
     configs = tmp_path / "configs"
-    shutil.copytree(harness.config.CONFIG_DIR, configs)
+    shutil.copytree(harness.competition.config.CONFIG_DIR, configs)
     path = configs / "competition" / "digits.yaml"
     assert edit[0] in path.read_text()
     path.write_text(path.read_text().replace(*edit))
-    monkeypatch.setattr(harness.config, "CONFIG_DIR", configs)
+    monkeypatch.setattr(harness.competition.config, "CONFIG_DIR", configs)
     assert main(["round", "digits"]) == 2
     assert BROKEN[edit] in capsys.readouterr().err
     assert not home.exists()  # nothing ran: no data prepared, no ledger

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 
 from harness.cli import main
-from harness.datacheck import ERROR, OK, WARNING, check_data
+from harness.competition.datacheck import ERROR, OK, WARNING, check_data
 
 
 def _ids(path) -> list[str]:
@@ -21,8 +21,10 @@ def test_clean_digits_then_a_planted_duplicate(home, capsys):
     shutil.copyfile(data / "train" / "images" / f"{train_id}.png", data / "test" / "images" / f"{test_id}.png")
     assert main(["data", "check", "digits"]) == 1
     out = capsys.readouterr().out
-    assert (f"ERROR    duplicate inputs: 1 test input file(s) have the same content as a train input file: "
-            f"test/images/{test_id}.png = train/images/{train_id}.png") in out
+    assert (
+        f"ERROR    duplicate inputs: 1 test input file(s) have the same content as a train input file: "
+        f"test/images/{test_id}.png = train/images/{train_id}.png"
+    ) in out
     assert "1 error(s), 0 warning(s)" in out
 
 

@@ -7,8 +7,8 @@ import stat
 import pytest
 from PIL import Image
 
-from harness.competitions import digits
-from harness.paths import CompetitionPaths
+from harness.competition.builders import digits
+from harness.competition.paths import CompetitionPaths
 
 
 @pytest.fixture(scope="module")

@@ -15,30 +15,40 @@ from pathlib import Path
 import pytest
 import ray
 
-from harness.check import check_image
-from harness.errors import HarnessError
-from harness.evaluation import load_series
-from limits import Limits, PhaseLimits, PhaseVerdict
-from limits.cgroups import RunCgroup
-from limits.gpu import GpuWatch, NvmlError, gpu_memory_problem, gpu_problem
-from limits.gpu.fake import FakeNvml
-from limits.gpu.pids import process_tree_pids
-from runner import gpus as runner_gpus
-from runner.docker_backend import DockerBackend, _Run
-from runner.gpus import assignment_problem, device_requests, local_gpu_ids
-from runner.phase import PhaseSpec
-from runner.ray_pool import RayPhasePool, with_ray_gpus
+from harness.evaluation.check import check_image
+from harness.limits import Limits, PhaseLimits, PhaseVerdict
+from harness.limits.cgroups import RunCgroup
+from harness.limits.gpu import GpuWatch, NvmlError, gpu_memory_problem, gpu_problem
+from harness.limits.gpu.fake import FakeNvml
+from harness.limits.gpu.pids import process_tree_pids
+from harness.records.artifacts import load_series
+from harness.runner import gpus as runner_gpus
+from harness.runner.docker_backend import DockerBackend, _Run
+from harness.runner.gpus import assignment_problem, device_requests, local_gpu_ids
+from harness.runner.phase import PhaseSpec
+from harness.runner.ray_pool import RayPhasePool, with_ray_gpus
+from harness.util.errors import HarnessError
 
 GIB = 1024**3
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def spec(gpus: int = 1, gpu_ids: tuple[str, ...] = (), image: str = "harness-test/none", **limits) -> PhaseSpec:
-    return PhaseSpec(run_id=f"gpu-test-{time.monotonic_ns()}", phase="infer", image=image, command=("infer",), mounts=(),
-                     environment={}, limits=PhaseLimits(gpus=gpus, **limits), log_dir="/tmp", gpu_ids=gpu_ids)
+    return PhaseSpec(
+        run_id=f"gpu-test-{time.monotonic_ns()}",
+        phase="infer",
+        image=image,
+        command=("infer",),
+        mounts=(),
+        environment={},
+        limits=PhaseLimits(gpus=gpus, **limits),
+        log_dir="/tmp",
+        gpu_ids=gpu_ids,
+    )
 
 
 # --- assignment: Ray's ids -> the spec -> Docker device requests ---------------------------------
+
 
 def test_device_requests_name_exactly_the_assigned_ids():
     (request,) = device_requests(("1", "3"))
@@ -60,8 +70,7 @@ def ray_with_two_fake_gpus():
     ray.shutdown()
     with pytest.MonkeyPatch.context() as env:
         env.setenv("CUDA_VISIBLE_DEVICES", "5,7")  # inherited by the raylet and its workers
-        ray.init(address="local", num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False,
-                 object_store_memory=128 * 1024**2)
+        ray.init(address="local", num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=128 * 1024**2)
     yield
     ray.shutdown()
 
@@ -84,7 +93,7 @@ def test_ray_ids_become_the_spec_ids(ray_with_two_fake_gpus):
 def test_pool_refuses_more_gpus_than_any_node_has(ray_with_two_fake_gpus):
     pool = RayPhasePool()
     pool.submit("too-big", spec(3))
-    (key, result), = pool.wait(timeout=0)
+    ((key, result),) = pool.wait(timeout=0)
     assert key == "too-big" and result.verdict is PhaseVerdict.INFRA_ERROR
     assert "needs 3 GPU(s) on one node" in result.message and "more than 2" in result.message
     assert not pool.busy
@@ -93,6 +102,7 @@ def test_pool_refuses_more_gpus_than_any_node_has(ray_with_two_fake_gpus):
 @pytest.mark.docker
 def test_assigned_ids_reach_docker(docker_client, behave_image):
     """The container is created with exactly the spec's GPUs (starting it would need the NVIDIA runtime)."""
+
     def created(phase_spec: PhaseSpec) -> dict:
         container = _Run(docker_client, phase_spec, RunCgroup("gpu-test", version="1", driver=""))._create()
         try:
@@ -111,6 +121,7 @@ def test_assigned_ids_reach_docker(docker_client, behave_image):
 
 
 # --- the watchdog's decisions over a fake NVML ---------------------------------------------------
+
 
 def test_message_names_gpu_memory_and_both_sizes():
     assert gpu_memory_problem("infer", int(9.1 * GIB), 8 * GIB) == "infer used 9.1 GiB of GPU memory, over its limit of 8.0 GiB"
@@ -170,6 +181,7 @@ def test_process_tree_pids_finds_children():
 
 # --- availability: refused, clearly, where GPUs cannot be given ----------------------------------
 
+
 def _no_nvml():
     raise NvmlError("the NVIDIA driver's NVML library cannot be initialised (NVML Shared Library Not Found)")
 
@@ -212,6 +224,7 @@ def test_check_refuses_gpu_competition_before_running(competition, docker_client
 
 # --- the watch loop kills a container over its GPU memory (fake NVML, real container) ------------
 
+
 @pytest.mark.docker
 def test_container_over_gpu_memory_is_killed(competition, docker_client, behave_image, monkeypatch):
     nvml = FakeNvml(1)
@@ -224,11 +237,11 @@ def test_container_over_gpu_memory_is_killed(competition, docker_client, behave_
         nvml.devices["0"].utilization = 55
         return pids
 
-    monkeypatch.setattr("harness.check.gpu_problem", lambda *args, **kwargs: None)  # pretend: a GPU host
-    monkeypatch.setattr("runner.docker_backend.assignment_problem", lambda *args: None)
-    monkeypatch.setattr("runner.docker_backend.device_requests", lambda ids: [])  # no NVIDIA runtime to start it with
-    monkeypatch.setattr("runner.docker_backend.container_pids", container_pids)
-    monkeypatch.setattr("runner.gpus.load_nvml", lambda: nvml)
+    monkeypatch.setattr("harness.evaluation.check.gpu_problem", lambda *args, **kwargs: None)  # pretend: a GPU host
+    monkeypatch.setattr("harness.runner.docker_backend.assignment_problem", lambda *args: None)
+    monkeypatch.setattr("harness.runner.docker_backend.device_requests", lambda ids: [])  # no NVIDIA runtime to start it with
+    monkeypatch.setattr("harness.runner.docker_backend.container_pids", container_pids)
+    monkeypatch.setattr("harness.runner.gpus.load_nvml", lambda: nvml)
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     started = time.monotonic()
     gpu_competition = competition("limits.train.gpus=1", "limits.train.gpu_memory=2g", "limits.train.wall_clock_s=30")
@@ -251,16 +264,26 @@ def test_limits_carry_gpu_fields():
 
 # --- MLflow gets the series; the self-test of the GPU check runs here ----------------------------
 
+
 def test_tracker_logs_gpu_series(tmp_path):
     from mlflow.tracking import MlflowClient
 
-    from harness.record import EvaluationRecord
-    from harness.tracking import Tracker
+    from harness.records.record import EvaluationRecord
+    from harness.records.tracking import Tracker
 
     tracker = Tracker(None, "gpu", tmp_path)
-    record = EvaluationRecord("ev-1", "digits", {"id": "s1", "team": "t"}, "SCORED", None, "",
-                              {"train": {"peak_gpu_memory_bytes": 3 * GIB, "peak_gpu_utilization": 50.0}}, {}, {},
-                              "2026-11-28T21:00:00+00:00")
+    record = EvaluationRecord(
+        "ev-1",
+        "digits",
+        {"id": "s1", "team": "t"},
+        "SCORED",
+        None,
+        "",
+        {"train": {"peak_gpu_memory_bytes": 3 * GIB, "peak_gpu_utilization": 50.0}},
+        {},
+        {},
+        "2026-11-28T21:00:00+00:00",
+    )
     points = [(1000.0 + i, float(i * GIB)) for i in range(1001)]  # past one log_batch
     run_id = tracker.open_run(record)
     tracker.fill_run(run_id, record, None, [], {"train": {"gpu_memory_bytes": points}})
@@ -274,5 +297,11 @@ def test_gpu_check_dry_run_passes():
     done = subprocess.run([sys.executable, str(ROOT / "scripts" / "gpu_check.py"), "--dry-run"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
-    assert [line.split()[1].rstrip(":") for line in lines if line.startswith("PASS ")][:5] == ["nvml", "allocate", "telemetry", "watchdog", "release"]
+    assert [line.split()[1].rstrip(":") for line in lines if line.startswith("PASS ")][:5] == [
+        "nvml",
+        "allocate",
+        "telemetry",
+        "watchdog",
+        "release",
+    ]
     assert "MEMORY_LIMIT: check used" in done.stdout and "kill latency" in done.stdout

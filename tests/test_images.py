@@ -4,8 +4,8 @@ import csv
 
 import pytest
 
-from harness.images import BASE_TAG, ImageBuildError, build_context_image
-from harness.paths import CompetitionPaths
+from harness.competition.paths import CompetitionPaths
+from harness.participant.images import BASE_TAG, ImageBuildError, build_context_image
 
 pytestmark = pytest.mark.docker
 
@@ -13,10 +13,19 @@ pytestmark = pytest.mark.docker
 def run(client, image, args, volumes, entrypoint=None):
     """Run like the harness does (no network, read-only root, uid 10001); returns the logs."""
     container = client.containers.run(
-        image, args, entrypoint=entrypoint, detach=True, volumes=volumes, read_only=True,
-        network_mode="none", user="10001:10001", tmpfs={"/tmp": "size=64m"},
-        cap_drop=["ALL"], security_opt=["no-new-privileges"],
-        environment={"HARNESS_SEED": "42", "HARNESS_CPUS": "1", "HARNESS_PHASE": args[0]})
+        image,
+        args,
+        entrypoint=entrypoint,
+        detach=True,
+        volumes=volumes,
+        read_only=True,
+        network_mode="none",
+        user="10001:10001",
+        tmpfs={"/tmp": "size=64m"},
+        cap_drop=["ALL"],
+        security_opt=["no-new-privileges"],
+        environment={"HARNESS_SEED": "42", "HARNESS_CPUS": "1", "HARNESS_PHASE": args[0]},
+    )
     try:
         status = container.wait(timeout=300)
         logs = container.logs().decode(errors="replace")
@@ -35,21 +44,27 @@ def test_base_image(docker_client, sample_image):
     config = docker_client.images.get(BASE_TAG).attrs["Config"]
     assert config["User"] == "10001"
     assert "PYTHONDONTWRITEBYTECODE=1" in config["Env"]
-    out = run(docker_client, BASE_TAG, ["-c", "import os, numpy, PIL, torch; "
-              "print(os.getuid(), os.path.exists('/wheels'), torch.__version__)"], {},
-              entrypoint=["python3"])
+    out = run(
+        docker_client,
+        BASE_TAG,
+        ["-c", "import os, numpy, PIL, torch; print(os.getuid(), os.path.exists('/wheels'), torch.__version__)"],
+        {},
+        entrypoint=["python3"],
+    )
     assert out.startswith("10001 False 2.")
 
 
-def test_sample_submission_scores_and_is_deterministic(docker_client, sample_image,
-                                                       prepared_data, tmp_path):
+def test_sample_submission_scores_and_is_deterministic(docker_client, sample_image, prepared_data, tmp_path):
     comp = CompetitionPaths.of("digits", prepared_data)
     model = tmp_path / "model"
     model.mkdir(mode=0o777)
     model.chmod(0o777)  # the container's uid 10001 writes here
-    logs = run(docker_client, sample_image, ["train"], {
-        str(comp.train): {"bind": "/data/train", "mode": "ro"},
-        str(model): {"bind": "/model", "mode": "rw"}})
+    logs = run(
+        docker_client,
+        sample_image,
+        ["train"],
+        {str(comp.train): {"bind": "/data/train", "mode": "ro"}, str(model): {"bind": "/model", "mode": "rw"}},
+    )
     assert "cross-validation accuracy" in logs
     assert (model / "model.pt").is_file()
 
@@ -58,10 +73,16 @@ def test_sample_submission_scores_and_is_deterministic(docker_client, sample_ima
         out = tmp_path / f"output{attempt}"
         out.mkdir()
         out.chmod(0o777)
-        run(docker_client, sample_image, ["infer"], {
-            str(comp.test): {"bind": "/data/test", "mode": "ro"},
-            str(model): {"bind": "/model", "mode": "ro"},
-            str(out): {"bind": "/output", "mode": "rw"}})
+        run(
+            docker_client,
+            sample_image,
+            ["infer"],
+            {
+                str(comp.test): {"bind": "/data/test", "mode": "ro"},
+                str(model): {"bind": "/model", "mode": "ro"},
+                str(out): {"bind": "/output", "mode": "rw"},
+            },
+        )
         predictions.append((out / "predictions.csv").read_bytes())
     assert predictions[0] == predictions[1]
 
@@ -73,8 +94,7 @@ def test_sample_submission_scores_and_is_deterministic(docker_client, sample_ima
 
 
 def test_build_error_names_the_failing_step(os_base, tmp_path):
-    (tmp_path / "Dockerfile").write_text(
-        "ARG BASE\nFROM ${BASE}\nRUN echo compiling the model\nRUN echo 'no such thing' >&2 && exit 3\n")
+    (tmp_path / "Dockerfile").write_text("ARG BASE\nFROM ${BASE}\nRUN echo compiling the model\nRUN echo 'no such thing' >&2 && exit 3\n")
     with pytest.raises(ImageBuildError) as err:
         build_context_image("harness-test/broken:latest", tmp_path, {"BASE": os_base}, log=lambda s: None)
     assert "Step 4/4" in str(err.value) and "no such thing" in str(err.value)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from harness.cli import main
-from harness.images import build_context_image
+from harness.participant.images import build_context_image
 
 
 def test_init_refuses_a_folder_in_use(tmp_path, capsys):

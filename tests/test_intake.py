@@ -11,7 +11,7 @@ import tarfile
 import pytest
 
 from harness.cli import main
-from harness.ledger import Ledger
+from harness.submissions.ledger import Ledger
 
 pytestmark = pytest.mark.docker
 
@@ -34,8 +34,14 @@ FOREIGN = "arm64" if HOST == "amd64" else "amd64"
 def foreign_image(docker_client) -> str:
     """A real image on the engine built for another architecture (``docker load`` of a hand-made archive)."""
     layer = _tar({"hello.txt": b"hi\n"})
-    config = json.dumps({"architecture": FOREIGN, "os": "linux", "config": {},
-                         "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(layer).hexdigest()]}}).encode()
+    config = json.dumps(
+        {
+            "architecture": FOREIGN,
+            "os": "linux",
+            "config": {},
+            "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(layer).hexdigest()]},
+        }
+    ).encode()
     config_name = hashlib.sha256(config).hexdigest() + ".json"
     manifest = json.dumps([{"Config": config_name, "RepoTags": ["harness-test/foreign-arch:latest"], "Layers": ["layer.tar"]}]).encode()
     docker_client.images.load(_tar({"layer.tar": layer, config_name: config, "manifest.json": manifest}))

@@ -13,12 +13,12 @@ import shutil
 
 import pytest
 
-from harness.check import check_image
-from harness.competition import Competition
-from harness.config import load_settings
-from limits.docker_options import contract_environment
-from runner.docker_backend import container_user
-from runner.gpus import gpu_environment
+from harness.competition.config import load_settings
+from harness.competition.core import Competition
+from harness.evaluation.check import check_image
+from harness.limits.docker_options import contract_environment
+from harness.runner.docker_backend import container_user
+from harness.runner.gpus import gpu_environment
 
 pytestmark = pytest.mark.docker
 
@@ -99,12 +99,26 @@ def test_identity_non_root_no_capabilities_no_new_privileges(probed, phase):
 def test_filesystem_is_read_only_but_for_the_contract(probed):
     _, _, reports = probed
     assert reports["train"]["write"] == {
-        "/": "EROFS", "/etc": "EROFS", "/usr": "EROFS", "/var/tmp": "EROFS",
-        "/data/train": "EROFS", "/data/test": "ENOENT", "/model": "writable", "/output": "ENOENT", "/tmp": "writable",
+        "/": "EROFS",
+        "/etc": "EROFS",
+        "/usr": "EROFS",
+        "/var/tmp": "EROFS",
+        "/data/train": "EROFS",
+        "/data/test": "ENOENT",
+        "/model": "writable",
+        "/output": "ENOENT",
+        "/tmp": "writable",
     }
     assert reports["infer"]["write"] == {
-        "/": "EROFS", "/etc": "EROFS", "/usr": "EROFS", "/var/tmp": "EROFS",
-        "/data/train": "ENOENT", "/data/test": "EROFS", "/model": "EROFS", "/output": "writable", "/tmp": "writable",
+        "/": "EROFS",
+        "/etc": "EROFS",
+        "/usr": "EROFS",
+        "/var/tmp": "EROFS",
+        "/data/train": "ENOENT",
+        "/data/test": "EROFS",
+        "/model": "EROFS",
+        "/output": "writable",
+        "/tmp": "writable",
     }
 
 
@@ -125,8 +139,10 @@ def test_host_directories_in_view_are_only_this_runs(probed, phase):
     competition, record, reports = probed
     paths = competition.paths
     run_dir = paths.runs / record.evaluation_id
-    own = {"train": {"/data/train": paths.train, "/model": run_dir / "model"},
-           "infer": {"/data/test": paths.test, "/model": run_dir / "model", "/output": run_dir / "output"}}[phase]
+    own = {
+        "train": {"/data/train": paths.train, "/model": run_dir / "model"},
+        "infer": {"/data/test": paths.test, "/model": run_dir / "model", "/output": run_dir / "output"},
+    }[phase]
     binds = {m[4]: m[3] for m in reports[phase]["mountinfo"] if m[4] in own or m[4].startswith("/etc/")}
     assert set(binds) == set(own) | {"/etc/hostname", "/etc/hosts", "/etc/resolv.conf"}
     for target, source in own.items():

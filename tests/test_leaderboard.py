@@ -10,8 +10,17 @@ from harness import leaderboard
 from harness.scoring import get_metric
 
 
-def record(sub: str, team: str, verdict: str = "SCORED", public: float | None = None, private: float | None = None,
-           submitted_at: str = "2026-01-01T00:00:00Z", created_at: str = "2026-01-02T00:00:00Z", metric: str = "accuracy", message: str = ""):
+def record(
+    sub: str,
+    team: str,
+    verdict: str = "SCORED",
+    public: float | None = None,
+    private: float | None = None,
+    submitted_at: str = "2026-01-01T00:00:00Z",
+    created_at: str = "2026-01-02T00:00:00Z",
+    metric: str = "accuracy",
+    message: str = "",
+):
     scores = {}
     if public is not None:
         scores["public"] = {metric: public}
@@ -30,9 +39,7 @@ ACC = get_metric("accuracy")
 
 
 def test_best_submission_per_team_is_ranked():
-    entries = leaderboard.build(
-        [record("a1", "A", public=0.80), record("a2", "A", public=0.90), record("b1", "B", public=0.85)], ACC
-    )
+    entries = leaderboard.build([record("a1", "A", public=0.80), record("a2", "A", public=0.90), record("b1", "B", public=0.85)], ACC)
     assert [(e.rank, e.team, e.submission, e.score, e.submissions) for e in entries] == [
         (1, "A", "a2", 0.90, 2),
         (2, "B", "b1", 0.85, 1),
@@ -47,7 +54,10 @@ def test_lower_is_better_metric_ranks_ascending():
 
 def test_tie_goes_to_the_earlier_submission():
     entries = leaderboard.build(
-        [record("late", "L", public=0.9, submitted_at="2026-01-03T00:00:00Z"), record("early", "E", public=0.9, submitted_at="2026-01-01T00:00:00Z")],
+        [
+            record("late", "L", public=0.9, submitted_at="2026-01-03T00:00:00Z"),
+            record("early", "E", public=0.9, submitted_at="2026-01-01T00:00:00Z"),
+        ],
         ACC,
     )
     assert [e.team for e in entries] == ["E", "L"]
@@ -82,14 +92,21 @@ def test_formats():
 
 
 def test_rule_last_ranks_the_latest_scored_submission():
-    records = [record("a1", "A", public=0.95, submitted_at="2026-01-01T00:00:00Z"), record("a2", "A", public=0.70, submitted_at="2026-01-02T00:00:00Z"),
-               record("a3", "A", verdict="TIMEOUT", submitted_at="2026-01-03T00:00:00Z"), record("b1", "B", public=0.80)]
+    records = [
+        record("a1", "A", public=0.95, submitted_at="2026-01-01T00:00:00Z"),
+        record("a2", "A", public=0.70, submitted_at="2026-01-02T00:00:00Z"),
+        record("a3", "A", verdict="TIMEOUT", submitted_at="2026-01-03T00:00:00Z"),
+        record("b1", "B", public=0.80),
+    ]
     assert [(e.team, e.submission) for e in leaderboard.build(records, ACC)] == [("A", "a1"), ("B", "b1")]
     assert [(e.team, e.submission) for e in leaderboard.build(records, ACC, rule="last")] == [("B", "b1"), ("A", "a2")]
 
 
 def test_a_team_tie_goes_to_its_earlier_submission():
-    records = [record("late", "A", public=0.9, submitted_at="2026-01-02T00:00:00Z"), record("early", "A", public=0.9, submitted_at="2026-01-01T00:00:00Z")]
+    records = [
+        record("late", "A", public=0.9, submitted_at="2026-01-02T00:00:00Z"),
+        record("early", "A", public=0.9, submitted_at="2026-01-01T00:00:00Z"),
+    ]
     assert [e.submission for e in leaderboard.build(records, ACC)] == ["early"]
 
 
@@ -112,21 +129,33 @@ def test_final_selection_with_and_without_the_fallback():
     fallback = leaderboard.build(FINALS, ACC, private=True, fallback=1)
     assert [(e.team, e.submission, e.score) for e in fallback] == [("B", "b-best-public", 0.91), ("A", "a-overfit", 0.70)]
     # a larger fallback takes the best private of the K best-public
-    assert [(e.team, e.submission) for e in leaderboard.build(FINALS, ACC, private=True, fallback=2)] == [("B", "b-hidden-gem"), ("A", "a-robust")]
+    assert [(e.team, e.submission) for e in leaderboard.build(FINALS, ACC, private=True, fallback=2)] == [
+        ("B", "b-hidden-gem"),
+        ("A", "a-robust"),
+    ]
     # under rule "last" the fallback is the latest submissions
-    assert [(e.team, e.submission) for e in leaderboard.build(FINALS, ACC, private=True, rule="last", fallback=1)] == [("B", "b-hidden-gem"), ("A", "a-robust")]
+    assert [(e.team, e.submission) for e in leaderboard.build(FINALS, ACC, private=True, rule="last", fallback=1)] == [
+        ("B", "b-hidden-gem"),
+        ("A", "a-robust"),
+    ]
 
 
 def test_verdict_counts_and_history():
-    records = [record("a1", "A", public=0.8, private=0.7, submitted_at="2026-01-01T00:00:00Z"), record("a2", "A", verdict="TIMEOUT", submitted_at="2026-01-02T00:00:00Z"),
-               record("a3", "A", verdict="TIMEOUT", submitted_at="2026-01-03T00:00:00Z")]
+    records = [
+        record("a1", "A", public=0.8, private=0.7, submitted_at="2026-01-01T00:00:00Z"),
+        record("a2", "A", verdict="TIMEOUT", submitted_at="2026-01-02T00:00:00Z"),
+        record("a3", "A", verdict="TIMEOUT", submitted_at="2026-01-03T00:00:00Z"),
+    ]
     (entry,) = leaderboard.build(records, ACC)
     assert entry.verdicts == {"SCORED": 1, "TIMEOUT": 2} and entry.submissions == 3
     rows = list(csv.DictReader(io.StringIO(leaderboard.render([entry], "csv", ACC, "T"))))
     assert rows[0]["verdicts"] == "SCORED=1;TIMEOUT=2"
     hidden = leaderboard.history(records, ACC, {"A": ["a1"]}, reveal_private=False)
     assert [(a.submission, a.verdict, a.public, a.private, a.selected) for a in hidden] == [
-        ("a1", "SCORED", 0.8, None, True), ("a2", "TIMEOUT", None, None, False), ("a3", "TIMEOUT", None, None, False)]
+        ("a1", "SCORED", 0.8, None, True),
+        ("a2", "TIMEOUT", None, None, False),
+        ("a3", "TIMEOUT", None, None, False),
+    ]
     assert leaderboard.history(records, ACC)[0].private == 0.7
     table = leaderboard.render(hidden, "table", ACC, "history")
     assert "public accuracy" in table and "0.80000" in table and "0.70000" not in table
@@ -134,7 +163,7 @@ def test_verdict_counts_and_history():
 
 def _write_records(home, records) -> list[str]:
     """Queue a submission per record in the ledger (as evaluated), then write the record with its id."""
-    from harness.ledger import EVALUATED, Ledger
+    from harness.submissions.ledger import EVALUATED, Ledger
 
     ledger, ids = Ledger(home, "digits"), []
     directory = home / "competitions" / "digits" / "records"
@@ -160,7 +189,10 @@ def test_select_and_finalize_switch_the_board_to_private(home, capsys):
     assert f"team 'B' has no submission '{ids['a-robust']}'" in capsys.readouterr().err
 
     assert main(["leaderboard", "digits", "--format", "json"]) == 0
-    assert [(e["team"], e["submission"]) for e in json.loads(capsys.readouterr().out)] == [("A", ids["a-overfit"]), ("B", ids["b-best-public"])]
+    assert [(e["team"], e["submission"]) for e in json.loads(capsys.readouterr().out)] == [
+        ("A", ids["a-overfit"]),
+        ("B", ids["b-best-public"]),
+    ]
     assert main(["finalize", "digits", "competition.leaderboard.final_selections=1"]) == 0
     out = capsys.readouterr().out
     assert "private leaderboard (final, " in out

@@ -32,11 +32,17 @@ def page(home) -> Path:
     for t, (team, attempts) in enumerate(TEAMS):
         for n, (day, score, verdict) in enumerate(attempts):
             sid = f"sub-{t}{n}"
-            (records / f"{sid}.json").write_text(json.dumps({
-                "submission": {"id": sid, "team": team, "submitted_at": f"2026-01-0{day}T{8 + t:02d}:00:00.000Z"},
-                "verdict": verdict, "message": "" if score else f"{verdict} <b>details</b>", "created_at": "2026-01-09T00:00:00Z",
-                "scores": {"public": {"accuracy": score}, "private": {"accuracy": score}} if score else {},
-            }))
+            (records / f"{sid}.json").write_text(
+                json.dumps(
+                    {
+                        "submission": {"id": sid, "team": team, "submitted_at": f"2026-01-0{day}T{8 + t:02d}:00:00.000Z"},
+                        "verdict": verdict,
+                        "message": "" if score else f"{verdict} <b>details</b>",
+                        "created_at": "2026-01-09T00:00:00Z",
+                        "scores": {"public": {"accuracy": score}, "private": {"accuracy": score}} if score else {},
+                    }
+                )
+            )
     out = home / "leaderboard.html"
     assert main(["leaderboard", "digits", "--format", "html", "--output", str(out)]) == 0
     return out
@@ -99,8 +105,18 @@ def chromium() -> str:
 
 def run_chromium(tmp_path: Path, *args: str) -> str:
     profile = tmp_path / "chromium-profile"
-    argv = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", f"--user-data-dir={profile}", *args]
+    argv = [
+        chromium(),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+        *args,
+    ]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout

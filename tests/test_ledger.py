@@ -10,16 +10,16 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from harness.errors import HarnessError
-from harness.ledger import EVALUATED, PENDING, RUNNING, Ledger
-from harness.quota import QuotaExceeded
+from harness.submissions.ledger import EVALUATED, PENDING, RUNNING, Ledger
+from harness.submissions.quota import QuotaExceeded
+from harness.util.errors import HarnessError
 
 DIGEST = "sha256:" + "0" * 64
-T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
 def test_round_trip_and_state_changes(tmp_path):
@@ -57,8 +57,12 @@ def test_several_competitions_share_one_database(tmp_path):
 
 @pytest.mark.parametrize(
     ("team", "message"),
-    [("   ", "team name is empty"), ("x" * 65, "65 characters long; at most 64"), ("a\nb", "control character (U+000A)"),
-     ("evil\u202eeman", "U+202E")],
+    [
+        ("   ", "team name is empty"),
+        ("x" * 65, "65 characters long; at most 64"),
+        ("a\nb", "control character (U+000A)"),
+        ("evil\u202eeman", "U+202E"),
+    ],
 )
 def test_team_names_are_bounded_printable_text(tmp_path, team, message):
     with pytest.raises(HarnessError, match=re.escape(message)):
@@ -94,7 +98,7 @@ def test_concurrent_submissions_cannot_exceed_the_quota(tmp_path):
 WRITER = """
 import sys
 from pathlib import Path
-from harness.ledger import Ledger
+from harness.submissions.ledger import Ledger
 ledger = Ledger(Path(sys.argv[1]), "digits")
 print("ready", flush=True)
 while True:
@@ -145,6 +149,10 @@ def test_finalize_waits_for_evaluations_then_closes_the_competition(tmp_path):
     ledger.save(waiting)
     at = ledger.finalize(now=T0)
     assert at == ledger.finalized_at() == "2026-03-01T12:00:00.000Z"
-    for attempt in (lambda: ledger.add("A", "img", DIGEST), lambda: ledger.select("A", [waiting.id], limit=2, scored={waiting.id}), ledger.finalize):
+    for attempt in (
+        lambda: ledger.add("A", "img", DIGEST),
+        lambda: ledger.select("A", [waiting.id], limit=2, scored={waiting.id}),
+        ledger.finalize,
+    ):
         with pytest.raises(HarnessError, match="finalized at 2026-03-01T12:00:00.000Z"):
             attempt()

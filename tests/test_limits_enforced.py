@@ -11,9 +11,9 @@ import time
 
 import psutil
 import pytest
-
-from limits.output_watch import measure
 from test_check import check
+
+from harness.limits.output_watch import measure
 
 pytestmark = pytest.mark.docker
 

@@ -11,17 +11,21 @@ import time
 from pathlib import Path
 
 import pytest
-
-from harness.cli import main as harness_main
 from test_check import check
 from test_round import HARNESS
+
+from harness.cli import main as harness_main
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 # Half a CPU per phase: on 2 cores all four submissions' train phases run at once.
 OVERRIDES = (
-    "limits.train.cpus=0.5", "limits.infer.cpus=0.5", "limits.train.memory=256m",
-    "limits.train.pids=64", "limits.train.disk=64m", "limits.train.wall_clock_s=8",
+    "limits.train.cpus=0.5",
+    "limits.infer.cpus=0.5",
+    "limits.train.memory=256m",
+    "limits.train.pids=64",
+    "limits.train.disk=64m",
+    "limits.train.wall_clock_s=8",
 )
 TEAMS = {"good": "constant", "bomb": "forkbomb", "balloon": "balloon", "filler": "diskfill_many"}
 
@@ -33,8 +37,13 @@ def test_hostile_neighbours_change_nothing(home, competition, docker_client, beh
         assert harness_main(["submit", "digits", "--team", team, "--image", behave_image(behaviour)]) == 0
 
     latencies = []
-    with subprocess.Popen([*HARNESS, "round", "digits", *OVERRIDES], env={**os.environ, "HARNESS_HOME": str(home)}, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True) as round_:
+    with subprocess.Popen(
+        [*HARNESS, "round", "digits", *OVERRIDES],
+        env={**os.environ, "HARNESS_HOME": str(home)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as round_:
         while round_.poll() is None:  # while it runs, the host starts a process and the engine answers
             started = time.monotonic()
             subprocess.run(["true"], check=True)
@@ -44,9 +53,14 @@ def test_hostile_neighbours_change_nothing(home, competition, docker_client, beh
         _, err = round_.communicate(timeout=60)
     assert round_.returncode == 0, err
 
-    records = {r["submission"]["team"]: r for r in map(json.loads, map(Path.read_text, (home / "competitions/digits/records").glob("*.json")))}
+    records = {
+        r["submission"]["team"]: r for r in map(json.loads, map(Path.read_text, (home / "competitions/digits/records").glob("*.json")))
+    }
     assert {team: record["verdict"] for team, record in records.items()} == {
-        "good": "SCORED", "bomb": "TIMEOUT", "balloon": "MEMORY_LIMIT", "filler": "OUTPUT_LIMIT",
+        "good": "SCORED",
+        "bomb": "TIMEOUT",
+        "balloon": "MEMORY_LIMIT",
+        "filler": "OUTPUT_LIMIT",
     }
     good = records["good"]
     assert good["scores"] == solo.scores

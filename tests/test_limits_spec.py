@@ -4,11 +4,23 @@ from __future__ import annotations
 
 import pytest
 
-from harness.config import load_settings
-from limits import Limits, LimitsError, parse_size
+from harness.competition.config import load_settings
+from harness.limits import Limits, LimitsError
+from harness.util.sizes import parse_size
 
 
-@pytest.mark.parametrize(("text", "expected"), [("512m", 512 * 1024**2), ("2g", 2 * 1024**3), ("1.5G", 1536 * 1024**2), ("100k", 102400), ("64MiB", 64 * 1024**2), (4096, 4096), ("4096", 4096)])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("512m", 512 * 1024**2),
+        ("2g", 2 * 1024**3),
+        ("1.5G", 1536 * 1024**2),
+        ("100k", 102400),
+        ("64MiB", 64 * 1024**2),
+        (4096, 4096),
+        ("4096", 4096),
+    ],
+)
 def test_sizes(text, expected):
     assert parse_size(text) == expected
 

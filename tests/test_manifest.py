@@ -10,14 +10,15 @@ import sys
 import types
 
 import pytest
-
-import harness.manifest as manifest
-from harness import __version__
-from harness.data_manifest import CACHE_NAME, changes_since, load_snapshot
-from harness.evaluation import TELEMETRY_FILE
-from harness.manifest import gpu_info, regular_file_sha256, tree_sha256
-from harness.record import validate_record
 from evaluations import evaluate
+
+import harness.util.hashing as manifest
+from harness import __version__
+from harness.competition.data_manifest import CACHE_NAME, changes_since, load_snapshot
+from harness.competition.paths import TELEMETRY_FILE
+from harness.records.record import validate_record
+from harness.runner.host import gpu_info
+from harness.util.hashing import regular_file_sha256, tree_sha256
 
 
 def test_tree_hash_never_follows_links_or_opens_special_files(tmp_path):
@@ -110,7 +111,9 @@ def test_every_manifest_field_of_a_real_evaluation(competition, docker_client, b
     settings = digits.settings
     assert m["data_sha256"] == digits.data_sha256 and load_snapshot(digits.paths.root, m["data_sha256"]) is not None
     assert m["config_sha256"] == hashlib.sha256(settings.resolved_yaml.encode()).hexdigest()
-    assert m["config"] == settings.as_dict() and m["config"]["limits"]["train"]["wall_clock_s"] == settings.limits.train.wall_clock_s
+    assert (
+        m["config"] == settings.as_dict() and m["config"]["limits"]["train"]["wall_clock_s"] == settings.limits.train.wall_clock_s
+    )
     assert m["image_digest"] == saved["submission"]["image_digest"] == docker_client.images.get(behave_image("constant")).id
     assert m["harness_version"] == __version__ and m["seed"] == settings.seed == 42
     host = m["host"]

@@ -14,13 +14,14 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from evaluations import evaluate
 
 from harness.cli import main
-from harness.evaluation import TELEMETRY_FILE
-from harness.record import load_records
-from harness.sync import publish, sync
-from harness.tracking import Tracker
-from evaluations import evaluate
+from harness.competition.paths import TELEMETRY_FILE
+from harness.proofs.sync import sync
+from harness.records.publish import publish
+from harness.records.record import load_records
+from harness.records.tracking import Tracker
 
 pytestmark = pytest.mark.docker
 MLFLOW = str(Path(sys.executable).with_name("mlflow"))
@@ -40,9 +41,24 @@ class MlflowServer:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            [MLFLOW, "server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
-             "--backend-store-uri", f"sqlite:///{self.root / 'mlflow.db'}", "--artifacts-destination", str(self.root / "artifacts")],
-            stdout=open(self.root / "server.log", "ab"), stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                MLFLOW,
+                "server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                "1",
+                "--backend-store-uri",
+                f"sqlite:///{self.root / 'mlflow.db'}",
+                "--artifacts-destination",
+                str(self.root / "artifacts"),
+            ],
+            stdout=open(self.root / "server.log", "ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def wait(self, timeout: float = 300) -> None:
         deadline = time.monotonic() + timeout
@@ -121,8 +137,14 @@ def test_server_stopped_mid_round_then_sync_leaves_one_run_per_evaluation(home, 
     for run in runs:
         record = records[run.data.tags["harness.evaluation"]]
         assert record["mlflow_run_id"] == run.info.run_id and run.info.status == "FINISHED"
-        assert run.data.tags["mlflow.parentRunId"] == group.info.run_id and run.data.tags["harness.round"] == round_id == record["round_id"]
-        assert run.data.tags["harness.team"] == record["submission"]["team"] and run.data.tags["harness.submission"] == record["submission"]["id"]
+        assert (
+            run.data.tags["mlflow.parentRunId"] == group.info.run_id
+            and run.data.tags["harness.round"] == round_id == record["round_id"]
+        )
+        assert (
+            run.data.tags["harness.team"] == record["submission"]["team"]
+            and run.data.tags["harness.submission"] == record["submission"]["id"]
+        )
         assert run.data.params["data_sha256"] == record["manifest"]["data_sha256"]
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
         assert {f"{record['evaluation_id']}.json", "logs", "predictions", "manifest", "telemetry"} <= artifacts

@@ -10,9 +10,9 @@ import os
 from pathlib import Path
 
 import pytest
-
-from limits.output_watch import MAX_DEPTH, measure
 from test_check import check
+
+from harness.limits.output_watch import MAX_DEPTH, measure
 
 MIB = 1024**2
 
@@ -28,7 +28,10 @@ MIB = 1024**2
         ("device", "/output/predictions.csv was not written"),
         ("directory", "/output/predictions.csv is a directory, not a regular file"),
         # 200 MiB long but sparse: refused from its size alone, before a byte is parsed
-        ("oversized", "/output/predictions.csv is 200.0 MiB (209715200 bytes), over the limit of 10.0 MiB (10485760 bytes); it was not read"),
+        (
+            "oversized",
+            "/output/predictions.csv is 200.0 MiB (209715200 bytes), over the limit of 10.0 MiB (10485760 bytes); it was not read",
+        ),
     ],
 )
 def test_hostile_predictions_are_refused(competition, docker_client, behave_image, behaviour, fault):
@@ -99,7 +102,7 @@ def test_measure_reaches_past_path_max(tmp_path):
 
 def test_measure_refuses_nesting_past_the_depth_cap(tmp_path):
     deep = tmp_path
-    for level in range(MAX_DEPTH + 1):
+    for _level in range(MAX_DEPTH + 1):
         deep = deep / "d"
     deep.mkdir(parents=True)
     assert measure([str(tmp_path)]).problem == f"nested directories more than {MAX_DEPTH} levels deep"

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from harness.cli import main
-from harness.ledger import EVALUATED, PENDING, RUNNING, Ledger
-from harness.quota import QuotaExceeded, next_allowed
+from harness.submissions.ledger import EVALUATED, PENDING, RUNNING, Ledger
+from harness.submissions.quota import QuotaExceeded, next_allowed
 
 DIGEST = "sha256:" + "0" * 64
-T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
 def test_the_window_is_any_24_hours():

@@ -7,7 +7,7 @@ import copy
 import jsonschema
 import pytest
 
-from harness.record import validate_record
+from harness.records.record import validate_record
 
 VALID = {
     "schema": "harness.evaluation/1",
@@ -21,9 +21,24 @@ VALID = {
     "message": "",
     "phases": {
         "train": {
-            "verdict": "OK", "exit_code": 0, "wall_s": 1.0, "cpu_s": 0.5, "peak_memory_bytes": 10, "stdout_bytes": 0,
-            "stderr_bytes": 0, "log_truncated": False,
-            "limits": {"cpus": 1, "memory": 1, "gpus": 0, "gpu_memory": None, "wall_clock_s": 1, "pids": 1, "disk": 1, "log_bytes": 1},
+            "verdict": "OK",
+            "exit_code": 0,
+            "wall_s": 1.0,
+            "cpu_s": 0.5,
+            "peak_memory_bytes": 10,
+            "stdout_bytes": 0,
+            "stderr_bytes": 0,
+            "log_truncated": False,
+            "limits": {
+                "cpus": 1,
+                "memory": 1,
+                "gpus": 0,
+                "gpu_memory": None,
+                "wall_clock_s": 1,
+                "pids": 1,
+                "disk": 1,
+                "log_bytes": 1,
+            },
         }
     },
     "scores": {"public": {"accuracy": 0.9}},

@@ -8,16 +8,16 @@ import dataclasses
 import json
 
 import pytest
+from evaluations import evaluate
 
 from harness import leaderboard
 from harness.cli import main
-from harness.errors import HarnessError
-from harness.record import load_records
-from harness.reinfer import reinfer
-from harness.rescore import rescore
+from harness.proofs.reinfer import reinfer
+from harness.proofs.rescore import rescore
+from harness.records.record import load_records
+from harness.records.tracking import Tracker
 from harness.scoring import METRICS, get_metric
-from harness.tracking import Tracker
-from evaluations import evaluate
+from harness.util.errors import HarnessError
 
 pytestmark = pytest.mark.docker
 
@@ -27,7 +27,9 @@ def board(competition) -> dict[str, float | None]:
     return {entry.submission: entry.score for entry in entries}
 
 
-def test_rescore_after_a_metric_fix_updates_the_leaderboard_and_keeps_history(competition, docker_client, behave_image, home, monkeypatch, capsys):
+def test_rescore_after_a_metric_fix_updates_the_leaderboard_and_keeps_history(
+    competition, docker_client, behave_image, home, monkeypatch, capsys
+):
     digits = competition()
     tracker = Tracker(None, "digits", home)
     record = evaluate(digits, docker_client, behave_image("constant"), tracker=tracker)
@@ -47,7 +49,9 @@ def test_rescore_after_a_metric_fix_updates_the_leaderboard_and_keeps_history(co
     assert board(digits)[sid] == saved["scores"]["public"]["accuracy"]
     history = tracker.client.get_metric_history(record.mlflow_run_id, "public_accuracy")
     assert [(m.step, m.value) for m in sorted(history, key=lambda m: m.step)] == [
-        (0, original["public"]["accuracy"]), (1, saved["scores"]["public"]["accuracy"])]
+        (0, original["public"]["accuracy"]),
+        (1, saved["scores"]["public"]["accuracy"]),
+    ]
 
     # the command line, with the metric as it ships: back to the first scores, both changes in the history
     monkeypatch.setitem(METRICS, "accuracy", accuracy)

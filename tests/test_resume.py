@@ -13,12 +13,13 @@ import time
 from pathlib import Path
 
 import pytest
-
-from harness.errors import HarnessError
-from harness.ledger import EVALUATED, RUNNING, Ledger
-from harness.recovery import recover
-from harness.round_journal import ABANDONED, FINISHED, RUNNING as ROUND_RUNNING, RoundJournal
 from test_round import harness, submit
+
+from harness.rounds.journal import ABANDONED, FINISHED, RoundJournal
+from harness.rounds.journal import RUNNING as ROUND_RUNNING
+from harness.rounds.recovery import recover
+from harness.submissions.ledger import EVALUATED, RUNNING, Ledger
+from harness.util.errors import HarnessError
 
 
 def journals(home: Path) -> list[dict]:
@@ -33,12 +34,20 @@ def records(home: Path) -> list[dict]:
 @pytest.mark.slow
 def test_driver_killed_then_next_round_finishes_the_rest(home, behave_image, docker_client):
     ids = [submit(home, f"team{i}", behave_image("nap1")) for i in range(4)]
-    driver = subprocess.Popen([sys.executable, "-m", "harness.cli", "round", "digits"], env={**os.environ, "HARNESS_HOME": str(home)},
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", "round", "digits"],
+        env={**os.environ, "HARNESS_HOME": str(home)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 240
-        while not (records(home) and docker_client.containers.list(filters={"label": "harness.competition=digits", "status": "running"})
-                   and journals(home)):
+        while not (
+            records(home)
+            and docker_client.containers.list(filters={"label": "harness.competition=digits", "status": "running"})
+            and journals(home)
+        ):
             assert time.monotonic() < deadline and driver.poll() is None, "the round never got going"
             time.sleep(0.1)
         round_id = journals(home)[0]["round_id"]

@@ -35,7 +35,9 @@ def test_round_of_three(home, sample_image, behave_image):
     done = harness(home, "round", "digits", "limits.train.wall_clock_s=45")
     assert done.returncode == 0, done.stderr
 
-    records = {r["submission"]["id"]: r for r in map(json.loads, map(Path.read_text, (home / "competitions/digits/records").glob("*.json")))}
+    records = {
+        r["submission"]["id"]: r for r in map(json.loads, map(Path.read_text, (home / "competitions/digits/records").glob("*.json")))
+    }
     assert {records[ids[k]]["verdict"] for k in ids} == {"SCORED", "RUNTIME_ERROR", "TIMEOUT"}
     assert records[ids["sample"]]["verdict"] == "SCORED"
     assert records[ids["sample"]]["scores"]["public"]["accuracy"] >= 0.90

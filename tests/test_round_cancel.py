@@ -9,11 +9,11 @@ import sys
 import time
 
 import pytest
-
-from harness.ledger import PENDING, Ledger
-from harness.round_journal import CANCELLED
 from test_resume import journals, records
 from test_round import submit
+
+from harness.rounds.journal import CANCELLED
+from harness.submissions.ledger import PENDING, Ledger
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -21,13 +21,21 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow]
 def test_ctrl_c_stops_the_round_cleanly(home, competition, behave_image, docker_client):
     ids = [submit(home, team, behave_image("sleeper")) for team in ("alpha", "beta")]
     # Its own session, like a terminal's foreground job: Ctrl-C reaches the driver and Ray's processes alike.
-    driver = subprocess.Popen([sys.executable, "-m", "harness.cli", "round", "digits", "limits.train.wall_clock_s=120"],
-                              env={**os.environ, "HARNESS_HOME": str(home)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True, start_new_session=True)
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", "round", "digits", "limits.train.wall_clock_s=120"],
+        env={**os.environ, "HARNESS_HOME": str(home)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 240
-        while not journals(home) or len(docker_client.containers.list(
-                filters={"label": f"harness.round={journals(home)[0]['round_id']}", "status": "running"})) < 2:
+        while (
+            not journals(home)
+            or len(docker_client.containers.list(filters={"label": f"harness.round={journals(home)[0]['round_id']}", "status": "running"}))
+            < 2
+        ):
             assert time.monotonic() < deadline and driver.poll() is None, "the round never got going"
             time.sleep(0.2)
         round_id = journals(home)[0]["round_id"]

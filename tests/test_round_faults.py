@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from test_resume import journals, records
 from test_round import harness, submit
 
@@ -81,7 +80,8 @@ def test_engine_restart_mid_phase_is_retried_and_scored_once(home, behave_image,
     driver.start()
     deadline = time.monotonic() + 240
     while not journals(home) or not docker_client.containers.list(
-            filters={"label": f"harness.round={journals(home)[0]['round_id']}", "status": "running"}):
+        filters={"label": f"harness.round={journals(home)[0]['round_id']}", "status": "running"}
+    ):
         assert time.monotonic() < deadline and driver.is_alive(), "the round never got going"
         time.sleep(0.1)
     proxy.stop()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import io
 from collections import Counter
 
-from harness.progress import Progress, duration, summary_table
-from runner.fair_queue import FairQueue
+from harness.rounds.progress import Progress, duration, summary_table
+from harness.runner.fair_queue import FairQueue
 
 
 def drain(queue: FairQueue[str], slots: int) -> list[str]:

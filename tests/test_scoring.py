@@ -176,23 +176,17 @@ def test_symlink_swapped_in_after_lstat_is_not_followed(tmp_path: Path, monkeypa
 def test_file_over_max_bytes_is_refused_before_parsing(tmp_path: Path) -> None:
     spec = PredictionsSpec(kind="label", classes=("a", "b", "c"), max_bytes=100)
     path = write(tmp_path, b"\xff" * 200)  # would fail UTF-8 if it were parsed
-    assert verdict(path, spec) == (
-        "/output/predictions.csv is 200 B (200 bytes), over the limit of 100 B (100 bytes); it was not read"
-    )
+    assert verdict(path, spec) == ("/output/predictions.csv is 200 B (200 bytes), over the limit of 100 B (100 bytes); it was not read")
 
 
 def test_empty_file(tmp_path: Path) -> None:
-    assert verdict(write(tmp_path, "")) == (
-        "predictions.csv is empty; expected the header id,label and one row per test id"
-    )
+    assert verdict(write(tmp_path, "")) == ("predictions.csv is empty; expected the header id,label and one row per test id")
     assert verdict(write(tmp_path, " \n\n")).startswith("predictions.csv is empty")
 
 
 def test_not_utf8(tmp_path: Path) -> None:
     path = write(tmp_path, b"id,label\n1,\xe9\n")
-    assert verdict(path) == (
-        "predictions.csv is not valid UTF-8: byte 0xe9 at offset 11 (line 2); write it as UTF-8 text"
-    )
+    assert verdict(path) == ("predictions.csv is not valid UTF-8: byte 0xe9 at offset 11 (line 2); write it as UTF-8 text")
 
 
 # -- structure -----------------------------------------------------------------------------------
@@ -224,9 +218,7 @@ def test_rows_with_wrong_number_of_fields_give_line_numbers(tmp_path: Path) -> N
 
 def test_wrong_row_count_lists_missing_ids(tmp_path: Path) -> None:
     rows = [r for r in valid_labels() if r[0] not in ("4", "7")]
-    assert verdict(write(tmp_path, label_csv(rows))) == (
-        "predictions.csv has 8 rows, expected 10 (one per test id); 2 missing ids: 4, 7"
-    )
+    assert verdict(write(tmp_path, label_csv(rows))) == ("predictions.csv has 8 rows, expected 10 (one per test id); 2 missing ids: 4, 7")
 
 
 def test_many_missing_ids_show_five_and_the_total(tmp_path: Path) -> None:
@@ -246,8 +238,7 @@ def test_duplicate_ids_name_both_lines(tmp_path: Path) -> None:
 def test_unknown_ids_with_the_right_row_count(tmp_path: Path) -> None:
     rows = valid_labels()[:-1] + [("99", "a")]
     assert verdict(write(tmp_path, label_csv(rows))) == (
-        "predictions.csv has the right number of rows (10) but not the test ids; "
-        "1 missing id: 10; 1 unknown id: 99 (line 11)"
+        "predictions.csv has the right number of rows (10) but not the test ids; 1 missing id: 10; 1 unknown id: 99 (line 11)"
     )
 
 
@@ -264,9 +255,7 @@ def test_empty_label(tmp_path: Path) -> None:
     rows = valid_labels()
     rows[1] = ("2", "")
     rows[8] = ("9", " ")
-    assert verdict(write(tmp_path, label_csv(rows))) == (
-        "predictions.csv: 2 rows have an empty label: line 3 (id 2), line 10 (id 9)"
-    )
+    assert verdict(write(tmp_path, label_csv(rows))) == ("predictions.csv: 2 rows have an empty label: line 3 (id 2), line 10 (id 9)")
 
 
 def test_label_not_among_classes_lists_the_classes(tmp_path: Path) -> None:
@@ -280,17 +269,14 @@ def test_label_not_among_classes_lists_the_classes(tmp_path: Path) -> None:
 
 def test_value_not_a_number(tmp_path: Path) -> None:
     text = "id,y\n" + "".join(f"{i},{'1.5' if i != '4' else 'abc'}\n" for i in IDS)
-    assert verdict(write(tmp_path, text), VALUE) == (
-        "predictions.csv: 1 y value is not a number: line 5 (id 4): 'abc'"
-    )
+    assert verdict(write(tmp_path, text), VALUE) == ("predictions.csv: 1 y value is not a number: line 5 (id 4): 'abc'")
 
 
 def test_value_nan_or_infinite(tmp_path: Path) -> None:
     special = {"2": "nan", "5": "-inf", "6": "Infinity"}
     text = "id,y\n" + "".join(f"{i},{special.get(i, '0')}\n" for i in IDS)
     assert verdict(write(tmp_path, text), VALUE) == (
-        "predictions.csv: 3 y values are NaN or infinite: "
-        "line 3 (id 2): 'nan', line 6 (id 5): '-inf', line 7 (id 6): 'Infinity'"
+        "predictions.csv: 3 y values are NaN or infinite: line 3 (id 2): 'nan', line 6 (id 5): '-inf', line 7 (id 6): 'Infinity'"
     )
 
 
@@ -307,8 +293,7 @@ def test_probability_not_a_number(tmp_path: Path) -> None:
 def test_probability_outside_unit_interval(tmp_path: Path) -> None:
     message = verdict(write(tmp_path, proba_csv({"3": "-0.5,1.5,0", "8": "0,0,1.01"})), PROBA)
     assert message == (
-        "predictions.csv: 3 probabilities are outside [0, 1]: "
-        "line 4 (id 3): a='-0.5', line 4 (id 3): b='1.5', line 9 (id 8): c='1.01'"
+        "predictions.csv: 3 probabilities are outside [0, 1]: line 4 (id 3): a='-0.5', line 4 (id 3): b='1.5', line 9 (id 8): c='1.01'"
     )
 
 
@@ -424,9 +409,11 @@ def test_load_labels_refuses_a_bad_split(tmp_path: Path) -> None:
 
 
 def test_scores_public_and_private_separately(tmp_path: Path) -> None:
-    labels_path = write(tmp_path, "id,label,split\n" + "".join(
-        f"{i},{'abc'[int(i) % 3]},{'public' if int(i) <= 4 else 'private'}\n" for i in IDS
-    ), name="labels.csv")
+    labels_path = write(
+        tmp_path,
+        "id,label,split\n" + "".join(f"{i},{'abc'[int(i) % 3]},{'public' if int(i) <= 4 else 'private'}\n" for i in IDS),
+        name="labels.csv",
+    )
     ids, labels, split = load_labels(labels_path, "id", "label")
     rows = valid_labels()
     rows[0] = ("1", "c")  # public: 3 of 4 right
@@ -443,9 +430,7 @@ def test_a_part_without_ids_is_left_out(tmp_path: Path) -> None:
     split = {i: "private" for i in IDS}
     text = "id,y\n" + "".join(f"{i},3\n" for i in IDS)
     predictions = validate_predictions(write(tmp_path, text), IDS, VALUE)
-    assert score_predictions(predictions, labels, split, ["rmse", "mae"], VALUE) == {
-        "private": {"rmse": 2.0, "mae": 2.0}
-    }
+    assert score_predictions(predictions, labels, split, ["rmse", "mae"], VALUE) == {"private": {"rmse": 2.0, "mae": 2.0}}
 
 
 def test_scoring_refuses_a_metric_that_does_not_fit_the_kind(tmp_path: Path) -> None:

@@ -7,13 +7,13 @@ import json
 from pathlib import Path
 
 import pytest
+from test_record import VALID
 
 from harness.cli import main
-from harness.errors import HarnessError
-from harness.record import EvaluationRecord, RecordError, load_record, save_record
-from harness.signing import KEY_ENV, KEY_FILE_ENV, Check, check, sign
-from limits.docker_options import contract_environment
-from test_record import VALID
+from harness.limits.docker_options import contract_environment
+from harness.records.record import EvaluationRecord, RecordError, load_record, save_record
+from harness.records.signing import KEY_ENV, KEY_FILE_ENV, Check, check, sign
+from harness.util.errors import HarnessError
 
 KEY = "organizer-key-4c1e0f"
 
@@ -82,7 +82,7 @@ def test_key_from_a_file_and_never_in_a_container(home, tmp_path, monkeypatch):
     monkeypatch.setenv(KEY_FILE_ENV, str(key_file))
     path = save(home / "records", "ev-3")
     assert check(json.loads(path.read_text()), KEY.encode()) is Check.VALID
-    from harness.config import load_settings
+    from harness.competition.config import load_settings
 
     environment = contract_environment("train", load_settings("digits").limits.train, 42)
     assert not any(KEY in value or "SIGNING" in name for name, value in environment.items())

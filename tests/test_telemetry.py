@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from limits.telemetry import Telemetry
+from harness.limits.telemetry import Telemetry
 
 
 def test_series_sample_at_the_interval_skip_repeats_and_count_busy_cores():
     clock = [1000.0]
-    readings = {1000.0: (1000.0, 100, 0.0), 1000.5: (1000.0, 100, 0.0),  # a fallback reader that had nothing new
-                1001.0: (1001.0, 300, 0.5), 1001.5: None, 1002.0: (1002.0, 200, 2.5)}
+    readings = {
+        1000.0: (1000.0, 100, 0.0),
+        1000.5: (1000.0, 100, 0.0),  # a fallback reader that had nothing new
+        1001.0: (1001.0, 300, 0.5),
+        1001.5: None,
+        1002.0: (1002.0, 200, 2.5),
+    }
     asked = []
 
     def read():

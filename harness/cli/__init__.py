@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from harness.cli import audit, check, data, demo, evaluate, finals, images, leaderboard, reinfer, rescore, starter, sync, verify
-from harness.errors import HarnessError
+from harness.util.errors import HarnessError
 
 EXIT_ERROR = 2
 COMMAND_MODULES = (evaluate, leaderboard, finals, check, demo, images, data, starter, audit, rescore, reinfer, sync, verify)

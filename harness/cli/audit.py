@@ -7,19 +7,20 @@ import json
 import sys
 
 from harness.cli.common import add_ids_command, docker_client, load_competition, open_tracker
-from harness.errors import HarnessError
+from harness.util.errors import HarnessError
 
 
 def register(commands) -> None:
-    audit = add_ids_command(commands, "audit", _audit, "re-run a submission from its record alone; report pass/fail and every difference",
-                            "SUBMISSION_ID")
+    audit = add_ids_command(
+        commands, "audit", _audit, "re-run a submission from its record alone; report pass/fail and every difference", "SUBMISSION_ID"
+    )
     audit.add_argument("--repeats", type=int, default=1, help="runs of the submission (2 or more also check that it is deterministic)")
     audit.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
 def _audit(args: argparse.Namespace) -> int:
-    from harness.audit import PASS, REFUSED, audit, audit_dir
-    from harness.audit_report import render_text
+    from harness.proofs.audit import PASS, REFUSED, audit, audit_dir
+    from harness.proofs.audit_report import render_text
 
     if len(args.ids) != 1:
         raise HarnessError(f"give one submission (or evaluation) id to audit, got {len(args.ids)}")

@@ -14,7 +14,7 @@ def register(commands) -> None:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from harness.check import check_image
+    from harness.evaluation.check import check_image
 
     record = check_image(load_competition(args.competition, args.overrides), args.image, docker_client())
     if args.json:

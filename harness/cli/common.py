@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from harness.errors import HarnessError
+from harness.util.errors import HarnessError
 
 
-def add_command(commands, name: str, handler: Callable[[argparse.Namespace], int], help: str, competition: bool = True) -> argparse.ArgumentParser:
+def add_command(
+    commands, name: str, handler: Callable[[argparse.Namespace], int], help: str, competition: bool = True
+) -> argparse.ArgumentParser:
     sub = commands.add_parser(name, help=help, description=help)
     if competition:
         sub.add_argument("competition", help="competition name (a file in configs/competition/)")
@@ -17,7 +19,9 @@ def add_command(commands, name: str, handler: Callable[[argparse.Namespace], int
     return sub
 
 
-def add_ids_command(commands, name: str, handler: Callable[[argparse.Namespace], int], help: str, ids: str, nargs: str = "+") -> argparse.ArgumentParser:
+def add_ids_command(
+    commands, name: str, handler: Callable[[argparse.Namespace], int], help: str, ids: str, nargs: str = "+"
+) -> argparse.ArgumentParser:
     """A command on ``COMPETITION ID... [KEY=VALUE...]``: the handler gets ``args.ids`` and ``args.overrides``."""
     sub = commands.add_parser(name, help=help, description=help)
     sub.add_argument("competition", help="competition name (a file in configs/competition/)")
@@ -34,15 +38,15 @@ def add_ids_command(commands, name: str, handler: Callable[[argparse.Namespace],
 
 def open_tracker(competition):
     """The competition's MLflow tracking, as configured (``tracking.uri``); it connects on first use."""
-    from harness.tracking import Tracker
+    from harness.records.tracking import Tracker
 
     return Tracker.for_competition(competition)
 
 
 def load_competition(name: str, overrides: list[str]):
     """The competition with its data prepared (the first use writes it)."""
-    from harness.competition import Competition
-    from harness.config import load_settings
+    from harness.competition.config import load_settings
+    from harness.competition.core import Competition
 
     competition = Competition.load(load_settings(name, overrides))
     competition.ensure_data()
@@ -50,7 +54,7 @@ def load_competition(name: str, overrides: list[str]):
 
 
 def docker_client():
-    from runner.engine import EngineUnavailable, connect
+    from harness.runner.engine import EngineUnavailable, connect
 
     try:
         return connect()

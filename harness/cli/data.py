@@ -20,7 +20,7 @@ def _prepare(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from harness.datacheck import ERROR, check_data
+    from harness.competition.datacheck import ERROR, check_data
 
     competition = load_competition(args.competition, args.overrides)
     findings = check_data(competition)

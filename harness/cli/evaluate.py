@@ -17,8 +17,8 @@ def register(commands) -> None:
 
 
 def submit_image(competition, team: str, image: str):
-    from harness.intake import pin_image
-    from harness.ledger import Ledger, validate_team
+    from harness.submissions.intake import pin_image
+    from harness.submissions.ledger import Ledger, validate_team
 
     rules = competition.settings.competition.rules
     validate_team(team)
@@ -35,7 +35,7 @@ def _submit(args: argparse.Namespace) -> int:
 
 
 def run_round(competition) -> int:
-    from harness.round_driver import drive_round
+    from harness.rounds.driver import drive_round
 
     summary = drive_round(competition, docker_client())
     if summary is None:

@@ -10,16 +10,21 @@ from harness.cli.leaderboard import print_leaderboard
 
 
 def register(commands) -> None:
-    select = add_ids_command(commands, "select", _select, "choose a team's scored submissions for the private leaderboard (replaces its earlier choice)",
-                             "SUBMISSION_ID")
+    select = add_ids_command(
+        commands,
+        "select",
+        _select,
+        "choose a team's scored submissions for the private leaderboard (replaces its earlier choice)",
+        "SUBMISSION_ID",
+    )
     select.add_argument("--team", required=True)
     add_command(commands, "finalize", _finalize, "close the competition: no more submissions or selections; print the private leaderboard")
 
 
 def _select(args: argparse.Namespace) -> int:
-    from harness.leaderboard import SCORED, latest_per_submission
-    from harness.ledger import Ledger
-    from harness.record import load_records
+    from harness.leaderboard.board import SCORED, latest_per_submission
+    from harness.records.record import load_records
+    from harness.submissions.ledger import Ledger
 
     competition = load_competition(args.competition, args.overrides)
     scored = {r["submission"]["id"] for r in latest_per_submission(load_records(competition.paths.records)) if r["verdict"] == SCORED}
@@ -29,7 +34,7 @@ def _select(args: argparse.Namespace) -> int:
 
 
 def _finalize(args: argparse.Namespace) -> int:
-    from harness.ledger import Ledger
+    from harness.submissions.ledger import Ledger
 
     competition = load_competition(args.competition, args.overrides)
     finalized_at = Ledger.of(competition).finalize()

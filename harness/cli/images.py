@@ -6,18 +6,20 @@ import argparse
 import sys
 
 from harness.cli.common import add_command, docker_client
-from harness.errors import HarnessError
+from harness.util.errors import HarnessError
 
 
 def register(commands) -> None:
-    images = commands.add_parser("images", help="participant base and sample images").add_subparsers(dest="images_command", required=True, metavar="ACTION")
+    images = commands.add_parser("images", help="participant base and sample images").add_subparsers(
+        dest="images_command", required=True, metavar="ACTION"
+    )
     add_command(images, "build", _build, "build harness/python:3.11 and harness/sample-submission:latest", competition=False)
 
 
 def build(overrides: list[str]) -> dict[str, str]:
-    from harness.config import compose_config
-    from harness.images import ImageBuildError, build_images
-    from harness.paths import harness_home
+    from harness.competition.config import compose_config
+    from harness.competition.paths import harness_home
+    from harness.participant.images import ImageBuildError, build_images
 
     docker_client()
     cfg = compose_config("digits", overrides)

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from harness.cli.common import add_command, load_competition
-from harness.errors import HarnessError
+from harness.util.errors import HarnessError
 
 
 def register(commands) -> None:
@@ -25,7 +25,9 @@ def _leaderboard(args: argparse.Namespace) -> int:
     return print_leaderboard(competition, private=args.private, fmt=args.format, team=args.team, output=args.output)
 
 
-def print_leaderboard(competition, *, private: bool | None = None, fmt: str = "table", team: str | None = None, output: Path | None = None) -> int:
+def print_leaderboard(
+    competition, *, private: bool | None = None, fmt: str = "table", team: str | None = None, output: Path | None = None
+) -> int:
     """The board (private once finalized, unless ``private`` says) or one team's history."""
     text = _render(competition, private, fmt, team)
     if output is None:
@@ -38,9 +40,10 @@ def print_leaderboard(competition, *, private: bool | None = None, fmt: str = "t
 
 def _render(competition, private: bool | None, fmt: str, team: str | None) -> str:
     from harness import leaderboard
-    from harness.ledger import Ledger, utc_now
-    from harness.record import load_records
+    from harness.records.record import load_records
     from harness.scoring import get_metric
+    from harness.submissions.ledger import Ledger
+    from harness.util.clock import utc_now
 
     settings, ledger = competition.settings.competition, Ledger.of(competition)
     metric, rules, finalized = get_metric(settings.primary_metric), settings.rules, ledger.finalized_at()
@@ -63,7 +66,7 @@ def _render(competition, private: bool | None, fmt: str, team: str | None) -> st
     entries = leaderboard.build(records, metric, private=private, rule=rules.rule, selections=selections, fallback=rules.final_selections)
     if fmt != "html":
         return leaderboard.render(entries, fmt, metric, f"{settings.title}: {board}")
-    from harness.leaderboard_html import Page, render_page
+    from harness.leaderboard.html import Page, render_page
 
     page = Page(settings.title, board.capitalize(), metric, "private" if private else "public", rules.rule, utc_now())
     return render_page(page, entries, attempts)

@@ -8,12 +8,17 @@ from harness.cli.common import add_ids_command, docker_client, load_competition,
 
 
 def register(commands) -> None:
-    add_ids_command(commands, "reinfer", _reinfer,
-                    "run only the infer phase of these submissions again, with their stored models, on the current test set", "SUBMISSION_ID")
+    add_ids_command(
+        commands,
+        "reinfer",
+        _reinfer,
+        "run only the infer phase of these submissions again, with their stored models, on the current test set",
+        "SUBMISSION_ID",
+    )
 
 
 def _reinfer(args: argparse.Namespace) -> int:
-    from harness.reinfer import reinfer
+    from harness.proofs.reinfer import reinfer
 
     competition = load_competition(args.competition, args.overrides)
     records = reinfer(competition, args.ids, docker_client(), open_tracker(competition))

@@ -10,17 +10,24 @@ from harness.cli.leaderboard import print_leaderboard
 
 
 def register(commands) -> None:
-    add_command(commands, "rescore", _rescore,
-                "score every record again from its stored predictions with the current metric configuration (no container runs)")
+    add_command(
+        commands,
+        "rescore",
+        _rescore,
+        "score every record again from its stored predictions with the current metric configuration (no container runs)",
+    )
 
 
 def _rescore(args: argparse.Namespace) -> int:
-    from harness.rescore import rescore
+    from harness.proofs.rescore import rescore
 
     competition = load_competition(args.competition, args.overrides)
     summary = rescore(competition, open_tracker(competition))
     for evaluation_id, why in summary.skipped.items():
         print(f"{evaluation_id}: not rescored: {why}", file=sys.stderr)
-    print(f"{len(summary.changed)} record(s) rescored, {summary.unchanged} unchanged, {summary.not_scorable} without predictions, "
-          f"{len(summary.skipped)} skipped", file=sys.stderr)
+    print(
+        f"{len(summary.changed)} record(s) rescored, {summary.unchanged} unchanged, {summary.not_scorable} without predictions, "
+        f"{len(summary.skipped)} skipped",
+        file=sys.stderr,
+    )
     return print_leaderboard(competition)

@@ -14,7 +14,7 @@ def register(commands) -> None:
 
 
 def _init(args: argparse.Namespace) -> int:
-    from harness.starter import write_starter
+    from harness.participant.starter import write_starter
 
     for path in write_starter(args.folder):
         print(path)

@@ -13,7 +13,7 @@ def register(commands) -> None:
 
 
 def _sync(args: argparse.Namespace) -> int:
-    from harness.sync import sync
+    from harness.proofs.sync import sync
 
     competition = load_competition(args.competition, args.overrides)
     summary = sync(competition, open_tracker(competition))

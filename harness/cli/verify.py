@@ -6,18 +6,23 @@ import argparse
 import json
 
 from harness.cli.common import add_ids_command, load_competition
-from harness.errors import HarnessError
+from harness.util.errors import HarnessError
 
 
 def register(commands) -> None:
-    add_ids_command(commands, "verify", _verify,
-                    "check the organizer's signature (HMAC) on evaluation records, all of them or the given ones; exit 1 unless all verify",
-                    "RECORD", nargs="*")
+    add_ids_command(
+        commands,
+        "verify",
+        _verify,
+        "check the organizer's signature (HMAC) on evaluation records, all of them or the given ones; exit 1 unless all verify",
+        "RECORD",
+        nargs="*",
+    )
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from harness.record import latest_record
-    from harness.signing import KEY_ENV, KEY_FILE_ENV, Check, check, signing_key
+    from harness.records.record import latest_record
+    from harness.records.signing import KEY_ENV, KEY_FILE_ENV, Check, check, signing_key
 
     key = signing_key()
     if key is None:

@@ -7,8 +7,8 @@ probabilities, taking the most probable class (ties go to the earlier class).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 

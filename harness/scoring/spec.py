@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from collections.abc import Sequence
-from typing import Any, Mapping
+from typing import Any
 
-from limits.fields import parse_fields
-from limits.sizes import parse_size
+from harness.util.fields import parse_fields
+from harness.util.sizes import parse_size
 
 KINDS = ("label", "probabilities", "value")
 CONTAINER_OUTPUT = "/output"
@@ -27,7 +27,7 @@ class PredictionsSpec:
     max_bytes: int = 10 * 1024**2
 
     @classmethod
-    def from_mapping(cls, mapping: Mapping[str, Any], where: str = "competition.predictions") -> "PredictionsSpec":
+    def from_mapping(cls, mapping: Mapping[str, Any], where: str = "competition.predictions") -> PredictionsSpec:
         values = parse_fields(cls, mapping, where, _parse, PredictionsSpecError)
         try:
             return cls(**values)

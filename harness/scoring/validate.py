@@ -13,14 +13,14 @@ import io
 import math
 import os
 import stat
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from harness.scoring.spec import PredictionsSpec
-from limits.sizes import format_size
+from harness.util.sizes import format_size
 
 EXAMPLES = 5
 SUM_TOLERANCE = 1e-3
@@ -48,7 +48,7 @@ class Predictions:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def subset(self, indices: Sequence[int]) -> "Predictions":
+    def subset(self, indices: Sequence[int]) -> Predictions:
         idx = list(indices)
         return Predictions(
             ids=tuple(self.ids[i] for i in idx),
@@ -83,8 +83,7 @@ def validate_predictions(path: Path, expected_ids: Sequence[str], spec: Predicti
         bad = [(line, id_, v) for line, id_, v in cells if v not in allowed]
         if bad:
             raise PredictionsError(
-                f"{spec.file}: {_count(bad, 'label')} not among the classes ({', '.join(spec.classes)}): "
-                f"{_cell_examples(bad, spec)}"
+                f"{spec.file}: {_count(bad, 'label')} not among the classes ({', '.join(spec.classes)}): {_cell_examples(bad, spec)}"
             )
     return Predictions(tuple(expected), spec.kind, spec.classes, labels=[v for _, _, v in cells])
 
@@ -105,9 +104,7 @@ def _read(path: Path, spec: PredictionsSpec) -> bytes:
         fd = os.open(path, flags)
     except OSError as exc:  # replaced between lstat and open
         if exc.errno == errno.ELOOP:
-            raise PredictionsError(
-                f"{where} is a symbolic link, not a regular file; write the predictions into the file itself"
-            ) from None
+            raise PredictionsError(f"{where} is a symbolic link, not a regular file; write the predictions into the file itself") from None
         raise PredictionsError(f"{where} could not be opened: {exc.strerror}") from None
     try:
         info = os.fstat(fd)
@@ -156,16 +153,13 @@ def _too_large(where: str, size: int, cap: int, at_least: bool = False) -> str:
 
 def _decode(data: bytes, spec: PredictionsSpec) -> str:
     if not data.strip():
-        raise PredictionsError(
-            f"{spec.file} is empty; expected the header {','.join(spec.columns)} and one row per test id"
-        )
+        raise PredictionsError(f"{spec.file} is empty; expected the header {','.join(spec.columns)} and one row per test id")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise PredictionsError(
-            f"{spec.file} is not valid UTF-8: byte 0x{data[exc.start]:02x} at offset {exc.start} (line {line}); "
-            "write it as UTF-8 text"
+            f"{spec.file} is not valid UTF-8: byte 0x{data[exc.start]:02x} at offset {exc.start} (line {line}); write it as UTF-8 text"
         ) from None
 
 
@@ -212,8 +206,7 @@ def _check_field_counts(rows: list[Row], width: int, spec: PredictionsSpec) -> N
     if bad:
         examples = ", ".join(f"line {line} has {len(fields)}" for line, fields in bad[:EXAMPLES])
         raise PredictionsError(
-            f"{spec.file}: {_count(bad, 'row')} the wrong number of fields (expected {width}, as in the header): {examples}"
-            + _more(bad)
+            f"{spec.file}: {_count(bad, 'row')} the wrong number of fields (expected {width}, as in the header): {examples}" + _more(bad)
         )
 
 
@@ -312,7 +305,7 @@ def _probabilities(ordered: list[tuple[int, str, list[str]]], positions: dict[st
 
 
 def _count(items: Sequence[object], noun: str, plural: str | None = None) -> str:
-    """"1 row has" / "3 rows have", "1 label is" / "2 labels are"."""
+    """ "1 row has" / "3 rows have", "1 label is" / "2 labels are"."""
     n = len(items)
     word = noun if n == 1 else (plural or f"{noun}s")
     verb = ("has" if n == 1 else "have") if noun == "row" else ("is" if n == 1 else "are")

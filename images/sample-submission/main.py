@@ -43,8 +43,7 @@ def load(split):
 
 def make_model():
     # 8x8 = 64 pixels in, one score per digit out.
-    return torch.nn.Sequential(
-        torch.nn.Linear(64, 128), torch.nn.ReLU(), torch.nn.Linear(128, 10))
+    return torch.nn.Sequential(torch.nn.Linear(64, 128), torch.nn.ReLU(), torch.nn.Linear(128, 10))
 
 
 def fit(x, y):

@@ -5,13 +5,18 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable, Collection
 
-from limits.gpu.nvml import Nvml, NvmlError, load_nvml
+from harness.limits.gpu.nvml import Nvml, NvmlError, load_nvml
 
 HOOK = "nvidia-container-runtime-hook"  # what Docker's built-in GPU device requests run
 
 
-def gpu_problem(needed: int, docker_runtimes: Collection[str], *, load: Callable[[], Nvml] = load_nvml,
-                which: Callable[[str], str | None] = shutil.which) -> str | None:
+def gpu_problem(
+    needed: int,
+    docker_runtimes: Collection[str],
+    *,
+    load: Callable[[], Nvml] = load_nvml,
+    which: Callable[[str], str | None] = shutil.which,
+) -> str | None:
     """What is missing (NVML, enough GPUs, the NVIDIA container runtime), or None when nothing is."""
     if needed <= 0:
         return None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from limits.gpu.nvml import NvmlError
+from harness.limits.gpu.nvml import NvmlError
 
 
 @dataclass

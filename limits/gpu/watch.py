@@ -6,8 +6,8 @@ import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
-from limits.gpu.nvml import Nvml, NvmlError
-from limits.sizes import format_size
+from harness.limits.gpu.nvml import Nvml, NvmlError
+from harness.util.sizes import format_size
 
 POLL_S = 0.25
 SERIES_S = 1.0  # at most one point per second goes into the series (MLflow)
@@ -34,8 +34,17 @@ class GpuWatch:
     whole used memory counts instead: the device is the run's alone, so this errs toward the limit.
     """
 
-    def __init__(self, nvml: Nvml, devices: Sequence[str], pids: Callable[[], Collection[int]], *,
-                 phase: str, limit: int | None, interval: float = POLL_S, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        nvml: Nvml,
+        devices: Sequence[str],
+        pids: Callable[[], Collection[int]],
+        *,
+        phase: str,
+        limit: int | None,
+        interval: float = POLL_S,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.nvml = nvml
         self.handles = [nvml.handle(device) for device in devices]
         self.pids = pids

@@ -1,0 +1,1 @@
+"""The bundled Hydra config groups (installed as ``harness.configs``)."""

@@ -1,0 +1,64 @@
+"""A competition as the harness runs it: its settings, its data on disk, its hidden labels."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from harness.competition.config import Settings
+from harness.competition.data_manifest import DataManifest, refresh
+from harness.competition.paths import CompetitionPaths, harness_home
+from harness.scoring import LabelsError, load_labels
+from harness.util.errors import ConfigError, HarnessError
+
+
+@dataclass
+class Competition:
+    settings: Settings
+    paths: CompetitionPaths
+    home: Path
+
+    @classmethod
+    def load(cls, settings: Settings, home: Path | None = None) -> Competition:
+        home = home or harness_home()
+        return cls(settings, CompetitionPaths.of(settings.competition.name, home), home)
+
+    @property
+    def name(self) -> str:
+        return self.settings.competition.name
+
+    def ensure_data(self) -> None:
+        """Prepare the data on first use (the builder is a no-op once it is complete)."""
+        target = self.settings.competition.prepare
+        module_name, _, attr = target.partition(":")
+        try:
+            prepare = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError):
+            raise ConfigError(f"competition.prepare: cannot import {target!r} (write module.path:function)") from None
+        prepare(self.paths.root, public_fraction=self.settings.competition.public_fraction)
+        for path in (self.paths.train, self.paths.test, self.paths.labels):
+            if not path.exists():
+                raise HarnessError(f"the competition data is incomplete: {path} is missing")
+
+    @cached_property
+    def data_manifest(self) -> DataManifest:
+        """Every data file's hash (train, test and the hidden labels), read once per process."""
+        return refresh(self.paths.root, [self.paths.train, self.paths.test, self.paths.hidden])
+
+    @property
+    def data_sha256(self) -> str:
+        return self.data_manifest.sha256
+
+    @cached_property
+    def labels(self) -> tuple[list[str], dict[str, str], dict[str, str]]:
+        spec = self.settings.competition.predictions
+        try:
+            return load_labels(self.paths.labels, spec.id_column, spec.target_column)
+        except (OSError, LabelsError) as exc:
+            raise HarnessError(f"the hidden labels cannot be read: {exc}") from None
+
+    @property
+    def test_ids(self) -> list[str]:
+        return self.labels[0]

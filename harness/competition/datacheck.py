@@ -1,0 +1,185 @@
+"""The organizer's data checks: leaks between train and test, and splits that do not match the config.
+
+- duplicate inputs: a test input file (any file below a subdirectory of ``data/test``) with the
+  same SHA-256 as a train input file, and test rows whose feature values equal a train row's;
+- shared ids: an id in both tables;
+- label-free test: the test table carries the target column, or test ids and hidden labels differ;
+- group split / time split (when ``split.group_column`` / ``split.time_column`` is declared): group
+  values in both train and test, or test rows not after the last train row, i.e. a random split.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from harness.competition.core import Competition
+from harness.util.errors import HarnessError
+
+OK, WARNING, ERROR = "ok", "warning", "error"
+EXAMPLES = 5
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str
+    level: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    id_column: str
+    header: list[str]
+    rows: list[dict[str, str]]
+
+    def column(self, name: str) -> list[str]:
+        return [row[name] for row in self.rows]
+
+
+def check_data(competition: Competition) -> list[Finding]:
+    settings = competition.settings.competition
+    rules, id_column, target = settings.rules, settings.predictions.id_column, settings.predictions.target_column
+    train = _read(competition.paths.train / rules.train_table, id_column)
+    test = _read(competition.paths.test / rules.test_table, id_column)
+    findings = [
+        _duplicate_files(competition.paths.train, competition.paths.test),
+        _duplicate_rows(train, test, {id_column, target}),
+        _shared_ids(train, test),
+        _label_free(test, target, competition.test_ids),
+    ]
+    if rules.group_column:
+        findings.append(_group_split(train, test, rules.group_column))
+    if rules.time_column:
+        findings.append(_time_split(train, test, rules.time_column))
+    return findings
+
+
+def _read(path: Path, id_column: str) -> Table:
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            rows = [{k: (v or "").strip() for k, v in row.items() if k is not None} for row in reader]
+            header = [h.strip() for h in reader.fieldnames or []]
+    except OSError as exc:
+        raise HarnessError(f"cannot read {path}: {exc.strerror}") from None
+    if id_column not in header:
+        raise HarnessError(f"{path.name} has no id column {id_column!r} (header: {','.join(header)})")
+    return Table(path.name, id_column, header, rows)
+
+
+def _duplicate_files(train_dir: Path, test_dir: Path) -> Finding:
+    train = _hashes(train_dir)
+    pairs = [(path, train[digest]) for digest, path in _hashes(test_dir).items() if digest in train]
+    if not pairs:
+        return Finding(
+            "duplicate inputs", OK, f"no test input file has the content of a train input file ({len(train)} train files hashed)"
+        )
+    examples = ", ".join(f"test/{t} = train/{a}" for t, a in sorted(pairs)[:EXAMPLES])
+    return Finding("duplicate inputs", ERROR, f"{len(pairs)} test input file(s) have the same content as a train input file: {examples}")
+
+
+def _hashes(root: Path) -> dict[str, str]:
+    """SHA-256 -> a relative path, for the files below the subdirectories of ``root``."""
+    found: dict[str, str] = {}
+    for path in sorted(p for d in root.iterdir() if d.is_dir() for p in d.rglob("*") if p.is_file()):
+        found.setdefault(hashlib.sha256(path.read_bytes()).hexdigest(), path.relative_to(root).as_posix())
+    return found
+
+
+def _duplicate_rows(train: Table, test: Table, skip: set[str]) -> Finding:
+    features = [c for c in test.header if c in train.header and c not in skip]
+    if not features:
+        return Finding("duplicate rows", OK, "the tables share no feature column (inputs are compared as files)")
+    seen = {tuple(row[c] for c in features): row for row in train.rows}
+    dups = [(row[test.id_column], seen[key][train.id_column]) for row in test.rows if (key := tuple(row[c] for c in features)) in seen]
+    if not dups:
+        return Finding("duplicate rows", OK, f"no test row repeats a train row (columns {', '.join(features)})")
+    examples = ", ".join(f"test {t} = train {a}" for t, a in dups[:EXAMPLES])
+    return Finding("duplicate rows", ERROR, f"{len(dups)} test row(s) repeat a train row on {', '.join(features)}: {examples}")
+
+
+def _shared_ids(train: Table, test: Table) -> Finding:
+    id_column = test.id_column
+    shared = sorted(set(train.column(id_column)) & set(test.column(id_column)), key=_natural)
+    if not shared:
+        return Finding("shared ids", OK, f"no {id_column} is in both tables")
+    return Finding("shared ids", ERROR, f"{len(shared)} {id_column}(s) are in both train and test: {_list(shared)}")
+
+
+def _label_free(test: Table, target: str, labelled: list[str]) -> Finding:
+    if target in test.header:
+        return Finding("label-free test", ERROR, f"{test.name} has the target column {target!r}: the test inputs carry their labels")
+    ids = test.column(test.id_column)
+    unlabelled, orphans = sorted(set(ids) - set(labelled), key=_natural), sorted(set(labelled) - set(ids), key=_natural)
+    if unlabelled or orphans:
+        return Finding(
+            "label-free test",
+            ERROR,
+            f"{len(unlabelled)} test input(s) have no hidden label ({_list(unlabelled)}) and "
+            f"{len(orphans)} hidden label(s) no test input ({_list(orphans)})",
+        )
+    return Finding("label-free test", OK, f"{test.name} has no target column; its {len(ids)} ids match the hidden labels one to one")
+
+
+def _group_split(train: Table, test: Table, column: str) -> Finding:
+    _require(column, "split.group_column", train, test)
+    test_groups = set(test.column(column))
+    shared = sorted(set(train.column(column)) & test_groups, key=_natural)
+    if not shared:
+        return Finding("group split", OK, f"no {column} value is in both train and test ({len(test_groups)} test groups)")
+    return Finding(
+        "group split",
+        WARNING,
+        f"{len(shared)} of {len(test_groups)} test {column} value(s) are in train too: the split looks "
+        f"random, not grouped by {column} as the config declares ({_list(shared)})",
+    )
+
+
+def _time_split(train: Table, test: Table, column: str) -> Finding:
+    _require(column, "split.time_column", train, test)
+    last_train = max(_moments(train, column))
+    early = sum(1 for moment in _moments(test, column) if moment[0] <= last_train[0])
+    if not early:
+        return Finding("time split", OK, f"every test row comes after the last train row by {column}")
+    return Finding(
+        "time split",
+        WARNING,
+        f"{early} of {len(test.rows)} test rows are not after the last train row ({column} <= "
+        f"{last_train[1]}): the split looks random, not by {column} as the config declares",
+    )
+
+
+def _require(column: str, key: str, *tables: Table) -> None:
+    for table in tables:
+        if column not in table.header:
+            raise HarnessError(f"competition.{key}: {column!r} is not a column of {table.name} (header: {','.join(table.header)})")
+
+
+def _moments(table: Table, column: str) -> list[tuple[float, str]]:
+    """(value, text): numbers, or ISO dates and times as POSIX seconds."""
+    out = []
+    for row in table.rows:
+        value = row[column]
+        try:
+            out.append((float(value), value))
+        except ValueError:
+            try:
+                out.append((datetime.fromisoformat(value).timestamp(), value))
+            except ValueError:
+                raise HarnessError(f"{table.name}: {column} {value!r} is neither a number nor an ISO date") from None
+    return out
+
+
+def _natural(value: str) -> tuple[int, int | str]:
+    return (0, int(value)) if value.isdigit() else (1, value)
+
+
+def _list(values: Iterable[str]) -> str:
+    values = list(values)
+    return ", ".join(values[:EXAMPLES]) + (f" and {len(values) - EXAMPLES} more" if len(values) > EXAMPLES else "")

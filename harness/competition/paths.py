@@ -1,0 +1,87 @@
+"""Where the harness keeps things: the work directory ($HARNESS_HOME, default ./.harness)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+TELEMETRY_FILE = "telemetry.json"
+
+
+def harness_home() -> Path:
+    return Path(os.environ.get("HARNESS_HOME") or ".harness").resolve()
+
+
+@dataclass(frozen=True)
+class CompetitionPaths:
+    """The directories of one competition under the work directory.
+
+    ``data/train`` and ``data/test`` are the only directories a container ever mounts;
+    ``hidden`` (labels, split) sits beside them and is never mounted.
+    """
+
+    root: Path
+
+    @classmethod
+    def of(cls, name: str, home: Path | None = None) -> CompetitionPaths:
+        return cls((home or harness_home()) / "competitions" / name)
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def train(self) -> Path:
+        return self.data / "train"
+
+    @property
+    def test(self) -> Path:
+        return self.data / "test"
+
+    @property
+    def hidden(self) -> Path:
+        return self.root / "hidden"
+
+    @property
+    def labels(self) -> Path:
+        """``id,<target>,split`` for every test id; split is ``public`` or ``private``."""
+        return self.hidden / "labels.csv"
+
+    @property
+    def records(self) -> Path:
+        return self.root / "records"
+
+    @property
+    def runs(self) -> Path:
+        return self.root / "runs"
+
+    def run(self, evaluation_id: str) -> RunPaths:
+        return RunPaths(self.runs / evaluation_id)
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """One evaluation's directory (``runs/<evaluation id>``): the one place that knows its layout.
+
+    ``model`` is what train wrote (mounted read-only into infer), ``output`` what infer wrote,
+    ``logs`` the bounded logs of each phase, ``telemetry`` the series sampled while they ran.
+    """
+
+    root: Path
+
+    @property
+    def model(self) -> Path:
+        return self.root / "model"
+
+    @property
+    def output(self) -> Path:
+        return self.root / "output"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def telemetry(self) -> Path:
+        return self.root / TELEMETRY_FILE

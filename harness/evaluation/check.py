@@ -1,0 +1,45 @@
+"""``harness check``: a participant's local run of the official contract, limits and verdicts."""
+
+from __future__ import annotations
+
+import secrets
+import sys
+from typing import TextIO
+
+import docker
+
+from harness.competition.core import Competition
+from harness.evaluation.evaluation import Evaluation
+from harness.evaluation.local_run import run_phases
+from harness.evaluation.recording import record_evaluation
+from harness.limits import PHASES
+from harness.limits.gpu import gpu_problem
+from harness.records.record import EvaluationRecord
+from harness.runner.docker_backend import DockerBackend
+from harness.submissions.intake import pin_image
+from harness.util.errors import HarnessError, IntakeError
+
+
+def check_image(competition: Competition, image: str, client: docker.DockerClient, out: TextIO = sys.stderr) -> EvaluationRecord:
+    _require_gpus(competition, client)
+    submission = {"id": f"check-{secrets.token_hex(6)}", "team": "local-check", "image": image, "image_digest": None}
+    evaluation = Evaluation(competition, submission)
+    try:
+        submission["image_digest"] = pin_image(client, image, max_bytes=competition.settings.competition.rules.max_image_bytes).digest
+    except IntakeError as exc:
+        evaluation.reject_image(str(exc))
+    run_phases(evaluation, DockerBackend(client), out, image)
+    return record_evaluation(evaluation, competition.paths.root / "checks", None, client.version().get("Version", ""))
+
+
+def _require_gpus(competition: Competition, client: docker.DockerClient) -> None:
+    """Refuse, before anything runs, a competition with GPU phases on a machine that cannot give a container GPUs."""
+    limits = competition.settings.limits
+    gpu_phases = [p for p in PHASES if limits.phase(p).gpus]
+    if not gpu_phases:
+        return
+    problem = gpu_problem(max(limits.phase(p).gpus for p in gpu_phases), set(client.info().get("Runtimes") or {}))
+    if problem:
+        raise HarnessError(
+            f"{competition.name}: the {' and '.join(gpu_phases)} phase(s) run on GPUs, and this machine cannot give a container one: {problem}"
+        )

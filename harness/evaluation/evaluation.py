@@ -1,0 +1,198 @@
+"""One submission's evaluation: train → infer → score → record.
+
+An ``Evaluation`` hands out the phase specs to run, one after the other, and takes back their
+results; whoever runs them (``harness check`` in process, a round on Ray) is not its concern.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any
+
+from harness import __version__
+from harness.competition.core import Competition
+from harness.limits import PhaseVerdict, Verdict
+from harness.limits.docker_options import contract_environment
+from harness.records.artifacts import stored_model, stored_predictions
+from harness.records.record import EvaluationRecord
+from harness.runner.docker_backend import make_writable_dir
+from harness.runner.host import host_info
+from harness.runner.phase import Mount, PhaseResult, PhaseSpec
+from harness.scoring import LabelsError, PredictionsError, score_predictions, validate_predictions
+from harness.util.clock import utc_now
+from harness.util.files import write_json_atomic
+from harness.util.hashing import regular_file_sha256, tree_sha256
+
+PHASE_ORDER = ("train", "infer")
+
+
+class Evaluation:
+    def __init__(self, competition: Competition, submission: dict[str, Any], *, round_id: str | None = None, attempt: int = 1) -> None:
+        self.competition = competition
+        self.submission = submission
+        self.round_id = round_id
+        self.attempt = attempt
+        self.id = f"ev-{secrets.token_hex(6)}"
+        self.paths = competition.paths.run(self.id)
+        self.run_dir = self.paths.root
+        self.results: dict[str, PhaseResult] = {}
+        self.intake_error: str | None = None
+        # Phases done by an earlier evaluation, as recorded there (re-infer carries its train phase).
+        self.carried: dict[str, dict[str, Any]] = {}
+        self.origin: dict[str, Any] | None = None
+        self.model_dir = self.paths.model
+
+    def reuse_model(self, earlier: EvaluationRecord) -> None:
+        """Run only ``infer``, with the model ``earlier`` used (re-infer on a replaced test set);
+        ``origin`` names the evaluation that trained it."""
+        self.carried = {"train": earlier.phases["train"]}
+        self.model_dir = stored_model(self.competition, earlier)
+        self.origin = {"kind": "reinfer", "evaluation_id": self.model_dir.parent.name}
+
+    @property
+    def output_dir(self) -> Path:
+        return self.paths.output
+
+    @property
+    def log_dir(self) -> Path:
+        return self.paths.logs
+
+    def reject_image(self, message: str) -> None:
+        """Intake refused the image: no phase runs, the verdict is INVALID_IMAGE."""
+        self.intake_error = message
+
+    def next_phase(self) -> PhaseSpec | None:
+        """The next phase to run, or None when the phases are over (done or failed)."""
+        if self.intake_error is not None:
+            return None
+        for phase in PHASE_ORDER:
+            if phase in self.carried:
+                continue
+            if phase not in self.results:
+                return self._spec(phase)
+            if self.results[phase].verdict is not PhaseVerdict.OK:
+                return None
+        return None
+
+    def accept(self, result: PhaseResult) -> None:
+        self.results[result.phase] = result
+
+    @property
+    def infra_failed(self) -> bool:
+        return any(r.verdict is PhaseVerdict.INFRA_ERROR for r in self.results.values())
+
+    def _spec(self, phase: str) -> PhaseSpec:
+        settings, paths = self.competition.settings, self.competition.paths
+        limits = settings.limits.phase(phase)
+        if phase == "train":
+            make_writable_dir(self.model_dir)
+            mounts = (Mount(str(paths.train), "/data/train"), Mount(str(self.model_dir), "/model", read_only=False))
+            writable = (str(self.model_dir),)
+        else:
+            make_writable_dir(self.output_dir)
+            mounts = (
+                Mount(str(paths.test), "/data/test"),
+                Mount(str(self.model_dir), "/model"),
+                Mount(str(self.output_dir), "/output", read_only=False),
+            )
+            writable = (str(self.output_dir),)
+        return PhaseSpec(
+            run_id=self.id,
+            phase=phase,
+            image=self.submission["image_digest"],
+            command=settings.competition.command[phase],
+            mounts=mounts,
+            environment=contract_environment(phase, limits, settings.seed),
+            limits=limits,
+            log_dir=str(self.log_dir),
+            writable=writable,
+            labels={
+                "harness.round": self.round_id or "",
+                "harness.competition": self.competition.name,
+                "harness.submission": self.submission["id"],
+                "harness.evaluation": self.id,
+            },
+            runtime=settings.runner.get("runtime"),
+        )
+
+    @property
+    def phase_ok(self) -> dict[str, bool]:
+        ok = {p: r.verdict is PhaseVerdict.OK for p, r in self.results.items()}
+        return {**{p: r["verdict"] == PhaseVerdict.OK.value for p, r in self.carried.items()}, **ok}
+
+    def conclude(self, docker_version: str = "") -> EvaluationRecord:
+        """Score what the phases left behind and assemble the record (not yet saved or tracked);
+        the telemetry series are written beside the run's logs."""
+        verdict, failed_phase, message, scores = self._outcome()
+        settings = self.competition.settings
+        write_json_atomic(self.paths.telemetry, {p: r.series for p, r in self.results.items()})
+        return EvaluationRecord(
+            evaluation_id=self.id,
+            round_id=self.round_id,
+            attempt=self.attempt,
+            competition=self.competition.name,
+            submission=self.submission,
+            verdict=verdict.value,
+            failed_phase=failed_phase,
+            message=message,
+            phases={**self.carried, **{p: _phase_record(r) for p, r in self.results.items()}},
+            scores=scores,
+            manifest={
+                "data_sha256": self.competition.data_sha256,
+                "config_sha256": settings.config_sha256,
+                "config": settings.as_dict(),
+                "image_digest": self.submission.get("image_digest"),
+                "harness_version": __version__,
+                "seed": settings.seed,
+                "host": host_info(docker_version),
+                "model_sha256": tree_sha256(self.model_dir) if self.phase_ok.get("train") else None,
+                "predictions_sha256": self._predictions_sha256(),
+            },
+            created_at=utc_now(),
+            origin=self.origin,
+        )
+
+    def _outcome(self) -> tuple[Verdict, str | None, str, dict[str, dict[str, float]]]:
+        if self.intake_error is not None:
+            return Verdict.INVALID_IMAGE, "intake", self.intake_error, {}
+        for phase in PHASE_ORDER:
+            if phase in self.carried:
+                continue
+            result = self.results[phase]
+            if result.verdict is not PhaseVerdict.OK:
+                return Verdict.from_phase(result.verdict), phase, result.message, {}
+        verdict, message, scores = score_file(self.competition, self.predictions_path)
+        return verdict, None if verdict is Verdict.SCORED else "score", message, scores
+
+    @property
+    def predictions_path(self) -> Path:
+        return stored_predictions(self.competition, self.id)
+
+    def _predictions_sha256(self) -> str | None:
+        if not self.phase_ok.get("infer"):
+            return None
+        return regular_file_sha256(self.predictions_path, self.competition.settings.competition.predictions.max_bytes)
+
+
+def score_file(competition: Competition, path: Path) -> tuple[Verdict, str, dict[str, dict[str, float]]]:
+    """Validate a predictions file and score it with the competition's current metrics."""
+    settings = competition.settings.competition
+    ids, labels, split = competition.labels
+    try:
+        predictions = validate_predictions(path, ids, settings.predictions)
+    except PredictionsError as exc:
+        return Verdict.INVALID_PREDICTIONS, str(exc), {}
+    try:
+        scores = score_predictions(predictions, labels, split, list(settings.metrics), settings.predictions)
+    except (LabelsError, ValueError) as exc:
+        return Verdict.INFRA_ERROR, f"scoring failed on the organizer's side: {exc}", {}
+    return Verdict.SCORED, "", scores
+
+
+def _phase_record(result: PhaseResult) -> dict[str, Any]:
+    data = result.to_dict()
+    data.pop("phase")
+    data.pop("log_tail")
+    data.pop("series")  # telemetry series go to MLflow, not the record
+    return data

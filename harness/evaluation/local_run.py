@@ -1,0 +1,39 @@
+"""Running an evaluation's phases one after the other in this process (check, audit, re-infer)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TextIO
+
+import docker
+import docker.errors
+
+from harness.evaluation.evaluation import Evaluation
+from harness.runner.docker_backend import DockerBackend
+from harness.runner.gpus import local_gpu_ids
+
+
+def run_phases(evaluation: Evaluation, backend: DockerBackend, out: TextIO, name: str) -> None:
+    """Run every phase the evaluation asks for; ``name`` is what the progress lines call the image."""
+    while (spec := evaluation.next_phase()) is not None:
+        if spec.limits.gpus:
+            spec = dataclasses.replace(spec, gpu_ids=local_gpu_ids(spec.limits.gpus))
+        print(
+            f"{spec.phase}: running {name} (limits: {spec.limits.cpus:g} cpu, {spec.limits.memory} bytes, {spec.limits.wall_clock_s:g} s)",
+            file=out,
+            flush=True,
+        )
+        result = backend.run(spec)
+        evaluation.accept(result)
+        print(f"{spec.phase}: {result.verdict.value} in {result.wall_s:.1f} s", file=out, flush=True)
+
+
+def missing_image(client: docker.DockerClient, digest: str | None) -> str | None:
+    """Why the image a record names cannot be run again here, or None when it is on this engine."""
+    if not digest:
+        return "the record names no image digest"
+    try:
+        client.images.get(digest)
+    except docker.errors.ImageNotFound:
+        return f"image {digest} is no longer on this machine's Docker engine (docker load it from the submission archive)"
+    return None

@@ -1,0 +1,206 @@
+"""Leaderboards built from evaluation records: one row per team, ranked by the competition's rule.
+
+- Each submission counts with its latest record; a team's rows are its submissions' records.
+- Public board: a team's candidates are its scored submissions. Private board: its final
+  selection, or, when it selected none, the fallback: its ``fallback`` best-public submissions
+  (rule ``best``) or latest ones (rule ``last``); ``fallback=None`` keeps every scored one.
+- Among its candidates a team ranks with the best score on the board's part (rule ``best``) or
+  with the latest submitted one (rule ``last``). Ties, between teams and within one, go to the
+  earlier submission. Teams with no candidate follow unranked, with their latest verdict.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from harness.scoring import Metric
+
+SCORED = "SCORED"
+
+
+@dataclass(frozen=True)
+class Entry:
+    rank: int | None
+    team: str
+    submission: str  # the one that ranks; the team's latest when none does
+    verdict: str
+    score: float | None
+    submitted_at: str
+    submissions: int
+    verdicts: dict[str, int]
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One submission in a team's history."""
+
+    team: str
+    submission: str
+    submitted_at: str
+    verdict: str
+    public: float | None
+    private: float | None
+    selected: bool
+    message: str
+
+    def score(self, part: str) -> float | None:
+        return self.public if part == "public" else self.private
+
+
+def latest_per_submission(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    latest: dict[str, dict[str, Any]] = {}
+    for record in records:
+        sid = record["submission"]["id"]
+        if sid not in latest or record["created_at"] > latest[sid]["created_at"]:
+            latest[sid] = record
+    return list(latest.values())
+
+
+def history(
+    records: Iterable[dict[str, Any]], metric: Metric, selections: Mapping[str, Sequence[str]] | None = None, *, reveal_private: bool = True
+) -> list[Attempt]:
+    """Every submission with a record, oldest first; private scores blanked unless revealed."""
+    chosen = {sid for ids in (selections or {}).values() for sid in ids}
+    attempts = [_attempt(record, metric, chosen, reveal_private) for record in latest_per_submission(records)]
+    return sorted(attempts, key=lambda a: (a.submitted_at, a.submission))
+
+
+def build(
+    records: Iterable[dict[str, Any]],
+    metric: Metric,
+    *,
+    private: bool = False,
+    rule: str = "best",
+    selections: Mapping[str, Sequence[str]] | None = None,
+    fallback: int | None = None,
+) -> list[Entry]:
+    part = "private" if private else "public"
+    teams: dict[str, list[Attempt]] = {}
+    for attempt in history(records, metric, selections):
+        teams.setdefault(attempt.team, []).append(attempt)
+    ranked: list[tuple[tuple, Attempt, list[Attempt]]] = []
+    unranked: list[tuple[Attempt, list[Attempt]]] = []
+    for team, attempts in teams.items():
+        scored = [a for a in attempts if a.verdict == SCORED and a.score(part) is not None]
+        if private:
+            scored = _final_set(scored, (selections or {}).get(team), rule, fallback, metric)
+        if not scored:
+            unranked.append((attempts[-1], attempts))
+            continue
+        pick = max(scored, key=_time) if rule == "last" else min(scored, key=lambda a: _order(a, part, metric))
+        ranked.append((_order(pick, part, metric), pick, attempts))
+    ranked.sort(key=lambda item: item[0])
+    entries = [_entry(i + 1, pick, attempts, part) for i, (_, pick, attempts) in enumerate(ranked)]
+    unranked.sort(key=lambda item: _time(item[0]))
+    return entries + [_entry(None, latest, attempts, part) for latest, attempts in unranked]
+
+
+def _final_set(scored: list[Attempt], selected: Sequence[str] | None, rule: str, fallback: int | None, metric: Metric) -> list[Attempt]:
+    if selected:
+        return [a for a in scored if a.submission in selected]
+    ordered = sorted(scored, key=_time, reverse=True) if rule == "last" else sorted(scored, key=lambda a: _order(a, "public", metric))
+    return ordered[:fallback] if fallback is not None else ordered
+
+
+def _order(attempt: Attempt, part: str, metric: Metric) -> tuple[float, str, str]:
+    score = attempt.score(part)
+    assert score is not None
+    return (-score if metric.higher_is_better else score, *_time(attempt))
+
+
+def _time(attempt: Attempt) -> tuple[str, str]:
+    return (attempt.submitted_at, attempt.submission)
+
+
+def _attempt(record: dict[str, Any], metric: Metric, chosen: set[str], reveal_private: bool) -> Attempt:
+    submission, scores = record["submission"], record.get("scores") or {}
+    return Attempt(
+        team=submission["team"],
+        submission=submission["id"],
+        submitted_at=submission.get("submitted_at") or record["created_at"],
+        verdict=record["verdict"],
+        public=scores.get("public", {}).get(metric.name),
+        private=scores.get("private", {}).get(metric.name) if reveal_private else None,
+        selected=submission["id"] in chosen,
+        message=(record.get("message") or "").split("\n", 1)[0][:120],
+    )
+
+
+def _entry(rank: int | None, attempt: Attempt, attempts: list[Attempt], part: str) -> Entry:
+    return Entry(
+        rank=rank,
+        team=attempt.team,
+        submission=attempt.submission,
+        verdict=attempt.verdict,
+        score=attempt.score(part) if rank is not None else None,
+        submitted_at=attempt.submitted_at,
+        submissions=len(attempts),
+        verdicts=dict(sorted(Counter(a.verdict for a in attempts).items())),
+        message=attempt.message if rank is None else "",
+    )
+
+
+def render(rows: Sequence[Entry] | Sequence[Attempt], fmt: str, metric: Metric, title: str) -> str:
+    """Entries or a history as ``table``, ``csv`` or ``json`` (free text kept as is in csv/json)."""
+    if fmt == "json":
+        return json.dumps([asdict(r) for r in rows], indent=2)
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        names = list((Attempt if rows and isinstance(rows[0], Attempt) else Entry).__dataclass_fields__)
+        writer.writerow(names)
+        writer.writerows([_csv_cell(getattr(r, n)) for n in names] for r in rows)
+        return buffer.getvalue()
+    return _table(rows, metric, title)
+
+
+def _csv_cell(value: Any) -> Any:
+    return ";".join(f"{k}={v}" for k, v in value.items()) if isinstance(value, dict) else value
+
+
+def _table(rows: Sequence[Entry] | Sequence[Attempt], metric: Metric, title: str) -> str:
+    if rows and isinstance(rows[0], Attempt):
+        header = ("submitted", "team", "submission", "verdict", f"public {metric.name}", f"private {metric.name}", "selected", "note")
+        cells = [
+            (a.submitted_at, a.team, a.submission, a.verdict, _num(a.public), _num(a.private), "yes" if a.selected else "", a.message)
+            for a in rows
+            if isinstance(a, Attempt)
+        ]
+    else:
+        header = ("rank", "team", metric.name, "verdict", "submission", "entries", "verdicts", "note")
+        cells = [
+            (
+                str(e.rank or "-"),
+                e.team,
+                _num(e.score),
+                e.verdict,
+                e.submission,
+                str(e.submissions),
+                " ".join(f"{k}:{v}" for k, v in e.verdicts.items()),
+                e.message,
+            )
+            for e in rows
+            if isinstance(e, Entry)
+        ]
+    cells = [tuple(_printable(c) for c in row) for row in cells]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(header)]
+    line = lambda row: "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip()  # noqa: E731
+    direction = "higher is better" if metric.higher_is_better else "lower is better"
+    out = [f"{title} ({metric.name}, {direction})", line(header), line(tuple("-" * w for w in widths))]
+    return "\n".join(out + ([line(r) for r in cells] or ["(no evaluations yet)"]))
+
+
+def _num(value: float | None) -> str:
+    return "" if value is None else f"{value:.5f}"
+
+
+def _printable(text: str) -> str:
+    """Team names and messages are free text: no control characters reach the terminal."""
+    return "".join(ch if ch.isprintable() else "?" for ch in text)

@@ -1,0 +1,1 @@
+"""A participant's tools: the base and sample images, the starter folder."""

@@ -1,0 +1,97 @@
+"""``harness rescore``: every score computed again from the stored predictions, no container run.
+
+For when the metric (or its configuration) was wrong. A record is rescored with the current
+configuration when its predictions are still the ones it hashed and the test labels are still the
+ones it was scored on (a replaced test set needs ``harness reinfer`` instead). A record whose
+verdict or scores change keeps what it had in its ``history``; its MLflow run gets the new scores
+as the next step of each score's series.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.competition.core import Competition
+from harness.competition.data_manifest import changes_since
+from harness.evaluation.evaluation import score_file
+from harness.limits import Verdict
+from harness.records.artifacts import stored_predictions
+from harness.records.record import EvaluationRecord, records_to_rewrite, save_record
+from harness.records.tracking import Tracker
+from harness.util.clock import utc_now
+from harness.util.hashing import regular_file_sha256
+
+# What scoring reads besides the predictions: the test ids and the hidden labels.
+SCORING_DATA = ("data/test/", "hidden/")
+
+
+@dataclass
+class RescoreSummary:
+    changed: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    not_scorable: int = 0  # a phase failed before there were predictions
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+def rescore(competition: Competition, tracker: Tracker | None) -> RescoreSummary:
+    summary = RescoreSummary()
+    for name, record, problem in records_to_rewrite(competition.paths.records):
+        if record is None:
+            summary.skipped[name] = problem
+            continue
+        if record.failed_phase not in (None, "score"):
+            summary.not_scorable += 1
+            continue
+        problem = _cannot_rescore(competition, record)
+        if problem:
+            summary.skipped[record.evaluation_id] = problem
+            continue
+        if _rescore(competition, record):
+            summary.changed.append(record.evaluation_id)
+            _track(tracker, record, save_record(record, competition.paths.records))
+        else:
+            summary.unchanged += 1
+    return summary
+
+
+def _cannot_rescore(competition: Competition, record: EvaluationRecord) -> str | None:
+    recorded = record.manifest.get("predictions_sha256")
+    if not recorded:
+        return "the record holds no hash of its predictions (they were not a regular file)"
+    path = stored_predictions(competition, record.evaluation_id)
+    if regular_file_sha256(path) != recorded:
+        return f"the stored predictions ({path}) are gone or differ from the ones the record hashed"
+    if changes_since(competition.paths.root, competition.data_manifest, record.manifest["data_sha256"], *SCORING_DATA) != []:
+        return "the test set or its labels changed since this evaluation (or cannot be compared); use `harness reinfer` for a new test set"
+    return None
+
+
+def _rescore(competition: Competition, record: EvaluationRecord) -> bool:
+    """Score again; on any change, move the old outcome into the history. True when it changed."""
+    verdict, message, scores = score_file(competition, stored_predictions(competition, record.evaluation_id))
+    failed_phase = None if verdict is Verdict.SCORED else "score"
+    if (verdict.value, failed_phase, message, scores) == (record.verdict, record.failed_phase, record.message, record.scores):
+        return False
+    record.history.append(
+        {
+            "replaced_at": utc_now(),
+            "reason": "rescore",
+            "verdict": record.verdict,
+            "failed_phase": record.failed_phase,
+            "message": record.message,
+            "scores": record.scores,
+        }
+    )
+    record.verdict, record.failed_phase, record.message, record.scores = verdict.value, failed_phase, message, scores
+    return True
+
+
+def _track(tracker: Tracker | None, record: EvaluationRecord, path: Path) -> None:
+    if tracker is None or not record.mlflow_run_id:
+        return  # not uploaded yet: `harness sync` uploads the rescored record
+    try:
+        tracker.log_rescore(record.mlflow_run_id, record, path)
+    except Exception as exc:  # noqa: BLE001 - the record on disk is what counts
+        print(f"warning: MLflow run {record.mlflow_run_id} keeps the old scores of {record.evaluation_id}: {exc}", file=sys.stderr)

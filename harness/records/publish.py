@@ -1,0 +1,35 @@
+"""A record reaches MLflow: at once after its evaluation, or later through ``harness sync``.
+
+The record is always on disk first; an upload that fails leaves it there for ``sync``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from harness.competition.core import Competition
+from harness.records.artifacts import load_series, run_artifacts
+from harness.records.record import EvaluationRecord, save_record
+from harness.records.tracking import Tracker
+
+
+def publish(tracker: Tracker, competition: Competition, record: EvaluationRecord, directory: Path) -> str | None:
+    """Upload the run of a record saved in ``directory``; returns why it failed, or None. The record
+    file gets the run id before the upload finishes."""
+    try:
+        run_id = tracker.open_run(record)
+        record.mlflow_run_id = run_id
+        path = save_record(record, directory)
+        tracker.fill_run(run_id, record, path, run_artifacts(competition, record), load_series(competition, record.evaluation_id))
+    except Exception as exc:  # noqa: BLE001 - any tracking failure: the record stays on disk for `harness sync`
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    return None
+
+
+def warn_unpublished(record: EvaluationRecord, problem: str) -> None:
+    print(
+        f"warning: MLflow tracking failed for {record.evaluation_id} ({problem}); the record is kept on disk, "
+        f"`harness sync {record.competition}` uploads it later",
+        file=sys.stderr,
+    )

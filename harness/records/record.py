@@ -1,0 +1,137 @@
+"""The evaluation record (``harness.evaluation/1``): the scored artifact leaderboards are built from."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field, fields
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from harness.records.signing import Check, check, sign, signing_key
+from harness.util.errors import HarnessError
+from harness.util.files import write_json_atomic
+
+SCHEMA_ID = "harness.evaluation/1"
+SCHEMA_PATH = Path(__file__).with_name("schema") / "evaluation-1.schema.json"
+
+
+class RecordError(HarnessError):
+    """A record cannot be used: its signature does not verify."""
+
+
+@dataclass
+class EvaluationRecord:
+    evaluation_id: str
+    competition: str
+    submission: dict[str, Any]
+    verdict: str
+    failed_phase: str | None
+    message: str
+    phases: dict[str, dict[str, Any]]
+    scores: dict[str, dict[str, float]]
+    manifest: dict[str, Any]
+    created_at: str
+    mlflow_run_id: str | None = None
+    round_id: str | None = None
+    attempt: int = 1
+    # What made this evaluation when not a round: {"kind": "audit"|"reinfer", "evaluation_id": ...}.
+    origin: dict[str, Any] | None = None
+    # Earlier verdicts and scores this record replaced (rescoring), oldest first.
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EvaluationRecord:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA_ID,
+            "evaluation_id": self.evaluation_id,
+            "round_id": self.round_id,
+            "attempt": self.attempt,
+            "competition": self.competition,
+            "submission": self.submission,
+            "verdict": self.verdict,
+            "failed_phase": self.failed_phase,
+            "message": self.message,
+            "phases": self.phases,
+            "scores": self.scores,
+            "manifest": self.manifest,
+            "mlflow_run_id": self.mlflow_run_id,
+            "created_at": self.created_at,
+            "origin": self.origin,
+            "history": self.history,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False)
+
+
+@lru_cache(maxsize=1)
+def _validator() -> jsonschema.protocols.Validator:
+    schema = json.loads(SCHEMA_PATH.read_text())
+    cls = jsonschema.validators.validator_for(schema)
+    return cls(schema, format_checker=cls.FORMAT_CHECKER)
+
+
+def validate_record(data: dict[str, Any]) -> None:
+    """Raise ``jsonschema.ValidationError`` when ``data`` is not a valid record."""
+    _validator().validate(data)
+
+
+def save_record(record: EvaluationRecord, directory: Path) -> Path:
+    """Validate, sign with the organizer's key when one is configured, write atomically."""
+    data = record.to_dict()
+    key = signing_key()
+    if key is not None:
+        data["signature"] = sign(data, key)
+    validate_record(data)
+    path = directory / f"{record.evaluation_id}.json"
+    write_json_atomic(path, data)
+    return path
+
+
+def load_record(path: Path) -> EvaluationRecord:
+    """A record to work on (and maybe write again): with an organizer key configured, only one whose
+    signature verifies, so that rewriting never signs a forged or altered record."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    key = signing_key()
+    if key is not None and (state := check(data, key)) is not Check.VALID:
+        raise RecordError(f"record {path.name} is {state.value}: it is left as it is (see `harness verify`)")
+    return EvaluationRecord.from_dict(data)
+
+
+def records_to_rewrite(directory: Path) -> Iterator[tuple[str, EvaluationRecord | None, str]]:
+    """``(file stem, record, "")`` for each record file, or ``(stem, None, why)`` when it cannot be worked on."""
+    for path in sorted(directory.glob("*.json")):
+        try:
+            yield path.stem, load_record(path), ""
+        except (OSError, ValueError, TypeError, RecordError) as exc:
+            yield path.stem, None, str(exc)
+
+
+def latest_record(directory: Path, key: str) -> Path | None:
+    """The file of evaluation ``key``, or of submission ``key``'s latest evaluation; None if none."""
+    if (directory / f"{key}.json").is_file():
+        return directory / f"{key}.json"
+    found = [(r["created_at"], path) for path, r in _records(directory) if r.get("submission", {}).get("id") == key]
+    return max(found)[1] if found else None
+
+
+def load_records(directory: Path) -> list[dict[str, Any]]:
+    return [record for _, record in _records(directory)]
+
+
+def _records(directory: Path) -> list[tuple[Path, dict[str, Any]]]:
+    records = []
+    for path in sorted(directory.glob("*.json")):
+        try:
+            records.append((path, json.loads(path.read_text(encoding="utf-8"))))
+        except (OSError, json.JSONDecodeError):
+            continue  # a foreign or damaged file is not a record; the leaderboard skips it
+    return records

@@ -1,0 +1,34 @@
+"""How a round's images and data reach the nodes of a multi-node Ray cluster: a depot on the
+driver's node, and the data each node stages and verifies (``runner.depot``, ``runner.staging``)."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+from harness.competition.core import Competition
+from harness.runner.depot import DataStage, Depot
+from harness.runner.staging import Staging
+
+DEFAULT_NODE_CACHE = Path(tempfile.gettempdir()) / "harness-nodes"
+
+
+def data_stage(competition: Competition) -> DataStage:
+    """What a node must hold to run a phase: the train and test directories (never the hidden labels),
+    with the hash the competition's data manifest gives them."""
+    paths = competition.paths
+    names = [d.relative_to(paths.root).as_posix() for d in (paths.train, paths.test)]
+    sha256 = competition.data_manifest.under(*(f"{name}/" for name in names)).sha256
+    return DataStage(sha256, tuple((str(paths.root / name), name) for name in names))
+
+
+def cluster_staging(competition: Competition, node_cache: str | None) -> Staging | None:
+    """Staging for the cluster Ray is connected to; None on a single node, where everything is local."""
+    if sum(node["Alive"] for node in ray.nodes()) < 2:
+        return None
+    here = ray.get_runtime_context().get_node_id()
+    depot = Depot.options(scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False)).remote(str(competition.home / "depot"))
+    return Staging(depot, here, node_cache or str(DEFAULT_NODE_CACHE), data_stage(competition))

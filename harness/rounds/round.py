@@ -1,0 +1,256 @@
+"""A round: every pending submission of a competition, evaluated as Ray tasks, recorded one by one.
+
+Infrastructure failures (a lost worker or node, an engine that went away, a full disk) are retried
+with backoff, up to ``infra_retries`` times, after the failed attempt's containers are removed;
+only the last attempt is recorded. SIGINT or SIGTERM stops the round cleanly: the running
+containers are killed and removed, and whatever did not finish is pending again.
+"""
+
+from __future__ import annotations
+
+import heapq
+import signal
+import sys
+import threading
+import time
+from collections import Counter
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import TextIO
+
+import docker
+
+from harness.competition.core import Competition
+from harness.evaluation.evaluation import PHASE_ORDER, Evaluation
+from harness.evaluation.recording import record_evaluation
+from harness.limits import PhaseVerdict
+from harness.records.record import EvaluationRecord
+from harness.records.tracking import Tracker
+from harness.rounds.progress import Progress, summary_table
+from harness.runner.cleanup import sweep
+from harness.runner.phase import PhaseResult
+from harness.runner.ray_pool import RayPhasePool
+from harness.submissions.ledger import EVALUATED, PENDING, RUNNING, Ledger, Submission
+
+POLL_S = 0.5  # the longest the loop waits before looking at a stop request or a due retry
+MAX_BACKOFF_S = 60.0
+
+
+@dataclass
+class RoundSummary:
+    round_id: str
+    verdicts: Counter[str] = field(default_factory=Counter)
+    evaluated: dict[str, str] = field(default_factory=dict)  # submission id -> evaluation id
+    retried: int = 0
+    cancelled: list[str] = field(default_factory=list)
+    left_pending: list[str] = field(default_factory=list)  # infrastructure failures after the last retry
+    wall_s: float = 0.0
+
+
+class _StopRequest:
+    """SIGINT and SIGTERM ask the round to stop cleanly; a second SIGINT interrupts at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> _StopRequest:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+class Round:
+    def __init__(
+        self,
+        competition: Competition,
+        ledger: Ledger,
+        tracker: Tracker | None,
+        pool: RayPhasePool,
+        client: docker.DockerClient,
+        *,
+        round_id: str,
+        infra_retries: int = 2,
+        retry_backoff_s: float = 5.0,
+        out: TextIO = sys.stderr,
+    ) -> None:
+        self.competition = competition
+        self.ledger = ledger
+        self.tracker = tracker
+        self.pool = pool
+        self.client = client
+        self.infra_retries = infra_retries
+        self.retry_backoff_s = retry_backoff_s
+        self.out = out
+        self.summary = RoundSummary(round_id)
+        self.docker_version = client.version().get("Version", "")
+        self.progress = Progress(0, out)
+        self._submissions: dict[str, Submission] = {}  # started, not yet recorded
+        self._retries: list[tuple[float, int, str, int]] = []  # (due, order, submission id, attempt)
+        self._over: list[Evaluation] = []  # concluded, to record
+        # Scoring and recording (MLflow) take a while: one thread does it while the loop keeps the cluster busy.
+        self._recorder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="harness-recorder")
+        self._recording: dict[Future[EvaluationRecord], Evaluation] = {}
+
+    def run(self) -> RoundSummary:
+        started = time.monotonic()
+        pending = self.ledger.pending()
+        self.progress = Progress(len(pending), self.out)
+        self._say(f"{self.summary.round_id}: {len(pending)} pending submission(s) in {self.competition.name}")
+        with _StopRequest() as stop:
+            for submission in pending:
+                submission.state = RUNNING
+                self.ledger.save(submission)
+                self._submissions[submission.id] = submission
+                self._start(submission, attempt=1)
+            while self._over or self._retries or self._recording or self.pool.busy:
+                if stop.requested:
+                    self._cancel()
+                    break
+                self._step()
+            self._take_records(wait=True)
+        self._recorder.shutdown()
+        sweep(self.client, {"harness.round": self.summary.round_id})  # a lost worker's container is an orphan now
+        self.summary.wall_s = time.monotonic() - started
+        summary = self.summary
+        self._say(
+            summary_table(
+                summary.round_id,
+                summary.wall_s,
+                summary.verdicts,
+                retried=summary.retried,
+                cancelled=len(summary.cancelled),
+                left_pending=len(summary.left_pending),
+            )
+        )
+        return summary
+
+    def _step(self) -> None:
+        """Start the retries that are due, take the finished phases and queue what follows them,
+        hand the finished evaluations to the recorder, take the records it wrote."""
+        self._start_due_retries()
+        if self.pool.busy:
+            for evaluation, result in self.pool.wait(timeout=self._wait_s()):
+                evaluation.accept(result)
+                self._continue(evaluation)
+            self.pool.dispatch()
+        elif self._recording:
+            wait_futures(self._recording, timeout=self._wait_s(), return_when=FIRST_COMPLETED)
+        else:
+            time.sleep(self._wait_s())
+        for evaluation in self._over:
+            self._recording[self._recorder.submit(self._conclude, evaluation)] = evaluation
+        self._over.clear()
+        self._take_records(wait=False)
+        self.progress.maybe_report(len({e.submission["id"] for e in self.pool.running_keys()}))
+
+    def _start(self, submission: Submission, attempt: int) -> None:
+        self._continue(Evaluation(self.competition, submission.summary(), round_id=self.summary.round_id, attempt=attempt))
+
+    def _continue(self, evaluation: Evaluation) -> None:
+        """Queue what comes next for an evaluation: its next phase, a retry, or its record."""
+        if not evaluation.infra_failed:
+            try:
+                spec = evaluation.next_phase()
+            except OSError as exc:  # its run directory cannot be made: the work directory's disk is full, or gone
+                phase = next(p for p in PHASE_ORDER if p not in evaluation.results)
+                message = f"{phase}: the harness could not prepare its run directory ({exc}); this is not the submission's fault"
+                evaluation.accept(PhaseResult(phase, PhaseVerdict.INFRA_ERROR, message))
+            else:
+                if spec is not None:
+                    started = bool(evaluation.results) or evaluation.attempt > 1  # its follow-ups go first
+                    self.pool.submit(evaluation, spec, group=evaluation.submission["team"], first=started)
+                    return
+        if evaluation.infra_failed and evaluation.attempt <= self.infra_retries:
+            self._retry(evaluation)
+        else:
+            self._over.append(evaluation)
+
+    def _retry(self, evaluation: Evaluation) -> None:
+        failure = next(r for r in evaluation.results.values() if r.verdict is PhaseVerdict.INFRA_ERROR)
+        delay = min(MAX_BACKOFF_S, self.retry_backoff_s * 2 ** (evaluation.attempt - 1))
+        removed = sweep(self.client, {"harness.evaluation": evaluation.id})
+        self._say(
+            f"{evaluation.submission['team']} {evaluation.submission['id']}: {failure.message.splitlines()[0]} "
+            f"[{removed} container(s) removed; attempt {evaluation.attempt + 1} of {self.infra_retries + 1} in {delay:g} s]"
+        )
+        heapq.heappush(self._retries, (time.monotonic() + delay, self.summary.retried, evaluation.submission["id"], evaluation.attempt + 1))
+        self.summary.retried += 1
+
+    def _start_due_retries(self) -> None:
+        while self._retries and self._retries[0][0] <= time.monotonic():
+            _, _, submission_id, attempt = heapq.heappop(self._retries)
+            self._start(self._submissions[submission_id], attempt)
+
+    def _wait_s(self) -> float:
+        if not self._retries:
+            return POLL_S
+        return max(0.0, min(POLL_S, self._retries[0][0] - time.monotonic()))
+
+    def _conclude(self, evaluation: Evaluation) -> EvaluationRecord:
+        """In the recorder thread: score, save the record, upload it to MLflow."""
+        return record_evaluation(evaluation, self.competition.paths.records, self.tracker, self.docker_version)
+
+    def _take_records(self, *, wait: bool) -> None:
+        """Update the ledger and the summary for each record written (all of them, waiting, with ``wait``)."""
+        for future in [f for f in self._recording if wait or f.done()]:
+            evaluation = self._recording.pop(future)
+            submission = self._submissions.pop(evaluation.submission["id"])
+            try:
+                record = future.result()
+            except OSError as exc:  # the work directory's disk is full: the organizer's failure, not charged
+                self._leave_pending(submission, f"its record could not be written ({exc})")
+                continue
+            submission.evaluations.append(record.evaluation_id)
+            if evaluation.infra_failed:
+                submission.infra_failures += 1
+                submission.state = PENDING  # the organizer's failure: not charged, evaluated again next round
+                self.summary.left_pending.append(submission.id)
+            else:
+                submission.state = EVALUATED
+            self.ledger.save(submission)
+            self.summary.verdicts[record.verdict] += 1
+            self.summary.evaluated[submission.id] = record.evaluation_id
+            self.progress.finished(record.verdict)
+            self._say(f"[{self.progress.done}/{self.progress.total}] {submission.team} {submission.id}: {self._outcome(record)}")
+
+    def _leave_pending(self, submission: Submission, why: str) -> None:
+        submission.state = PENDING
+        self.ledger.save(submission)
+        self.summary.left_pending.append(submission.id)
+        self.summary.verdicts[PhaseVerdict.INFRA_ERROR.value] += 1
+        self.progress.finished(PhaseVerdict.INFRA_ERROR.value)
+        self._say(f"[{self.progress.done}/{self.progress.total}] {submission.team} {submission.id}: {why}; it stays pending, not charged")
+
+    def _outcome(self, record: EvaluationRecord) -> str:
+        metric = self.competition.settings.competition.primary_metric
+        score = record.scores.get("public", {}).get(metric)
+        phases = ", ".join(f"{name} {p.get('wall_s', 0):.1f} s on {p.get('node') or '?'}" for name, p in record.phases.items())
+        return record.verdict + (f" public {metric}={score:.4f}" if score is not None else "") + (f" ({phases})" if phases else "")
+
+    def _cancel(self) -> None:
+        self._say("interrupted: stopping the round (Ctrl-C again quits at once)")
+        self.pool.cancel()
+        self._take_records(wait=True)  # what finished is recorded
+        self._retries.clear()
+        removed = sweep(self.client, {"harness.round": self.summary.round_id})
+        for submission in self._submissions.values():
+            submission.state = PENDING
+            self.ledger.save(submission)
+            self.summary.cancelled.append(submission.id)
+        self._submissions.clear()
+        self._say(f"cancelled {len(self.summary.cancelled)} evaluation(s), removed {removed} container(s); they are pending again")
+
+    def _say(self, line: str) -> None:
+        print(line, file=self.out, flush=True)

@@ -1,0 +1,44 @@
+"""Intake: pin a submitted image reference to its content digest, refusing images that cannot run."""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass
+
+import docker
+import docker.errors
+
+from harness.util.errors import IntakeError
+from harness.util.sizes import format_size
+
+_ARCH_ALIASES = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}
+
+
+@dataclass(frozen=True)
+class PinnedImage:
+    reference: str
+    digest: str  # the image's content-addressed id, "sha256:<64 hex>"
+    size_bytes: int
+    architecture: str
+
+
+def pin_image(client: docker.DockerClient, reference: str, *, max_bytes: int | None = None) -> PinnedImage:
+    if not reference or not reference.strip():
+        raise IntakeError("no image given: pass --image NAME[:TAG] or an image id")
+    try:
+        image = client.images.get(reference)
+    except docker.errors.ImageNotFound:
+        raise IntakeError(
+            f"image {reference!r} is not on this machine's Docker engine; build it (docker build -t {reference} .) "
+            "or load it (docker load -i image.tar) first"
+        ) from None
+    except docker.errors.APIError as exc:
+        raise IntakeError(f"image {reference!r} cannot be read: {exc.explanation or exc}") from None
+    arch = image.attrs.get("Architecture", "")
+    host = _ARCH_ALIASES.get(platform.machine(), platform.machine())
+    if arch and arch != host:
+        raise IntakeError(f"image {reference!r} is built for {arch}, but the evaluation hosts are {host}; rebuild it for {host}")
+    size = int(image.attrs.get("Size") or 0)
+    if max_bytes is not None and size > max_bytes:
+        raise IntakeError(f"image {reference!r} is {format_size(size)}, over the size cap of {format_size(max_bytes)}")
+    return PinnedImage(reference, image.id, size, arch)

@@ -1,0 +1,1 @@
+"""Dockerfiles and the sample submission (installed as ``harness.images``)."""
