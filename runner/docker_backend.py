@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-import signal
 import threading
 import time
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 
@@ -18,6 +18,7 @@ from harness.limits import PhaseVerdict
 from harness.limits.cgroups import RunCgroup, Usage
 from harness.limits.docker_options import container_options, runtime_problem
 from harness.limits.gpu import GpuWatch, NvmlError
+from harness.limits.judge import Observation, judge
 from harness.limits.local_container import ContainerInit
 from harness.limits.output_watch import OutputUsage, OutputWatch
 from harness.limits.telemetry import Telemetry
@@ -25,7 +26,6 @@ from harness.runner.gpus import assignment_problem, container_pids, device_reque
 from harness.runner.logs import BoundedLog
 from harness.runner.phase import PhaseResult, PhaseSpec
 from harness.runner.stats import StatsSampler
-from harness.util.sizes import format_size
 
 POLL_S = 0.05
 # The uid:gid a container runs as when the harness runs as root; otherwise the caller's own.
@@ -57,6 +57,14 @@ class DockerBackend:
         self._cgroup_version = str(info.get("CgroupVersion", "1"))
         self._cgroup_driver = info.get("CgroupDriver", "")
         self._runtimes = set(info.get("Runtimes") or {})
+
+    def engine_version(self) -> str:
+        return self.client.version().get("Version", "")
+
+    def remove_containers(self, labels: Mapping[str, str]) -> int:
+        from harness.runner.cleanup import remove_containers
+
+        return remove_containers(self.client, dict(labels))
 
     def run(self, spec: PhaseSpec) -> PhaseResult:
         problem = runtime_problem(spec.runtime, self._runtimes) or assignment_problem(spec, self._runtimes)
@@ -122,6 +130,9 @@ class _Run:
 
     def _create(self):
         spec = self.spec
+        for mount in spec.mounts:
+            if not mount.read_only:
+                make_writable_dir(Path(mount.source))
         options = container_options(spec.limits, runtime=spec.runtime)
         if self.cgroup.enabled:
             options["cgroup_parent"] = self.cgroup.parent
@@ -219,52 +230,28 @@ class _Run:
         )
         if self.telemetry is not None:
             result.series.update(self.telemetry.series())
-        self._judge(result, state, output)
-        return result
-
-    def _judge(self, result: PhaseResult, state: dict, output: OutputUsage) -> None:
-        phase, limits = self.spec.phase, self.spec.limits
-        if self.kill_reason is PhaseVerdict.TIMEOUT:
-            result.verdict = PhaseVerdict.TIMEOUT
-            result.timeout_overshoot_s = round(max(0.0, result.wall_s - limits.wall_clock_s), 3)
-            result.message = f"{phase} ran past its wall-clock limit of {limits.wall_clock_s:g} s and was killed"
-        elif self.kill_reason is PhaseVerdict.MEMORY_LIMIT:
-            result.verdict = PhaseVerdict.MEMORY_LIMIT
-            result.message = f"{self.kill_message}, and was killed"
-        elif self.kill_reason is PhaseVerdict.OUTPUT_LIMIT or output.exceeds(limits.disk, limits.files):
-            result.verdict = PhaseVerdict.OUTPUT_LIMIT
-            problem = self.kill_message or output.exceeds(limits.disk, limits.files)
-            result.message = f"{phase} {problem} and was stopped"
-        elif state.get("OOMKilled"):
-            result.verdict = PhaseVerdict.MEMORY_LIMIT
-            result.message = (
-                f"{phase} needed more than its memory limit of {format_size(limits.memory)} "
-                f"and was killed by the kernel (peak {format_size(result.peak_memory_bytes)})"
+        judgement = judge(
+            Observation(
+                phase=spec.phase,
+                limits=limits,
+                exit_code=exit_code,
+                oom_killed=bool(state.get("OOMKilled")),
+                wall_s=result.wall_s,
+                peak_memory_bytes=usage.peak_memory_bytes,
+                output=output,
+                stopped_for=self.kill_reason,
+                stop_message=self.kill_message,
+                log_tail=result.log_tail,
             )
-        elif result.exit_code and output.bytes >= limits.disk:
-            result.verdict = PhaseVerdict.OUTPUT_LIMIT
-            result.message = f"{phase} hit the disk limit of {format_size(limits.disk)} (a write failed: file too large)"
-        elif result.exit_code:
-            result.verdict = PhaseVerdict.RUNTIME_ERROR
-            result.message = f"{phase} exited with code {result.exit_code}{_signal_name(result.exit_code)}"
-            if result.log_tail:
-                last = result.log_tail.strip().splitlines()[-1]
-                result.message += f": {last}\nlast lines of its output:\n{result.log_tail}"
+        )
+        result.verdict, result.message, result.timeout_overshoot_s = judgement.verdict, judgement.message, judgement.timeout_overshoot_s
+        return result
 
     def _log_tail(self) -> str:
         for name in ("stderr", "stdout"):
             if self.logs[name].total:
                 return self.logs[name].tail_lines(20)
         return ""
-
-
-def _signal_name(exit_code: int) -> str:
-    if exit_code > 128:
-        try:
-            return f" (killed by {signal.Signals(exit_code - 128).name})"
-        except ValueError:
-            pass
-    return ""
 
 
 def _parse_docker_time(value: str) -> datetime:

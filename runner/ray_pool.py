@@ -20,7 +20,7 @@ import ray
 import ray.exceptions
 
 from harness.limits import PhaseVerdict
-from harness.runner.docker_backend import DockerBackend
+from harness.runner.backend import Backend, create_backend
 from harness.runner.fair_queue import FairQueue
 from harness.runner.phase import PhaseResult, PhaseSpec
 from harness.runner.staging import Staging, StagingError
@@ -32,19 +32,19 @@ _RAY_RESOURCE = {"num_cpus": "CPU", "memory": "memory", "num_gpus": "GPU"}
 
 
 @functools.cache
-def _backend() -> DockerBackend:
-    """One engine connection per Ray worker process, made on its first phase (or warm-up)."""
-    return DockerBackend()
+def _backend(name: str) -> Backend:
+    """One engine connection per Ray worker process and backend, made on its first phase (or warm-up)."""
+    return create_backend(name)
 
 
 @ray.remote(max_retries=0)
-def _run_phase(spec: PhaseSpec, staging: Staging | None) -> PhaseResult:
+def _run_phase(spec: PhaseSpec, staging: Staging | None, backend_name: str) -> PhaseResult:
     node_id = ray.get_runtime_context().get_node_id()
     spec = dataclasses.replace(with_ray_gpus(spec), labels={**spec.labels, NODE_LABEL: node_id})
-    backend = _backend()
+    backend = _backend(backend_name)
     try:
         if staging is not None:
-            spec = staging.prepare(spec, node_id, backend.client)
+            spec = staging.prepare(spec, node_id, backend.client)  # the depot moves Docker images
         result = backend.run(spec)
     except StagingError as exc:
         result = infra_result(spec, f"could not bring its image or data to node {node_id[:12]} ({exc})")
@@ -53,8 +53,8 @@ def _run_phase(spec: PhaseSpec, staging: Staging | None) -> PhaseResult:
 
 
 @ray.remote(num_cpus=0, max_retries=0)
-def _warm_up() -> None:
-    _backend()
+def _warm_up(backend_name: str) -> None:
+    _backend(backend_name)
 
 
 def with_ray_gpus(spec: PhaseSpec) -> PhaseSpec:
@@ -88,11 +88,17 @@ class RayPhasePool:
     """Submit specs (each with a group), collect results as they finish."""
 
     def __init__(
-        self, address: str | None = None, max_parallel: int | None = None, num_cpus: int | None = None, staging: Staging | None = None
+        self,
+        address: str | None = None,
+        max_parallel: int | None = None,
+        num_cpus: int | None = None,
+        staging: Staging | None = None,
+        backend: str = "docker",
     ) -> None:
         connect_ray(address, num_cpus)
         self.max_parallel = max_parallel
         self.staging = staging
+        self.backend = backend  # the ``runner.backend`` each worker runs its phases with
         self._queue: FairQueue[tuple[Hashable, PhaseSpec]] = FairQueue()
         self._running: dict[ray.ObjectRef, tuple[Hashable, PhaseSpec, str]] = {}
         self._per_group: Counter[str] = Counter()
@@ -110,7 +116,7 @@ class RayPhasePool:
     def warm_up(self) -> None:
         """Start a worker per CPU and connect it to its engine, so that start-up is not charged to the first phases."""
         cpus = int(sum(node.get("CPU", 0) for node in self._live_nodes()))
-        ray.get([_warm_up.remote() for _ in range(max(1, cpus))])
+        ray.get([_warm_up.remote(self.backend) for _ in range(max(1, cpus))])
 
     def submit(self, key: Hashable, spec: PhaseSpec, group: str = "", *, first: bool = False) -> None:
         """Queue ``spec``; ``first`` puts it before the rest of its group (a follow-up of started work)."""
@@ -132,7 +138,7 @@ class RayPhasePool:
             if len(self._running) >= (capacity if self.max_parallel is None else min(self.max_parallel, capacity)):
                 return
             self._queue.pop(group)
-            ref = _run_phase.options(**resource_demand(spec)).remote(spec, self.staging)
+            ref = _run_phase.options(**resource_demand(spec)).remote(spec, self.staging, self.backend)
             self._running[ref] = (key, spec, group)
             self._per_group[group] += 1
 

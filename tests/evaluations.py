@@ -12,6 +12,7 @@ from harness.evaluation.evaluation import Evaluation
 from harness.evaluation.local_run import run_phases
 from harness.evaluation.recording import record_evaluation
 from harness.records.record import EvaluationRecord
+from harness.records.sinks import RecordSinks
 from harness.records.tracking import Tracker
 from harness.runner.docker_backend import DockerBackend
 from harness.submissions.intake import pin_image
@@ -31,4 +32,5 @@ def evaluate(
     evaluation = Evaluation(competition, submission, round_id="round-test")
     with open(os.devnull, "w") as quiet:
         run_phases(evaluation, DockerBackend(client), quiet, image)
-    return record_evaluation(evaluation, competition.paths.records, tracker, client.version().get("Version", ""))
+    sinks = RecordSinks.for_competition(competition, tracker) if tracker is not None else RecordSinks()
+    return record_evaluation(evaluation, competition.paths.records, sinks, client.version().get("Version", ""))

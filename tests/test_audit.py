@@ -11,6 +11,7 @@ from evaluations import evaluate
 
 from harness.cli import main
 from harness.proofs.audit import FAIL, PASS, REFUSED, audit, audit_dir
+from harness.records.sinks import RecordSinks
 from harness.records.tracking import Tracker
 
 pytestmark = pytest.mark.docker
@@ -27,7 +28,7 @@ def test_sample_audit_passes_with_identical_hashes_over_two_repeats(competition,
     record = evaluate(digits, docker_client, sample_image, tracker=tracker)
     assert record.verdict == "SCORED", record.message
 
-    report = audit(digits, record.submission["id"], docker_client, tracker, repeats=2, out=quiet())
+    report = audit(digits, record.submission["id"], docker_client, RecordSinks.for_competition(digits, tracker), repeats=2, out=quiet())
     assert report.status == PASS, report.differences
     assert report.deterministic is True
     assert [run["predictions_sha256"] for run in report.runs] == [record.manifest["predictions_sha256"]] * 2

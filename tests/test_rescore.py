@@ -15,6 +15,7 @@ from harness.cli import main
 from harness.proofs.reinfer import reinfer
 from harness.proofs.rescore import rescore
 from harness.records.record import load_records
+from harness.records.sinks import RecordSinks
 from harness.records.tracking import Tracker
 from harness.scoring import METRICS, get_metric
 from harness.util.errors import HarnessError
@@ -40,7 +41,7 @@ def test_rescore_after_a_metric_fix_updates_the_leaderboard_and_keeps_history(
     # "participants found a bug in the metric": the fixed accuracy, say, counts errors instead
     accuracy = METRICS["accuracy"]
     monkeypatch.setitem(METRICS, "accuracy", dataclasses.replace(accuracy, fn=lambda t, p, c: 1 - accuracy.fn(t, p, c)))
-    summary = rescore(competition(), tracker)
+    summary = rescore(competition(), RecordSinks.for_competition(digits, tracker))
     assert summary.changed == [record.evaluation_id] and not summary.skipped
     saved = json.loads((digits.paths.records / f"{record.evaluation_id}.json").read_text())
     assert saved["scores"]["public"]["accuracy"] == pytest.approx(1 - original["public"]["accuracy"])

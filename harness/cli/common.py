@@ -43,6 +43,13 @@ def open_tracker(competition):
     return Tracker.for_competition(competition)
 
 
+def open_sinks(competition):
+    """Where the competition's records go besides their files (MLflow, as configured)."""
+    from harness.records.sinks import RecordSinks
+
+    return RecordSinks.for_competition(competition)
+
+
 def load_competition(name: str, overrides: list[str]):
     """The competition with its data prepared (the first use writes it)."""
     from harness.competition.config import load_settings

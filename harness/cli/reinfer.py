@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from harness.cli.common import add_ids_command, docker_client, load_competition, open_tracker
+from harness.cli.common import add_ids_command, docker_client, load_competition, open_sinks
 
 
 def register(commands) -> None:
@@ -21,7 +21,7 @@ def _reinfer(args: argparse.Namespace) -> int:
     from harness.proofs.reinfer import reinfer
 
     competition = load_competition(args.competition, args.overrides)
-    records = reinfer(competition, args.ids, docker_client(), open_tracker(competition))
+    records = reinfer(competition, args.ids, docker_client(), open_sinks(competition))
     for record in records:
         scores = ", ".join(f"{part}.{k}={v:.5f}" for part, named in record.scores.items() for k, v in named.items())
         print(f"{record.submission['id']} {record.evaluation_id}: {record.verdict} {scores or record.message.splitlines()[0]}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from harness.cli.common import add_command, load_competition, open_tracker
+from harness.cli.common import add_command, load_competition, open_sinks
 from harness.cli.leaderboard import print_leaderboard
 
 
@@ -22,7 +22,7 @@ def _rescore(args: argparse.Namespace) -> int:
     from harness.proofs.rescore import rescore
 
     competition = load_competition(args.competition, args.overrides)
-    summary = rescore(competition, open_tracker(competition))
+    summary = rescore(competition, open_sinks(competition))
     for evaluation_id, why in summary.skipped.items():
         print(f"{evaluation_id}: not rescored: {why}", file=sys.stderr)
     print(

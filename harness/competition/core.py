@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -12,6 +12,7 @@ from harness.competition.data_manifest import DataManifest, refresh
 from harness.competition.paths import CompetitionPaths, harness_home
 from harness.scoring import LabelsError, load_labels
 from harness.util.errors import ConfigError, HarnessError
+from harness.util.plugins import load_target, plugins
 
 
 @dataclass
@@ -31,12 +32,7 @@ class Competition:
 
     def ensure_data(self) -> None:
         """Prepare the data on first use (the builder is a no-op once it is complete)."""
-        target = self.settings.competition.prepare
-        module_name, _, attr = target.partition(":")
-        try:
-            prepare = getattr(importlib.import_module(module_name), attr)
-        except (ImportError, AttributeError):
-            raise ConfigError(f"competition.prepare: cannot import {target!r} (write module.path:function)") from None
+        prepare = data_builder(self.settings.competition.prepare)
         prepare(self.paths.root, public_fraction=self.settings.competition.public_fraction)
         for path in (self.paths.train, self.paths.test, self.paths.labels):
             if not path.exists():
@@ -62,3 +58,20 @@ class Competition:
     @property
     def test_ids(self) -> list[str]:
         return self.labels[0]
+
+
+BUILDERS_GROUP = "harness.competitions"
+
+
+def data_builder(target: str) -> Callable[..., None]:
+    """The function that writes a competition's data: a builder registered under ``target`` in the
+    ``harness.competitions`` entry point group (``digits``), or a ``module.path:function``."""
+    builders = plugins(BUILDERS_GROUP)
+    try:
+        return builders[target].load() if target in builders else load_target(target)
+    except (ImportError, AttributeError):
+        known = ", ".join(sorted(builders)) or "none"
+        raise ConfigError(
+            f"competition.prepare: {target!r} is neither a registered data builder (registered: {known}) "
+            "nor an importable module.path:function"
+        ) from None

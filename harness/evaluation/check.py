@@ -10,12 +10,12 @@ import docker
 
 from harness.competition.core import Competition
 from harness.evaluation.evaluation import Evaluation
-from harness.evaluation.local_run import run_phases
+from harness.evaluation.local_run import local_backend, run_phases
 from harness.evaluation.recording import record_evaluation
 from harness.limits import PHASES
 from harness.limits.gpu import gpu_problem
 from harness.records.record import EvaluationRecord
-from harness.runner.docker_backend import DockerBackend
+from harness.records.sinks import RecordSinks
 from harness.submissions.intake import pin_image
 from harness.util.errors import HarnessError, IntakeError
 
@@ -28,8 +28,9 @@ def check_image(competition: Competition, image: str, client: docker.DockerClien
         submission["image_digest"] = pin_image(client, image, max_bytes=competition.settings.competition.rules.max_image_bytes).digest
     except IntakeError as exc:
         evaluation.reject_image(str(exc))
-    run_phases(evaluation, DockerBackend(client), out, image)
-    return record_evaluation(evaluation, competition.paths.root / "checks", None, client.version().get("Version", ""))
+    backend = local_backend(competition, client)
+    run_phases(evaluation, backend, out, image)
+    return record_evaluation(evaluation, competition.paths.root / "checks", RecordSinks(), backend.engine_version())
 
 
 def _require_gpus(competition: Competition, client: docker.DockerClient) -> None:

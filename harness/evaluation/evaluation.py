@@ -16,7 +16,6 @@ from harness.limits import PhaseVerdict, Verdict
 from harness.limits.docker_options import contract_environment
 from harness.records.artifacts import stored_model, stored_predictions
 from harness.records.record import EvaluationRecord
-from harness.runner.docker_backend import make_writable_dir
 from harness.runner.host import host_info
 from harness.runner.phase import Mount, PhaseResult, PhaseSpec
 from harness.scoring import LabelsError, PredictionsError, score_predictions, validate_predictions
@@ -86,11 +85,11 @@ class Evaluation:
         settings, paths = self.competition.settings, self.competition.paths
         limits = settings.limits.phase(phase)
         if phase == "train":
-            make_writable_dir(self.model_dir)
+            self.model_dir.mkdir(parents=True, exist_ok=True)  # the backend hands it to the container's user
             mounts = (Mount(str(paths.train), "/data/train"), Mount(str(self.model_dir), "/model", read_only=False))
             writable = (str(self.model_dir),)
         else:
-            make_writable_dir(self.output_dir)
+            self.output_dir.mkdir(parents=True, exist_ok=True)
             mounts = (
                 Mount(str(paths.test), "/data/test"),
                 Mount(str(self.model_dir), "/model"),

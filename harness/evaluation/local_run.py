@@ -8,12 +8,22 @@ from typing import TextIO
 import docker
 import docker.errors
 
+from harness.competition.core import Competition
 from harness.evaluation.evaluation import Evaluation
-from harness.runner.docker_backend import DockerBackend
+from harness.runner.backend import Backend, create_backend
 from harness.runner.gpus import local_gpu_ids
+from harness.util.errors import ConfigError
 
 
-def run_phases(evaluation: Evaluation, backend: DockerBackend, out: TextIO, name: str) -> None:
+def local_backend(competition: Competition, client: docker.DockerClient) -> Backend:
+    """The competition's ``runner.backend``, on this machine's engine."""
+    try:
+        return create_backend(competition.settings.runner.get("backend") or "docker", client=client)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def run_phases(evaluation: Evaluation, backend: Backend, out: TextIO, name: str) -> None:
     """Run every phase the evaluation asks for; ``name`` is what the progress lines call the image."""
     while (spec := evaluation.next_phase()) is not None:
         if spec.limits.gpus:

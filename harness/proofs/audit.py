@@ -23,12 +23,12 @@ from harness.competition.config import settings_from_config
 from harness.competition.core import Competition
 from harness.competition.data_manifest import changes_since
 from harness.evaluation.evaluation import Evaluation
-from harness.evaluation.local_run import missing_image, run_phases
+from harness.evaluation.local_run import local_backend, missing_image, run_phases
 from harness.evaluation.recording import record_evaluation
 from harness.proofs.audit_report import render_html, render_text
 from harness.records.record import EvaluationRecord, RecordError, latest_record, load_record
-from harness.records.tracking import Tracker, flat_params
-from harness.runner.docker_backend import DockerBackend
+from harness.records.sinks import RecordSinks
+from harness.records.tracking import flat_params
 from harness.util.clock import stamped_id, utc_now
 from harness.util.errors import ConfigError, HarnessError
 from harness.util.files import write_json_atomic
@@ -70,13 +70,14 @@ def audit(
     competition: Competition,
     key: str,
     client: docker.DockerClient,
-    tracker: Tracker | None = None,
+    sinks: RecordSinks | None = None,
     *,
     repeats: int = 1,
     overrides: list[str] | tuple[str, ...] = (),
     out: TextIO = sys.stderr,
 ) -> AuditReport:
     """Audit the record of evaluation ``key`` (or submission ``key``'s latest) and save the report."""
+    sinks = sinks or RecordSinks()
     if repeats < 1:
         raise HarnessError(f"--repeats must be at least 1, got {repeats}")
     path = latest_record(competition.paths.records, key)
@@ -88,7 +89,7 @@ def audit(
     except RecordError as exc:
         report = AuditReport(audit_id, competition.name, {"id": key}, path.stem, repeats)
         report.differences.append(Difference("signature", path.name, "signed", str(exc)))
-        return _finish(report, competition, tracker, None)
+        return _finish(report, competition, sinks, None)
     report = AuditReport(audit_id, competition.name, record.submission, record.evaluation_id, repeats)
     report.differences += data_differences(competition, record)
     image = record.manifest.get("image_digest") or record.submission.get("image_digest")
@@ -97,16 +98,16 @@ def audit(
     audited, config_differences = _recorded_competition(competition, record, overrides)
     report.differences += config_differences
     if any(d.fatal for d in report.differences):
-        return _finish(report, competition, tracker, record)
-    docker_version = client.version().get("Version", "")
-    backend = DockerBackend(client)
+        return _finish(report, competition, sinks, record)
+    backend = local_backend(audited, client)
+    docker_version = backend.engine_version()
     reruns = []
     for n in range(1, repeats + 1):
         print(f"audit {report.audit_id}: repeat {n} of {repeats}", file=out, flush=True)
         evaluation = Evaluation(audited, record.submission, round_id=report.audit_id)
         evaluation.origin = {"kind": "audit", "evaluation_id": record.evaluation_id, "audit_id": report.audit_id}
         run_phases(evaluation, backend, out, record.submission.get("image") or str(image))
-        rerun = record_evaluation(evaluation, audit_dir(competition, report.audit_id), None, docker_version)
+        rerun = record_evaluation(evaluation, audit_dir(competition, report.audit_id), RecordSinks(), docker_version)
         reruns.append(rerun)
         report.runs.append(
             {
@@ -120,7 +121,7 @@ def audit(
     if repeats > 1:
         report.deterministic = len({r.manifest.get("predictions_sha256") for r in [record, *reruns]}) == 1
         report.spread = score_spread([record, *reruns])
-    return _finish(report, competition, tracker, record)
+    return _finish(report, competition, sinks, record)
 
 
 def data_differences(competition: Competition, record: EvaluationRecord) -> list[Difference]:
@@ -202,7 +203,7 @@ def score_spread(records: list[EvaluationRecord]) -> dict[str, dict[str, float]]
     }
 
 
-def _finish(report: AuditReport, competition: Competition, tracker: Tracker | None, record: EvaluationRecord | None) -> AuditReport:
+def _finish(report: AuditReport, competition: Competition, sinks: RecordSinks, record: EvaluationRecord | None) -> AuditReport:
     fatal = [d for d in report.differences if d.fatal]
     if fatal and not report.runs:
         report.status = REFUSED
@@ -215,11 +216,8 @@ def _finish(report: AuditReport, competition: Competition, tracker: Tracker | No
     write_json_atomic(directory / "report.json", data)
     (directory / "report.txt").write_text(render_text(data), encoding="utf-8")
     (directory / "report.html").write_text(render_html(data), encoding="utf-8")
-    if tracker is not None and record is not None and record.mlflow_run_id:
-        try:
-            tracker.log_audit(record.mlflow_run_id, report.audit_id, report.status, sorted(directory.glob("report.*")))
-        except Exception as exc:  # noqa: BLE001 - the report is on disk whatever MLflow does
-            print(f"warning: the audit report could not be attached to MLflow run {record.mlflow_run_id}: {exc}", file=sys.stderr)
+    if record is not None:  # the report is on disk whatever a sink does
+        sinks.audited(record, report.audit_id, report.status, sorted(directory.glob("report.*")))
     return report
 
 

@@ -18,12 +18,11 @@ import docker
 from harness.competition.core import Competition
 from harness.competition.data_manifest import changes_since
 from harness.evaluation.evaluation import Evaluation
-from harness.evaluation.local_run import missing_image, run_phases
+from harness.evaluation.local_run import local_backend, missing_image, run_phases
 from harness.evaluation.recording import record_evaluation
 from harness.records.artifacts import stored_model
 from harness.records.record import EvaluationRecord, latest_record, load_record
-from harness.records.tracking import Tracker
-from harness.runner.docker_backend import DockerBackend
+from harness.records.sinks import RecordSinks
 from harness.util.clock import stamped_id
 from harness.util.errors import HarnessError
 from harness.util.hashing import tree_sha256
@@ -32,11 +31,12 @@ TRAINING_DATA = ("data/train/",)
 
 
 def reinfer(
-    competition: Competition, submission_ids: list[str], client: docker.DockerClient, tracker: Tracker | None, out: TextIO = sys.stderr
+    competition: Competition, submission_ids: list[str], client: docker.DockerClient, sinks: RecordSinks, out: TextIO = sys.stderr
 ) -> list[EvaluationRecord]:
     earlier = [_earlier(competition, key, client) for key in submission_ids]  # all checked before any runs
     batch = stamped_id("reinfer")
-    backend, docker_version = DockerBackend(client), client.version().get("Version", "")
+    backend = local_backend(competition, client)
+    docker_version = backend.engine_version()
     records = []
     for record in earlier:
         evaluation = Evaluation(competition, record.submission, round_id=batch)
@@ -45,7 +45,7 @@ def reinfer(
         if evaluation.infra_failed:
             print(f"{record.submission['id']}: infrastructure failure, nothing recorded; run it again", file=out)
             continue
-        records.append(record_evaluation(evaluation, competition.paths.records, tracker, docker_version))
+        records.append(record_evaluation(evaluation, competition.paths.records, sinks, docker_version))
     return records
 
 

@@ -9,17 +9,15 @@ as the next step of each score's series.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from harness.competition.core import Competition
 from harness.competition.data_manifest import changes_since
 from harness.evaluation.evaluation import score_file
 from harness.limits import Verdict
 from harness.records.artifacts import stored_predictions
-from harness.records.record import EvaluationRecord, records_to_rewrite, save_record
-from harness.records.tracking import Tracker
+from harness.records.record import EvaluationRecord, records_to_rewrite
+from harness.records.sinks import RecordSinks
 from harness.util.clock import utc_now
 from harness.util.hashing import regular_file_sha256
 
@@ -35,7 +33,7 @@ class RescoreSummary:
     skipped: dict[str, str] = field(default_factory=dict)
 
 
-def rescore(competition: Competition, tracker: Tracker | None) -> RescoreSummary:
+def rescore(competition: Competition, sinks: RecordSinks) -> RescoreSummary:
     summary = RescoreSummary()
     for name, record, problem in records_to_rewrite(competition.paths.records):
         if record is None:
@@ -50,7 +48,7 @@ def rescore(competition: Competition, tracker: Tracker | None) -> RescoreSummary
             continue
         if _rescore(competition, record):
             summary.changed.append(record.evaluation_id)
-            _track(tracker, record, save_record(record, competition.paths.records))
+            sinks.rescored(record, competition.paths.records)
         else:
             summary.unchanged += 1
     return summary
@@ -86,12 +84,3 @@ def _rescore(competition: Competition, record: EvaluationRecord) -> bool:
     )
     record.verdict, record.failed_phase, record.message, record.scores = verdict.value, failed_phase, message, scores
     return True
-
-
-def _track(tracker: Tracker | None, record: EvaluationRecord, path: Path) -> None:
-    if tracker is None or not record.mlflow_run_id:
-        return  # not uploaded yet: `harness sync` uploads the rescored record
-    try:
-        tracker.log_rescore(record.mlflow_run_id, record, path)
-    except Exception as exc:  # noqa: BLE001 - the record on disk is what counts
-        print(f"warning: MLflow run {record.mlflow_run_id} keeps the old scores of {record.evaluation_id}: {exc}", file=sys.stderr)

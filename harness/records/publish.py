@@ -1,11 +1,10 @@
-"""A record reaches MLflow: at once after its evaluation, or later through ``harness sync``.
+"""A record reaches MLflow: at once after its evaluation (``MlflowSink``), or later through ``harness sync``.
 
 The record is always on disk first; an upload that fails leaves it there for ``sync``.
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from harness.competition.core import Competition
@@ -25,11 +24,3 @@ def publish(tracker: Tracker, competition: Competition, record: EvaluationRecord
     except Exception as exc:  # noqa: BLE001 - any tracking failure: the record stays on disk for `harness sync`
         return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
     return None
-
-
-def warn_unpublished(record: EvaluationRecord, problem: str) -> None:
-    print(
-        f"warning: MLflow tracking failed for {record.evaluation_id} ({problem}); the record is kept on disk, "
-        f"`harness sync {record.competition}` uploads it later",
-        file=sys.stderr,
-    )

@@ -12,19 +12,26 @@ import docker
 
 from harness.competition.core import Competition
 from harness.proofs.sync import sync
+from harness.records.sinks import RecordSinks
 from harness.records.tracking import Tracker
 from harness.rounds.distribution import cluster_staging
 from harness.rounds.journal import CANCELLED, FINISHED, RoundJournal
 from harness.rounds.recovery import recover
 from harness.rounds.round import Round, RoundSummary
+from harness.runner.backend import check_backend
 from harness.runner.cleanup import sweep
 from harness.runner.ray_pool import RayPhasePool, connect_ray
 from harness.submissions.ledger import Ledger
+from harness.util.errors import ConfigError
 
 
 def drive_round(competition: Competition, client: docker.DockerClient, out: TextIO = sys.stderr) -> RoundSummary | None:
     """Run (or resume) a round; None when there was nothing to do."""
     settings, runner = competition.settings, competition.settings.runner
+    try:
+        backend = check_backend(runner.get("backend") or "docker")
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     ledger = Ledger.of(competition)
     with RoundJournal.begin(competition.paths.root / "rounds", settings.config_sha256) as journal:
         if journal.dead:
@@ -36,7 +43,9 @@ def drive_round(competition: Competition, client: docker.DockerClient, out: Text
         journal.start()
         started = time.monotonic()
         connect_ray(runner.get("address"))
-        pool = RayPhasePool(max_parallel=runner.get("max_parallel"), staging=cluster_staging(competition, runner.get("node_cache")))
+        pool = RayPhasePool(
+            max_parallel=runner.get("max_parallel"), staging=cluster_staging(competition, runner.get("node_cache")), backend=backend
+        )
         pool.warm_up()
         ray_s = time.monotonic() - started
         tracker = Tracker.for_competition(competition)
@@ -50,7 +59,7 @@ def drive_round(competition: Competition, client: docker.DockerClient, out: Text
         summary = Round(
             competition,
             ledger,
-            tracker,
+            RecordSinks.for_competition(competition, tracker),
             pool,
             client,
             round_id=journal.round_id,

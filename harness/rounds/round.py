@@ -27,7 +27,7 @@ from harness.evaluation.evaluation import PHASE_ORDER, Evaluation
 from harness.evaluation.recording import record_evaluation
 from harness.limits import PhaseVerdict
 from harness.records.record import EvaluationRecord
-from harness.records.tracking import Tracker
+from harness.records.sinks import RecordSinks
 from harness.rounds.progress import Progress, summary_table
 from harness.runner.cleanup import sweep
 from harness.runner.phase import PhaseResult
@@ -76,7 +76,7 @@ class Round:
         self,
         competition: Competition,
         ledger: Ledger,
-        tracker: Tracker | None,
+        sinks: RecordSinks,
         pool: RayPhasePool,
         client: docker.DockerClient,
         *,
@@ -87,7 +87,7 @@ class Round:
     ) -> None:
         self.competition = competition
         self.ledger = ledger
-        self.tracker = tracker
+        self.sinks = sinks
         self.pool = pool
         self.client = client
         self.infra_retries = infra_retries
@@ -200,7 +200,7 @@ class Round:
 
     def _conclude(self, evaluation: Evaluation) -> EvaluationRecord:
         """In the recorder thread: score, save the record, upload it to MLflow."""
-        return record_evaluation(evaluation, self.competition.paths.records, self.tracker, self.docker_version)
+        return record_evaluation(evaluation, self.competition.paths.records, self.sinks, self.docker_version)
 
     def _take_records(self, *, wait: bool) -> None:
         """Update the ledger and the summary for each record written (all of them, waiting, with ``wait``)."""

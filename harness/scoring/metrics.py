@@ -13,10 +13,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from harness.scoring.validate import Predictions
+from harness.util.plugins import plugins
 
 # fn(y_true, y_pred, classes): y_true is an array of label strings, or floats for ``value``.
 MetricFn = Callable[[np.ndarray, np.ndarray, tuple[str, ...]], float]
 NEEDS = ("label", "probabilities", "value")
+PLUGIN_GROUP = "harness.metrics"
 
 
 class MetricError(ValueError):
@@ -70,10 +72,24 @@ def register_metric(name: str, *, higher_is_better: bool, needs: str) -> Callabl
 
 
 def get_metric(name: str) -> Metric:
+    if name not in METRICS:
+        _load_plugin(name)
     try:
         return METRICS[name]
     except KeyError:
-        raise MetricError(f"unknown metric {name!r} (known: {', '.join(sorted(METRICS))})") from None
+        known = sorted({*METRICS, *plugins(PLUGIN_GROUP)})
+        raise MetricError(f"unknown metric {name!r} (known: {', '.join(known)})") from None
+
+
+def _load_plugin(name: str) -> None:
+    """Metrics from other packages: an entry point ``name`` in ``harness.metrics`` names a module whose
+    ``@register_metric`` registers it, or a ``Metric`` object."""
+    entry = plugins(PLUGIN_GROUP).get(name)
+    if entry is None:
+        return
+    loaded = entry.load()
+    if isinstance(loaded, Metric) and loaded.name not in METRICS:
+        METRICS[loaded.name] = loaded
 
 
 def check_metrics(names: Sequence[str], kind: str) -> list[Metric]:
