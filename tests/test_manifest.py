@@ -111,9 +111,7 @@ def test_every_manifest_field_of_a_real_evaluation(competition, docker_client, b
     settings = digits.settings
     assert m["data_sha256"] == digits.data_sha256 and load_snapshot(digits.paths.root, m["data_sha256"]) is not None
     assert m["config_sha256"] == hashlib.sha256(settings.resolved_yaml.encode()).hexdigest()
-    assert (
-        m["config"] == settings.as_dict() and m["config"]["limits"]["train"]["wall_clock_s"] == settings.limits.train.wall_clock_s
-    )
+    assert m["config"] == settings.as_dict() and m["config"]["limits"]["train"]["wall_clock_s"] == settings.limits.train.wall_clock_s
     assert m["image_digest"] == saved["submission"]["image_digest"] == docker_client.images.get(behave_image("constant")).id
     assert m["harness_version"] == __version__ and m["seed"] == settings.seed == 42
     host = m["host"]

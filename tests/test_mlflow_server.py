@@ -137,10 +137,7 @@ def test_server_stopped_mid_round_then_sync_leaves_one_run_per_evaluation(home, 
     for run in runs:
         record = records[run.data.tags["harness.evaluation"]]
         assert record["mlflow_run_id"] == run.info.run_id and run.info.status == "FINISHED"
-        assert (
-            run.data.tags["mlflow.parentRunId"] == group.info.run_id
-            and run.data.tags["harness.round"] == round_id == record["round_id"]
-        )
+        assert run.data.tags["mlflow.parentRunId"] == group.info.run_id and run.data.tags["harness.round"] == round_id == record["round_id"]
         assert (
             run.data.tags["harness.team"] == record["submission"]["team"]
             and run.data.tags["harness.submission"] == record["submission"]["id"]
