@@ -41,3 +41,19 @@ def test_submit_of_missing_image_says_what_to_do(capsys, home, docker_client):
 def test_submit_with_blank_team_is_refused(capsys, home, behave_image):
     assert main(["submit", "digits", "--team", "  ", "--image", behave_image("constant")]) == 2
     assert "team name is empty" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["check", "digits", "--image", "nobody/nothing:0", "verbose"],
+        ["leaderboard", "digits", "--json", "verbose"],
+        ["verify", "digits", "--json", "ev-1", "=x"],
+        ["leaderboard", "digits", "--json", "--nope"],
+    ],
+)
+def test_a_bad_token_after_an_option_is_one_clear_line(argv, capsys, home, monkeypatch):
+    monkeypatch.setenv("HARNESS_SIGNING_KEY", "k")  # verify gets as far as the configuration
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("harness: ") and err.count("\n") == 1 and "Traceback" not in err

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from harness.cli.common import add_ids_command, docker_client, load_competition, open_sinks
+from harness.cli.common import add_ids_command, add_json, docker_client, load_competition, open_sinks
 from harness.util.errors import HarnessError
 
 
@@ -15,7 +15,7 @@ def register(commands) -> None:
         commands, "audit", _audit, "re-run a submission from its record alone; report pass/fail and every difference", "SUBMISSION_ID"
     )
     audit.add_argument("--repeats", type=int, default=1, help="runs of the submission (2 or more also check that it is deterministic)")
-    audit.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_json(audit, "the report")
 
 
 def _audit(args: argparse.Namespace) -> int:

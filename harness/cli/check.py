@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from harness.cli.common import add_command, docker_client, load_competition
+from harness.cli.common import add_command, add_json, docker_client, load_competition
 
 
 def register(commands) -> None:
     check = add_command(commands, "check", _check, "run an image locally under the official contract, limits and verdicts")
     check.add_argument("--image", required=True)
-    check.add_argument("--json", action="store_true", help="print the evaluation record as JSON")
+    add_json(check, "the evaluation record")
 
 
 def _check(args: argparse.Namespace) -> int:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import asdict
 
-from harness.cli.common import add_command, docker_client, load_competition
+from harness.cli.common import add_command, add_json, docker_client, load_competition, print_json
 from harness.cli.leaderboard import print_leaderboard
 
 
@@ -13,7 +14,11 @@ def register(commands) -> None:
     submit = add_command(commands, "submit", _submit, "pin an image to its digest and queue it for the next round")
     submit.add_argument("--team", required=True)
     submit.add_argument("--image", required=True, help="image reference or id on the local engine")
-    add_command(commands, "round", _round, "evaluate every pending submission (Ray tasks), then print the leaderboard")
+    add_json(submit, "the queued submission")
+    add_json(
+        add_command(commands, "round", _round, "evaluate every pending submission (Ray tasks), then print the leaderboard"),
+        "the round's summary",
+    )
 
 
 def submit_image(competition, team: str, image: str):
@@ -30,20 +35,40 @@ def submit_image(competition, team: str, image: str):
 
 def _submit(args: argparse.Namespace) -> int:
     submission = submit_image(load_competition(args.competition, args.overrides), args.team, args.image)
-    print(submission.id)
+    if args.json:
+        print_json(asdict(submission))
+    else:
+        print(submission.id)
     return 0
 
 
-def run_round(competition) -> int:
+def run_round(competition, as_json: bool = False) -> int:
+    """Drive a round; print the public leaderboard after it, or with ``as_json`` the round's summary."""
     from harness.rounds.driver import drive_round
 
     summary = drive_round(competition, docker_client())
     if summary is None:
         print(f"no pending submissions in {competition.name}", file=sys.stderr)
-    elif summary.cancelled:
+    if as_json:
+        print_json(round_summary(competition, summary))
+    if summary is not None and summary.cancelled:
         return 130
-    return print_leaderboard(competition, private=False, fmt="table")
+    return 0 if as_json else print_leaderboard(competition, private=False, fmt="table")
+
+
+def round_summary(competition, summary) -> dict:
+    """A round's outcome as data (``summary`` None: there was nothing to evaluate)."""
+    return {
+        "competition": competition.name,
+        "round_id": summary.round_id if summary else None,
+        "verdicts": dict(summary.verdicts) if summary else {},
+        "evaluated": dict(summary.evaluated) if summary else {},
+        "retried": summary.retried if summary else 0,
+        "cancelled": list(summary.cancelled) if summary else [],
+        "left_pending": list(summary.left_pending) if summary else [],
+        "wall_s": round(summary.wall_s, 3) if summary else 0.0,
+    }
 
 
 def _round(args: argparse.Namespace) -> int:
-    return run_round(load_competition(args.competition, args.overrides))
+    return run_round(load_competition(args.competition, args.overrides), as_json=args.json)

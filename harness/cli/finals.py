@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from harness.cli.common import add_command, add_ids_command, load_competition
-from harness.cli.leaderboard import print_leaderboard
+from harness.cli.common import add_command, add_ids_command, add_json, load_competition, print_json
+from harness.cli.leaderboard import board_data, print_leaderboard
 
 
 def register(commands) -> None:
@@ -18,7 +18,11 @@ def register(commands) -> None:
         "SUBMISSION_ID",
     )
     select.add_argument("--team", required=True)
-    add_command(commands, "finalize", _finalize, "close the competition: no more submissions or selections; print the private leaderboard")
+    add_json(select, "the selection")
+    finalize = add_command(
+        commands, "finalize", _finalize, "close the competition: no more submissions or selections; print the private leaderboard"
+    )
+    add_json(finalize, "the time of closing and the final private leaderboard")
 
 
 def _select(args: argparse.Namespace) -> int:
@@ -30,6 +34,8 @@ def _select(args: argparse.Namespace) -> int:
     scored = {r["submission"]["id"] for r in latest_per_submission(load_records(competition.paths.records)) if r["verdict"] == SCORED}
     Ledger.of(competition).select(args.team, args.ids, limit=competition.settings.competition.rules.final_selections, scored=scored)
     print(f"team {args.team!r} selected {', '.join(args.ids)} for the private leaderboard of {competition.name}", file=sys.stderr)
+    if args.json:
+        print_json({"competition": competition.name, "team": args.team, "selected": args.ids})
     return 0
 
 
@@ -39,4 +45,7 @@ def _finalize(args: argparse.Namespace) -> int:
     competition = load_competition(args.competition, args.overrides)
     finalized_at = Ledger.of(competition).finalize()
     print(f"{competition.name} finalized at {finalized_at}: the private leaderboard is final", file=sys.stderr)
+    if args.json:
+        print_json({"competition": competition.name, "finalized_at": finalized_at, "leaderboard": board_data(competition, private=True)})
+        return 0
     return print_leaderboard(competition, private=True)

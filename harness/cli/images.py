@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from harness.cli.common import add_command, docker_client
+from harness.cli.common import add_command, add_json, docker_client, print_json
 from harness.util.errors import HarnessError
 
 
@@ -13,7 +13,8 @@ def register(commands) -> None:
     images = commands.add_parser("images", help="participant base and sample images").add_subparsers(
         dest="images_command", required=True, metavar="ACTION"
     )
-    add_command(images, "build", _build, "build harness/python:3.11 and harness/sample-submission:latest", competition=False)
+    build = add_command(images, "build", _build, "build harness/python:3.11 and harness/sample-submission:latest", competition=False)
+    add_json(build, "each image's tag and id")
 
 
 def build(overrides: list[str]) -> dict[str, str]:
@@ -30,6 +31,10 @@ def build(overrides: list[str]) -> dict[str, str]:
 
 
 def _build(args: argparse.Namespace) -> int:
-    for tag, image_id in build(args.overrides).items():
+    built = build(args.overrides)
+    if args.json:
+        print_json(built)
+        return 0
+    for tag, image_id in built.items():
         print(f"{tag} {image_id}")
     return 0

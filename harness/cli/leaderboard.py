@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -16,6 +17,7 @@ def register(commands) -> None:
     part.add_argument("--private", action="store_true", default=None, help="the private board (before finalize: a preview of it)")
     part.add_argument("--public", dest="private", action="store_false", default=None, help="the public board (the default until finalize)")
     board.add_argument("--format", choices=("table", "csv", "json", "html"), default="table")
+    board.add_argument("--json", dest="format", action="store_const", const="json", help="the same as --format json")
     board.add_argument("--team", help="that team's history of submissions instead of the board")
     board.add_argument("--output", type=Path, help="write to this file instead of standard output")
 
@@ -36,6 +38,11 @@ def print_leaderboard(
         _write(output, text if text.endswith("\n") else text + "\n")
         print(f"wrote {output}", file=sys.stderr)
     return 0
+
+
+def board_data(competition, *, private: bool | None = None) -> list[dict]:
+    """The board's entries as data (what ``--json`` prints)."""
+    return json.loads(_render(competition, private, "json", None))
 
 
 def _render(competition, private: bool | None, fmt: str, team: str | None) -> str:

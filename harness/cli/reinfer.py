@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import argparse
 
-from harness.cli.common import add_ids_command, docker_client, load_competition, open_sinks
+from harness.cli.common import add_ids_command, add_json, docker_client, load_competition, open_sinks, print_json
 
 
 def register(commands) -> None:
-    add_ids_command(
+    reinfer = add_ids_command(
         commands,
         "reinfer",
         _reinfer,
         "run only the infer phase of these submissions again, with their stored models, on the current test set",
         "SUBMISSION_ID",
     )
+    add_json(reinfer, "the new evaluation records (a list)")
 
 
 def _reinfer(args: argparse.Namespace) -> int:
@@ -22,7 +23,10 @@ def _reinfer(args: argparse.Namespace) -> int:
 
     competition = load_competition(args.competition, args.overrides)
     records = reinfer(competition, args.ids, docker_client(), open_sinks(competition))
-    for record in records:
-        scores = ", ".join(f"{part}.{k}={v:.5f}" for part, named in record.scores.items() for k, v in named.items())
-        print(f"{record.submission['id']} {record.evaluation_id}: {record.verdict} {scores or record.message.splitlines()[0]}")
+    if args.json:
+        print_json([record.to_dict() for record in records])
+    else:
+        for record in records:
+            scores = ", ".join(f"{part}.{k}={v:.5f}" for part, named in record.scores.items() for k, v in named.items())
+            print(f"{record.submission['id']} {record.evaluation_id}: {record.verdict} {scores or record.message.splitlines()[0]}")
     return 0 if len(records) == len(args.ids) and all(r.verdict == "SCORED" for r in records) else 1

@@ -5,17 +5,18 @@ from __future__ import annotations
 import argparse
 import sys
 
-from harness.cli.common import add_command, load_competition, open_sinks
+from harness.cli.common import add_command, add_json, load_competition, open_sinks, print_json
 from harness.cli.leaderboard import print_leaderboard
 
 
 def register(commands) -> None:
-    add_command(
+    rescore = add_command(
         commands,
         "rescore",
         _rescore,
         "score every record again from its stored predictions with the current metric configuration (no container runs)",
     )
+    add_json(rescore, "what changed (instead of the leaderboard)")
 
 
 def _rescore(args: argparse.Namespace) -> int:
@@ -30,4 +31,15 @@ def _rescore(args: argparse.Namespace) -> int:
         f"{len(summary.skipped)} skipped",
         file=sys.stderr,
     )
+    if args.json:
+        print_json(
+            {
+                "competition": competition.name,
+                "changed": summary.changed,
+                "unchanged": summary.unchanged,
+                "not_scorable": summary.not_scorable,
+                "skipped": summary.skipped,
+            }
+        )
+        return 0
     return print_leaderboard(competition)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 
-from harness.cli.common import add_ids_command, load_competition
+from harness.cli.common import add_ids_command, add_json, load_competition, print_json
 from harness.util.errors import HarnessError
 
 
 def register(commands) -> None:
-    add_ids_command(
+    verify = add_ids_command(
         commands,
         "verify",
         _verify,
@@ -18,6 +18,7 @@ def register(commands) -> None:
         "RECORD",
         nargs="*",
     )
+    add_json(verify, "each record's state")
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -30,13 +31,17 @@ def _verify(args: argparse.Namespace) -> int:
     competition = load_competition(args.competition, args.overrides)
     directory = competition.paths.records
     paths = [latest_record(directory, item) or directory / f"{item}.json" for item in args.ids] or sorted(directory.glob("*.json"))
-    failed = 0
+    states = {}
     for path in paths:
         try:
-            state = check(json.loads(path.read_text(encoding="utf-8")), key).value
+            states[path.stem] = check(json.loads(path.read_text(encoding="utf-8")), key).value
         except (OSError, ValueError) as exc:
-            state = f"unreadable ({exc})"
-        failed += state != Check.VALID.value
-        print(f"{path.stem}: {state}")
-    print(f"{len(paths) - failed} of {len(paths)} record(s) verify")
-    return 1 if failed else 0
+            states[path.stem] = f"unreadable ({exc})"
+    verified = sum(state == Check.VALID.value for state in states.values())
+    if args.json:
+        print_json({"competition": competition.name, "records": states, "verified": verified, "total": len(paths)})
+    else:
+        for name, state in states.items():
+            print(f"{name}: {state}")
+        print(f"{verified} of {len(paths)} record(s) verify")
+    return 0 if verified == len(paths) else 1

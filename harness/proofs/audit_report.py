@@ -1,9 +1,9 @@
-"""An audit report (``report.json``'s content) as plain text and as a self-contained HTML page."""
+"""An audit report (``report.json``'s content) as plain text and as a self-contained HTML page (a Jinja2 template)."""
 
 from __future__ import annotations
 
-import html
 import json
+from functools import cache
 from typing import Any
 
 _COLOURS = {"PASS": "#1a7f37", "FAIL": "#cf222e", "REFUSED": "#9a6700"}
@@ -28,32 +28,38 @@ def render_text(report: dict[str, Any]) -> str:
 
 
 def render_html(report: dict[str, Any]) -> str:
-    e = html.escape
-    status = report["status"]
-    parts = [
-        "<!doctype html><html><head><meta charset='utf-8'>",
-        f"<title>Audit {e(report['audit_id'])}: {e(status)}</title>",
-        "<style>body{font:14px system-ui,sans-serif;margin:2em}table{border-collapse:collapse;margin:1em 0}"
-        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;font-family:monospace}"
-        ".status{color:#fff;padding:2px 10px;border-radius:4px}</style></head><body>",
-        f"<h1>Audit {e(report['audit_id'])} <span class='status' style='background:{_COLOURS.get(status, '#555')}'>{e(status)}</span></h1>",
-        "<ul>" + "".join(f"<li>{e(fact)}</li>" for fact in _facts(report)) + "</ul>",
-    ]
-    if report["reason"]:
-        parts.append(f"<p><b>Reason:</b> {e(report['reason'])}</p>")
-    if report["runs"]:
-        parts.append(_table(["run", "evaluation", "verdict", "predictions", "model", "scores"], _run_rows(report)))
-    if report["spread"]:
-        rows = [[key, *(_short(figures.get(k)) for k in ("min", "max", "mean", "stdev", "n"))] for key, figures in report["spread"].items()]
-        parts.append("<h2>Score spread</h2>" + _table(["score", "min", "max", "mean", "stdev", "n"], rows))
-    rows = [
+    """The report as a page, from the autoescaping Jinja2 template ``templates/audit_report.html``."""
+    spread = [[key, *(_short(figures.get(k)) for k in ("min", "max", "mean", "stdev", "n"))] for key, figures in report["spread"].items()]
+    differences = [
         ["FAIL" if d["fatal"] else "note", d["kind"], d["what"], _short(d["recorded"]), _short(d["observed"])]
         for d in report["differences"]
     ]
-    parts.append(
-        f"<h2>Differences ({len(rows)})</h2>" + (_table(["", "kind", "what", "recorded", "observed"], rows) if rows else "<p>none</p>")
+    return (
+        _environment()
+        .get_template("audit_report.html")
+        .render(
+            report=report,
+            colour=_COLOURS.get(report["status"], "#555"),
+            facts=_facts(report),
+            runs=_run_rows(report),
+            spread=spread,
+            differences=differences,
+        )
     )
-    return "".join(parts) + "</body></html>\n"
+
+
+@cache
+def _environment():
+    import jinja2  # only the HTML report needs it
+
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("harness.proofs", "templates"),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
+    )
 
 
 def _facts(report: dict[str, Any]) -> list[str]:
@@ -78,13 +84,6 @@ def _run_rows(report: dict[str, Any]) -> list[list[str]]:
         ]
         for n, run in enumerate(report["runs"], 1)
     ]
-
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    e = html.escape
-    head = "".join(f"<th>{e(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{e(str(cell))}</td>" for cell in row) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
 
 
 def _short(value: Any) -> str:
