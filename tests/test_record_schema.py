@@ -15,8 +15,17 @@ from evaluations import evaluate
 from test_record import VALID
 
 from harness.records import schema as schema_module
-from harness.records.model import SCHEMA_PATH, Record
-from harness.records.record import EvaluationRecord, InvalidRecord, RecordError, load_record, save_record, validate_record
+from harness.records.model import Record
+from harness.records.record import (
+    SCHEMA_ID,
+    SCHEMA_PATH,
+    EvaluationRecord,
+    InvalidRecord,
+    RecordError,
+    load_record,
+    save_record,
+    validate_record,
+)
 from harness.records.signing import KEY_ENV, KEY_FILE_ENV, sign
 
 DIGEST = "sha256:" + "d" * 64
@@ -196,7 +205,7 @@ def test_schema_check_tells_a_drifted_file(tmp_path, capsys):
 def test_generated_schema_is_a_valid_draft_2020_12_schema_with_the_documented_requirements():
     schema = schema_module.record_json_schema()
     jsonschema.Draft202012Validator.check_schema(schema)
-    assert schema["$id"] == "harness.evaluation/1" and schema["additionalProperties"] is False
+    assert schema["$id"] == SCHEMA_ID == schema["properties"]["schema"]["const"] and schema["additionalProperties"] is False
     defs = schema["$defs"]
     assert set(schema["required"]) == {
         "schema",

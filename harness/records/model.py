@@ -13,16 +13,12 @@ the schema does not accept an explicit null for it.
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.json_schema import SkipJsonSchema
 
 from harness.limits import PhaseVerdict, Verdict
-
-SCHEMA_ID = "harness.evaluation/1"
-SCHEMA_PATH = Path(__file__).with_name("schema") / "evaluation-1.schema.json"  # generated from Record
 
 Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 ImageDigest = Annotated[str, StringConstraints(pattern=r"^sha256:[0-9a-f]{64}$")]

@@ -7,22 +7,26 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jsonschema
-import pydantic
 
-from harness.records.model import SCHEMA_ID, SCHEMA_PATH, Record
 from harness.records.signing import Check, check, sign, signing_key
 from harness.util.errors import HarnessError
 from harness.util.files import write_json_atomic
+
+if TYPE_CHECKING:
+    from harness.records.model import Record
+
+SCHEMA_ID = "harness.evaluation/1"
+# Generated from the typed models in harness/records/model.py: `python -m harness.records.schema`.
+SCHEMA_PATH = Path(__file__).with_name("schema") / "evaluation-1.schema.json"
 
 __all__ = [
     "SCHEMA_ID",
     "SCHEMA_PATH",
     "EvaluationRecord",
     "InvalidRecord",
-    "Record",
     "RecordError",
     "latest_record",
     "load_record",
@@ -99,6 +103,8 @@ class EvaluationRecord:
     def typed(self) -> Record:
         """The record as its typed model (``record.typed().phases.train.verdict``); raises
         ``pydantic.ValidationError`` when it is not a valid record."""
+        from harness.records.model import Record  # pydantic only where a record is validated or typed
+
         return Record.model_validate(self.to_dict())
 
     @classmethod
@@ -121,6 +127,10 @@ def validate_record(data: dict[str, Any]) -> None:
     error = jsonschema.exceptions.best_match(_validator().iter_errors(data))
     if error is not None:
         raise InvalidRecord.create_from(error)
+    import pydantic
+
+    from harness.records.model import Record
+
     try:
         Record.model_validate(data)
     except pydantic.ValidationError as exc:

@@ -14,7 +14,8 @@ from typing import Any
 
 from pydantic.json_schema import GenerateJsonSchema
 
-from harness.records.model import SCHEMA_ID, SCHEMA_PATH, Record
+from harness.records.model import Record
+from harness.records.record import SCHEMA_ID, SCHEMA_PATH
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
