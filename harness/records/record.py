@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jsonschema
 
@@ -15,12 +15,41 @@ from harness.records.signing import Check, check, sign, signing_key
 from harness.util.errors import HarnessError
 from harness.util.files import write_json_atomic
 
+if TYPE_CHECKING:
+    from harness.records.model import Record
+
 SCHEMA_ID = "harness.evaluation/1"
+# Generated from the typed models in harness/records/model.py: `python -m harness.records.schema`.
 SCHEMA_PATH = Path(__file__).with_name("schema") / "evaluation-1.schema.json"
+
+__all__ = [
+    "SCHEMA_ID",
+    "SCHEMA_PATH",
+    "EvaluationRecord",
+    "InvalidRecord",
+    "RecordError",
+    "latest_record",
+    "load_record",
+    "load_records",
+    "records_to_rewrite",
+    "save_record",
+    "validate_record",
+]
 
 
 class RecordError(HarnessError):
-    """A record cannot be used: its signature does not verify."""
+    """A record cannot be used: its signature does not verify, or it is not a valid record."""
+
+
+class InvalidRecord(jsonschema.ValidationError):
+    """Not a valid ``harness.evaluation/1`` record; the message names the field (``phases.train.wall_s``)."""
+
+    @property
+    def field(self) -> str:
+        return ".".join(str(part) for part in self.absolute_path)
+
+    def __str__(self) -> str:
+        return f"not a valid {SCHEMA_ID} record: {self.field or 'the record'}: {self.message}"
 
 
 @dataclass
@@ -71,17 +100,53 @@ class EvaluationRecord:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=False)
 
+    def typed(self) -> Record:
+        """The record as its typed model (``record.typed().phases.train.verdict``); raises
+        ``pydantic.ValidationError`` when it is not a valid record."""
+        from harness.records.model import Record  # pydantic only where a record is validated or typed
+
+        return Record.model_validate(self.to_dict())
+
+    @classmethod
+    def from_model(cls, model: Record) -> EvaluationRecord:
+        """The record a typed model holds, with exactly the keys the model was given."""
+        return cls.from_dict(model.model_dump(mode="json", by_alias=True, exclude_unset=True))
+
 
 @lru_cache(maxsize=1)
 def _validator() -> jsonschema.protocols.Validator:
-    schema = json.loads(SCHEMA_PATH.read_text())
+    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
     cls = jsonschema.validators.validator_for(schema)
     return cls(schema, format_checker=cls.FORMAT_CHECKER)
 
 
 def validate_record(data: dict[str, Any]) -> None:
-    """Raise ``jsonschema.ValidationError`` when ``data`` is not a valid record."""
-    _validator().validate(data)
+    """Raise ``InvalidRecord`` (a ``jsonschema.ValidationError``) naming the field when ``data`` is not a
+    valid record: checked against the schema generated from the models, then read into the model
+    (which also checks what the schema only annotates, such as the timestamps' format)."""
+    error = jsonschema.exceptions.best_match(_validator().iter_errors(data))
+    if error is not None:
+        raise InvalidRecord.create_from(error)
+    import pydantic
+
+    from harness.records.model import Record
+
+    try:
+        Record.model_validate(data)
+    except pydantic.ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        path = _data_path(data, first["loc"])
+        raise InvalidRecord(first["msg"], path=path, instance=first.get("input"), validator="model") from None
+
+
+def _data_path(data: Any, loc: tuple[int | str, ...]) -> list[int | str]:
+    """A pydantic error's location as keys into ``data``, without the union members it names."""
+    path: list[int | str] = []
+    for part in loc:
+        if isinstance(data, dict) and part in data or isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data):
+            data = data[part]
+            path.append(part)
+    return path
 
 
 def save_record(record: EvaluationRecord, directory: Path) -> Path:
@@ -103,6 +168,10 @@ def load_record(path: Path) -> EvaluationRecord:
     key = signing_key()
     if key is not None and (state := check(data, key)) is not Check.VALID:
         raise RecordError(f"record {path.name} is {state.value}: it is left as it is (see `harness verify`)")
+    try:
+        validate_record(data)
+    except InvalidRecord as exc:
+        raise RecordError(f"record {path.name} is {exc}: it is left as it is") from None
     return EvaluationRecord.from_dict(data)
 
 
