@@ -40,7 +40,7 @@ RUN_PLACE_KEYS = ("runner.", "tracking.", "images.")
 
 @dataclass(frozen=True)
 class Difference:
-    kind: str  # data, image, signature, config, verdict, hashes, scores, host, harness
+    kind: str  # data, image, signature, record, config, verdict, hashes, scores, host, harness
     what: str  # the file, key, hash or metric
     recorded: Any
     observed: Any
@@ -88,7 +88,8 @@ def audit(
         record = load_record(path)
     except RecordError as exc:
         report = AuditReport(audit_id, competition.name, {"id": key}, path.stem, repeats)
-        report.differences.append(Difference("signature", path.name, "signed", str(exc)))
+        expected = "signed with the organizer's key" if exc.kind == "signature" else "a valid record"
+        report.differences.append(Difference(exc.kind, path.name, expected, str(exc)))
         return _finish(report, competition, sinks, None)
     report = AuditReport(audit_id, competition.name, record.submission, record.evaluation_id, repeats)
     report.differences += data_differences(competition, record)

@@ -38,7 +38,12 @@ __all__ = [
 
 
 class RecordError(HarnessError):
-    """A record cannot be used: its signature does not verify, or it is not a valid record."""
+    """A record cannot be used: its signature does not verify (``kind`` "signature"), or it is not a
+    valid record (``kind`` "record")."""
+
+    def __init__(self, message: str, kind: str) -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 class InvalidRecord(jsonschema.ValidationError):
@@ -167,11 +172,11 @@ def load_record(path: Path) -> EvaluationRecord:
     data = json.loads(path.read_text(encoding="utf-8"))
     key = signing_key()
     if key is not None and (state := check(data, key)) is not Check.VALID:
-        raise RecordError(f"record {path.name} is {state.value}: it is left as it is (see `harness verify`)")
+        raise RecordError(f"record {path.name} is {state.value}: it is left as it is (see `harness verify`)", "signature")
     try:
         validate_record(data)
     except InvalidRecord as exc:
-        raise RecordError(f"record {path.name} is {exc}: it is left as it is") from None
+        raise RecordError(f"record {path.name} is {exc}: it is left as it is", "record") from None
     return EvaluationRecord.from_dict(data)
 
 

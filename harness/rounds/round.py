@@ -166,7 +166,8 @@ class Round:
             except OSError as exc:  # its run directory cannot be made: the work directory's disk is full, or gone
                 phase = next(p for p in PHASE_ORDER if p not in evaluation.results)
                 message = f"{phase}: the harness could not prepare its run directory ({exc}); this is not the submission's fault"
-                evaluation.accept(PhaseResult(phase, PhaseVerdict.INFRA_ERROR, message))
+                limits = self.competition.settings.limits.phase(phase).to_dict()
+                evaluation.accept(PhaseResult(phase, PhaseVerdict.INFRA_ERROR, message, limits=limits))
             else:
                 if spec is not None:
                     started = bool(evaluation.results) or evaluation.attempt > 1  # its follow-ups go first
