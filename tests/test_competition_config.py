@@ -47,11 +47,11 @@ BROKEN = {  # (text in digits.yaml, its broken replacement): the message
 @pytest.mark.parametrize("edit", BROKEN)
 def test_a_broken_competition_file_is_refused_before_anything_runs(home, tmp_path, monkeypatch, capsys, edit):
     configs = tmp_path / "configs"
-    shutil.copytree(harness.competition.config.CONFIG_DIR, configs)
+    shutil.copytree(harness.competition.config.BUNDLED_DIR, configs)
     path = configs / "competition" / "digits.yaml"
     assert edit[0] in path.read_text()
     path.write_text(path.read_text().replace(*edit))
-    monkeypatch.setattr(harness.competition.config, "CONFIG_DIR", configs)
+    monkeypatch.setenv("HARNESS_CONFIG_PATH", str(configs))  # layered on the bundled configs: its digits.yaml wins
     assert main(["round", "digits"]) == 2
     assert BROKEN[edit] in capsys.readouterr().err
     assert not home.exists()  # nothing ran: no data prepared, no ledger

@@ -1,56 +1,102 @@
-"""Compose the configuration from ``configs/`` with Hydra, then check it into typed settings."""
+"""Compose the configuration with Hydra, then check it into typed settings.
+
+The schema (``harness.competition.schema``: every key, its type and default) is the primary config
+in Hydra's ConfigStore. On top of it Hydra merges one file of each config group, found along the
+search path: the directories of ``HARNESS_CONFIG_PATH`` (separated by ``os.pathsep``; earlier ones
+win; ``harness --config-dir DIR`` prepends to it), then the configs bundled in the package
+``harness.configs`` (``pkg://harness.configs``). An organizer's ``competition/mine.yaml`` thus
+composes with the bundled ``limits``/``runner`` groups, and an organizer file with a bundled
+file's name replaces that file.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import os
-import re
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from hydra import compose, initialize_config_dir
+from hydra import compose, initialize
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from harness.competition.rules import SECTIONS, Rules
+from harness.competition.rules import Rules
+from harness.competition.schema import ROOT, check_values, defaults, explain
 from harness.limits import Limits, LimitsError
 from harness.scoring import PredictionsSpec, check_metrics
 from harness.util.errors import ConfigError
 
-CONFIG_DIR = Path(os.environ.get("HARNESS_CONFIG_DIR") or str(files("harness.configs")))
+CONFIG_PATH_ENV = "HARNESS_CONFIG_PATH"
+BUNDLED = "harness.configs"
+BUNDLED_DIR = Path(str(files(BUNDLED)))  # where the bundled configs lie (configs/ in a checkout)
+
+
+def config_path() -> list[Path]:
+    """The organizer's config directories, from ``HARNESS_CONFIG_PATH``, earliest (strongest) first."""
+    if os.environ.get("HARNESS_CONFIG_DIR"):
+        raise ConfigError(
+            f"HARNESS_CONFIG_DIR is no longer read: set {CONFIG_PATH_ENV} (or pass --config-dir); "
+            "its directories are layered on top of the bundled configs instead of replacing them"
+        )
+    directories = []
+    for entry in os.environ.get(CONFIG_PATH_ENV, "").split(os.pathsep):
+        if not entry.strip():
+            continue
+        directory = Path(entry).expanduser().resolve()
+        if not directory.is_dir():
+            raise ConfigError(
+                f"{CONFIG_PATH_ENV}: {entry} is not a directory (it lists directories of config groups, e.g. DIR/competition/NAME.yaml)"
+            )
+        directories.append(directory)
+    return directories
+
+
+def search_path() -> list[str]:
+    """Hydra's search path for the config groups: the organizer's directories, then the bundled configs."""
+    return [f"file://{d}" for d in config_path()] + [f"pkg://{BUNDLED}"]
+
+
+def _where() -> str:
+    organizer = ", ".join(str(d) for d in config_path())
+    layered = f"{organizer}, then " if organizer else f"directories in {CONFIG_PATH_ENV} or --config-dir, layered on "
+    return f"{layered}the bundled configs in {BUNDLED_DIR}"
 
 
 def available_competitions() -> list[str]:
-    return sorted(p.stem for p in (CONFIG_DIR / "competition").glob("*.yaml"))
+    """The competitions of the organizer's directories and the bundled ones."""
+    names = {p.stem for d in config_path() for p in (d / "competition").glob("*.yaml")}
+    bundled = files(BUNDLED).joinpath("competition")
+    names |= {entry.name.removesuffix(".yaml") for entry in bundled.iterdir() if entry.name.endswith(".yaml")}
+    return sorted(names)
+
+
+def _quoted(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def compose_config(competition: str, overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
-    if competition not in available_competitions():
+    """The composed, resolved and checked configuration of ``competition`` with ``overrides``."""
+    names = available_competitions()
+    if competition not in names:
         raise ConfigError(
-            f"unknown competition {competition!r}; available: {', '.join(available_competitions()) or 'none'} "
-            f"(competitions are YAML files in {CONFIG_DIR / 'competition'})"
+            f"unknown competition {competition!r}; available: {', '.join(names) or 'none'} "
+            f"(a competition is a file competition/<name>.yaml in {_where()})"
         )
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"{item!r} is not an override; write key=value, e.g. limits.train.wall_clock_s=600")
+    searchpath = f"hydra.searchpath=[{','.join(_quoted(p) for p in search_path())}]"
     try:
-        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
-            cfg = compose("config", overrides=[f"competition={competition}", *overrides])
+        with initialize(version_base=None, config_path=None, job_name="harness"):
+            cfg = compose(ROOT, overrides=[searchpath, f"competition={competition}", *overrides])
         OmegaConf.resolve(cfg)
     except (HydraException, OmegaConfBaseException) as exc:
-        raise ConfigError(_hydra_message(exc)) from None
+        raise ConfigError(explain(exc)) from None
+    check_values(cfg)
     return cfg
-
-
-def _hydra_message(exc: Exception) -> str:
-    text = str(exc).split("\nConfig search path")[0]
-    unknown = re.match(r"Could not override '([^']+)'", text)
-    if unknown:
-        return f"{unknown.group(1)}: no such configuration key (the keys are in the YAML files under {CONFIG_DIR})"
-    return "configuration: " + " ".join(text.split())
 
 
 @dataclass(frozen=True)
@@ -62,7 +108,7 @@ class CompetitionSettings:
     predictions: PredictionsSpec
     metrics: tuple[str, ...]
     public_fraction: float
-    rules: Rules = Rules()
+    rules: Rules
 
     @property
     def primary_metric(self) -> str:
@@ -101,49 +147,45 @@ def load_settings(competition: str, overrides: list[str] | tuple[str, ...] = ())
 
 
 def settings_from_config(cfg: DictConfig) -> Settings:
-    """Check a composed configuration (or one a record kept) into typed settings."""
+    """Check a composed configuration (or one a record kept) into typed settings.
+
+    The configuration is merged onto the schema first: a key an older record lacks takes its
+    default (in ``runner``, ``tracking``, ``images``, ...), while ``raw`` stays what was given, so
+    its hash is the record's."""
     try:
-        limits = Limits.from_mapping(OmegaConf.to_container(cfg.limits), "limits")
+        checked = OmegaConf.merge(defaults(), cfg)
+        OmegaConf.resolve(checked)
+    except OmegaConfBaseException as exc:
+        raise ConfigError(explain(exc)) from None
+    check_values(checked)
+    try:
+        limits = Limits.from_mapping(OmegaConf.to_container(checked.limits), "limits")  # type: ignore[arg-type]
     except LimitsError as exc:
         raise ConfigError(str(exc)) from None
-    seed = cfg.get("seed")
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise ConfigError(f"seed: must be a whole number, got {seed!r}")
-    return Settings(_competition(cfg.competition), limits, cfg.runner, cfg.tracking, cfg.images, seed, cfg)
-
-
-COMPETITION_KEYS = ("name", "title", "prepare", "command", "predictions", "metrics", *SECTIONS)
+    competition = _competition(checked.competition)
+    return Settings(competition, limits, checked.runner, checked.tracking, checked.images, checked.seed, cfg)
 
 
 def _competition(node: DictConfig) -> CompetitionSettings:
     where = "competition"
-    unknown = sorted(set(node) - set(COMPETITION_KEYS))
-    if unknown:
-        raise ConfigError(f"{where}.{unknown[0]}: unknown key (known: {', '.join(COMPETITION_KEYS)})")
-    for key in ("name", "prepare", "command", "predictions", "metrics"):
-        if node.get(key) is None:
-            raise ConfigError(f"{where}.{key}: missing")
     command = {}
     for phase in ("train", "infer"):
-        value = node.command.get(phase)
-        if value is None or isinstance(value, str) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"{where}.command.{phase}: must be a list of strings, e.g. [{phase}]")
-        command[phase] = tuple(value)
+        command[phase] = tuple(node.command[phase])
     try:
-        predictions = PredictionsSpec.from_mapping(OmegaConf.to_container(node.predictions), f"{where}.predictions")
+        predictions = PredictionsSpec.from_mapping(OmegaConf.to_container(node.predictions), f"{where}.predictions")  # type: ignore[arg-type]
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    metrics = (node.metrics.get("primary"), *(node.metrics.get("others") or ()))
+    metrics = (node.metrics.primary, *node.metrics.others)
     try:
         check_metrics(list(metrics), predictions.kind)
     except ValueError as exc:
         raise ConfigError(f"{where}.metrics: {exc}") from None
-    fraction = (node.get("split") or {}).get("public_fraction", 0.5)
-    if not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
+    fraction = node.split.public_fraction
+    if not 0 < fraction < 1:
         raise ConfigError(f"{where}.split.public_fraction: must be between 0 and 1, got {fraction!r}")
     return CompetitionSettings(
         name=node.name,
-        title=node.get("title") or node.name,
+        title=node.title,
         prepare=node.prepare,
         command=command,
         predictions=predictions,

@@ -1,38 +1,39 @@
 """How a competition is run, from its config: intake cap, quota, leaderboard rule, data layout.
 
-Each section is optional in the YAML (the defaults below apply); a present key with a bad value
-raises ConfigError naming the key, e.g. ``competition.quota.per_day: must be ...``.
+Each section is optional in the YAML: its keys, types and defaults are the schema's
+(``harness.competition.schema``: ``IntakeConfig``, ``QuotaConfig``, ...), and a key a mapping
+lacks takes its default from there. A present key with a bad value raises ConfigError naming the
+key, e.g. ``competition.quota.per_day: must be ...``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from harness.competition.schema import DataConfig, IntakeConfig, LeaderboardConfig, QuotaConfig, SplitConfig
 from harness.util.errors import ConfigError
 from harness.util.sizes import parse_size
 
 RANKING_RULES = ("best", "last")
-SECTIONS = {
-    "intake": ("max_image_size",),
-    "quota": ("per_day",),
-    "leaderboard": ("rule", "final_selections"),
-    "data": ("train_table", "test_table"),
-    "split": ("public_fraction", "group_column", "time_column"),
-}
+_SECTION_TYPES = {"intake": IntakeConfig, "quota": QuotaConfig, "leaderboard": LeaderboardConfig, "data": DataConfig, "split": SplitConfig}
+SECTIONS = {section: tuple(f.name for f in dataclasses.fields(cls)) for section, cls in _SECTION_TYPES.items()}
 
 
 @dataclass(frozen=True)
 class Rules:
-    max_image_bytes: int | None = None  # intake refuses larger images; None: no cap
-    per_day: int | None = None  # charged submissions per team in any 24 hours; None: no limit
-    rule: str = "best"  # best: a team's best scored submission ranks; last: its latest scored one
-    final_selections: int = 2  # submissions a team may select for the private leaderboard
-    train_table: str = "train.csv"  # under data/train: the id, the target and any feature columns
-    test_table: str = "test.csv"  # under data/test: the id and feature columns, never the target
-    group_column: str | None = None  # values that must not straddle train and test
-    time_column: str | None = None  # test rows must all come after the train rows
+    """The checked rules; built by ``from_mapping``, with the schema's defaults for what a config leaves out."""
+
+    max_image_bytes: int | None  # intake refuses larger images; None: no cap
+    per_day: int | None  # charged submissions per team in any 24 hours; None: no limit
+    rule: str  # best: a team's best scored submission ranks; last: its latest scored one
+    final_selections: int  # submissions a team may select for the private leaderboard
+    train_table: str  # under data/train: the id, the target and any feature columns
+    test_table: str  # under data/test: the id and feature columns, never the target
+    group_column: str | None  # values that must not straddle train and test
+    time_column: str | None  # test rows must all come after the train rows
 
     @classmethod
     def from_mapping(cls, node: Mapping[str, Any], where: str = "competition") -> Rules:
@@ -46,17 +47,17 @@ class Rules:
             if unknown:
                 raise ConfigError(f"{where}.{section}.{unknown[0]}: unknown key (known: {', '.join(keys)})")
 
-        def get(section: str, key: str, default: Any = None) -> Any:
-            value = (node.get(section) or {}).get(key)
-            return default if value is None else value
+        def get(section: str, key: str) -> Any:
+            value = node.get(section) or {}
+            return value[key] if key in value else getattr(_SECTION_TYPES[section](), key)
 
         return cls(
             max_image_bytes=_size(get("intake", "max_image_size"), f"{where}.intake.max_image_size"),
             per_day=None if get("quota", "per_day") is None else _positive(get("quota", "per_day"), f"{where}.quota.per_day"),
-            rule=_choice(get("leaderboard", "rule", "best"), f"{where}.leaderboard.rule", RANKING_RULES),
-            final_selections=_positive(get("leaderboard", "final_selections", 2), f"{where}.leaderboard.final_selections"),
-            train_table=_name(get("data", "train_table", "train.csv"), f"{where}.data.train_table"),
-            test_table=_name(get("data", "test_table", "test.csv"), f"{where}.data.test_table"),
+            rule=_choice(get("leaderboard", "rule"), f"{where}.leaderboard.rule", RANKING_RULES),
+            final_selections=_positive(get("leaderboard", "final_selections"), f"{where}.leaderboard.final_selections"),
+            train_table=_name(get("data", "train_table"), f"{where}.data.train_table"),
+            test_table=_name(get("data", "test_table"), f"{where}.data.test_table"),
             group_column=_column(get("split", "group_column"), f"{where}.split.group_column"),
             time_column=_column(get("split", "time_column"), f"{where}.split.time_column"),
         )
@@ -67,7 +68,7 @@ def _size(raw: Any, key: str) -> int | None:
         return None
     try:
         size = parse_size(raw)
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:
         raise ConfigError(f"{key}: {exc}") from None
     if size < 1:
         raise ConfigError(f"{key}: must be at least 1 byte, or null for no cap")

@@ -1,9 +1,15 @@
-"""``PredictionsSpec``: what the participant's predictions file must look like."""
+"""``PredictionsSpec``: what the participant's predictions file must look like.
+
+``PredictionsConfig`` is ``competition.predictions`` as the config writes it: the one place where
+its keys, types and defaults live (``harness.competition.schema`` stores it in Hydra's
+ConfigStore); ``PredictionsSpec`` is the checked form and takes its defaults from it.
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from harness.util.fields import parse_fields
@@ -17,14 +23,31 @@ class PredictionsSpecError(ValueError):
     """The ``predictions`` section of a competition config is malformed; the message names the key."""
 
 
+@dataclass
+class PredictionsConfig:
+    """``competition.predictions`` as written in a competition's YAML file."""
+
+    file: str = "predictions.csv"  # the file infer writes under /output
+    id_column: str = "id"
+    kind: str = "label"  # label: one predicted class per row; probabilities: one column per class; value: a number
+    target_column: str = "label"  # the predicted column (label and value kinds)
+    classes: list[str] = field(default_factory=list)  # the classes, in column order for probabilities
+    max_bytes: Any = "10m"  # largest predictions file scored
+
+
+_DEFAULT = PredictionsConfig()
+
+
 @dataclass(frozen=True)
 class PredictionsSpec:
-    file: str = "predictions.csv"
-    id_column: str = "id"
-    kind: str = "label"
-    target_column: str = "label"
-    classes: tuple[str, ...] = ()
-    max_bytes: int = 10 * 1024**2
+    """The checked predictions format. Defaults: ``PredictionsConfig``'s."""
+
+    file: str = _DEFAULT.file
+    id_column: str = _DEFAULT.id_column
+    kind: str = _DEFAULT.kind
+    target_column: str = _DEFAULT.target_column
+    classes: tuple[str, ...] = tuple(_DEFAULT.classes)
+    max_bytes: int = parse_size(_DEFAULT.max_bytes)
 
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, Any], where: str = "competition.predictions") -> PredictionsSpec:
@@ -80,6 +103,8 @@ class PredictionsSpec:
 
 def _parse(key: str, raw: Any) -> Any:
     if key == "max_bytes":
+        if isinstance(raw, float) and not math.isfinite(raw):
+            raise ValueError(f"must be a finite size, got {raw}")
         return parse_size(raw)
     if key == "classes":
         if isinstance(raw, (str, bytes)) or not isinstance(raw, Sequence):

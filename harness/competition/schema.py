@@ -1,0 +1,329 @@
+"""The configuration's schema: every config group's keys, types and defaults, in one place.
+
+These dataclasses are Hydra structured configs, stored in Hydra's ConfigStore: the composed
+configuration starts from them, and the YAML files of ``harness.configs`` (and an organizer's own
+directories) only set what differs. Hydra refuses an unknown key or a value of the wrong type
+while composing; ``check_values`` then refuses values out of range (``runner.max_parallel=0``,
+nan, inf); ``explain`` turns either into one line naming the key.
+
+The ``limits`` group's schema is ``harness.limits.spec.LimitsConfig`` and ``competition.predictions``'s
+is ``harness.scoring.spec.PredictionsConfig``: they live beside the checked types that take their
+defaults from them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
+
+from harness.limits.spec import LimitsConfig
+from harness.scoring.spec import PredictionsConfig
+from harness.util.errors import ConfigError
+
+ROOT = "harness"  # the primary config's name in the ConfigStore
+SEED_MAX = 2**32 - 1  # numpy's seeds stop there
+
+
+def key(default: Any = MISSING, *, factory: Any = None, must: str | None = None, **checks: Any) -> Any:
+    """A schema field. ``must`` says what the value must be (it completes ``KEY: must be ...``);
+    ``checks`` are what ``check_values`` holds a value to: ``least``, ``most``, ``choices``,
+    ``pattern``, ``nonempty``."""
+    metadata = {"must": must, **checks}
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+# --- competition -----------------------------------------------------------------------------
+
+
+@dataclass
+class CommandConfig:
+    """Arguments of the participant's entrypoint for each phase."""
+
+    train: list[str] = key(factory=lambda: ["train"], must="a list of strings, e.g. [train]")
+    infer: list[str] = key(factory=lambda: ["infer"], must="a list of strings, e.g. [infer]")
+
+
+@dataclass
+class MetricsConfig:
+    primary: str = key(must="a metric name")  # ranks the leaderboard
+    others: list[str] = key(factory=list, must="a list of metric names")  # reported beside it
+
+
+@dataclass
+class IntakeConfig:
+    max_image_size: Any = None  # largest image `harness submit` accepts (its size on the engine); null: no cap
+
+
+@dataclass
+class QuotaConfig:
+    per_day: int | None = key(None, must="a positive whole number")  # charged submissions per team in any 24 hours; null: no limit
+
+
+@dataclass
+class LeaderboardConfig:
+    rule: str = key("best", must="one of best, last")  # best: a team's best scored submission ranks; last: its latest
+    final_selections: int = key(2, must="a positive whole number")  # submissions a team may select for the private board
+
+
+@dataclass
+class DataConfig:
+    train_table: str = key("train.csv", must="a file name (no directory)")  # under data/train: id, target, features
+    test_table: str = key("test.csv", must="a file name (no directory)")  # under data/test: id, features, never the target
+
+
+@dataclass
+class SplitConfig:
+    public_fraction: float = key(0.5, must="between 0 and 1")  # share of the test ids scored on the public board
+    group_column: str | None = key(None, must="a column name or null")  # values that must not straddle train and test
+    time_column: str | None = key(None, must="a column name or null")  # test rows must all come after the train rows
+
+
+@dataclass
+class CompetitionConfig:
+    """The config group ``competition``: one YAML file per competition. Keys without a default
+    (``name``, ``prepare``, ``metrics.primary``) must be declared there."""
+
+    name: str = key(must="the competition's name (its file name)")
+    title: str = "${.name}"
+    prepare: str = key(must="a data builder, module:function")  # Python callable that writes the data
+    command: CommandConfig = field(default_factory=CommandConfig)
+    predictions: PredictionsConfig = field(default_factory=PredictionsConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    intake: IntakeConfig = field(default_factory=IntakeConfig)
+    quota: QuotaConfig = field(default_factory=QuotaConfig)
+    leaderboard: LeaderboardConfig = field(default_factory=LeaderboardConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+
+
+# --- runner, tracking, images ----------------------------------------------------------------
+
+
+@dataclass
+class RunnerConfig:
+    """The config group ``runner``: where and how the containers of a round run."""
+
+    # Ray address: null starts a local Ray instance; "auto" or "ray://host:port" joins a cluster.
+    address: str | None = key(None, must="a Ray address or null", nonempty=True)
+    # Cap on evaluations running at once (null: as many as Ray's resources allow).
+    max_parallel: int | None = key(None, must="a positive whole number, or null for no cap", least=1)
+    # Container runtime: null for the engine's default (runc), or e.g. runsc for gVisor where installed.
+    runtime: str | None = key(None, must="a container runtime's name or null", nonempty=True)
+    # How often an INFRA_ERROR is retried before the submission is left pending.
+    infra_retries: int = key(2, must="a whole number, 0 or more", least=0)
+    # Seconds before the first retry of an INFRA_ERROR; doubled for each further attempt (at most 60 s).
+    retry_backoff_s: float = key(5.0, must="a number of seconds, 0 or more", least=0)
+    # Node-local directory where cluster nodes stage the data and image archives (null: $TMPDIR/harness-nodes).
+    node_cache: str | None = key(None, must="a directory or null", nonempty=True)
+    # The container backend, by its name in the backend registry.
+    backend: str = key("docker", must="a container backend's name", nonempty=True)
+
+
+@dataclass
+class TrackingConfig:
+    """The config group ``tracking``: MLflow."""
+
+    # MLflow tracking URI; null: embedded sqlite under the work directory ($HARNESS_HOME/mlflow.db).
+    uri: str | None = key(None, must="an MLflow tracking URI or null", nonempty=True)
+    experiment: str = key("${competition.name}", must="an experiment name", nonempty=True)
+
+
+@dataclass
+class ImagesConfig:
+    """The config group ``images``: how `harness images build` makes the participant base image."""
+
+    # An image to build FROM when it exists or can be pulled (null: never pull); otherwise the base
+    # is bootstrapped from Debian packages with mmdebstrap.
+    base: str | None = key("python:${.python}-slim", must="an image reference or null", nonempty=True)
+    debian_suite: str = key("bookworm", must="a Debian suite, e.g. bookworm", nonempty=True)
+    # null: read from /etc/apt/sources.list.d/debian.sources
+    debian_mirror: str | None = key(None, must="a Debian mirror URL or null", nonempty=True)
+    # Seconds to wait for a pull of `base`; 0: never pull.
+    pull_timeout_s: float = key(20.0, must="a number of seconds, 0 or more", least=0)
+    # Python packages baked into the participant base image, downloaded once into a wheelhouse.
+    packages: list[str] = key(factory=lambda: ["torch==2.13.0", "numpy", "pillow"], must="a list of pip requirements")
+    # The Python version of the participant base image (its wheelhouse is built for it).
+    python: str = key("3.11", must="a Python version such as 3.11, 3.12 or 3.13", pattern=r"3\.\d+")
+
+
+# --- the root --------------------------------------------------------------------------------
+
+
+@dataclass
+class HarnessConfig:
+    """The composed configuration of one command."""
+
+    competition: CompetitionConfig = field(default_factory=CompetitionConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    runner: RunnerConfig = field(default_factory=RunnerConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    images: ImagesConfig = field(default_factory=ImagesConfig)
+    # The seed handed to every container as HARNESS_SEED.
+    seed: int = key(42, must=f"a whole number from 0 to {SEED_MAX}", least=0, most=SEED_MAX)
+
+
+GROUPS = ("competition", "limits", "runner", "tracking", "images")
+
+
+@dataclass
+class HarnessRoot(HarnessConfig):
+    """The primary config Hydra composes: the schema, then one file of each group on top."""
+
+    defaults: list[Any] = field(
+        default_factory=lambda: [
+            "_self_",
+            {"competition": MISSING},  # chosen by the command: `harness round digits` composes competition=digits
+            {"limits": "default"},
+            {"runner": "local"},
+            {"tracking": "sqlite"},
+            {"images": "default"},
+        ]
+    )
+
+
+def register() -> None:
+    """Store the schema in Hydra's ConfigStore (as the primary config ``harness``)."""
+    ConfigStore.instance().store(name=ROOT, node=HarnessRoot)
+
+
+def defaults() -> DictConfig:
+    """Every key with its default, as a structured config (the competition's own keys missing)."""
+    return OmegaConf.structured(HarnessConfig)
+
+
+# --- checking --------------------------------------------------------------------------------
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _field(path: str) -> tuple[type, dataclasses.Field | None, Any]:
+    """The dataclass holding ``path``'s last key, that key's field (None if unknown) and its type."""
+    cls: type = HarnessConfig
+    parts = path.split(".")
+    for part in parts[:-1]:
+        hint = _hints(cls).get(part)
+        if not (isinstance(hint, type) and dataclasses.is_dataclass(hint)):
+            break
+        cls = hint
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    found = fields.get(parts[-1])
+    return cls, found, _hints(cls).get(parts[-1]) if found else None
+
+
+def known_keys(cls: type) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls) if f.name != "defaults"]
+
+
+def _declared(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _what(hint: Any) -> str:
+    """What a value of type ``hint`` is, in words: 'a whole number', 'a list of strings or null'."""
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        inner = [a for a in args if a is not type(None)]
+        return (_what(inner[0]) if len(inner) == 1 else "a value") + " or null"
+    if typing.get_origin(hint) is list:
+        return f"a list of {_what(args[0])[2:]}s" if args else "a list"
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        return f"a mapping of {', '.join(known_keys(hint))}"
+    return {int: "a whole number", float: "a number", str: "a string", bool: "true or false"}.get(hint, "a value")
+
+
+def _must(found: dataclasses.Field | None, hint: Any) -> str:
+    return (found.metadata.get("must") if found else None) or _what(hint)
+
+
+def explain(exc: BaseException, *, override: bool = False) -> str:
+    """One line naming the key for an error Hydra or OmegaConf raised while composing or merging."""
+    cause: BaseException | None = exc
+    while cause is not None and not (isinstance(cause, OmegaConfBaseException) and getattr(cause, "full_key", None)):
+        cause = cause.__cause__ or cause.__context__
+    text = str(exc).split("\nConfig search path")[0]
+    if cause is None:
+        return "configuration: " + " ".join(text.split())
+    path = str(cause.full_key)  # type: ignore[attr-defined]
+    cls, found, hint = _field(path)
+    if isinstance(cause, (ConfigAttributeError, ConfigKeyError)) or found is None:
+        how = "no such configuration key" if override or text.startswith("Could not override") else "unknown key"
+        return f"{path}: {how} (known: {', '.join(known_keys(cls))}); the keys and their defaults are in {_declared(cls)}"
+    if isinstance(cause, ValidationError) and "is not Optional" in str(cause):
+        return f"{path}: must be {_must(found, hint)}, not null"
+    value = getattr(cause, "value", None)
+    shown = OmegaConf.to_container(value) if isinstance(value, (DictConfig, ListConfig)) else value
+    return f"{path}: must be {_must(found, hint)}, got {shown!r}"
+
+
+def check_values(cfg: DictConfig) -> None:
+    """Refuse a missing key, nan or inf anywhere, and a value out of its field's range; the
+    message names the key. Types were checked by OmegaConf when the schema was merged."""
+    _check(HarnessConfig, cfg, "")
+
+
+def _check(cls: type, node: Any, where: str) -> None:
+    hints = _hints(cls)
+    unknown = sorted(set(node) - set(known_keys(cls)))  # a key added with +key=value
+    if unknown:
+        raise ConfigError(
+            f"{where}{unknown[0]}: unknown key (known: {', '.join(known_keys(cls))}); the keys and their defaults are in {_declared(cls)}"
+        )
+    for f in dataclasses.fields(cls):
+        if f.name == "defaults":
+            continue
+        path = f"{where}{f.name}"
+        if OmegaConf.is_missing(node, f.name):
+            raise ConfigError(f"{path}: missing; it has no default, declare it ({_must(f, hints[f.name])})")
+        value = node[f.name]
+        hint = hints[f.name]
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+            _check(hint, value, f"{path}.")
+            continue
+        _check_value(path, value, f, hint)
+
+
+def _finite(path: str, value: Any) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{path}: must be a finite number, got {value}")
+    if isinstance(value, (ListConfig, list)):
+        for i, item in enumerate(value):
+            _finite(f"{path}[{i}]", item)
+    if isinstance(value, (DictConfig, dict)):
+        for k, item in value.items():
+            _finite(f"{path}.{k}", item)
+
+
+def _check_value(path: str, value: Any, f: dataclasses.Field, hint: Any) -> None:
+    _finite(path, value)
+    if value is None:
+        return
+    meta = f.metadata
+    bad = False
+    if "least" in meta and value < meta["least"]:
+        bad = True
+    if "most" in meta and value > meta["most"]:
+        bad = True
+    if meta.get("nonempty") and isinstance(value, str) and not value.strip():
+        bad = True
+    if "pattern" in meta and not re.fullmatch(meta["pattern"], str(value)):
+        bad = True
+    if "choices" in meta and value not in meta["choices"]:
+        bad = True
+    if bad:
+        raise ConfigError(f"{path}: must be {_must(f, hint)}, got {value!r}")
+
+
+register()
