@@ -27,7 +27,7 @@ def add_command(
     """A command on ``[COMPETITION] [KEY=VALUE...]``, options anywhere after the command's name."""
     sub = commands.add_parser(name, help=help, description=help)
     if competition:
-        sub.add_argument("competition", help="competition name (a file in configs/competition/)")
+        sub.add_argument("competition", help="competition name (a competition/NAME.yaml in a --config-dir or the bundled configs)")
     sub.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="configuration overrides, e.g. limits.train.wall_clock_s=600")
     sub.set_defaults(handler=handler, **{EXTRAS: "overrides"})
     return sub
@@ -39,7 +39,7 @@ def add_ids_command(
     """A command on ``COMPETITION ID... [KEY=VALUE...]``, ids and overrides mixed, options anywhere:
     the handler gets ``args.ids`` and ``args.overrides``."""
     sub = commands.add_parser(name, help=help, description=help)
-    sub.add_argument("competition", help="competition name (a file in configs/competition/)")
+    sub.add_argument("competition", help="competition name (a competition/NAME.yaml in a --config-dir or the bundled configs)")
     sub.add_argument("items", nargs=nargs, metavar=ids, help=f"{ids} (KEY=VALUE configuration overrides may come among them)")
 
     def split(args: argparse.Namespace) -> int:

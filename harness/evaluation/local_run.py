@@ -18,7 +18,7 @@ from harness.util.errors import ConfigError
 def local_backend(competition: Competition, client: docker.DockerClient) -> Backend:
     """The competition's ``runner.backend``, on this machine's engine."""
     try:
-        return create_backend(competition.settings.runner.get("backend") or "docker", client=client)
+        return create_backend(competition.settings.runner.backend, client=client)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
 

@@ -29,7 +29,7 @@ def drive_round(competition: Competition, client: docker.DockerClient, out: Text
     """Run (or resume) a round; None when there was nothing to do."""
     settings, runner = competition.settings, competition.settings.runner
     try:
-        backend = check_backend(runner.get("backend") or "docker")
+        backend = check_backend(runner.backend)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     ledger = Ledger.of(competition)

@@ -81,8 +81,8 @@ class Round:
         client: docker.DockerClient,
         *,
         round_id: str,
-        infra_retries: int = 2,
-        retry_backoff_s: float = 5.0,
+        infra_retries: int,
+        retry_backoff_s: float,
         out: TextIO = sys.stderr,
     ) -> None:
         self.competition = competition
