@@ -136,3 +136,28 @@ def test_only_the_harness_namespace_is_importable(installed, tmp_path):
     for name in ("limits", "runner", "configs", "images"):
         proc = run_installed(installed, str(installed / "bin" / "python"), "-c", f"import {name}", cwd=tmp_path)
         assert proc.returncode != 0 and "ModuleNotFoundError" in proc.stderr, f"`import {name}` works in the fresh environment"
+
+
+def test_wheelhouse_is_for_the_image_python_not_the_host(tmp_path, monkeypatch):
+    """`images build` downloads wheels for ``images.python`` on this machine's architecture, and again when it changes."""
+    from harness.participant import images
+
+    calls = []
+
+    def fake_run(cmd, **kwargs):
+        calls.append(cmd)
+        Path(cmd[cmd.index("-d") + 1], "numpy-2.0-cp312-cp312-manylinux_2_17_x86_64.whl").write_bytes(b"")
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+    monkeypatch.setattr(images.subprocess, "run", fake_run)
+    wheelhouse = tmp_path / "wheelhouse"
+    for python in ("3.12", "3.12", "3.13"):
+        images.prepare_wheelhouse(["numpy"], wheelhouse, log=lambda line: None, python=python)
+    assert len(calls) == 2  # the second call found it up to date; the Python version is part of the stamp
+    cmd = calls[-1]
+    assert cmd[0] == sys.executable and cmd[3:5] == ["3.13", "download"]  # the marker Python for pip, then pip's arguments
+    assert cmd[cmd.index("--python-version") + 1] == "3.13" and cmd[cmd.index("--abi") + 1] == "cp313"
+    assert "--only-binary=:all:" in cmd and cmd[cmd.index("--implementation") + 1] == "cp"
+    platforms = [cmd[i + 1] for i, arg in enumerate(cmd) if arg == "--platform"]
+    assert platforms == images.wheel_platforms() and all(p.startswith("manylinux") for p in platforms)
+    assert images.base_tag({"python": "3.13"}) == "harness/python:3.13" and images.base_tag({}) == images.BASE_TAG

@@ -41,7 +41,7 @@ class ImageBuildError(RuntimeError):
 def image_python(cfg) -> str:
     """The participant image's Python version, "X.Y", from ``images.python``."""
     value = str(cfg.get("python", DEFAULT_PYTHON))
-    if not re.fullmatch(r"3\.\d{1,2}", value):
+    if not re.fullmatch(r"3\.\d{1,2}", value) or int(value.split(".")[1]) < 8:
         raise ImageBuildError(f'images.python: {value!r} is not a Python version like "3.11" (quote it in YAML: 3.10 reads as 3.1)')
     return value
 
