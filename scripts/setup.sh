@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Set up everything harness needs, idempotently: Python 3.11 and a virtual environment with the
-# project installed, and a Docker engine that answers. As root on a fresh Debian machine it installs
-# what is missing (python3, docker.io, mmdebstrap, chromium) and starts the engine; on a workstation that
-# already has Docker it only creates the virtual environment.
+# Set up everything harness needs, idempotently: Python (3.11, 3.12 or 3.13) and a virtual
+# environment with the project installed, and a Docker engine that answers. As root on a fresh
+# Debian machine it installs what is missing (python3, docker.io, mmdebstrap, chromium) and starts
+# the engine; on a workstation that already has Docker it only creates the virtual environment.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -26,10 +26,22 @@ apt_install() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >/dev/null
 }
 
+# A Python the project supports (pyproject: >=3.11,<3.14) that can make virtual environments
+# (Debian splits ensurepip into python3-venv). python3 first: on Debian and Ubuntu it is the
+# system's own (Debian 12: 3.11, Debian 13: 3.13, Ubuntu 24.04: 3.12).
+IN_RANGE='import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 13))'
+
+python_in_range() {
+    "$1" -c "$IN_RANGE" >/dev/null 2>&1
+}
+
+python_supported() {
+    python_in_range "$1" && "$1" -c 'import venv, ensurepip' >/dev/null 2>&1
+}
+
 find_python() {
-    for candidate in python3.11 python3; do
-        if command -v "$candidate" >/dev/null 2>&1 &&
-            "$candidate" -c 'import sys, venv; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null; then
+    for candidate in python3 python3.11 python3.12 python3.13; do
+        if command -v "$candidate" >/dev/null 2>&1 && python_supported "$candidate"; then
             command -v "$candidate"
             return 0
         fi
@@ -41,16 +53,20 @@ setup_python() {
     local python
     if ! python="$(find_python)"; then
         apt_install python3 python3-venv python3-pip
-        python="$(find_python)" || { say "Python 3.11 with venv is required"; exit 1; }
+        python="$(find_python)" || { say "Python 3.11, 3.12 or 3.13 with venv is required"; exit 1; }
     fi
     local stamp="$VENV/.harness-installed"
     local want
     want="$(cat "$ROOT/pyproject.toml" | sha256sum | cut -d' ' -f1)"
-    if [ -x "$VENV/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+    if [ -x "$VENV/bin/python" ] && python_in_range "$VENV/bin/python" && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
         return 0
     fi
-    say "creating $VENV and installing harness (first time: a few minutes)"
-    "$python" -m venv "$VENV"
+    local clear=()
+    if [ -x "$VENV/bin/python" ] && ! python_in_range "$VENV/bin/python"; then
+        clear=(--clear) # made with a Python the project no longer supports: start over
+    fi
+    say "creating $VENV with $("$python" -c 'import sys; print("Python %d.%d" % sys.version_info[:2])') ($python) and installing harness (first time: a few minutes)"
+    "$python" -m venv "${clear[@]}" "$VENV"
     "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
     "$VENV/bin/python" -m pip install -q -e "$ROOT[test]"
     echo "$want" >"$stamp"
