@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from harness.submissions.ledger import EVALUATED, PENDING, RUNNING, Ledger
+from harness.submissions.ledger import DISQUALIFIED, EVALUATED, PENDING, RUNNING, WITHDRAWN, Ledger
 from harness.submissions.quota import QuotaExceeded
 from harness.util.errors import HarnessError
 
@@ -143,7 +143,7 @@ def test_selection_rules(tmp_path):
 def test_finalize_waits_for_evaluations_then_closes_the_competition(tmp_path):
     ledger = Ledger(tmp_path, "digits")
     waiting = ledger.add("A", "img", DIGEST)
-    with pytest.raises(HarnessError, match=f"1 submission\\(s\\) of digits are not evaluated yet \\({waiting.id}\\)"):
+    with pytest.raises(HarnessError, match=f"1 submission\\(s\\) of digits are not evaluated yet: {waiting.id} \\(team 'A', pending\\)"):
         ledger.finalize()
     waiting.state = EVALUATED
     ledger.save(waiting)
@@ -156,3 +156,91 @@ def test_finalize_waits_for_evaluations_then_closes_the_competition(tmp_path):
     ):
         with pytest.raises(HarnessError, match="finalized at 2026-03-01T12:00:00.000Z"):
             attempt()
+
+
+def test_finalize_names_what_blocks_it_and_the_commands_that_unblock_it(tmp_path):
+    ledger = Ledger(tmp_path, "digits")
+    stuck = ledger.add("A", "img", DIGEST, now=T0)
+    stuck.infra_failures = 3  # INFRA_ERROR after every retry, three rounds running: pending again
+    ledger.save(stuck)
+    running = ledger.add("B", "img", DIGEST, now=T0 + timedelta(seconds=1))
+    running.state = RUNNING
+    ledger.save(running)
+    with pytest.raises(HarnessError) as refused:
+        ledger.finalize()
+    assert str(refused.value) == (
+        f"2 submission(s) of digits are not evaluated yet: {stuck.id} (team 'A', pending, 3 infrastructure failure(s)); "
+        f"{running.id} (team 'B', running). Evaluate them with `harness round digits`, or end one that cannot be evaluated "
+        f"with `harness withdraw digits {stuck.id} --reason TEXT` (at its team's request) or "
+        f"`harness disqualify digits {stuck.id} --reason TEXT` (the organizer's decision)"
+    )
+    ledger.moderate(stuck.id, WITHDRAWN, "the team asked: the image needs a GPU we do not have")
+    ledger.moderate(running.id, DISQUALIFIED, "shared a model with team A")
+    assert ledger.finalize(now=T0 + timedelta(days=1))
+
+
+V1_SCHEMA = """
+CREATE TABLE submissions (
+    id TEXT PRIMARY KEY, competition TEXT NOT NULL, team TEXT NOT NULL, image TEXT NOT NULL,
+    image_digest TEXT NOT NULL, submitted_at TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'running', 'evaluated')),
+    evaluations TEXT NOT NULL DEFAULT '[]', infra_failures INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX submissions_by_team ON submissions (competition, team, submitted_at);
+CREATE TABLE selections (competition TEXT NOT NULL, team TEXT NOT NULL, submission TEXT NOT NULL REFERENCES submissions (id),
+    PRIMARY KEY (competition, team, submission));
+CREATE TABLE finalized (competition TEXT PRIMARY KEY, finalized_at TEXT NOT NULL);
+INSERT INTO submissions VALUES ('sub-old1', 'digits', 'A', 'img', 'sha256:{zeros}', '2026-03-01T12:00:00.000Z', 'evaluated', '["ev-1"]', 0);
+INSERT INTO submissions VALUES ('sub-old2', 'digits', 'B', 'img', 'sha256:{zeros}', '2026-03-01T12:00:01.000Z', 'pending', '["ev-2"]', 2);
+INSERT INTO selections VALUES ('digits', 'A', 'sub-old1');
+""".format(zeros="0" * 64)
+
+
+def test_a_ledger_of_the_first_version_is_migrated_in_place_and_keeps_every_row(tmp_path):
+    with sqlite3.connect(tmp_path / "ledger.sqlite3") as con:
+        con.executescript(V1_SCHEMA)
+    ledger = Ledger(tmp_path, "digits")
+    old1, old2 = ledger.all()
+    assert (old1.id, old1.state, old1.evaluations, old1.moderated_at) == ("sub-old1", EVALUATED, ["ev-1"], None)
+    assert (old2.id, old2.state, old2.infra_failures) == ("sub-old2", PENDING, 2)
+    assert ledger.selections() == {"A": ["sub-old1"]}
+    withdrawn = ledger.moderate("sub-old2", WITHDRAWN, "stuck after its retries", now=T0)
+    assert ledger.get("sub-old2") == withdrawn and withdrawn.moderated_at == "2026-03-01T12:00:00.000Z"
+    assert Ledger(tmp_path, "digits").get("sub-old2").state == WITHDRAWN  # opened again: nothing to migrate
+    with sqlite3.connect(tmp_path / "ledger.sqlite3") as con:
+        assert con.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND name = 'submissions_by_team'").fetchone()
+        with pytest.raises(sqlite3.IntegrityError):  # the state's CHECK constraint is still there, widened
+            con.execute("UPDATE submissions SET state = 'banana'")
+
+
+@pytest.mark.parametrize(
+    "damage, says",
+    [
+        (lambda path: path.write_bytes(b"these are my notes, not a database\n" * 100), "file is not a database"),
+        (lambda path: path.write_bytes(path.read_bytes()[:1500]), "malformed"),
+    ],
+    ids=["not-sqlite", "truncated"],
+)
+def test_a_damaged_ledger_is_one_line_naming_the_file_and_the_fix(tmp_path, damage, says):
+    ledger = Ledger(tmp_path, "digits")
+    for team in "ABCDEFGH":
+        ledger.add(team * 40, "img", DIGEST)
+    with sqlite3.connect(ledger.path) as con:
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    damage(ledger.path)
+    with pytest.raises(HarnessError) as refused:
+        Ledger(tmp_path, "digits").all()
+    message = str(refused.value)
+    assert message.startswith(f"the ledger {ledger.path} cannot be used (") and says in message
+    assert f"mv {ledger.path} {ledger.path}.damaged" in message and "\n" not in message
+
+
+def test_another_programs_database_is_not_taken_for_a_ledger(tmp_path):
+    with sqlite3.connect(tmp_path / "ledger.sqlite3") as con:
+        con.execute("CREATE TABLE submissions (id INTEGER PRIMARY KEY, payload BLOB)")
+    with pytest.raises(HarnessError) as refused:
+        Ledger(tmp_path, "digits")
+    assert str(refused.value).startswith(
+        f"{tmp_path / 'ledger.sqlite3'} is not a harness ledger: its table submissions has no column competition"
+    )
+    assert "move it aside" in str(refused.value)

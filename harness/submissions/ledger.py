@@ -3,7 +3,12 @@
 Every write is one transaction, so a crash mid-write leaves the database as it was before the
 write. Intake's quota check and insert share one ``BEGIN IMMEDIATE`` transaction: two concurrent
 submissions cannot both take a team's last slot. The ledger also holds each team's final
-selections and whether a competition is finalized.
+selections, whether a competition is finalized, and which submissions were withdrawn (at their
+team's request) or disqualified (by the organizer), with the reason and the time.
+
+A database made by an earlier version (no withdrawn or disqualified state) is migrated in place,
+in one transaction, the first time it is opened. A file that is not a harness ledger (not SQLite,
+truncated, another program's tables) is refused with one line naming it and what to do.
 """
 
 from __future__ import annotations
@@ -22,6 +27,11 @@ from harness.util.clock import timestamp
 from harness.util.errors import HarnessError
 
 PENDING, RUNNING, EVALUATED = "pending", "running", "evaluated"
+WITHDRAWN, DISQUALIFIED = "withdrawn", "disqualified"
+STATES = (PENDING, RUNNING, EVALUATED, WITHDRAWN, DISQUALIFIED)
+UNFINISHED = (PENDING, RUNNING)  # what a round evaluates, and what keeps finalize waiting
+MODERATED = (WITHDRAWN, DISQUALIFIED)  # ended by a decision, never evaluated again
+MAX_REASON_LENGTH = 500
 MAX_TEAM_LENGTH = 64
 DB_NAME = "ledger.sqlite3"
 
@@ -33,9 +43,11 @@ CREATE TABLE IF NOT EXISTS submissions (
     image TEXT NOT NULL,
     image_digest TEXT NOT NULL,
     submitted_at TEXT NOT NULL,
-    state TEXT NOT NULL CHECK (state IN ('pending', 'running', 'evaluated')),
+    state TEXT NOT NULL CHECK (state IN ('pending', 'running', 'evaluated', 'withdrawn', 'disqualified')),
     evaluations TEXT NOT NULL DEFAULT '[]',
-    infra_failures INTEGER NOT NULL DEFAULT 0
+    infra_failures INTEGER NOT NULL DEFAULT 0,
+    moderated_at TEXT,
+    moderation_reason TEXT
 );
 CREATE INDEX IF NOT EXISTS submissions_by_team ON submissions (competition, team, submitted_at);
 CREATE TABLE IF NOT EXISTS selections (
@@ -46,7 +58,11 @@ CREATE TABLE IF NOT EXISTS selections (
 );
 CREATE TABLE IF NOT EXISTS finalized (competition TEXT PRIMARY KEY, finalized_at TEXT NOT NULL);
 """
-COLUMNS = "id, competition, team, image, image_digest, submitted_at, state, evaluations, infra_failures"
+COLUMNS = "id, competition, team, image, image_digest, submitted_at, state, evaluations, infra_failures, moderated_at, moderation_reason"
+# The columns of the first ledger version: a database with only these is migrated (``_migrate``).
+V1_COLUMNS = ("id", "competition", "team", "image", "image_digest", "submitted_at", "state", "evaluations", "infra_failures")
+# The columns a table must have for the database to be a harness ledger (of any version).
+TABLES = {"submissions": V1_COLUMNS, "selections": ("competition", "team", "submission"), "finalized": ("competition", "finalized_at")}
 
 
 @dataclass
@@ -60,6 +76,8 @@ class Submission:
     state: str = PENDING
     evaluations: list[str] = field(default_factory=list)
     infra_failures: int = 0
+    moderated_at: str | None = None  # when it was withdrawn or disqualified
+    moderation_reason: str | None = None  # why (the team's request, or the organizer's decision)
 
     @property
     def charged(self) -> bool:
@@ -68,6 +86,11 @@ class Submission:
         not ``evaluated``: pending again, or running its retry). Once a retry ends with any other
         verdict it is evaluated, and charged."""
         return self.infra_failures == 0 or self.state == EVALUATED
+
+    def describe(self) -> str:
+        """``sub-… (team 'A', pending, 2 infrastructure failures)``: what an organizer needs to act on it."""
+        failures = f", {self.infra_failures} infrastructure failure(s)" if self.infra_failures else ""
+        return f"{self.id} (team {self.team!r}, {self.state}{failures})"
 
     def summary(self) -> dict:
         return {"id": self.id, "team": self.team, "image": self.image, "image_digest": self.image_digest, "submitted_at": self.submitted_at}
@@ -95,7 +118,11 @@ class Ledger:
         self.competition = competition
         with self._connect() as con:
             con.execute("PRAGMA journal_mode=WAL")
-            con.executescript(SCHEMA)
+        with self._transaction(immediate=True) as con:
+            self._check_tables(con)
+            _migrate(con)
+            for statement in filter(str.strip, SCHEMA.split(";")):
+                con.execute(statement)
 
     @classmethod
     def of(cls, competition) -> Ledger:
@@ -141,8 +168,9 @@ class Ledger:
         return [_submission(row) for row in rows]
 
     def pending(self) -> list[Submission]:
-        # A submission left "running" belongs to a round that died: it is pending again.
-        return [s for s in self.all() if s.state in (PENDING, RUNNING)]
+        # A submission left "running" belongs to a round that died: it is pending again. A withdrawn
+        # or disqualified one is never evaluated again.
+        return [s for s in self.all() if s.state in UNFINISHED]
 
     def select(self, team: str, submission_ids: list[str], *, limit: int, scored: set[str]) -> None:
         """Make ``submission_ids`` (scored ones of ``team``) its final selection, replacing an earlier one."""
@@ -154,9 +182,13 @@ class Ledger:
         with self._transaction(immediate=True) as con:
             self._refuse_if_finalized(con, "takes no more selections")
             for sid in chosen:
-                row = con.execute("SELECT team FROM submissions WHERE id = ? AND competition = ?", (sid, self.competition)).fetchone()
+                row = con.execute(
+                    "SELECT team, state FROM submissions WHERE id = ? AND competition = ?", (sid, self.competition)
+                ).fetchone()
                 if row is None or row[0] != team:
                     raise HarnessError(f"team {team!r} has no submission {sid!r} in {self.competition}")
+                if row[1] in MODERATED:
+                    raise HarnessError(f"{sid} was {row[1]}; only submissions still in the competition can be selected")
                 if sid not in scored:
                     raise HarnessError(f"{sid} is not scored; only scored submissions can be selected")
             con.execute("DELETE FROM selections WHERE competition = ? AND team = ?", (self.competition, team))
@@ -179,15 +211,20 @@ class Ledger:
         with self._transaction(immediate=True) as con:
             self._refuse_if_finalized(con, "is final already")
             waiting = [
-                row[0]
+                _submission(row)
                 for row in con.execute(
-                    "SELECT id FROM submissions WHERE competition = ? AND state != ? ORDER BY submitted_at", (self.competition, EVALUATED)
+                    f"SELECT {COLUMNS} FROM submissions WHERE competition = ? AND state IN (?, ?) ORDER BY submitted_at, id",
+                    (self.competition, *UNFINISHED),
                 )
             ]
             if waiting:
+                named = "; ".join(s.describe() for s in waiting[:10]) + (f"; and {len(waiting) - 10} more" if len(waiting) > 10 else "")
+                first = waiting[0].id
                 raise HarnessError(
-                    f"{len(waiting)} submission(s) of {self.competition} are not evaluated yet "
-                    f"({', '.join(waiting[:5])}); run `harness round {self.competition}` first"
+                    f"{len(waiting)} submission(s) of {self.competition} are not evaluated yet: {named}. "
+                    f"Evaluate them with `harness round {self.competition}`, or end one that cannot be evaluated with "
+                    f"`harness withdraw {self.competition} {first} --reason TEXT` (at its team's request) or "
+                    f"`harness disqualify {self.competition} {first} --reason TEXT` (the organizer's decision)"
                 )
             moment = timestamp(now or datetime.now(UTC))
             con.execute("INSERT INTO finalized VALUES (?, ?)", (self.competition, moment))
@@ -198,6 +235,54 @@ class Ledger:
             row = con.execute("SELECT finalized_at FROM finalized WHERE competition = ?", (self.competition,)).fetchone()
         return row[0] if row else None
 
+    def moderate(self, submission_id: str, state: str, reason: str, now: datetime | None = None) -> Submission:
+        """Withdraw (``state`` WITHDRAWN, at its team's request) or disqualify (DISQUALIFIED, the
+        organizer's decision) a submission, with ``reason``: it is never evaluated again, drops out
+        of the final selections, and no longer keeps ``finalize`` waiting.
+
+        A withdrawal is for a submission without a verdict of its own (pending, running, stuck after
+        its infrastructure retries): an evaluated one stands (the organizer may disqualify it)."""
+        if state not in MODERATED:
+            raise ValueError(f"state must be one of {MODERATED}, got {state!r}")
+        reason = validate_reason(reason)
+        with self._transaction(immediate=True) as con:
+            row = con.execute(
+                f"SELECT {COLUMNS} FROM submissions WHERE id = ? AND competition = ?", (submission_id, self.competition)
+            ).fetchone()
+            if row is None:
+                raise HarnessError(f"no submission {submission_id!r} in competition {self.competition!r}")
+            submission = _submission(row)
+            if submission.state in MODERATED:
+                raise HarnessError(
+                    f"{submission_id} was {submission.state} at {submission.moderated_at} ({submission.moderation_reason}); it stays so"
+                )
+            if state == WITHDRAWN:
+                self._refuse_if_finalized(con, "takes no more withdrawals")
+                if submission.state == EVALUATED:
+                    raise HarnessError(
+                        f"{submission_id} is evaluated already and its verdict stands: a team may withdraw only a submission "
+                        f"that has none yet; the organizer may disqualify it (`harness disqualify {self.competition} {submission_id} --reason TEXT`)"
+                    )
+            submission.state, submission.moderated_at, submission.moderation_reason = state, timestamp(now or datetime.now(UTC)), reason
+            con.execute(
+                "UPDATE submissions SET state = ?, moderated_at = ?, moderation_reason = ? WHERE id = ?",
+                (state, submission.moderated_at, reason, submission_id),
+            )
+            con.execute("DELETE FROM selections WHERE competition = ? AND submission = ?", (self.competition, submission_id))
+        return submission
+
+    def _check_tables(self, con: sqlite3.Connection) -> None:
+        """Refuse a database that is not a harness ledger (another program's tables of the same names)."""
+        for table, columns in TABLES.items():
+            found = [row[1] for row in con.execute(f"PRAGMA table_info({table})")]
+            missing = [c for c in columns if c not in found]
+            if found and missing:
+                raise HarnessError(
+                    f"{self.path} is not a harness ledger: its table {table} has no column {', '.join(missing)}; "
+                    f"point HARNESS_HOME at the work directory it belongs to, or move it aside "
+                    f"(mv {self.path} {self.path}.foreign) to start an empty ledger"
+                )
+
     def _refuse_if_finalized(self, con: sqlite3.Connection, what: str) -> None:
         row = con.execute("SELECT finalized_at FROM finalized WHERE competition = ?", (self.competition,)).fetchone()
         if row:
@@ -205,20 +290,42 @@ class Ledger:
 
     @staticmethod
     def _write(con: sqlite3.Connection, s: Submission) -> None:
+        # A withdrawal or disqualification is final: a round that was running the submission when it
+        # came keeps its state (and only adds its evaluation).
         con.execute(
-            f"INSERT INTO submissions ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (id) DO UPDATE SET state = excluded.state, evaluations = excluded.evaluations, infra_failures = excluded.infra_failures",
+            "INSERT INTO submissions (id, competition, team, image, image_digest, submitted_at, state, evaluations, infra_failures) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+            f"state = CASE WHEN submissions.state IN {MODERATED!r} THEN submissions.state ELSE excluded.state END, "
+            "evaluations = excluded.evaluations, infra_failures = excluded.infra_failures",
             (s.id, s.competition, s.team, s.image, s.image_digest, s.submitted_at, s.state, json.dumps(s.evaluations), s.infra_failures),
         )
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        con = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        try:
+            con = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise self._unusable(exc) from None
         try:
             con.execute("PRAGMA synchronous=FULL")  # a committed write survives a power cut too
             yield con
+        except sqlite3.DatabaseError as exc:  # not a database, damaged, another program's tables, or locked for 30 s
+            raise self._unusable(exc) from None
         finally:
             con.close()
+
+    def _unusable(self, exc: sqlite3.Error) -> HarnessError:
+        reason = str(exc)
+        if "locked" in reason or "busy" in reason:
+            fix = "another harness command holds it; wait for it to end and run this again"
+        elif "no such" in reason or "has no column" in reason:
+            fix = f"it is not a harness ledger; point HARNESS_HOME at the work directory it belongs to, or move it aside (mv {self.path} {self.path}.foreign)"
+        else:
+            fix = (
+                f"the file is damaged or not a SQLite database; restore it from a backup (with its -wal file), "
+                f"or move it aside (mv {self.path} {self.path}.damaged) to start an empty ledger, which loses the submissions it held"
+            )
+        return HarnessError(f"the ledger {self.path} cannot be used ({reason}): {fix}")
 
     @contextmanager
     def _transaction(self, immediate: bool = False) -> Iterator[sqlite3.Connection]:
@@ -232,6 +339,38 @@ class Ledger:
             con.execute("COMMIT")
 
 
+def validate_reason(reason: str) -> str:
+    """A withdrawal's or disqualification's reason as stored, or a HarnessError saying what is wrong."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise HarnessError("give a reason (--reason TEXT): it is kept in the ledger and in the submission's records")
+    if len(reason) > MAX_REASON_LENGTH:
+        raise HarnessError(f"the reason is {len(reason)} characters long; at most {MAX_REASON_LENGTH} are allowed")
+    hidden = next((ch for ch in reason if not ch.isprintable()), None)
+    if hidden is not None:
+        raise HarnessError(f"the reason contains an invisible or control character (U+{ord(hidden):04X}); write it on one line")
+    return reason
+
+
+def _migrate(con: sqlite3.Connection) -> None:
+    """Bring a first-version ``submissions`` table (three states, no moderation columns) to this
+    version, inside the caller's transaction: SQLite cannot widen a CHECK constraint in place, so the
+    table is copied into a new one (the documented way: create, copy, drop, rename)."""
+    found = [row[1] for row in con.execute("PRAGMA table_info(submissions)")]
+    if not found or "moderation_reason" in found:
+        return
+    con.execute("CREATE TABLE submissions_v2" + SCHEMA.split("CREATE TABLE IF NOT EXISTS submissions", 1)[1].split(";", 1)[0])
+    con.execute(f"INSERT INTO submissions_v2 ({', '.join(V1_COLUMNS)}) SELECT {', '.join(V1_COLUMNS)} FROM submissions")
+    con.execute("DROP TABLE submissions")
+    con.execute("ALTER TABLE submissions_v2 RENAME TO submissions")
+
+
 def _submission(row: tuple) -> Submission:
-    *head, evaluations, infra_failures = row
-    return Submission(*head, evaluations=json.loads(evaluations), infra_failures=infra_failures)
+    *head, evaluations, infra_failures, moderated_at, moderation_reason = row
+    return Submission(
+        *head,
+        evaluations=json.loads(evaluations),
+        infra_failures=infra_failures,
+        moderated_at=moderated_at,
+        moderation_reason=moderation_reason,
+    )
