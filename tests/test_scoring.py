@@ -20,6 +20,7 @@ from harness.scoring import (
     PredictionsError,
     PredictionsSpec,
     PredictionsSpecError,
+    ScoreNotFinite,
     get_metric,
     load_labels,
     register_metric,
@@ -437,3 +438,65 @@ def test_scoring_refuses_a_metric_that_does_not_fit_the_kind(tmp_path: Path) -> 
     predictions = validate_predictions(write(tmp_path, label_csv(valid_labels())), IDS, LABEL)
     with pytest.raises(MetricError, match="metric log_loss needs probabilities predictions; this competition's are label"):
         score_predictions(predictions, {i: "a" for i in IDS}, {i: "public" for i in IDS}, ["log_loss"], LABEL)
+
+
+# --- non-finite scores: a defined verdict, never a crash in signing or in the round -----------
+
+
+def test_predictions_of_1e200_make_rmse_overflow_into_a_message_naming_the_metric(tmp_path: Path) -> None:
+    """1e200 is a finite number, so the validator accepts it; its square is not. The score is never
+    inf: scoring refuses it with the reason (an INVALID_PREDICTIONS verdict), without a warning."""
+    labels, split = {i: "1.5" for i in IDS}, {i: "public" if int(i) <= 5 else "private" for i in IDS}
+    text = "id,y\n" + "".join(f"{i},{'1e200' if i == '3' else '2'}\n" for i in IDS)
+    predictions = validate_predictions(write(tmp_path, text), IDS, VALUE)
+    with _no_warnings():
+        with pytest.raises(PredictionsError) as refused:
+            score_predictions(predictions, labels, split, ["mae", "rmse"], VALUE)
+    assert isinstance(refused.value, ScoreNotFinite)
+    assert str(refused.value) == "rmse is infinite: predictions as large as 1e+200 overflow; predict finite values of a sensible size"
+    # mae stays finite on the same predictions: only a metric that overflows is refused
+    assert math.isfinite(score_predictions(predictions, labels, split, ["mae"], VALUE)["public"]["mae"])
+
+
+def test_a_metric_that_comes_out_nan_is_refused_naming_it(tmp_path: Path) -> None:
+    @register_metric("test_nan_metric", higher_is_better=False, needs="value")
+    def _nan(y_true, y_pred, classes):
+        return float(np.mean(y_pred * np.inf - y_pred * np.inf))  # inf - inf: NaN
+
+    try:
+        predictions = validate_predictions(write(tmp_path, "id,y\n" + "".join(f"{i},2\n" for i in IDS)), IDS, VALUE)
+        with (
+            _no_warnings(),
+            pytest.raises(ScoreNotFinite, match=r"^test_nan_metric is not a number \(NaN\) on these predictions; it cannot rank them$"),
+        ):
+            score_predictions(predictions, {i: "1" for i in IDS}, {i: "public" for i in IDS}, ["test_nan_metric"], VALUE)
+    finally:
+        METRICS.pop("test_nan_metric")
+
+
+def test_a_non_finite_score_never_reaches_a_record_or_its_signature(tmp_path: Path) -> None:
+    """What scoring would have handed on before: a record with rmse=inf fails its schema, and the
+    signature's canonical JSON refuses it (allow_nan=False). Scoring now stops it first."""
+    import json
+
+    with pytest.raises(ValueError, match="Out of range float values are not JSON compliant"):
+        json.dumps({"rmse": math.inf}, allow_nan=False)
+    text = "id,y\n" + "".join(f"{i},-1e200\n" for i in IDS)
+    predictions = validate_predictions(write(tmp_path, text), IDS, VALUE)
+    with pytest.raises(ScoreNotFinite, match="rmse is infinite"):
+        score_predictions(predictions, {i: "1e200" for i in IDS}, {i: "public" for i in IDS}, ["rmse"], VALUE)
+
+
+class _no_warnings:
+    """Scoring an overflow prints no RuntimeWarning on the organizer's terminal."""
+
+    def __enter__(self):
+        import warnings
+
+        self._catch = warnings.catch_warnings()
+        self._catch.__enter__()
+        warnings.simplefilter("error")
+        return self
+
+    def __exit__(self, *exc):
+        return self._catch.__exit__(*exc)

@@ -4,7 +4,7 @@ Runs in the harness process, never inside the participant's container.
 """
 
 from harness.scoring.metrics import METRICS, Metric, MetricError, check_metrics, get_metric, register_metric
-from harness.scoring.score import LabelsError, load_labels, score_predictions
+from harness.scoring.score import LabelsError, ScoreNotFinite, load_labels, score_predictions
 from harness.scoring.spec import PredictionsSpec, PredictionsSpecError
 from harness.scoring.validate import Predictions, PredictionsError, validate_predictions
 
@@ -17,6 +17,7 @@ __all__ = [
     "PredictionsError",
     "PredictionsSpec",
     "PredictionsSpecError",
+    "ScoreNotFinite",
     "check_metrics",
     "get_metric",
     "load_labels",

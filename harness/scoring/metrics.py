@@ -37,6 +37,12 @@ class Metric:
         return kind == self.needs or (self.needs == "label" and kind == "probabilities")
 
     def compute(self, y_true: Sequence[str] | Sequence[float] | np.ndarray, predictions: Predictions) -> float:
+        """The metric's value; infinite or NaN when the arithmetic overflows (the caller decides what
+        that means: ``score_predictions`` makes it an INVALID_PREDICTIONS verdict), never a warning."""
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return self._compute(y_true, predictions)
+
+    def _compute(self, y_true: Sequence[str] | Sequence[float] | np.ndarray, predictions: Predictions) -> float:
         if not self.accepts(predictions.kind):
             raise MetricError(f"metric {self.name} needs {self.needs} predictions, got {predictions.kind}")
         if len(y_true) != len(predictions):

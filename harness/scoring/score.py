@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 
-from harness.scoring.metrics import check_metrics
+import numpy as np
+
+from harness.scoring.metrics import Metric, check_metrics
 from harness.scoring.spec import PredictionsSpec
-from harness.scoring.validate import Predictions
+from harness.scoring.validate import Predictions, PredictionsError
 
 PARTS = ("public", "private")
+OVERFLOW_HINT = 1e100  # predictions beyond this size are named as the cause of a metric's overflow
 
 
 class LabelsError(ValueError):
     """The hidden labels file is malformed (the organizer's problem, never the participant's)."""
+
+
+class ScoreNotFinite(PredictionsError):
+    """A metric came out infinite or NaN on valid, finite predictions (values so large that the
+    arithmetic overflows): the verdict is INVALID_PREDICTIONS, the message names the metric and the
+    cause. A record never holds a non-finite score (its schema and the signature's JSON refuse one)."""
 
 
 def load_labels(path: Path, id_column: str, target_column: str) -> tuple[list[str], dict[str, str], dict[str, str]]:
@@ -71,5 +81,17 @@ def score_predictions(
                 truth = [float(y) for y in truth]
             except ValueError as exc:
                 raise LabelsError(f"a hidden {spec.target_column} is not a number: {exc}") from None
-        scores[part] = {m.name: m.compute(truth, subset) for m in metrics}
+        scores[part] = {m.name: _finite(m, m.compute(truth, subset), subset) for m in metrics}
     return scores
+
+
+def _finite(metric: Metric, value: float, predictions: Predictions) -> float:
+    if math.isfinite(value):
+        return value
+    what = "infinite" if math.isinf(value) else "not a number (NaN)"
+    largest = float(np.max(np.abs(predictions.values))) if predictions.values is not None and len(predictions.values) else 0.0
+    if largest > OVERFLOW_HINT:
+        raise ScoreNotFinite(
+            f"{metric.name} is {what}: predictions as large as {largest:.3g} overflow; predict finite values of a sensible size"
+        )
+    raise ScoreNotFinite(f"{metric.name} is {what} on these predictions; it cannot rank them")
