@@ -4,12 +4,15 @@ The live driver holds a lock (``rounds/driver.lock``) for as long as it runs; ea
 journal file (``rounds/<round id>.json``) with its state. A journal that says ``running`` while
 nobody holds the lock belongs to a driver that died (SIGKILL, a lost machine): the next round
 resumes it under the same id when its configuration is the same, and abandons it otherwise.
+
+A journal that is not what the harness wrote (truncated, ``[]``, a missing key, an unknown state)
+stops the round before it starts, with one line naming the file and how to put it aside: guessing
+would either run a dead round's work twice or never resume it.
 """
 
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import socket
 from dataclasses import dataclass
@@ -18,9 +21,11 @@ from typing import TextIO
 
 from harness.util.clock import stamped_id, utc_now
 from harness.util.errors import HarnessError
-from harness.util.files import write_json_atomic
+from harness.util.files import read_json_object, write_json_atomic
 
 RUNNING, FINISHED, CANCELLED, ABANDONED = "running", "finished", "cancelled", "abandoned"
+STATES = (RUNNING, FINISHED, CANCELLED, ABANDONED)
+REQUIRED = ("round_id", "config_sha256", "state", "started_at")
 
 
 @dataclass
@@ -49,7 +54,12 @@ class RoundJournal:
         lock.truncate()
         lock.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
         lock.flush()
-        dead = sorted((j for j in _journals(directory) if j["state"] == RUNNING), key=lambda j: j["started_at"])
+        try:
+            journals = _journals(directory)
+        except BaseException:
+            lock.close()  # a damaged journal: no round runs, and the lock is free for the next one
+            raise
+        dead = sorted((j for j in journals if j["state"] == RUNNING), key=lambda j: j["started_at"])
         resume = next((j for j in reversed(dead) if j["config_sha256"] == config_sha256), None)
         for journal in dead:
             if journal is not resume:
@@ -61,7 +71,8 @@ class RoundJournal:
     def start(self) -> None:
         """Write the journal: from now on, this round is resumed should its driver die."""
         path = self.directory / f"{self.round_id}.json"
-        resumes = json.loads(path.read_text(encoding="utf-8")).get("resumes", 0) + 1 if path.is_file() else 0
+        before = read_journal(path).get("resumes", 0) if path.is_file() else -1
+        resumes = (before if isinstance(before, int) else 0) + 1
         self._write(RUNNING, resumes=resumes)
 
     def finish(self, state: str) -> None:
@@ -78,7 +89,7 @@ class RoundJournal:
 
     def _write(self, state: str, **extra: object) -> None:
         path = self.directory / f"{self.round_id}.json"
-        previous = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        previous = read_journal(path) if path.is_file() else {}
         write_json_atomic(
             path,
             {
@@ -94,11 +105,22 @@ class RoundJournal:
         )
 
 
+def read_journal(path: Path) -> dict:
+    """A round's journal, or a HarnessError naming the file, what is wrong with it and the fix."""
+    fix = (
+        f"the harness writes it whole, so something else changed it; move it aside (mv {path} {path}.damaged) "
+        "and run the round again: the submissions it left running are pending again, and what it recorded is kept"
+    )
+    journal = read_json_object(path, "a round journal", REQUIRED, fix)
+    for key in ("round_id", "config_sha256", "started_at"):
+        if not isinstance(journal[key], str):
+            raise HarnessError(f"{path} is not a round journal: its {key} is {journal[key]!r}, not a string; {fix}")
+    if journal["state"] not in STATES:
+        raise HarnessError(f"{path} is not a round journal: its state is {journal['state']!r}, not one of {', '.join(STATES)}; {fix}")
+    if journal["round_id"] != path.stem:
+        raise HarnessError(f"{path} is not a round journal: it names round {journal['round_id']!r}, not {path.stem!r}; {fix}")
+    return journal
+
+
 def _journals(directory: Path) -> list[dict]:
-    found = []
-    for path in directory.glob("round-*.json"):
-        try:
-            found.append(json.loads(path.read_text(encoding="utf-8")))
-        except (OSError, json.JSONDecodeError):
-            continue
-    return found
+    return [read_journal(path) for path in sorted(directory.glob("round-*.json"))]
