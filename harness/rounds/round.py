@@ -16,6 +16,7 @@ import time
 from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
+from contextlib import suppress
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import TextIO
@@ -28,11 +29,13 @@ from harness.evaluation.recording import record_evaluation
 from harness.limits import PhaseVerdict
 from harness.records.record import EvaluationRecord
 from harness.records.sinks import RecordSinks
+from harness.rounds.moderation import note_records
 from harness.rounds.progress import Progress, summary_table
 from harness.runner.cleanup import sweep
 from harness.runner.phase import PhaseResult
 from harness.runner.ray_pool import RayPhasePool
-from harness.submissions.ledger import EVALUATED, PENDING, RUNNING, Ledger, Submission
+from harness.submissions.ledger import EVALUATED, MODERATED, PENDING, RUNNING, Ledger, Submission
+from harness.util.errors import HarnessError
 
 POLL_S = 0.5  # the longest the loop waits before looking at a stop request or a due retry
 MAX_BACKOFF_S = 60.0
@@ -109,17 +112,21 @@ class Round:
         self.progress = Progress(len(pending), self.out)
         self._say(f"{self.summary.round_id}: {len(pending)} pending submission(s) in {self.competition.name}")
         with _StopRequest() as stop:
-            for submission in pending:
-                submission.state = RUNNING
-                self.ledger.save(submission)
-                self._submissions[submission.id] = submission
-                self._start(submission, attempt=1)
-            while self._over or self._retries or self._recording or self.pool.busy:
-                if stop.requested:
-                    self._cancel()
-                    break
-                self._step()
-            self._take_records(wait=True)
+            try:
+                for submission in pending:
+                    submission.state = RUNNING
+                    self.ledger.save(submission)
+                    self._submissions[submission.id] = submission
+                    self._start(submission, attempt=1)
+                while self._over or self._retries or self._recording or self.pool.busy:
+                    if stop.requested:
+                        self._cancel()
+                        break
+                    self._step()
+                self._take_records(wait=True)
+            except Exception as exc:
+                self._abort(exc)
+                raise
         self._recorder.shutdown()
         sweep(self.client, {"harness.round": self.summary.round_id})  # a lost worker's container is an orphan now
         self.summary.wall_s = time.monotonic() - started
@@ -210,8 +217,8 @@ class Round:
             submission = self._submissions.pop(evaluation.submission["id"])
             try:
                 record = future.result()
-            except OSError as exc:  # the work directory's disk is full: the organizer's failure, not charged
-                self._leave_pending(submission, f"its record could not be written ({exc})")
+            except Exception as exc:  # noqa: BLE001 - one bad file (labels, a record that fails its schema, a full disk) must not stop the round
+                self._leave_pending(submission, f"its record could not be made ({_reason(exc)})")
                 continue
             submission.evaluations.append(record.evaluation_id)
             if evaluation.infra_failed:
@@ -221,6 +228,7 @@ class Round:
             else:
                 submission.state = EVALUATED
             self.ledger.save(submission)
+            self._note_if_moderated(submission)
             self.summary.verdicts[record.verdict] += 1
             self.summary.evaluated[submission.id] = record.evaluation_id
             self.progress.finished(record.verdict)
@@ -233,6 +241,33 @@ class Round:
         self.summary.verdicts[PhaseVerdict.INFRA_ERROR.value] += 1
         self.progress.finished(PhaseVerdict.INFRA_ERROR.value)
         self._say(f"[{self.progress.done}/{self.progress.total}] {submission.team} {submission.id}: {why}; it stays pending, not charged")
+
+    def _note_if_moderated(self, submission: Submission) -> None:
+        """A submission withdrawn or disqualified while this round ran it keeps that state (the ledger
+        sees to it); the record this round just wrote gets the decision noted, like the earlier ones."""
+        stored = self.ledger.get(submission.id)
+        if stored.state in MODERATED:
+            noted, problems = note_records(self.competition.paths.records, stored, submission.evaluations[-1:])
+            for evaluation_id, why in problems.items():
+                self._say(f"{submission.id}: {evaluation_id} not noted: {why}")
+            self._say(f"{submission.team} {submission.id} was {stored.state} while it ran ({stored.moderation_reason}); its record says so")
+
+    def _abort(self, exc: BaseException) -> None:
+        """An error the round cannot go on after (the ledger cannot be written, a bug): stop what runs,
+        remove the round's containers, and make every unfinished submission pending again (the
+        organizer's failure, not charged), so that none is left running."""
+        self._say(f"the round stops: {_reason(exc)}; its unfinished submissions are pending again")
+        with suppress(Exception):
+            self.pool.cancel()
+        with suppress(Exception):
+            sweep(self.client, {"harness.round": self.summary.round_id})
+        for submission in list(self._submissions.values()):
+            submission.state = PENDING
+            with suppress(Exception):  # the ledger itself may be what failed: the next round treats RUNNING as pending
+                self.ledger.save(submission)
+                self.summary.left_pending.append(submission.id)
+        self._submissions.clear()
+        self._recorder.shutdown(wait=False, cancel_futures=True)
 
     def _outcome(self, record: EvaluationRecord) -> str:
         metric = self.competition.settings.competition.primary_metric
@@ -255,3 +290,9 @@ class Round:
 
     def _say(self, line: str) -> None:
         print(line, file=self.out, flush=True)
+
+
+def _reason(exc: BaseException) -> str:
+    """An exception as one line: its message, or its type when it has none."""
+    text = " ".join(str(exc).split())
+    return text if isinstance(exc, (HarnessError, OSError)) and text else f"{type(exc).__name__}: {text}" if text else type(exc).__name__
