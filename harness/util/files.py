@@ -66,7 +66,9 @@ def read_json_object(path: Path, what: str, required: tuple[str, ...], fix: str)
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        problem = "it is empty" if not text.strip() else f"it is not valid JSON (truncated?): {exc.msg} (line {exc.lineno}, column {exc.colno})"
+        problem = (
+            "it is empty" if not text.strip() else f"it is not valid JSON (truncated?): {exc.msg} (line {exc.lineno}, column {exc.colno})"
+        )
         raise HarnessError(f"{path} is not {what}: {problem}; {fix}") from None
     if not isinstance(data, dict):
         kind = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean"}.get(type(data), "null")
