@@ -196,7 +196,7 @@ class ContainerCgroup:
 
     ``poll`` reads every counter and keeps the most seen; a counter whose file is gone (the
     container's cgroup was removed) is read no more. Kernels without ``memory.peak`` or
-    ``pids.peak`` (before 5.19 and 6.1 on v2, older v1) get the most of the current figure seen.
+    ``pids.peak`` (v2 before 5.19; older kernels) get the most of the current figure seen.
     """
 
     version: int

@@ -1,12 +1,14 @@
-"""The container's own cgroup, found and read without root: captured cgroup trees of both versions
-and both drivers, then the same on this machine's real engine, where its layout is one of them.
+"""The container's own cgroup, found and read without root: cgroup trees of both versions and both
+drivers, then the same on this machine's real engine, where its layout is one of them.
 
-The captured trees are real file layouts (``/proc/self/mountinfo``, ``/proc/<pid>/cgroup`` and the
-cgroup files, with the contents the kernel writes), laid out under ``tmp_path``; the code under
-test reads them exactly as it reads ``/``. The v1/cgroupfs one was taken on this machine (Docker
-20.10, kernel 6.18, hybrid: v1 controllers beside an empty unified tree); v1/systemd from Ubuntu
-20.04 (``cpu,cpuacct`` co-mounted); v2/systemd from Debian 12 (Docker's default there); v2/cgroupfs
-from a Debian 12 engine started with ``--exec-opt native.cgroupdriver=cgroupfs``.
+The trees are file layouts (``/proc/self/mountinfo``, ``/proc/<pid>/cgroup`` and the cgroup files,
+with the contents the kernel writes), laid out under ``tmp_path``; the code under test reads them
+exactly as it reads ``/``. The v1/cgroupfs one was captured on this machine (Docker 20.10, kernel
+6.18, hybrid: v1 controllers beside an empty unified tree). The other three were not captured
+here (no such host): they reproduce the layouts of v1/systemd on Ubuntu 20.04 (``cpu,cpuacct``
+co-mounted, kernel 5.4 without ``pids.peak``), v2/systemd on Debian 12 (Docker's default there:
+``/system.slice/docker-<id>.scope``) and v2/cgroupfs (``/docker/<id>``); replace them with
+captures where such a host is at hand.
 """
 
 from __future__ import annotations
@@ -171,7 +173,7 @@ def test_the_containers_own_cgroup_is_found_and_read(tmp_path, name):
 
 
 def test_readings_keep_the_most_seen_where_the_kernel_keeps_no_peak(tmp_path):
-    """A v2 kernel before 5.19 has no memory.peak, before 6.1 no pids.peak: the watch loop's readings
+    """A v2 kernel before 5.19 has no memory.peak, older ones no pids.peak: the watch loop's readings
     of the current figures are all there is (a lower bound, as exact as the 50 ms they are taken at)."""
     files = {k: v for k, v in V2_FILES.items() if k not in ("memory.peak", "pids.peak")}
     lay_out(tmp_path, {**V2_CGROUPFS, "files": {f"sys/fs/cgroup/docker/{CID}": files}})
@@ -304,15 +306,25 @@ def phase_spec(image: str, memory: int) -> PhaseSpec:
 )
 def test_the_own_cgroup_path_is_exact(docker_client, behave_image, behaviour, verdict, low, high):
     """The runner without the run's parent cgroup (as on a systemd host, or without root): the
-    container's own cgroup, read to the end, gives the same exact figures."""
-    if not Path("/proc/self/mountinfo").exists():
-        pytest.skip("no /proc here")
-    spec = phase_spec(behave_image(behaviour), 256 * MIB)
-    run = _Run(docker_client, spec, RunCgroup(spec.run_id, version="1", driver="not-cgroupfs"))
-    started = time.monotonic()
-    result = run.execute()
-    assert run.own_cgroup is not None, "the container's own cgroup was not found"
-    assert run.own_cgroup.exact, "the final read lost the race with the engine"
-    assert result.verdict.value == verdict, result.message
-    assert low <= result.peak_memory_bytes <= high
-    assert 0 < result.cpu_s < time.monotonic() - started and result.peak_pids >= 1
+    container's own cgroup, read to the end, gives the same exact figures.
+
+    The final read races the engine's removal of the cgroup and wins almost always (23 of 24 runs
+    here on 2 busy cores; a lost race leaves the last 50 ms reading, a lower bound): one phase in
+    three attempts must have been read after its last process exited, which no run would be if
+    that read were broken; every attempt's figures must be right.
+    """
+    exact = []
+    for _attempt in range(3):
+        spec = phase_spec(behave_image(behaviour), 256 * MIB)
+        run = _Run(docker_client, spec, RunCgroup(spec.run_id, version="1", driver="not-cgroupfs"))
+        started = time.monotonic()
+        result = run.execute()
+        assert run.own_cgroup is not None, "the container's own cgroup was not found"
+        assert run.own_cgroup.readings >= 1
+        assert result.verdict.value == verdict, result.message
+        assert low <= result.peak_memory_bytes <= high
+        assert 0 < result.cpu_s < time.monotonic() - started and result.peak_pids >= 1
+        exact.append(run.own_cgroup.exact)
+        if run.own_cgroup.exact:
+            break
+    assert any(exact), "no phase was read after its last process exited: the final read never happens"
