@@ -77,18 +77,19 @@ def run_as_docker_user(script: str, *args: str, timeout: float = 300) -> subproc
 
 def interpreter(kwargs: dict, env: dict[str, str]) -> list[str]:
     """This test's Python, or, where the user cannot reach it (a pyenv under /root), the system's
-    Python of the same minor version with this environment's site-packages (and its editable
-    install's .pth) added: the same harness code either way."""
+    Python of the same minor version; either way with this process's site-packages (and its
+    editable install's .pth) added: the same harness code."""
+    sites = [p for p in sys.path if p.endswith("site-packages")]
+    prologue = f"import site, sys; [site.addsitedir(p) for p in {sites!r}]; sys.argv = sys.argv[2:]; exec(sys.argv[0])"
     try:
         subprocess.run([sys.executable, "-c", "pass"], env=env, check=True, capture_output=True, **kwargs)
-        return [sys.executable]
+        return [sys.executable, "-c", prologue]
     except (PermissionError, subprocess.CalledProcessError):
         pass
     system = Path(f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}")
     if not system.exists():
         pytest.skip(f"an unprivileged user cannot run {sys.executable} and there is no {system}")
-    sites = [p for p in sys.path if p.endswith("site-packages")]
-    return [str(system), "-c", f"import site, sys; [site.addsitedir(p) for p in {sites!r}]; sys.argv = sys.argv[2:]; exec(sys.argv[0])"]
+    return [str(system), "-c", prologue]
 
 
 # Runs one phase through the harness's own backend and prints what it reported.

@@ -264,7 +264,7 @@ def test_on_this_host_the_layout_is_found(docker_client, name):
     """A real container's own cgroup, found from its init's PID the way the runner finds it."""
     here = host_layout(docker_client)
     if here != name:
-        pytest.skip(f"this host's engine is {here}; the {name} layout is proved on its captured tree above")
+        pytest.skip(f"this host's engine is {here}; the {name} layout is proved on its file tree above")
     container = docker_client.containers.run("harness/os-base:bookworm", ["sleep", "30"], detach=True, mem_limit=256 * MIB)
     try:
         container.reload()
