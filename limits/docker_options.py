@@ -25,7 +25,7 @@ def container_options(limits: PhaseLimits, *, runtime: str | None = None) -> dic
         "mem_limit": limits.memory,
         "memswap_limit": limits.memory,  # equal to the memory limit: no swap
         "nano_cpus": int(limits.cpus * 1e9),
-        "tmpfs": {"/tmp": f"rw,nosuid,nodev,size={limits.tmp},mode=1777"},
+        "tmpfs": {"/tmp": f"rw,noexec,nosuid,nodev,size={limits.tmp},mode=1777"},
         "ulimits": [
             # One file can never outgrow the disk limit, even between two watchdog polls.
             Ulimit(name="fsize", soft=limits.disk, hard=limits.disk),

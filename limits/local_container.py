@@ -40,7 +40,16 @@ class ContainerInit:
 
     @property
     def alive(self) -> bool:
-        return not select.select([self.pidfd], [], [], 0)[0]  # a pidfd turns readable when its process exits
+        return not self.wait_exit(0)
+
+    def wait_exit(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the init to exit; True once it has.
+
+        A pidfd turns readable when its process exits; for a PID namespace's init that is after
+        the kernel has killed and reaped every other process in it, and before the engine has
+        heard of it (let alone removed the container's cgroup): the moment for a final read.
+        """
+        return bool(select.select([self.pidfd], [], [], max(0.0, timeout))[0])
 
     def kill(self) -> bool:
         """SIGKILL the init; False when it had already exited."""

@@ -15,7 +15,7 @@ import requests.exceptions
 from docker.types import Mount as DockerMount
 
 from harness.limits import PhaseVerdict
-from harness.limits.cgroups import RunCgroup, Usage
+from harness.limits.cgroups import ContainerCgroup, RunCgroup, Usage
 from harness.limits.docker_options import container_options, runtime_problem
 from harness.limits.gpu import GpuWatch, NvmlError
 from harness.limits.judge import Observation, judge
@@ -102,6 +102,7 @@ class _Run:
         self.init: ContainerInit | None = None
         self.gpu: GpuWatch | None = None
         self.telemetry: Telemetry | None = None
+        self.own_cgroup: ContainerCgroup | None = None  # the container's own cgroup, without the run's parent
 
     def execute(self) -> PhaseResult:
         container = self._create()
@@ -113,14 +114,18 @@ class _Run:
             exited = threading.Event()
             threading.Thread(target=self._wait, args=(container, exited), daemon=True).start()
             self.init = ContainerInit.open(self.client.api.inspect_container(container.id)["State"]["Pid"], container.id)
+            if self.init is not None and not self.cgroup.available:
+                self.own_cgroup = ContainerCgroup.find(self.init.pid)
             try:
                 sampler = self._watch(container, exited)
             finally:
                 if self.init is not None:
                     self.init.close()
+                if self.own_cgroup is not None:
+                    self.own_cgroup.close()
             reader.join(timeout=10)
             state = self.client.api.inspect_container(container.id)["State"]
-            usage = self.cgroup.read() or sampler.usage()
+            usage = self._usage(sampler, bool(state.get("OOMKilled")))
             return self._result(state, usage, self.output.final())
         finally:
             try:
@@ -172,10 +177,10 @@ class _Run:
     def _watch(self, container, exited: threading.Event) -> StatsSampler:
         """Enforce the wall clock and the output limits until the container exits."""
         deadline = time.monotonic() + self.spec.limits.wall_clock_s
-        sampler = StatsSampler(self.client, container.id, enabled=not self.cgroup.available)
+        sampler = StatsSampler(self.client, container.id, enabled=not self.cgroup.available and self.own_cgroup is None)
         self.gpu = gpu_watch(self.spec, lambda: container_pids(self.cgroup, container))
-        self.telemetry = Telemetry(self.cgroup.current if self.cgroup.available else sampler.current)
-        while not exited.wait(max(0.0, min(POLL_S, deadline - time.monotonic()))):
+        self.telemetry = Telemetry(self._reader(sampler))
+        while not self._ended(exited, max(0.0, min(POLL_S, deadline - time.monotonic()))):
             now = time.monotonic()
             if now >= deadline:
                 self._kill(container, PhaseVerdict.TIMEOUT, "")
@@ -189,9 +194,34 @@ class _Run:
             if self.init is not None and (tmp := self.init.filesystem_used("/tmp")) is not None:
                 self.peak_tmp_bytes = max(self.peak_tmp_bytes or 0, tmp)
             sampler.maybe_sample()
+            if self.own_cgroup is not None:
+                self.own_cgroup.poll()
             self.telemetry.poll()
-        exited.wait(30)
+        if not self._ended(exited, 30):
+            exited.wait(30)
         return sampler
+
+    # -- accounting: the run's parent cgroup (exact), else the container's own (read to its end), else Docker's stats
+    def _ended(self, exited: threading.Event, timeout: float) -> bool:
+        """Wait up to ``timeout`` for the container's end; at its init's exit, read its own cgroup one last time."""
+        if self.own_cgroup is None or self.init is None or not self.own_cgroup.alive:
+            return exited.wait(timeout)
+        if self.init.wait_exit(timeout):
+            self.own_cgroup.poll(final=True)  # every process is gone; the engine has not removed the cgroup yet
+            self.own_cgroup.close()
+        return exited.is_set()
+
+    def _reader(self, sampler: StatsSampler):
+        if self.cgroup.available:
+            return self.cgroup.current
+        return self.own_cgroup.current if self.own_cgroup is not None else sampler.current
+
+    def _usage(self, sampler: StatsSampler, oom_killed: bool) -> Usage:
+        if (usage := self.cgroup.read()) is not None:
+            return usage
+        if self.own_cgroup is not None and self.own_cgroup.readings:
+            return self.own_cgroup.usage(oom_killed=oom_killed)
+        return sampler.usage()
 
     def _kill(self, container, reason: PhaseVerdict, message: str) -> None:
         self.kill_reason, self.kill_message = reason, message

@@ -1,4 +1,6 @@
-"""Fallback telemetry from Docker's stats API, for when the cgroup tree is not readable here."""
+"""Fallback telemetry from Docker's stats API, sampled once a second, for when no cgroup of the
+container is readable here (a remote engine, or a harness in another cgroup namespace): its peaks
+are the most of those samples, a lower bound that misses anything shorter than a second."""
 
 from __future__ import annotations
 

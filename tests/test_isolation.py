@@ -1,7 +1,8 @@
 """What a submission's container can see and do, reported from inside by the ``probe`` behaviour.
 
 One evaluation of the probe (train and infer) is shared by the module: the organizer's
-environment holds a secret while it runs, and each test reads one facet of the probe's reports.
+environment holds secrets while it runs (planted in the harness process's own environment), and
+each test reads one facet of the probe's reports.
 """
 
 from __future__ import annotations
@@ -10,34 +11,43 @@ import json
 import os
 import secrets
 import shutil
+import threading
+import time
 
 import pytest
 
 from harness.competition.config import load_settings
 from harness.competition.core import Competition
 from harness.evaluation.check import check_image
-from harness.limits.docker_options import contract_environment
-from harness.runner.docker_backend import container_user
+from harness.limits.docker_options import container_options, contract_environment
+from harness.limits.spec import PhaseLimits
+from harness.runner.docker_backend import DockerBackend, container_user
 from harness.runner.gpus import gpu_environment
+from harness.runner.phase import PhaseSpec
 
 pytestmark = pytest.mark.docker
 
 TMP_LIMIT = 8 * 1024**2
 OVERRIDES = (f"limits.train.tmp={TMP_LIMIT}", f"limits.infer.tmp={TMP_LIMIT}")
 DOCKER_DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-# The probe looks for this marker; the organizer's secret starts with it.
+# The probe looks for this marker; the organizer's secrets start with it.
 SECRET_MARKER = "HARNESS-ORGANIZER-SECRET"
+# Planted in the harness's environment while the probe runs: an organizer's cloud key and API token.
+PLANTED = ("AWS_SECRET_ACCESS_KEY", "ORGANIZER_API_TOKEN")
 
 
 @pytest.fixture(scope="module")
 def probed(prepared_data, tmp_path_factory, docker_client, behave_image):
-    """(competition, record, {phase: report}) of one evaluation of the probe, with a secret in the environment."""
+    """(competition, record, {phase: report}, {name: value planted}) of one evaluation of the probe,
+    with the organizer's secrets in the harness process's environment while it ran."""
     home = tmp_path_factory.mktemp("isolation") / "home"
     shutil.copytree(prepared_data, home, symlinks=True)
     image = behave_image("probe")
     with pytest.MonkeyPatch.context() as env:
         env.setenv("HARNESS_HOME", str(home))
-        env.setenv("ORGANIZER_API_TOKEN", f"{SECRET_MARKER}-{secrets.token_hex(8)}")
+        for name in PLANTED:
+            env.setenv(name, f"{SECRET_MARKER}-{secrets.token_hex(8)}")
+        planted = {name: os.environ[name] for name in PLANTED}  # what a careless copy of os.environ would pass on
         competition = Competition.load(load_settings("digits", list(OVERRIDES)), home)
         record = check_image(competition, image, docker_client, out=open(os.devnull, "w"))
     run_dir = competition.paths.runs / record.evaluation_id
@@ -45,17 +55,17 @@ def probed(prepared_data, tmp_path_factory, docker_client, behave_image):
         "train": json.loads((run_dir / "model" / "probe-train.json").read_text()),
         "infer": json.loads((run_dir / "output" / "probe-infer.json").read_text()),
     }
-    return competition, record, reports
+    return competition, record, reports, planted
 
 
 def test_probe_is_scored(probed):
-    _, record, _ = probed
+    _, record, _, _ = probed
     assert record.verdict == "SCORED", record.message
 
 
 @pytest.mark.parametrize("phase", ["train", "infer"])
 def test_environment_is_exactly_the_contract(probed, docker_client, phase):
-    competition, record, reports = probed
+    competition, record, reports, _ = probed
     settings = competition.settings
     image_env = dict(item.split("=", 1) for item in docker_client.images.get(record.submission["image_digest"]).attrs["Config"]["Env"])
     expected = {
@@ -70,21 +80,24 @@ def test_environment_is_exactly_the_contract(probed, docker_client, phase):
 
 @pytest.mark.parametrize("phase", ["train", "infer"])
 def test_organizer_secret_is_nowhere_the_container_can_read(probed, phase):
-    _, _, reports = probed
-    assert os.environ.get("ORGANIZER_API_TOKEN") is None  # set only while the probe ran
+    _, _, reports, planted = probed
+    env = reports[phase]["env"]
+    assert not set(planted) & set(env), "the organizer's variables reached the container"
+    assert not [name for name, value in env.items() if any(secret in value for secret in planted.values())]
+    # nor any file it can read: its /proc/self/environ, its init's, anything on its filesystem
     assert reports[phase]["secrets"] == []
 
 
 @pytest.mark.parametrize("phase", ["train", "infer"])
 def test_network_is_loopback_only(probed, phase):
-    _, _, reports = probed
+    _, _, reports, _ = probed
     assert reports[phase]["interfaces"] == ["lo"]
     assert reports[phase]["connect"] == "ENETUNREACH"
 
 
 @pytest.mark.parametrize("phase", ["train", "infer"])
 def test_identity_non_root_no_capabilities_no_new_privileges(probed, phase):
-    _, _, reports = probed
+    _, _, reports, _ = probed
     uid, gid = container_user()
     report = reports[phase]
     assert report["ids"] == [uid, uid, gid, gid, [gid]]
@@ -97,7 +110,7 @@ def test_identity_non_root_no_capabilities_no_new_privileges(probed, phase):
 
 
 def test_filesystem_is_read_only_but_for_the_contract(probed):
-    _, _, reports = probed
+    _, _, reports, _ = probed
     assert reports["train"]["write"] == {
         "/": "EROFS",
         "/etc": "EROFS",
@@ -124,19 +137,40 @@ def test_filesystem_is_read_only_but_for_the_contract(probed):
 
 @pytest.mark.parametrize("phase", ["train", "infer"])
 def test_tmp_is_a_bounded_tmpfs_and_its_use_is_recorded(probed, phase):
-    _, record, reports = probed
+    _, record, reports, _ = probed
     tmp = next(m for m in reports[phase]["mountinfo"] if m[4] == "/tmp")
     options = set(tmp[5].split(",")) | set(tmp[-1].split(","))
-    assert tmp[-3] == "tmpfs" and {"nosuid", "nodev", f"size={TMP_LIMIT // 1024}k"} <= options
+    assert tmp[-3] == "tmpfs" and {"noexec", "nosuid", "nodev", f"size={TMP_LIMIT // 1024}k"} <= options
     assert reports[phase]["tmp"] == {"bytes": TMP_LIMIT, "error": "ENOSPC"}
     assert record.phases[phase]["peak_tmp_bytes"] == TMP_LIMIT
     assert record.phases[phase]["limits"]["tmp"] == TMP_LIMIT
 
 
+def test_tmp_is_noexec_by_the_harness_not_by_the_daemons_default(docker_client, os_base, tmp_path):
+    """The harness says ``noexec`` itself (Docker's default for --tmpfs also has it, today); a program
+    copied to /tmp, executable bit set, does not run."""
+    assert "noexec" in container_options(PhaseLimits())["tmpfs"]["/tmp"].split(",")
+    script = "cp /bin/true /tmp/t && chmod 755 /tmp/t && echo copied; /tmp/t; echo exec=$?"
+    spec = PhaseSpec(
+        run_id=f"noexec-{secrets.token_hex(4)}",
+        phase="train",
+        image=os_base,
+        command=("sh", "-c", script),
+        mounts=(),
+        environment={},
+        limits=PhaseLimits(wall_clock_s=30),
+        log_dir=str(tmp_path),
+    )
+    result = DockerBackend(docker_client).run(spec)
+    assert result.verdict.value == "OK", result.message
+    assert (tmp_path / "train.stdout.log").read_text() == "copied\nexec=126\n"
+    assert "/tmp/t: Permission denied" in (tmp_path / "train.stderr.log").read_text()
+
+
 @pytest.mark.parametrize("phase", ["train", "infer"])
 def test_host_directories_in_view_are_only_this_runs(probed, phase):
     """Every host directory the container sees is its data, its own model or output, or Docker's /etc files."""
-    competition, record, reports = probed
+    competition, record, reports, _ = probed
     paths = competition.paths
     run_dir = paths.runs / record.evaluation_id
     own = {
@@ -153,13 +187,35 @@ def test_host_directories_in_view_are_only_this_runs(probed, phase):
 
 @pytest.mark.parametrize("phase", ["train", "infer"])
 def test_hidden_labels_are_unreachable(probed, phase):
-    _, _, reports = probed
+    _, _, reports, _ = probed
     assert reports[phase]["labels"] == []
 
 
 def test_runtime_passes_through(competition, docker_client, behave_image):
-    record = check_image(competition("runner.runtime=runc"), behave_image("constant"), docker_client, out=open(os.devnull, "w"))
-    assert record.verdict == "SCORED", record.message
+    """``runner.runtime`` reaches the container: a runtime other than the engine's default (runsc is
+    not installed here; Docker also registers runc under its containerd shim name) is what the
+    engine records for the running phase's container."""
+    info = docker_client.info()
+    others = sorted(set(info.get("Runtimes") or {}) - {info.get("DefaultRuntime", "runc"), "io.containerd.runtime.v1.linux"})
+    if not others:
+        pytest.skip(f"this engine has no runtime but its default ({info.get('DefaultRuntime')}) to tell apart")
+    runtime = "io.containerd.runc.v2" if "io.containerd.runc.v2" in others else others[0]
+    chosen = competition(f"runner.runtime={runtime}")
+    done: dict = {}
+    check = threading.Thread(
+        target=lambda: done.update(record=check_image(chosen, behave_image("nap2"), docker_client, out=open(os.devnull, "w")))
+    )
+    check.start()
+    seen: set[str] = set()
+    deadline = time.monotonic() + 120
+    while check.is_alive() and time.monotonic() < deadline:
+        for run in chosen.paths.runs.glob("*") if chosen.paths.runs.is_dir() else ():
+            for container in docker_client.containers.list(filters={"label": f"harness.evaluation={run.name}"}):
+                seen.add(container.attrs["HostConfig"]["Runtime"])
+        time.sleep(0.1)
+    check.join(timeout=120)
+    assert done["record"].verdict == "SCORED", done["record"].message
+    assert seen == {runtime}
 
 
 def test_missing_runtime_is_the_organizers_error(competition, docker_client, behave_image):

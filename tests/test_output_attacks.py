@@ -6,10 +6,15 @@ where the shapes the kernel forbids a container (a path past PATH_MAX, a swap mi
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
+from test_accounting_nonroot import NONROOT_UID, interpreter
 from test_check import check
 
 from harness.limits.output_watch import MAX_DEPTH, measure
@@ -109,16 +114,40 @@ def test_measure_refuses_nesting_past_the_depth_cap(tmp_path):
     assert measure([str(tmp_path / "d")]).problem is None  # exactly MAX_DEPTH levels: allowed
 
 
-def test_unreadable_output_is_a_problem_only_when_the_walk_cannot_enter(tmp_path):
-    if os.geteuid() == 0:
-        pytest.skip("root reads every directory")
-    locked = tmp_path / "locked"
-    locked.mkdir()
-    locked.chmod(0)
+def test_unreadable_output_is_a_problem_only_when_the_walk_cannot_enter():
+    """A container that locks a directory of its output (mode 000) has made output the harness
+    cannot measure: that is OUTPUT_LIMIT, never a smaller figure. Root reads every directory, so
+    as root (CI) the measure runs in a child dropped to the uid a non-root harness runs as, which
+    is then also the container's uid and owner of the tree (the whole phase, without root, is in
+    test_accounting_nonroot)."""
+    top = Path(tempfile.mkdtemp(prefix="harness-unreadable-"))
     try:
-        assert "made a directory the harness cannot read (locked: Permission denied)" == measure([str(tmp_path)]).problem
+        (top / "open").mkdir()
+        (top / "open" / "a.bin").write_bytes(b"\1" * 4096)
+        (top / "locked").mkdir()
+        (top / "locked" / "hidden.bin").write_bytes(b"\1" * MIB)
+        (top / "locked").chmod(0)
+        kwargs = {}
+        if os.geteuid() == 0:
+            for path in (top, top / "open", top / "open" / "a.bin", top / "locked", top / "locked" / "hidden.bin"):
+                os.chown(path, NONROOT_UID, NONROOT_UID)
+            kwargs = {"user": NONROOT_UID, "group": NONROOT_UID, "extra_groups": []}
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONDONTWRITEBYTECODE": "1"}
+        script = "import json, sys; from harness.limits.output_watch import measure; print(json.dumps([measure([p]).problem for p in sys.argv[1:]]))"
+        done = subprocess.run(
+            [*interpreter(kwargs, env), "-c", script, str(top), str(top / "open")],
+            env=env,
+            cwd="/",
+            capture_output=True,
+            text=True,
+            check=False,
+            **kwargs,
+        )
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout) == ["made a directory the harness cannot read (locked: Permission denied)", None]
     finally:
-        locked.chmod(0o700)
+        (top / "locked").chmod(0o700)
+        shutil.rmtree(top)
 
 
 def _at(path: Path):

@@ -1,13 +1,19 @@
-"""The daily quota: refusal and its message, and INFRA_ERROR never charged."""
+"""The daily quota: refusal and its message, and INFRA_ERROR never charged (a real round, a real engine fault)."""
 
 from __future__ import annotations
 
+import subprocess
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from test_resume import journals, records
+from test_round import harness
+from test_round_faults import EngineProxy
 
 from harness.cli import main
-from harness.submissions.ledger import EVALUATED, PENDING, RUNNING, Ledger
+from harness.submissions.ledger import EVALUATED, PENDING, Ledger
 from harness.submissions.quota import QuotaExceeded, next_allowed
 
 DIGEST = "sha256:" + "0" * 64
@@ -36,40 +42,61 @@ def test_refusal_says_when_the_next_submission_is_allowed(tmp_path):
     assert ledger.add("A", "img", DIGEST, per_day=2, now=T0 + timedelta(hours=24, milliseconds=1))
 
 
-def fail_on_infrastructure(ledger: Ledger, submission) -> None:
-    """What a round does with a submission whose evaluation ended INFRA_ERROR (harness/round.py)."""
-    submission.evaluations.append(f"ev-infra-{len(submission.evaluations)}")
-    submission.infra_failures += 1
-    submission.state = PENDING
-    ledger.save(submission)
-
-
-def test_infra_error_is_not_charged_until_a_real_verdict(tmp_path):
-    ledger = Ledger(tmp_path, "digits")
-    first = ledger.add("A", "img", DIGEST, per_day=1, now=T0)
-    with pytest.raises(QuotaExceeded):
-        ledger.add("A", "img", DIGEST, per_day=1, now=T0 + timedelta(minutes=1))
-    fail_on_infrastructure(ledger, first)
-    assert not ledger.get(first.id).charged
-    second = ledger.add("A", "img", DIGEST, per_day=1, now=T0 + timedelta(minutes=2))  # the slot is free again
-    first.state = RUNNING  # the retry in the next round
-    ledger.save(first)
-    assert not ledger.get(first.id).charged
-    first.state = EVALUATED  # the retry ended with a verdict of the participant's own (e.g. SCORED)
-    ledger.save(first)
-    assert ledger.get(first.id).charged and ledger.get(second.id).charged
-
-
 @pytest.mark.docker
-def test_submit_refuses_over_quota_and_not_after_an_infra_error(home, behave_image, capsys):
+def test_submit_refuses_over_quota(home, behave_image, capsys):
     image, quota = behave_image("constant"), "competition.quota.per_day=2"
     for _ in range(2):
         assert main(["submit", "digits", quota, "--team", "A", "--image", image]) == 0
-    first = capsys.readouterr().out.split()[0]
+    capsys.readouterr()
     assert main(["submit", "digits", quota, "--team", "A", "--image", image]) == 2
     err = capsys.readouterr().err
     assert err.startswith("harness: team 'A' has used its quota of 2 submission(s) in 24 hours; the next one is allowed at ")
     assert " UTC (in 23 h 59 min)" in err or " UTC (in 24 h 00 min)" in err
+    assert main(["submit", "digits", quota, "--team", "B", "--image", image]) == 0  # another team's quota
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_a_round_whose_engine_fails_charges_nothing_until_a_real_verdict(home, behave_image, docker_client, tmp_path):
+    """A real round, its engine cut mid-phase (through the socket proxy of test_round_faults), no
+    retries: the submission stays pending and uncharged, its slot free for another; the next round,
+    with the engine whole, gives it a verdict of its own and charges it."""
+    quota, image = "competition.quota.per_day=1", behave_image("nap2")
+
+    def submit(team: str = "A") -> subprocess.CompletedProcess:
+        return harness(home, "submit", "digits", quota, "--team", team, "--image", image)
+
+    first = submit().stdout.strip()
+    assert submit().returncode == 2  # the quota of one is used
+    proxy = EngineProxy(tmp_path / "engine.sock")
+    proxy.start()
+    result: dict = {}
+    env = {"DOCKER_HOST": f"unix://{proxy.path}"}
+    driver = threading.Thread(target=lambda: result.update(done=harness(home, "round", "digits", "runner.infra_retries=0", env=env)))
+    driver.start()
+    deadline = time.monotonic() + 240
+    while not journals(home) or not docker_client.containers.list(
+        filters={"label": f"harness.round={journals(home)[0]['round_id']}", "status": "running"}
+    ):
+        assert time.monotonic() < deadline and driver.is_alive(), "the round never got going"
+        time.sleep(0.1)
+    proxy.stop()  # the engine is gone mid-phase
+    time.sleep(1.5)
+    proxy.start()  # and back, for the round's clean-up
+    driver.join(timeout=300)
+    done = result["done"]
+    assert done.returncode == 0, done.stderr
+    assert "INFRA_ERROR      1" in done.stderr and "left pending: 1" in done.stderr
+
     ledger = Ledger(home, "digits")
-    fail_on_infrastructure(ledger, ledger.get(first))
-    assert main(["submit", "digits", quota, "--team", "A", "--image", image]) == 0
+    failed = ledger.get(first)
+    assert (failed.state, failed.infra_failures, failed.charged) == (PENDING, 1, False)
+    second = submit()
+    assert second.returncode == 0, second.stderr  # the slot the engine's failure took is free again
+    assert submit().returncode == 2  # and the second submission holds it
+
+    again = harness(home, "round", "digits")
+    assert again.returncode == 0, again.stderr
+    evaluated = ledger.get(first)
+    assert evaluated.state == EVALUATED and evaluated.charged  # a verdict of its own: charged now
+    assert {r["submission"]["id"] for r in records(home) if r["verdict"] == "SCORED"} == {first, second.stdout.strip()}
