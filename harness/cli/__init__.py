@@ -23,6 +23,7 @@ from harness.cli import (
     evaluate,
     finals,
     images,
+    keys,
     leaderboard,
     reinfer,
     rescore,
@@ -33,7 +34,23 @@ from harness.cli import (
 from harness.cli.common import EXIT_ERROR, EXTRAS, Parser
 from harness.util.errors import HarnessError
 
-COMMAND_MODULES = (evaluate, leaderboard, finals, check, demo, images, data, starter, audit, rescore, reinfer, sync, verify, completion)
+COMMAND_MODULES = (
+    evaluate,
+    leaderboard,
+    finals,
+    check,
+    demo,
+    images,
+    data,
+    starter,
+    audit,
+    rescore,
+    reinfer,
+    sync,
+    verify,
+    keys,
+    completion,
+)
 CONFIG_PATH_ENV = "HARNESS_CONFIG_PATH"  # read by harness.competition.config: directories layered on the bundled configs
 CONFIG_DIR_HELP = f"an organizer's configuration directory layered on top of the bundled one (repeatable; prepended to ${CONFIG_PATH_ENV})"
 
