@@ -162,7 +162,10 @@ def test_verdict_counts_and_history():
 
 
 def _write_records(home, records) -> list[str]:
-    """Queue a submission per record in the ledger (as evaluated), then write the record with its id."""
+    """Queue a submission per record in the ledger (as evaluated, its evaluation listed), then write
+    the record (a valid one) with its id."""
+    from test_record import make_record
+
     from harness.submissions.ledger import EVALUATED, Ledger
 
     ledger, ids = Ledger(home, "digits"), []
@@ -170,10 +173,19 @@ def _write_records(home, records) -> list[str]:
     directory.mkdir(parents=True, exist_ok=True)
     for r in records:
         submission = ledger.add(r["submission"]["team"], "img", "sha256:" + "0" * 64)
-        submission.state = EVALUATED
+        submission.state, submission.evaluations = EVALUATED, [f"ev-{submission.id}"]
         ledger.save(submission)
-        r = {**r, "submission": {**r["submission"], "id": submission.id}}
-        (directory / f"ev-{submission.id}.json").write_text(json.dumps(r))
+        data = make_record(
+            f"ev-{submission.id}",
+            submission.id,
+            r["submission"]["team"],
+            r["verdict"],
+            r["scores"],
+            submitted_at=r["submission"]["submitted_at"],
+            created_at=r["created_at"],
+            message=r["message"],
+        )
+        (directory / f"ev-{submission.id}.json").write_text(json.dumps(data))
         ids.append(submission.id)
     return ids
 

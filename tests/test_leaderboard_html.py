@@ -27,22 +27,27 @@ EXPECTED = [("1", "Gradient Descenders"), ("2", SCRIPT_TEAM), ("3", IMG_TEAM), (
 
 @pytest.fixture
 def page(home) -> Path:
-    records = home / "competitions" / "digits" / "records"
+    from test_record import make_record
+
+    from harness.submissions.ledger import EVALUATED, Ledger
+
+    records, ledger = home / "competitions" / "digits" / "records", Ledger(home, "digits")
     records.mkdir(parents=True, exist_ok=True)
     for t, (team, attempts) in enumerate(TEAMS):
         for n, (day, score, verdict) in enumerate(attempts):
-            sid = f"sub-{t}{n}"
-            (records / f"{sid}.json").write_text(
-                json.dumps(
-                    {
-                        "submission": {"id": sid, "team": team, "submitted_at": f"2026-01-0{day}T{8 + t:02d}:00:00.000Z"},
-                        "verdict": verdict,
-                        "message": "" if score else f"{verdict} <b>details</b>",
-                        "created_at": "2026-01-09T00:00:00Z",
-                        "scores": {"public": {"accuracy": score}, "private": {"accuracy": score}} if score else {},
-                    }
-                )
+            submission = ledger.add(team, "img", "sha256:" + "0" * 64)
+            submission.state, submission.evaluations = EVALUATED, [f"ev-{t}{n}"]
+            ledger.save(submission)
+            record = make_record(
+                f"ev-{t}{n}",
+                submission.id,
+                team,
+                verdict,
+                {"public": {"accuracy": score}, "private": {"accuracy": score}} if score else {},
+                submitted_at=f"2026-01-0{day}T{8 + t:02d}:00:00.000Z",
+                message="" if score else f"{verdict} <b>details</b>",
             )
+            (records / f"ev-{t}{n}.json").write_text(json.dumps(record))
     out = home / "leaderboard.html"
     assert main(["leaderboard", "digits", "--format", "html", "--output", str(out)]) == 0
     return out

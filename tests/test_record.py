@@ -48,6 +48,35 @@ VALID = {
 }
 
 
+def make_record(
+    evaluation_id: str,
+    submission_id: str,
+    team: str,
+    verdict: str = "SCORED",
+    scores: dict | None = None,
+    *,
+    submitted_at: str = "2026-01-01T00:00:00Z",
+    created_at: str = "2026-01-09T00:00:00Z",
+    message: str = "",
+    round_id: str | None = None,
+    image_digest: str = "sha256:" + "0" * 64,
+) -> dict:
+    """A valid record (schema and all) with these fields: what tests write into ``records/``."""
+    record = copy.deepcopy(VALID)
+    record.update(
+        evaluation_id=evaluation_id,
+        round_id=round_id,
+        verdict=verdict,
+        failed_phase=None if verdict == "SCORED" else "train",
+        message=message,
+        scores=scores or {},
+        created_at=created_at,
+    )
+    record["submission"] = {"id": submission_id, "team": team, "image": "img", "image_digest": image_digest, "submitted_at": submitted_at}
+    validate_record(record)
+    return record
+
+
 def test_valid_record():
     validate_record(VALID)
 

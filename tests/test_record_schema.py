@@ -26,7 +26,7 @@ from harness.records.record import (
     save_record,
     validate_record,
 )
-from harness.records.signing import KEY_ENV, KEY_FILE_ENV, sign
+from harness.records.signing import KEY_ENV, KEY_FILE_ENV, generate_key, sign
 
 DIGEST = "sha256:" + "d" * 64
 LIMITS = {
@@ -141,7 +141,17 @@ def rescored_record() -> dict[str, Any]:
     return full_record(history=[failed, entry])
 
 
+ORGANIZER_KEY = generate_key()
+
+
 def signed_record() -> dict[str, Any]:
+    record = full_record()
+    record["signature"] = sign(record, ORGANIZER_KEY)
+    return record
+
+
+def hmac_signed_record() -> dict[str, Any]:
+    """Signed before records were signed with Ed25519: still a valid record."""
     record = full_record()
     record["signature"] = sign(record, b"organizer-key")
     return record
@@ -179,6 +189,7 @@ RECORDS = {
     "re-infer": lambda: full_record(origin={"kind": "reinfer", "evaluation_id": "ev-0000"}),
     "rescored": rescored_record,
     "signed": signed_record,
+    "signed with the legacy HMAC": hmac_signed_record,
     "GPU": gpu_record,
     "host cores unknown": lambda: full_record(manifest={**full_record()["manifest"], "host": {"cpu_cores": None}}),
     "a phase field added later": lambda: full_record(phases={"train": phase(backend="docker")}),
@@ -244,7 +255,7 @@ def test_generated_schema_is_a_valid_draft_2020_12_schema_with_the_documented_re
         "INVALID_IMAGE",
         "INVALID_PREDICTIONS",
     ]
-    for name in ("Submission", "Phases", "Scores", "Origin", "HistoryEntry", "Signature"):
+    for name in ("Submission", "Phases", "Scores", "Origin", "HistoryEntry", "Ed25519Signature", "HmacSignature"):
         assert defs[name]["additionalProperties"] is False, name
     described = [p for d in defs.values() for p in d.get("properties", {}).values()]
     assert all("description" in p for p in described)  # the schema documents the record
@@ -308,7 +319,9 @@ def _field(make, mutate) -> str:
             lambda r: r.update(history=[{"replaced_at": "2026-11-29T08:00:00Z", "reason": "rescore", "verdict": "X", "scores": {}}]),
             "history.0.verdict",
         ),
-        (lambda r: r.update(signature={"algorithm": "hmac-sha256", "key_id": "k", "value": "nothex"}), "signature.value"),
+        (lambda r: r.update(signature={"algorithm": "hmac-sha256", "key_id": "k", "value": "nothex"}), "signature"),
+        (lambda r: r.update(signature={"algorithm": "ed25519", "key_id": "k", "value": "ab" * 32}), "signature"),
+        (lambda r: r.update(signature={"algorithm": "rsa", "key_id": "k", "value": "ab" * 64}), "signature"),
         (lambda r: r["manifest"]["host"].update(gpus=[{"name": 1}]), "manifest.host.gpus.0.name: 1 is not of type 'string'"),
     ],
 )

@@ -23,6 +23,7 @@ from harness.cli import (
     evaluate,
     finals,
     images,
+    keys,
     leaderboard,
     moderate,
     reinfer,
@@ -49,6 +50,7 @@ COMMAND_MODULES = (
     reinfer,
     sync,
     verify,
+    keys,
     completion,
 )
 CONFIG_PATH_ENV = "HARNESS_CONFIG_PATH"  # read by harness.competition.config: directories layered on the bundled configs

@@ -1,4 +1,9 @@
-"""``harness leaderboard``: public during the competition, private once it is finalized."""
+"""``harness leaderboard``: public during the competition, private once it is finalized.
+
+Built from the records the ledger lists for each submission, each one valid and, with a key
+configured, signed by the organizer; any other file in ``records/`` is skipped with a warning.
+Before ``finalize`` the private scores are the organizer's alone: ``--private`` needs ``--organizer``.
+"""
 
 from __future__ import annotations
 
@@ -14,24 +19,40 @@ from harness.util.errors import HarnessError
 def register(commands) -> None:
     board = add_command(commands, "leaderboard", _leaderboard, "print the leaderboard built from the evaluation records")
     part = board.add_mutually_exclusive_group()
-    part.add_argument("--private", action="store_true", default=None, help="the private board (before finalize: a preview of it)")
+    part.add_argument(
+        "--private", action="store_true", default=None, help="the private board (before finalize: an organizer's preview, with --organizer)"
+    )
     part.add_argument("--public", dest="private", action="store_false", default=None, help="the public board (the default until finalize)")
     board.add_argument("--format", choices=("table", "csv", "json", "html"), default="table")
     board.add_argument("--json", dest="format", action="store_const", const="json", help="the same as --format json")
     board.add_argument("--team", help="that team's history of submissions instead of the board")
     board.add_argument("--output", type=Path, help="write to this file instead of standard output")
+    board.add_argument(
+        "--organizer", action="store_true", help="the organizer's preview of the private scores before finalize (never publish it)"
+    )
 
 
 def _leaderboard(args: argparse.Namespace) -> int:
     competition = load_competition(args.competition, args.overrides)
-    return print_leaderboard(competition, private=args.private, fmt=args.format, team=args.team, output=args.output)
+    return print_leaderboard(
+        competition, private=args.private, fmt=args.format, team=args.team, output=args.output, organizer=args.organizer
+    )
 
 
 def print_leaderboard(
-    competition, *, private: bool | None = None, fmt: str = "table", team: str | None = None, output: Path | None = None
+    competition,
+    *,
+    private: bool | None = None,
+    fmt: str = "table",
+    team: str | None = None,
+    output: Path | None = None,
+    organizer: bool = False,
 ) -> int:
-    """The board (private once finalized, unless ``private`` says) or one team's history."""
-    text = _render(competition, private, fmt, team)
+    """The board (private once finalized, unless ``private`` says) or one team's history; before
+    finalize the private board only for the ``organizer``."""
+    if output is not None and not output.parent.is_dir():
+        raise HarnessError(f"--output {output}: the folder {output.parent} does not exist")
+    text = _render(competition, private, fmt, team, organizer)
     if output is None:
         print(text)
     else:
@@ -42,12 +63,21 @@ def print_leaderboard(
 
 def board_data(competition, *, private: bool | None = None) -> list[dict]:
     """The board's entries as data (what ``--json`` prints)."""
-    return json.loads(_render(competition, private, "json", None))
+    return json.loads(_render(competition, private, "json", None, organizer=False))
 
 
-def _render(competition, private: bool | None, fmt: str, team: str | None) -> str:
-    from harness import leaderboard
+def board_records(competition, ledger=None) -> list[dict]:
+    """The records a board is built from: valid, signed when a key is configured, and each one an
+    evaluation the ledger lists for its submission (other files are skipped with a warning)."""
     from harness.records.record import load_records
+    from harness.submissions.ledger import Ledger
+
+    ledger = ledger or Ledger.of(competition)
+    return load_records(competition.paths.records, listed={s.id: s.evaluations for s in ledger.all()})
+
+
+def _render(competition, private: bool | None, fmt: str, team: str | None, organizer: bool) -> str:
+    from harness import leaderboard
     from harness.scoring import get_metric
     from harness.submissions.ledger import Ledger
     from harness.util.clock import utc_now
@@ -55,7 +85,12 @@ def _render(competition, private: bool | None, fmt: str, team: str | None) -> st
     settings, ledger = competition.settings.competition, Ledger.of(competition)
     metric, rules, finalized = get_metric(settings.primary_metric), settings.rules, ledger.finalized_at()
     private = bool(finalized) if private is None else private
-    records, selections = load_records(competition.paths.records), ledger.selections()
+    if private and not finalized and not organizer:
+        raise HarnessError(
+            f"the private scores of {competition.name} are the organizer's until `harness finalize {competition.name}`; "
+            "an organizer previews them with --private --organizer"
+        )
+    records, selections = board_records(competition, ledger), ledger.selections()
     attempts = leaderboard.history(records, metric, selections, reveal_private=private)
     if team is not None:
         if fmt == "html":
@@ -82,5 +117,9 @@ def _render(competition, private: bool | None, fmt: str, team: str | None) -> st
 def _write(path: Path, text: str) -> None:
     """Replace ``path`` whole: a reader (a web server) never sees half a page."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise HarnessError(f"--output {path}: cannot be written ({exc.strerror})") from None

@@ -15,6 +15,9 @@ def register(commands) -> None:
         "run only the infer phase of these submissions again, with their stored models, on the current test set",
         "SUBMISSION_ID",
     )
+    reinfer.add_argument(
+        "--force", action="store_true", help="re-infer after finalize too (the new record keeps the outcome it replaced in its history)"
+    )
     add_json(reinfer, "the new evaluation records (a list)")
 
 
@@ -22,7 +25,7 @@ def _reinfer(args: argparse.Namespace) -> int:
     from harness.proofs.reinfer import reinfer
 
     competition = load_competition(args.competition, args.overrides)
-    records = reinfer(competition, args.ids, docker_client(), open_sinks(competition))
+    records = reinfer(competition, args.ids, docker_client(), open_sinks(competition), force=args.force)
     if args.json:
         print_json([record.to_dict() for record in records])
     else:

@@ -16,6 +16,7 @@ def register(commands) -> None:
         _rescore,
         "score every record again from its stored predictions with the current metric configuration (no container runs)",
     )
+    rescore.add_argument("--force", action="store_true", help="rescore after finalize too (listed in each changed record's history)")
     add_json(rescore, "what changed (instead of the leaderboard)")
 
 
@@ -23,7 +24,7 @@ def _rescore(args: argparse.Namespace) -> int:
     from harness.proofs.rescore import rescore
 
     competition = load_competition(args.competition, args.overrides)
-    summary = rescore(competition, open_sinks(competition))
+    summary = rescore(competition, open_sinks(competition), force=args.force)
     for evaluation_id, why in summary.skipped.items():
         print(f"{evaluation_id}: not rescored: {why}", file=sys.stderr)
     print(

@@ -148,7 +148,8 @@ def _entry(rank: int | None, attempt: Attempt, attempts: list[Attempt], part: st
 
 
 def render(rows: Sequence[Entry] | Sequence[Attempt], fmt: str, metric: Metric, title: str) -> str:
-    """Entries or a history as ``table``, ``csv`` or ``json`` (free text kept as is in csv/json)."""
+    """Entries or a history as ``table``, ``csv`` or ``json`` (free text kept as is in json; in csv,
+    text a spreadsheet would take for a formula starts with ``'``)."""
     if fmt == "json":
         return json.dumps([asdict(r) for r in rows], indent=2)
     if fmt == "csv":
@@ -161,8 +162,18 @@ def render(rows: Sequence[Entry] | Sequence[Attempt], fmt: str, metric: Metric, 
     return _table(rows, metric, title)
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (fullwidth forms included).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+
+
 def _csv_cell(value: Any) -> Any:
-    return ";".join(f"{k}={v}" for k, v in value.items()) if isinstance(value, dict) else value
+    """A CSV cell: numbers as they are (a negative score stays a number), any text that a
+    spreadsheet would run as a formula prefixed with ``'`` so that it is shown as text."""
+    if isinstance(value, dict):
+        value = ";".join(f"{k}={v}" for k, v in value.items())
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 def _table(rows: Sequence[Entry] | Sequence[Attempt], metric: Metric, title: str) -> str:

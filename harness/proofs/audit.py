@@ -1,6 +1,7 @@
 """``harness audit``: run a submission again from its record alone and list every difference.
 
-The audit refuses (runs nothing) when the record's signature does not verify, the data differ
+The audit refuses (runs nothing) when the record is not a valid record, its signature does not
+verify (a key is configured), the ledger does not list it for its submission, the data differ
 from the record's (naming each file), or the image is gone. Otherwise it runs the evaluation
 ``repeats`` times with the recorded configuration and seed, and compares verdicts, model and
 prediction hashes and scores with the record (a difference fails the audit), and the host and the
@@ -26,7 +27,9 @@ from harness.evaluation.evaluation import Evaluation
 from harness.evaluation.local_run import local_backend, missing_image, run_phases
 from harness.evaluation.recording import record_evaluation
 from harness.proofs.audit_report import render_html, render_text
-from harness.records.record import EvaluationRecord, RecordError, latest_record, load_record
+from harness.proofs.listing import listed_evaluations
+from harness.records.record import EvaluationRecord, RecordError, latest_record, load_record, unlisted
+from harness.records.redact import redact_config
 from harness.records.sinks import RecordSinks
 from harness.records.tracking import flat_params
 from harness.util.clock import stamped_id, utc_now
@@ -74,21 +77,25 @@ def audit(
     *,
     repeats: int = 1,
     overrides: list[str] | tuple[str, ...] = (),
-    out: TextIO = sys.stderr,
+    out: TextIO | None = None,
 ) -> AuditReport:
     """Audit the record of evaluation ``key`` (or submission ``key``'s latest) and save the report."""
+    out = out or sys.stderr  # looked up when called: standard error may have been replaced since import
     sinks = sinks or RecordSinks()
     if repeats < 1:
         raise HarnessError(f"--repeats must be at least 1, got {repeats}")
-    path = latest_record(competition.paths.records, key)
+    listed = listed_evaluations(competition)
+    path = latest_record(competition.paths.records, key, listed)
     if path is None:
         raise HarnessError(f"no evaluation record for {key!r} in {competition.name} (give a submission or evaluation id)")
     audit_id = stamped_id("audit")
     try:
         record = load_record(path)
+        if why := unlisted(record.to_dict(), listed, strict=False):
+            raise RecordError(f"record {path.name}: {why}", "record")
     except RecordError as exc:
         report = AuditReport(audit_id, competition.name, {"id": key}, path.stem, repeats)
-        expected = "signed with the organizer's key" if exc.kind == "signature" else "a valid record"
+        expected = "signed with the organizer's key" if exc.kind == "signature" else "a valid record the ledger lists"
         report.differences.append(Difference(exc.kind, path.name, expected, str(exc)))
         return _finish(report, competition, sinks, None)
     report = AuditReport(audit_id, competition.name, record.submission, record.evaluation_id, repeats)
@@ -152,7 +159,7 @@ def _recorded_competition(
         settings = settings_from_config(cfg)  # type: ignore[arg-type]
     except (ConfigError, ValueError, OmegaConfBaseException) as exc:
         raise HarnessError(f"the configuration of {record.evaluation_id} with the overrides cannot be used: {exc}") from None
-    before, after = flat_params(recorded), flat_params(settings.as_dict())
+    before, after = flat_params(redact_config(recorded)), flat_params(redact_config(settings.as_dict()))
     differences = [
         Difference("config", key, before.get(key), after.get(key), fatal=not key.startswith(RUN_PLACE_KEYS))
         for key in sorted(set(before) | set(after))

@@ -5,7 +5,9 @@ For a replaced test set (a leak was found): the organizer puts the new test inpu
 latest record trained it, predicts the new test set. Everything is checked before anything runs:
 the training data must be the data the model was trained on, the stored model must still have
 the hash its record gives, and the image must still be here. Each result is a new record
-(``origin.kind: reinfer``), which the leaderboard takes as the submission's latest.
+(``origin.kind: reinfer``), listed in the ledger under its submission, which the leaderboard
+takes as the submission's latest. After ``finalize`` a re-infer changes final results: it is
+refused unless forced, and a forced one keeps the outcome it replaced in the new record's history.
 """
 
 from __future__ import annotations
@@ -19,11 +21,11 @@ from harness.competition.core import Competition
 from harness.competition.data_manifest import changes_since
 from harness.evaluation.evaluation import Evaluation
 from harness.evaluation.local_run import local_backend, missing_image, run_phases
-from harness.evaluation.recording import record_evaluation
+from harness.proofs.listing import list_evaluation, listed_evaluations, refuse_after_finalize
 from harness.records.artifacts import stored_model
-from harness.records.record import EvaluationRecord, latest_record, load_record
+from harness.records.record import EvaluationRecord, RecordError, latest_record, load_record, unlisted
 from harness.records.sinks import RecordSinks
-from harness.util.clock import stamped_id
+from harness.util.clock import stamped_id, utc_now
 from harness.util.errors import HarnessError
 from harness.util.hashing import tree_sha256
 
@@ -31,30 +33,62 @@ TRAINING_DATA = ("data/train/",)
 
 
 def reinfer(
-    competition: Competition, submission_ids: list[str], client: docker.DockerClient, sinks: RecordSinks, out: TextIO = sys.stderr
+    competition: Competition,
+    submission_ids: list[str],
+    client: docker.DockerClient,
+    sinks: RecordSinks,
+    out: TextIO | None = None,
+    *,
+    force: bool = False,
 ) -> list[EvaluationRecord]:
-    earlier = [_earlier(competition, key, client) for key in submission_ids]  # all checked before any runs
+    """Re-infer each submission; after ``finalize`` only with ``force`` (a HarnessError otherwise)."""
+    out = out or sys.stderr  # looked up when called: standard error may have been replaced since import
+    forced = refuse_after_finalize(competition, "reinfer", force)
+    listed = listed_evaluations(competition)
+    earlier = [_earlier(competition, key, client, listed) for key in submission_ids]  # all checked before any runs
     batch = stamped_id("reinfer")
     backend = local_backend(competition, client)
     docker_version = backend.engine_version()
     records = []
-    for record in earlier:
-        evaluation = Evaluation(competition, record.submission, round_id=batch)
-        evaluation.reuse_model(record)
-        run_phases(evaluation, backend, out, record.submission["image"])
+    for before in earlier:
+        evaluation = Evaluation(competition, before.submission, round_id=batch)
+        evaluation.reuse_model(before)
+        run_phases(evaluation, backend, out, before.submission["image"])
         if evaluation.infra_failed:
-            print(f"{record.submission['id']}: infrastructure failure, nothing recorded; run it again", file=out)
+            print(f"{before.submission['id']}: infrastructure failure, nothing recorded; run it again", file=out)
             continue
-        records.append(record_evaluation(evaluation, competition.paths.records, sinks, docker_version))
+        record = evaluation.conclude(docker_version)
+        if forced:
+            record.history.append(_replaced(before, forced))
+        list_evaluation(competition, record.submission["id"], record.evaluation_id)  # listed first: a crash leaves no stray
+        sinks.evaluated(record, competition.paths.records)
+        records.append(record)
     return records
 
 
-def _earlier(competition: Competition, key: str, client: docker.DockerClient) -> EvaluationRecord:
-    """The record whose model is reused, once it proved usable."""
-    path = latest_record(competition.paths.records, key)
+def _replaced(earlier: EvaluationRecord, reason: str) -> dict:
+    """The outcome a forced re-infer replaces, as a history entry of the new record."""
+    return {
+        "replaced_at": utc_now(),
+        "reason": f"{reason}: replaces {earlier.evaluation_id}",
+        "verdict": earlier.verdict,
+        "failed_phase": earlier.failed_phase,
+        "message": earlier.message,
+        "scores": earlier.scores,
+    }
+
+
+def _earlier(competition: Competition, key: str, client: docker.DockerClient, listed: dict[str, list[str]]) -> EvaluationRecord:
+    """The record whose model is reused, once it proved usable (valid, signed when a key is set, the ledger's)."""
+    path = latest_record(competition.paths.records, key, listed)
     if path is None:
         raise HarnessError(f"no evaluation record for {key!r} in {competition.name}")
-    record = load_record(path)
+    try:
+        record = load_record(path)
+    except RecordError as exc:
+        raise HarnessError(f"{key}: cannot re-infer: {exc}") from None
+    if why := unlisted(record.to_dict(), listed, strict=False):
+        raise HarnessError(f"{key}: cannot re-infer from {path.name}: {why}")
     problem = _unusable(competition, record) or missing_image(client, record.submission.get("image_digest"))
     if problem:
         raise HarnessError(f"{key}: cannot re-infer from {record.evaluation_id}: {problem}")

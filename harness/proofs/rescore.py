@@ -4,7 +4,8 @@ For when the metric (or its configuration) was wrong. A record is rescored with 
 configuration when its predictions are still the ones it hashed and the test labels are still the
 ones it was scored on (a replaced test set needs ``harness reinfer`` instead). A record whose
 verdict or scores change keeps what it had in its ``history``; its MLflow run gets the new scores
-as the next step of each score's series.
+as the next step of each score's series. After ``finalize`` a rescore changes final results: it
+is refused unless forced, and a forced one is named in each changed record's history.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from harness.competition.core import Competition
 from harness.competition.data_manifest import changes_since
 from harness.evaluation.evaluation import score_file
 from harness.limits import Verdict
+from harness.proofs.listing import listed_evaluations, refuse_after_finalize
 from harness.records.artifacts import stored_predictions
 from harness.records.record import EvaluationRecord, records_to_rewrite
 from harness.records.sinks import RecordSinks
@@ -33,9 +35,11 @@ class RescoreSummary:
     skipped: dict[str, str] = field(default_factory=dict)
 
 
-def rescore(competition: Competition, sinks: RecordSinks) -> RescoreSummary:
+def rescore(competition: Competition, sinks: RecordSinks, *, force: bool = False) -> RescoreSummary:
+    """Rescore every record that can be; after ``finalize`` only with ``force`` (a HarnessError otherwise)."""
+    reason = refuse_after_finalize(competition, "rescore", force) or "rescore"
     summary = RescoreSummary()
-    for name, record, problem in records_to_rewrite(competition.paths.records):
+    for name, record, problem in records_to_rewrite(competition.paths.records, listed_evaluations(competition)):
         if record is None:
             summary.skipped[name] = problem
             continue
@@ -46,7 +50,7 @@ def rescore(competition: Competition, sinks: RecordSinks) -> RescoreSummary:
         if problem:
             summary.skipped[record.evaluation_id] = problem
             continue
-        if _rescore(competition, record):
+        if _rescore(competition, record, reason):
             summary.changed.append(record.evaluation_id)
             sinks.rescored(record, competition.paths.records)
         else:
@@ -66,7 +70,7 @@ def _cannot_rescore(competition: Competition, record: EvaluationRecord) -> str |
     return None
 
 
-def _rescore(competition: Competition, record: EvaluationRecord) -> bool:
+def _rescore(competition: Competition, record: EvaluationRecord, reason: str) -> bool:
     """Score again; on any change, move the old outcome into the history. True when it changed."""
     verdict, message, scores = score_file(competition, stored_predictions(competition, record.evaluation_id))
     failed_phase = None if verdict is Verdict.SCORED else "score"
@@ -75,7 +79,7 @@ def _rescore(competition: Competition, record: EvaluationRecord) -> bool:
     record.history.append(
         {
             "replaced_at": utc_now(),
-            "reason": "rescore",
+            "reason": reason,
             "verdict": record.verdict,
             "failed_phase": record.failed_phase,
             "message": record.message,

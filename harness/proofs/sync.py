@@ -10,8 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from harness.competition.core import Competition
+from harness.proofs.listing import listed_evaluations
 from harness.records.publish import publish
 from harness.records.record import records_to_rewrite
+from harness.records.redact import redact_text
 from harness.records.tracking import TERMINATED, Tracker
 from harness.util.errors import HarnessError
 
@@ -30,9 +32,9 @@ def sync(competition: Competition, tracker: Tracker) -> SyncSummary:
         runs = tracker.runs_by_evaluation()
     except Exception as exc:  # noqa: BLE001 - whatever the client raises, the server cannot be used now
         raise HarnessError(
-            f"MLflow at {tracker.uri} cannot be reached ({type(exc).__name__}); nothing was uploaded, try again later"
+            f"MLflow at {redact_text(tracker.uri)} cannot be reached ({type(exc).__name__}); nothing was uploaded, try again later"
         ) from None
-    for name, record, problem in records_to_rewrite(competition.paths.records):
+    for name, record, problem in records_to_rewrite(competition.paths.records, listed_evaluations(competition)):
         if record is None:
             summary.failed[name] = problem
             continue

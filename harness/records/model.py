@@ -4,7 +4,7 @@
 (``python -m harness.records.schema``); a test fails when the checked-in file drifts from them.
 
 Closed objects (the record, ``submission``, ``phases``, ``scores``, ``origin``, ``history`` entries,
-``signature``) refuse unknown keys; open ones (``manifest``, ``manifest.host``, a phase's figures and
+the signatures) refuse unknown keys; open ones (``manifest``, ``manifest.host``, a phase's figures and
 its ``limits``) type the keys they know and keep any others. A key that may be absent but is never
 null when present (``origin.audit_id``, ``manifest.host.gpus``, …) reads as None here when absent;
 the schema does not accept an explicit null for it.
@@ -185,23 +185,34 @@ class Origin(_Closed):
 
 
 class HistoryEntry(_Closed):
-    """An outcome a rescore replaced."""
+    """An outcome a rescore, or a re-infer forced after finalize, replaced."""
 
     replaced_at: Timestamp = Field(description="when it was replaced (UTC)")
-    reason: str = Field(description="what replaced it (rescore)")
+    reason: str = Field(description="what replaced it (rescore; marked when forced after finalize)")
     verdict: Verdict = Field(strict=False, description="the verdict it had")
     failed_phase: FailedPhase | None = Field(None, description="the failed phase it had")
     message: str | SkipJsonSchema[None] = optional("the message it had")
     scores: Scores = Field(description="the scores it had")
 
 
-class Signature(_Closed):
-    """The organizer's HMAC-SHA256 over the record's canonical JSON (sorted keys, no whitespace, the
-    signature left out)."""
+class Ed25519Signature(_Closed):
+    """The organizer's Ed25519 signature over the record's canonical JSON (sorted keys, no whitespace,
+    the signature left out); anyone holding the published public key can check it."""
+
+    algorithm: Literal["ed25519"] = Field(description="the signature algorithm")
+    key_id: str = Field(description="fingerprint of the public key that checks it")
+    value: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{128}$")] = Field(description="the signature, hex")
+
+
+class HmacSignature(_Closed):
+    """Legacy: the organizer's HMAC-SHA256 over the record's canonical JSON; only the key's holder can check it."""
 
     algorithm: Literal["hmac-sha256"] = Field(description="the MAC algorithm")
     key_id: str = Field(description="fingerprint of the key that signed (not the key)")
     value: Sha256 = Field(description="the MAC, hex")
+
+
+Signature = Annotated[Ed25519Signature | HmacSignature, Field(discriminator="algorithm")]
 
 
 class Record(_Closed):
@@ -226,4 +237,6 @@ class Record(_Closed):
     history: list[HistoryEntry] = Field(
         default_factory=list, description="verdicts and scores this record had before it was rescored, oldest first"
     )
-    signature: Signature | SkipJsonSchema[None] = optional("the organizer's signature, when a key is configured")
+    signature: Signature | SkipJsonSchema[None] = optional(
+        "the organizer's signature (ed25519; hmac-sha256 on records signed before), when a key is configured"
+    )

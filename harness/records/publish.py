@@ -10,6 +10,7 @@ from pathlib import Path
 from harness.competition.core import Competition
 from harness.records.artifacts import load_series, run_artifacts
 from harness.records.record import EvaluationRecord, save_record
+from harness.records.redact import redact_text
 from harness.records.tracking import Tracker
 
 
@@ -22,5 +23,6 @@ def publish(tracker: Tracker, competition: Competition, record: EvaluationRecord
         path = save_record(record, directory)
         tracker.fill_run(run_id, record, path, run_artifacts(competition, record), load_series(competition, record.evaluation_id))
     except Exception as exc:  # noqa: BLE001 - any tracking failure: the record stays on disk for `harness sync`
-        return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        # The client's message may name the tracking URI, with its user and password: never shown.
+        return redact_text(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
     return None

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import json
-from collections.abc import Iterator
+import os
+import stat
+import sys
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
@@ -11,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import jsonschema
 
-from harness.records.signing import Check, check, sign, signing_key
+from harness.records.redact import redact_manifest
+from harness.records.signing import Check, check, sign, signing_key, verification_keys
 from harness.util.errors import HarnessError
 from harness.util.files import write_json_atomic
 
@@ -21,6 +26,9 @@ if TYPE_CHECKING:
 SCHEMA_ID = "harness.evaluation/1"
 # Generated from the typed models in harness/records/model.py: `python -m harness.records.schema`.
 SCHEMA_PATH = Path(__file__).with_name("schema") / "evaluation-1.schema.json"
+MAX_RECORD_BYTES = 16 * 1024 * 1024  # a record is a few kilobytes; a larger file is not one
+# Which evaluations the ledger lists for each submission: {submission id: [evaluation id, ...]}.
+Listing = Mapping[str, Collection[str]]
 
 __all__ = [
     "SCHEMA_ID",
@@ -30,6 +38,7 @@ __all__ = [
     "RecordError",
     "latest_record",
     "load_record",
+    "read_record",
     "load_records",
     "records_to_rewrite",
     "save_record",
@@ -41,9 +50,14 @@ class RecordError(HarnessError):
     """A record cannot be used: its signature does not verify (``kind`` "signature"), or it is not a
     valid record (``kind`` "record")."""
 
-    def __init__(self, message: str, kind: str) -> None:
+    def __init__(self, message: str, kind: str, reason: str = "") -> None:
         super().__init__(message)
         self.kind = kind
+        self.reason = reason or message  # what is wrong, without the file's name
+
+    @classmethod
+    def of(cls, path: Path, reason: str, kind: str = "record", suffix: str = "") -> RecordError:
+        return cls(f"record {path.name} {reason}{suffix}", kind, reason)
 
 
 class InvalidRecord(jsonschema.ValidationError):
@@ -76,6 +90,11 @@ class EvaluationRecord:
     origin: dict[str, Any] | None = None
     # Earlier verdicts and scores this record replaced (rescoring), oldest first.
     history: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        # No secret in a record: credentials leave the configuration before anything is written.
+        if isinstance(self.manifest, dict):
+            self.manifest = redact_manifest(self.manifest)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EvaluationRecord:
@@ -157,55 +176,129 @@ def _data_path(data: Any, loc: tuple[int | str, ...]) -> list[int | str]:
 def save_record(record: EvaluationRecord, directory: Path) -> Path:
     """Validate, sign with the organizer's key when one is configured, write atomically."""
     data = record.to_dict()
+    validate_record(data)  # before signing: what cannot be a record (a NaN score) is never signed
     key = signing_key()
     if key is not None:
         data["signature"] = sign(data, key)
-    validate_record(data)
     path = directory / f"{record.evaluation_id}.json"
     write_json_atomic(path, data)
     return path
 
 
-def load_record(path: Path) -> EvaluationRecord:
-    """A record to work on (and maybe write again): with an organizer key configured, only one whose
-    signature verifies, so that rewriting never signs a forged or altered record."""
-    data = json.loads(path.read_text(encoding="utf-8"))
-    key = signing_key()
-    if key is not None and (state := check(data, key)) is not Check.VALID:
-        raise RecordError(f"record {path.name} is {state.value}: it is left as it is (see `harness verify`)", "signature")
+def read_record(path: Path) -> dict[str, Any]:
+    """A record file's JSON object, read without following a link; a ``RecordError`` (kind
+    "record") naming the file when it is not a regular file, too large, not JSON or not an object."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        why = "a symbolic link" if exc.errno == errno.ELOOP else exc.strerror  # ELOOP: O_NOFOLLOW met a link
+        raise RecordError.of(path, f"cannot be read ({why})") from None
+    with os.fdopen(fd, "rb") as fh:
+        info = os.fstat(fh.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise RecordError.of(path, "is not a regular file")
+        if info.st_size > MAX_RECORD_BYTES:
+            raise RecordError.of(path, f"is {info.st_size} bytes, more than a record can be")
+        raw = fh.read(MAX_RECORD_BYTES + 1)
+    try:
+        data = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise RecordError.of(path, f"is not JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise RecordError.of(path, f"is not a record (a JSON {type(data).__name__}, not an object)")
+    return data
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def checked_record(path: Path, keys: list | None = None) -> dict[str, Any]:
+    """A record file's data once it proved a valid record, named after its evaluation, and signed
+    with the organizer's key when a key is configured (``keys``: ``verification_keys()`` by default);
+    a ``RecordError`` naming the file otherwise."""
+    data = read_record(path)
+    keys = verification_keys() if keys is None else keys
+    if keys and (state := check(data, *keys)) is not Check.VALID:
+        raise RecordError.of(path, f"is {state.value}", "signature", ": it is left as it is (see `harness verify`)")
     try:
         validate_record(data)
     except InvalidRecord as exc:
-        raise RecordError(f"record {path.name} is {exc}: it is left as it is", "record") from None
-    return EvaluationRecord.from_dict(data)
+        raise RecordError.of(path, f"is {exc}", "record", ": it is left as it is") from None
+    if data["evaluation_id"] != path.stem:
+        raise RecordError.of(path, f"holds evaluation {data['evaluation_id']!r}, not {path.stem!r}", "record", ": it is left as it is")
+    return data
 
 
-def records_to_rewrite(directory: Path) -> Iterator[tuple[str, EvaluationRecord | None, str]]:
-    """``(file stem, record, "")`` for each record file, or ``(stem, None, why)`` when it cannot be worked on."""
+def load_record(path: Path) -> EvaluationRecord:
+    """A record to work on (and maybe write again): valid, and with an organizer key configured,
+    only one whose signature verifies, so that rewriting never signs a forged or altered record."""
+    return EvaluationRecord.from_dict(checked_record(path))
+
+
+def unlisted(data: dict[str, Any], listed: Listing | None, *, strict: bool) -> str | None:
+    """Why the ledger does not back this record, or None. ``strict``: a submission the ledger does
+    not know does not count either (the leaderboard); otherwise only a known submission's records
+    are held to its list (an audit, a rescore)."""
+    if listed is None:
+        return None
+    submission = data["submission"]["id"]
+    if submission not in listed:
+        return f"the ledger has no submission {submission!r}" if strict else None
+    if data["evaluation_id"] not in listed[submission]:
+        return f"the ledger lists no evaluation {data['evaluation_id']!r} for submission {submission!r}"
+    return None
+
+
+def records_to_rewrite(directory: Path, listed: Listing | None = None) -> Iterator[tuple[str, EvaluationRecord | None, str]]:
+    """``(file stem, record, "")`` for each record file, or ``(stem, None, why)`` when it cannot be
+    worked on (invalid, not signed with the organizer's key, or not the ledger's)."""
+    keys = verification_keys()
     for path in sorted(directory.glob("*.json")):
         try:
-            yield path.stem, load_record(path), ""
-        except (OSError, ValueError, TypeError, RecordError) as exc:
+            data = checked_record(path, keys)
+        except RecordError as exc:
             yield path.stem, None, str(exc)
+            continue
+        why = unlisted(data, listed, strict=False)
+        yield (path.stem, None, f"record {path.name}: {why}") if why else (path.stem, EvaluationRecord.from_dict(data), "")
 
 
-def latest_record(directory: Path, key: str) -> Path | None:
-    """The file of evaluation ``key``, or of submission ``key``'s latest evaluation; None if none."""
-    if (directory / f"{key}.json").is_file():
+def latest_record(directory: Path, key: str, listed: Listing | None = None, warn: Callable[[str], None] | None = None) -> Path | None:
+    """The file of evaluation ``key``, or of submission ``key``'s latest valid evaluation (among
+    those the ledger lists, when ``listed`` knows the submission); None if none."""
+    if (directory / f"{key}.json").is_file() or (directory / f"{key}.json").is_symlink():
         return directory / f"{key}.json"
-    found = [(r["created_at"], path) for path, r in _records(directory) if r.get("submission", {}).get("id") == key]
+    found = [
+        (data["created_at"], path) for path, data in _records(directory, listed, strict=False, warn=warn) if data["submission"]["id"] == key
+    ]
     return max(found)[1] if found else None
 
 
-def load_records(directory: Path) -> list[dict[str, Any]]:
-    return [record for _, record in _records(directory)]
+def load_records(directory: Path, *, listed: Listing | None = None, warn: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    """The records in ``directory`` that can be trusted: valid, signed with the organizer's key when
+    a key is configured, and, with ``listed`` (the ledger's evaluations per submission), only those
+    the ledger lists for their submission. Every other file is skipped with a warning naming it
+    (``warn``; standard error by default), never counted and never a traceback."""
+    return [data for _, data in _records(directory, listed, strict=True, warn=warn)]
 
 
-def _records(directory: Path) -> list[tuple[Path, dict[str, Any]]]:
-    records = []
+def _records(
+    directory: Path, listed: Listing | None, *, strict: bool, warn: Callable[[str], None] | None
+) -> list[tuple[Path, dict[str, Any]]]:
+    warn, keys, records = warn or _warn, verification_keys(), []
     for path in sorted(directory.glob("*.json")):
         try:
-            records.append((path, json.loads(path.read_text(encoding="utf-8"))))
-        except (OSError, json.JSONDecodeError):
-            continue  # a foreign or damaged file is not a record; the leaderboard skips it
+            data = checked_record(path, keys)
+        except RecordError as exc:
+            warn(f"{directory.name}/{path.name} skipped: {exc.reason}")
+            continue
+        if why := unlisted(data, listed, strict=strict):
+            warn(f"{directory.name}/{path.name} skipped: {why}")
+            continue
+        records.append((path, data))
     return records
+
+
+def _warn(text: str) -> None:
+    print(f"warning: {text}", file=sys.stderr)

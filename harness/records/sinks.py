@@ -18,6 +18,7 @@ from typing import Protocol
 from harness.competition.core import Competition
 from harness.records.publish import publish
 from harness.records.record import EvaluationRecord, save_record
+from harness.records.redact import redact_text
 from harness.records.tracking import Tracker
 
 
@@ -63,14 +64,18 @@ class MlflowSink:
             try:
                 self.tracker.log_rescore(record.mlflow_run_id, record, path)
             except Exception as exc:  # noqa: BLE001 - any tracking failure
-                raise SinkError(f"MLflow run {record.mlflow_run_id} keeps the old scores of {record.evaluation_id}: {exc}") from exc
+                raise SinkError(
+                    f"MLflow run {record.mlflow_run_id} keeps the old scores of {record.evaluation_id}: {redact_text(str(exc))}"
+                ) from exc
 
     def audited(self, record: EvaluationRecord, audit_id: str, status: str, reports: list[Path]) -> None:
         if record.mlflow_run_id:
             try:
                 self.tracker.log_audit(record.mlflow_run_id, audit_id, status, reports)
             except Exception as exc:  # noqa: BLE001 - any tracking failure
-                raise SinkError(f"the audit report could not be attached to MLflow run {record.mlflow_run_id}: {exc}") from exc
+                raise SinkError(
+                    f"the audit report could not be attached to MLflow run {record.mlflow_run_id}: {redact_text(str(exc))}"
+                ) from exc
 
 
 @dataclass

@@ -1,0 +1,40 @@
+"""What the ledger says about records: which evaluations it lists for each submission, and
+whether the competition is final. A record file the ledger does not list for its submission (a
+stray copy, a forged file) never stands in for that submission's real record."""
+
+from __future__ import annotations
+
+from harness.competition.core import Competition
+from harness.submissions.ledger import Ledger
+from harness.util.errors import HarnessError
+
+
+def listed_evaluations(competition: Competition) -> dict[str, list[str]]:
+    """{submission id: the evaluation ids the ledger lists for it} for every submission of the competition."""
+    return {submission.id: list(submission.evaluations) for submission in Ledger.of(competition).all()}
+
+
+def list_evaluation(competition: Competition, submission_id: str, evaluation_id: str) -> None:
+    """Add a new evaluation (a re-infer's) to its submission's list, when the ledger knows the submission."""
+    ledger = Ledger.of(competition)
+    try:
+        submission = ledger.get(submission_id)
+    except HarnessError:
+        return  # not the ledger's (a test's or a check's evaluation): nothing to list it under
+    if evaluation_id not in submission.evaluations:
+        submission.evaluations.append(evaluation_id)
+        ledger.save(submission)
+
+
+def refuse_after_finalize(competition: Competition, what: str, force: bool) -> str | None:
+    """When the competition is finalized: a HarnessError unless ``force``; else the history's note
+    for a forced ``what`` (None before finalize)."""
+    finalized = Ledger.of(competition).finalized_at()
+    if finalized is None:
+        return None
+    if not force:
+        raise HarnessError(
+            f"{competition.name} was finalized at {finalized}: {what} would change its final results; "
+            f"pass --force to {what} anyway (each changed record lists it in its history)"
+        )
+    return f"{what} --force after finalize ({finalized})"
