@@ -33,17 +33,21 @@ def write_records(home, *records: tuple[str, str, float | None]) -> list[str]:
     directory = home / "competitions" / "digits" / "records"
     directory.mkdir(parents=True, exist_ok=True)
     for n, (team, verdict, score) in enumerate(records):
+        from test_record import make_record
+
         submission = ledger.add(team, "img", "sha256:" + "0" * 64)
-        submission.state = EVALUATED
+        submission.state, submission.evaluations = EVALUATED, [f"ev-{submission.id}"]
         ledger.save(submission)
-        record = {
-            "evaluation_id": f"ev-{submission.id}",
-            "submission": {"id": submission.id, "team": team, "submitted_at": f"2026-01-0{n + 1}T00:00:00Z"},
-            "verdict": verdict,
-            "message": "" if score is not None else "failed",
-            "created_at": "2026-01-09T00:00:00Z",
-            "scores": {"public": {"accuracy": score}, "private": {"accuracy": score}} if score is not None else {},
-        }
+        scores = {"public": {"accuracy": score}, "private": {"accuracy": score}} if score is not None else {}
+        record = make_record(
+            f"ev-{submission.id}",
+            submission.id,
+            team,
+            verdict,
+            scores,
+            submitted_at=f"2026-01-0{n + 1}T00:00:00Z",
+            message="" if score is not None else "failed",
+        )
         (directory / f"ev-{submission.id}.json").write_text(json.dumps(record))
         ids.append(submission.id)
     return ids

@@ -189,11 +189,6 @@ def huge_image(os_base, tmp_path):
 
 
 @pytest.mark.docker
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs harness/evaluation/evaluation.py score_file to take a PredictionsError from score_predictions "
-    "(ScoreNotFinite) as INVALID_PREDICTIONS, as it does one from validate_predictions",
-)
 def test_predictions_of_1e200_in_a_value_competition_are_a_verdict_with_a_message(values_competition, huge_image, capsys):
     code = main(["check", "values", "--image", huge_image, "--json"])
     out, err = capsys.readouterr()

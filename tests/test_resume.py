@@ -110,9 +110,10 @@ def test_recovery_keeps_what_a_dead_round_recorded(home, competition):
         ledger.save(submission)
     directory = home / "competitions/digits/records"
     directory.mkdir(parents=True, exist_ok=True)
-    record = {"evaluation_id": "ev-1", "round_id": "round-x", "verdict": "SCORED", "submission": {"id": done.id}}
-    (directory / "ev-1.json").write_text(json.dumps(record))
-    (directory / "ev-2.json").write_text(json.dumps({**record, "evaluation_id": "ev-2", "round_id": "round-other"}))
+    from test_record import make_record
+
+    (directory / "ev-1.json").write_text(json.dumps(make_record("ev-1", done.id, "a", round_id="round-x")))
+    (directory / "ev-2.json").write_text(json.dumps(make_record("ev-2", done.id, "a", round_id="round-other")))
 
     assert recover(ledger, directory, ["round-x"]) == [done.id]
     assert ledger.get(done.id).state == EVALUATED and ledger.get(done.id).evaluations == ["ev-1"]

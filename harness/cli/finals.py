@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from harness.cli.common import add_command, add_ids_command, add_json, load_competition, print_json
-from harness.cli.leaderboard import board_data, print_leaderboard
+from harness.cli.leaderboard import board_data, board_records, print_leaderboard
 
 
 def register(commands) -> None:
@@ -27,11 +27,10 @@ def register(commands) -> None:
 
 def _select(args: argparse.Namespace) -> int:
     from harness.leaderboard.board import SCORED, latest_per_submission
-    from harness.records.record import load_records
     from harness.submissions.ledger import Ledger
 
     competition = load_competition(args.competition, args.overrides)
-    scored = {r["submission"]["id"] for r in latest_per_submission(load_records(competition.paths.records)) if r["verdict"] == SCORED}
+    scored = {r["submission"]["id"] for r in latest_per_submission(board_records(competition)) if r["verdict"] == SCORED}
     Ledger.of(competition).select(args.team, args.ids, limit=competition.settings.competition.rules.final_selections, scored=scored)
     print(f"team {args.team!r} selected {', '.join(args.ids)} for the private leaderboard of {competition.name}", file=sys.stderr)
     if args.json:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from harness.cli.common import add_command, load_competition
 from harness.util.errors import HarnessError
+from harness.util.files import write_text_atomic
 
 
 def register(commands) -> None:
@@ -56,7 +57,7 @@ def print_leaderboard(
     if output is None:
         print(text)
     else:
-        _write(output, text if text.endswith("\n") else text + "\n")
+        write_text_atomic(output, text if text.endswith("\n") else text + "\n", what="the leaderboard")
         print(f"wrote {output}", file=sys.stderr)
     return 0
 
@@ -112,14 +113,3 @@ def _render(competition, private: bool | None, fmt: str, team: str | None, organ
 
     page = Page(settings.title, board.capitalize(), metric, "private" if private else "public", rules.rule, utc_now())
     return render_page(page, entries, attempts)
-
-
-def _write(path: Path, text: str) -> None:
-    """Replace ``path`` whole: a reader (a web server) never sees half a page."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise HarnessError(f"--output {path}: cannot be written ({exc.strerror})") from None

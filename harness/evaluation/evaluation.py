@@ -180,10 +180,9 @@ def score_file(competition: Competition, path: Path) -> tuple[Verdict, str, dict
     ids, labels, split = competition.labels
     try:
         predictions = validate_predictions(path, ids, settings.predictions)
-    except PredictionsError as exc:
-        return Verdict.INVALID_PREDICTIONS, str(exc), {}
-    try:
         scores = score_predictions(predictions, labels, split, list(settings.metrics), settings.predictions)
+    except PredictionsError as exc:  # the file, or a score it makes infinite or NaN (ScoreNotFinite)
+        return Verdict.INVALID_PREDICTIONS, str(exc), {}
     except (LabelsError, ValueError) as exc:
         return Verdict.INFRA_ERROR, f"scoring failed on the organizer's side: {exc}", {}
     return Verdict.SCORED, "", scores

@@ -5,7 +5,7 @@ stray copy, a forged file) never stands in for that submission's real record."""
 from __future__ import annotations
 
 from harness.competition.core import Competition
-from harness.submissions.ledger import Ledger
+from harness.submissions.ledger import MODERATED, Ledger
 from harness.util.errors import HarnessError
 
 
@@ -38,3 +38,8 @@ def refuse_after_finalize(competition: Competition, what: str, force: bool) -> s
             f"pass --force to {what} anyway (each changed record lists it in its history)"
         )
     return f"{what} --force after finalize ({finalized})"
+
+
+def moderated_submissions(competition: Competition) -> dict[str, str]:
+    """{submission id: "withdrawn" or "disqualified"}: ended by a decision, never rescored or re-inferred."""
+    return {s.id: s.state for s in Ledger.of(competition).all() if s.state in MODERATED}

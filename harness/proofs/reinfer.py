@@ -21,7 +21,7 @@ from harness.competition.core import Competition
 from harness.competition.data_manifest import changes_since
 from harness.evaluation.evaluation import Evaluation
 from harness.evaluation.local_run import local_backend, missing_image, run_phases
-from harness.proofs.listing import list_evaluation, listed_evaluations, refuse_after_finalize
+from harness.proofs.listing import list_evaluation, listed_evaluations, moderated_submissions, refuse_after_finalize
 from harness.records.artifacts import stored_model
 from harness.records.record import EvaluationRecord, RecordError, latest_record, load_record, unlisted
 from harness.records.sinks import RecordSinks
@@ -45,6 +45,9 @@ def reinfer(
     out = out or sys.stderr  # looked up when called: standard error may have been replaced since import
     forced = refuse_after_finalize(competition, "reinfer", force)
     listed = listed_evaluations(competition)
+    moderated = moderated_submissions(competition)
+    if ended := [f"{key} ({moderated[key]})" for key in submission_ids if key in moderated]:
+        raise HarnessError(f"cannot re-infer {', '.join(ended)}: a withdrawn or disqualified submission is never evaluated again")
     earlier = [_earlier(competition, key, client, listed) for key in submission_ids]  # all checked before any runs
     batch = stamped_id("reinfer")
     backend = local_backend(competition, client)

@@ -16,7 +16,7 @@ from harness.competition.core import Competition
 from harness.competition.data_manifest import changes_since
 from harness.evaluation.evaluation import score_file
 from harness.limits import Verdict
-from harness.proofs.listing import listed_evaluations, refuse_after_finalize
+from harness.proofs.listing import listed_evaluations, moderated_submissions, refuse_after_finalize
 from harness.records.artifacts import stored_predictions
 from harness.records.record import EvaluationRecord, records_to_rewrite
 from harness.records.sinks import RecordSinks
@@ -39,9 +39,13 @@ def rescore(competition: Competition, sinks: RecordSinks, *, force: bool = False
     """Rescore every record that can be; after ``finalize`` only with ``force`` (a HarnessError otherwise)."""
     reason = refuse_after_finalize(competition, "rescore", force) or "rescore"
     summary = RescoreSummary()
+    moderated = moderated_submissions(competition)
     for name, record, problem in records_to_rewrite(competition.paths.records, listed_evaluations(competition)):
         if record is None:
             summary.skipped[name] = problem
+            continue
+        if (state := moderated.get(record.submission["id"])) is not None:  # its cleared scores must stay cleared
+            summary.skipped[record.evaluation_id] = f"its submission was {state}"
             continue
         if record.failed_phase not in (None, "score"):
             summary.not_scorable += 1

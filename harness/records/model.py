@@ -188,7 +188,9 @@ class HistoryEntry(_Closed):
     """An outcome a rescore, or a re-infer forced after finalize, replaced."""
 
     replaced_at: Timestamp = Field(description="when it was replaced (UTC)")
-    reason: str = Field(description="what replaced it (rescore; marked when forced after finalize)")
+    reason: str = Field(
+        description='what replaced it: rescore (marked when forced after finalize), a forced re-infer, "withdrawn: REASON" or "disqualified: REASON"'
+    )
     verdict: Verdict = Field(strict=False, description="the verdict it had")
     failed_phase: FailedPhase | None = Field(None, description="the failed phase it had")
     message: str | SkipJsonSchema[None] = optional("the message it had")
