@@ -38,8 +38,7 @@ BROKEN = {
         "the entrypoint /app/run.sh is not executable (chmod +x it in the Dockerfile; a directory cannot be an entrypoint)",
     ),
     "bad-interpreter": (
-        "RUN mkdir -p /app && printf '#!/nonexistent\\necho hi\\n' > /app/run.sh && chmod 755 /app/run.sh\n"
-        'ENTRYPOINT ["/app/run.sh"]',
+        "RUN mkdir -p /app && printf '#!/nonexistent\\necho hi\\n' > /app/run.sh && chmod 755 /app/run.sh\nENTRYPOINT [\"/app/run.sh\"]",
         "the entrypoint /app/run.sh names an interpreter that is not in the image",
     ),
     "no-shebang": (
@@ -51,7 +50,7 @@ BROKEN = {
         "the entrypoint /app/run is not a program this host can run (exec format error)",
     ),
     "arm-binary": (
-        f'RUN mkdir -p /app && python3 -c "import struct; open(\'/app/run\', \'wb\').write({ARM_ELF})" && chmod 755 /app/run\n'
+        f"RUN mkdir -p /app && python3 -c \"import struct; open('/app/run', 'wb').write({ARM_ELF})\" && chmod 755 /app/run\n"
         'ENTRYPOINT ["/app/run"]',
         "the entrypoint /app/run is not a program this host can run (exec format error)",
     ),
@@ -184,10 +183,19 @@ def test_what_a_healthy_node_would_run_stays_the_nodes_fault(engine_message):
 @pytest.mark.parametrize(
     ("engine_message", "reason"),
     [
-        (f'{RUNC}exec: "/app/run.sh": stat /app/run.sh: no such file or directory: unknown', "the entrypoint /app/run.sh is not in the image"),
+        (
+            f'{RUNC}exec: "/app/run.sh": stat /app/run.sh: no such file or directory: unknown',
+            "the entrypoint /app/run.sh is not in the image",
+        ),
         # the same, as newer runc words it
-        (f'{RUNC}error during container init: exec: "/app/run.sh": permission denied: unknown', "the entrypoint /app/run.sh is not executable"),
-        (f'{RUNC}error during container init: exec: "/app/run": exec format error: unknown', "the entrypoint /app/run is not a program this host"),
+        (
+            f'{RUNC}error during container init: exec: "/app/run.sh": permission denied: unknown',
+            "the entrypoint /app/run.sh is not executable",
+        ),
+        (
+            f'{RUNC}error during container init: exec: "/app/run": exec format error: unknown',
+            "the entrypoint /app/run is not a program this host",
+        ),
         (f'{RUNC}exec: "train": executable file not found in $PATH: unknown', 'the image has no ENTRYPOINT, so "train" itself was run'),
         (
             f'{RUNC}error during container init: chdir to cwd ("/work") set in config.json failed: permission denied: unknown',
