@@ -23,7 +23,7 @@ from harness.limits.local_container import ContainerInit
 from harness.limits.output_watch import OutputUsage, OutputWatch
 from harness.limits.telemetry import Telemetry
 from harness.runner.gpus import assignment_problem, container_pids, device_requests, gpu_environment, gpu_figures, gpu_watch
-from harness.runner.image_faults import RESERVED_LABEL_PREFIX, exec_failure_after_start, image_problem, start_failure, volume_mounts
+from harness.runner.image_faults import RESERVED_LABEL_PREFIX, exec_failure_after_start, start_failure, volume_mounts, volume_problem
 from harness.runner.logs import BoundedLog
 from harness.runner.phase import PhaseResult, PhaseSpec
 from harness.runner.stats import StatsSampler
@@ -152,7 +152,9 @@ class _Run:
         if spec.gpu_ids:
             options["device_requests"] = device_requests(spec.gpu_ids)
         self.image_config = self.client.api.inspect_image(spec.image).get("Config") or {}
-        if problem := image_problem(self.image_config):
+        # What intake refuses but the backend can make harmless (labels) or the engine's start names
+        # (no ENTRYPOINT, a relative WORKDIR) is left to those; VOLUMEs it cannot overlay stop it here.
+        if problem := volume_problem(self.image_config.get("Volumes") or {}):
             raise _ImageFault(f"{spec.phase} could not start: the image {problem}")
         mounts = [DockerMount(m.target, m.source, type="bind", read_only=m.read_only) for m in spec.mounts]
         mounts += volume_mounts(self.image_config.get("Volumes") or {}, [m.target for m in spec.mounts] + list(options.get("tmpfs") or {}))

@@ -127,7 +127,8 @@ def _bad_interpreter(phase: str, path: str) -> str:
 
 
 def _normal(path: str) -> str:
-    return posixpath.normpath("/" + path.strip()) if path.strip() else ""
+    # normpath keeps a leading "//" (POSIX leaves its meaning open): strip every leading slash first
+    return posixpath.normpath("/" + path.strip().lstrip("/")) if path.strip() else ""
 
 
 def _at_or_under(path: str, top: str) -> bool:
@@ -145,16 +146,23 @@ def image_problem(config: Mapping[str, Any] | None) -> str | None:
     workdir = config.get("WorkingDir") or ""
     if workdir and not workdir.startswith("/"):
         return f"has a relative WORKDIR {workdir!r}; it must be an absolute path"
-    volumes = list(config.get("Volumes") or {})
+    if problem := volume_problem(config.get("Volumes") or {}):
+        return problem
+    reserved = sorted(k for k in config.get("Labels") or {} if k.startswith(RESERVED_LABEL_PREFIX))
+    if reserved:
+        return f"carries the label(s) {', '.join(reserved)}: labels starting {RESERVED_LABEL_PREFIX!r} are the harness's own; rename them"
+    return None
+
+
+def volume_problem(volumes: Iterable[str]) -> str | None:
+    """Why the image's VOLUMEs cannot be overlaid (``volume_mounts``), or None."""
+    volumes = list(volumes)
     if len(volumes) > MAX_VOLUMES:
         return f"declares {len(volumes)} VOLUMEs, more than the {MAX_VOLUMES} the harness overlays"
     for volume in volumes:
         path = _normal(volume)
         if path in ("", "/") or any(_at_or_under(path, top) for top in _ENGINE_PATHS):
             return f"declares VOLUME {volume}, over a path the container engine provides; remove it (or build from a base without it)"
-    reserved = sorted(k for k in config.get("Labels") or {} if k.startswith(RESERVED_LABEL_PREFIX))
-    if reserved:
-        return f"carries the label(s) {', '.join(reserved)}: labels starting {RESERVED_LABEL_PREFIX!r} are the harness's own; rename them"
     return None
 
 
