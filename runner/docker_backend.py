@@ -154,7 +154,7 @@ class _Run:
         self.image_config = self.client.api.inspect_image(spec.image).get("Config") or {}
         # What intake refuses but the backend can make harmless (labels) or the engine's start names
         # (no ENTRYPOINT, a relative WORKDIR) is left to those; VOLUMEs it cannot overlay stop it here.
-        if problem := volume_problem(self.image_config.get("Volumes") or {}):
+        if problem := volume_problem(self.image_config.get("Volumes") or {}, [m.target for m in spec.mounts]):
             raise _ImageFault(f"{spec.phase} could not start: the image {problem}")
         mounts = [DockerMount(m.target, m.source, type="bind", read_only=m.read_only) for m in spec.mounts]
         mounts += volume_mounts(self.image_config.get("Volumes") or {}, [m.target for m in spec.mounts] + list(options.get("tmpfs") or {}))
@@ -242,9 +242,8 @@ class _Run:
         if self.init is not None and self.init.kill():
             return  # SIGKILL straight to its init: everything in its PID namespace dies at once
         try:
-            container.kill(
-                signal="SIGKILL"
-            )  # the same through the engine (never the image's STOPSIGNAL), when its init is not ours to signal
+            # the same through the engine (SIGKILL, never the image's STOPSIGNAL), when its init is not ours to signal
+            container.kill(signal="SIGKILL")
         except docker.errors.APIError:
             pass  # it exited on its own meanwhile
 

@@ -25,6 +25,8 @@ from docker.types import Mount as DockerMount
 # Labels the harness puts on its containers and finds them by (cleanup, orphans): an image may not carry them.
 RESERVED_LABEL_PREFIX = "harness."
 MAX_VOLUMES = 64
+# The directories the contract mounts from the host (README, "The container contract").
+CONTRACT_MOUNTS = ("/data/train", "/data/test", "/model", "/output")
 # Paths the engine itself mounts: a VOLUME there cannot be overlaid without breaking the container.
 _ENGINE_PATHS = ("/proc", "/sys", "/dev")
 
@@ -154,15 +156,19 @@ def image_problem(config: Mapping[str, Any] | None) -> str | None:
     return None
 
 
-def volume_problem(volumes: Iterable[str]) -> str | None:
+def volume_problem(volumes: Iterable[str], contract_targets: Iterable[str] = CONTRACT_MOUNTS) -> str | None:
     """Why the image's VOLUMEs cannot be overlaid (``volume_mounts``), or None."""
     volumes = list(volumes)
     if len(volumes) > MAX_VOLUMES:
         return f"declares {len(volumes)} VOLUMEs, more than the {MAX_VOLUMES} the harness overlays"
+    targets = [_normal(t) for t in contract_targets]
     for volume in volumes:
         path = _normal(volume)
         if path in ("", "/") or any(_at_or_under(path, top) for top in _ENGINE_PATHS):
             return f"declares VOLUME {volume}, over a path the container engine provides; remove it (or build from a base without it)"
+        # a mount point inside /model or the data would be made in the host's directory, or fail in a read-only one
+        if inside := next((t for t in targets if path != t and _at_or_under(path, t)), None):
+            return f"declares VOLUME {volume}, inside {inside}, which the harness mounts; remove it"
     return None
 
 

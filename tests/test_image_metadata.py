@@ -260,9 +260,10 @@ def test_image_labels_cannot_make_cleanup_take_or_spare_a_container(competition,
         ("LABEL harness.round=r-1", "carries the label(s) harness.round: labels starting 'harness.' are the harness's own; rename them"),
         ('VOLUME ["/proc/x"]', "declares VOLUME /proc/x, over a path the container engine provides"),
         ('VOLUME ["/dev/shm"]', "declares VOLUME /dev/shm, over a path the container engine provides"),
+        ('VOLUME ["/model/checkpoints"]', "declares VOLUME /model/checkpoints, inside /model, which the harness mounts; remove it"),
         ("VOLUME " + " ".join(f"/v{i}" for i in range(65)), "declares 65 VOLUMEs, more than the 64 the harness overlays"),
     ],
-    ids=["harness-label", "volume-proc", "volume-dev", "many-volumes"],
+    ids=["harness-label", "volume-proc", "volume-dev", "volume-in-model", "many-volumes"],
 )
 def test_metadata_intake_refuses(body, reason, competition, docker_client, behave_image):
     image = build(docker_client, behave_image("constant"), "refused", body)
