@@ -23,6 +23,7 @@ from harness.limits.local_container import ContainerInit
 from harness.limits.output_watch import OutputUsage, OutputWatch
 from harness.limits.telemetry import Telemetry
 from harness.runner.gpus import assignment_problem, container_pids, device_requests, gpu_environment, gpu_figures, gpu_watch
+from harness.runner.image_faults import RESERVED_LABEL_PREFIX, exec_failure_after_start, start_failure, volume_mounts, volume_problem
 from harness.runner.logs import BoundedLog
 from harness.runner.phase import PhaseResult, PhaseSpec
 from harness.runner.stats import StatsSampler
@@ -31,6 +32,11 @@ POLL_S = 0.05
 # The uid:gid a container runs as when the harness runs as root; otherwise the caller's own.
 CONTAINER_UID = 10001
 LABEL = "harness.run"
+
+
+class _ImageFault(Exception):
+    """The image, not the node, kept the phase from starting: the submission's RUNTIME_ERROR."""
+
 
 _INFRA_ERRORS = (docker.errors.APIError, docker.errors.DockerException, requests.exceptions.RequestException, OSError, NvmlError)
 
@@ -77,6 +83,8 @@ class DockerBackend:
             )
         try:
             return _Run(self.client, spec, RunCgroup(spec.run_id, version=self._cgroup_version, driver=self._cgroup_driver)).execute()
+        except _ImageFault as fault:
+            return PhaseResult(phase=spec.phase, verdict=PhaseVerdict.RUNTIME_ERROR, message=str(fault), limits=spec.limits.to_dict())
         except _INFRA_ERRORS as exc:
             return PhaseResult(
                 phase=spec.phase,
@@ -103,6 +111,7 @@ class _Run:
         self.gpu: GpuWatch | None = None
         self.telemetry: Telemetry | None = None
         self.own_cgroup: ContainerCgroup | None = None  # the container's own cgroup, without the run's parent
+        self.image_config: dict = {}
 
     def execute(self) -> PhaseResult:
         container = self._create()
@@ -110,7 +119,11 @@ class _Run:
             stream = self.client.api.attach(container.id, stdout=True, stderr=True, stream=True, logs=False, demux=True)
             reader = threading.Thread(target=self._pump, args=(stream,), daemon=True)
             reader.start()
-            container.start()
+            try:
+                container.start()
+            except docker.errors.APIError as exc:
+                self._blame(exc)
+                raise
             exited = threading.Event()
             threading.Thread(target=self._wait, args=(container, exited), daemon=True).start()
             self.init = ContainerInit.open(self.client.api.inspect_container(container.id)["State"]["Pid"], container.id)
@@ -143,19 +156,50 @@ class _Run:
             options["cgroup_parent"] = self.cgroup.parent
         if spec.gpu_ids:
             options["device_requests"] = device_requests(spec.gpu_ids)
+        self.image_config = self.client.api.inspect_image(spec.image).get("Config") or {}
+        # What intake refuses but the backend can make harmless (labels) or the engine's start names
+        # (no ENTRYPOINT, a relative WORKDIR) is left to those; VOLUMEs it cannot overlay stop it here.
+        if problem := volume_problem(self.image_config.get("Volumes") or {}, [m.target for m in spec.mounts]):
+            raise _ImageFault(f"{spec.phase} could not start: the image {problem}")
+        mounts = [DockerMount(m.target, m.source, type="bind", read_only=m.read_only) for m in spec.mounts]
+        mounts += volume_mounts(self.image_config.get("Volumes") or {}, [m.target for m in spec.mounts] + list(options.get("tmpfs") or {}))
         uid, gid = container_user()
-        return self.client.containers.create(
-            image=spec.image,
-            command=list(spec.command),
-            user=f"{uid}:{gid}",
-            environment={**spec.environment, **gpu_environment(spec.gpu_ids)},
-            mounts=[DockerMount(m.target, m.source, type="bind", read_only=m.read_only) for m in spec.mounts],
-            labels={LABEL: spec.run_id, "harness.phase": spec.phase, **spec.labels},
-            name=f"harness-{spec.run_id}-{spec.phase}",
-            hostname="sandbox",
-            detach=True,
-            **options,
-        )
+        try:
+            return self.client.containers.create(
+                image=spec.image,
+                command=list(spec.command),
+                # The harness's user, never the image's USER; with a group given, no supplementary groups from its /etc/group.
+                user=f"{uid}:{gid}",
+                # The image's ENV comes first in the engine's merge: these override any of its variables of the same name.
+                environment={**spec.environment, **gpu_environment(spec.gpu_ids)},
+                mounts=mounts,
+                labels=self._labels(),
+                name=f"harness-{spec.run_id}-{spec.phase}",
+                hostname="sandbox",
+                # The image's STOPSIGNAL never softens a stop, and its HEALTHCHECK runs nothing.
+                stop_signal="SIGKILL",
+                healthcheck={"test": ["NONE"]},
+                detach=True,
+                **options,
+            )
+        except docker.errors.ImageNotFound:
+            raise
+        except docker.errors.APIError as exc:
+            self._blame(exc)
+            raise
+
+    def _labels(self) -> dict[str, str]:
+        """The harness's labels; an image's own ``harness.*`` labels (refused at intake) are blanked, since the
+        engine copies an image's labels onto its containers and cleanup finds containers by these."""
+        spec = self.spec
+        blanked = {k: "" for k in self.image_config.get("Labels") or {} if k.startswith(RESERVED_LABEL_PREFIX)}
+        return {**blanked, LABEL: spec.run_id, "harness.phase": spec.phase, **spec.labels}
+
+    def _blame(self, exc: docker.errors.APIError) -> None:
+        """Raise ``_ImageFault`` when the engine's refusal is the image's doing; return (to re-raise) when it is the node's."""
+        message = start_failure(self.spec.phase, str(exc.explanation or exc), self.image_config.get("Entrypoint") or [], self.spec.command)
+        if message is not None:
+            raise _ImageFault(message) from exc
 
     def _pump(self, stream) -> None:
         try:
@@ -228,7 +272,8 @@ class _Run:
         if self.init is not None and self.init.kill():
             return  # SIGKILL straight to its init: everything in its PID namespace dies at once
         try:
-            container.kill()  # the same through the engine, when its init is not ours to signal
+            # the same through the engine (SIGKILL, never the image's STOPSIGNAL), when its init is not ours to signal
+            container.kill(signal="SIGKILL")
         except docker.errors.APIError:
             pass  # it exited on its own meanwhile
 
@@ -275,6 +320,9 @@ class _Run:
             )
         )
         result.verdict, result.message, result.timeout_overshoot_s = judgement.verdict, judgement.message, judgement.timeout_overshoot_s
+        if result.verdict is PhaseVerdict.RUNTIME_ERROR and self.logs["stderr"].total < 4096:
+            late = exec_failure_after_start(spec.phase, exit_code, self.logs["stdout"].text(), self.logs["stderr"].text())
+            result.message = late or result.message
         return result
 
     def _log_tail(self) -> str:

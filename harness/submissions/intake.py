@@ -1,4 +1,13 @@
-"""Intake: pin a submitted image reference to its content digest, refusing images that cannot run."""
+"""Intake: pin a submitted image reference to its content digest, refusing images that cannot run.
+
+Refused before anything runs (``INVALID_IMAGE``): an image not on the engine, built for another OS
+or architecture than the hosts', over the size cap, or whose metadata the harness cannot make
+harmless (no ENTRYPOINT, a relative WORKDIR, a VOLUME over /, /proc, /sys or /dev, inside the
+contract's mounts, or more than 64 of them, a ``harness.*`` label; see
+``harness.runner.image_faults``). Whether the entrypoint's file exists and can run is not checked
+here: that needs a container, and the phase's start says it exactly (``RUNTIME_ERROR``, "train
+could not start: ...").
+"""
 
 from __future__ import annotations
 
@@ -8,6 +17,7 @@ from dataclasses import dataclass
 import docker
 import docker.errors
 
+from harness.runner.image_faults import image_problem
 from harness.util.errors import IntakeError
 from harness.util.sizes import format_size
 
@@ -34,6 +44,9 @@ def pin_image(client: docker.DockerClient, reference: str, *, max_bytes: int | N
         ) from None
     except docker.errors.APIError as exc:
         raise IntakeError(f"image {reference!r} cannot be read: {exc.explanation or exc}") from None
+    system = image.attrs.get("Os", "")
+    if system and system != "linux":
+        raise IntakeError(f"image {reference!r} is built for {system}, but the evaluation hosts run linux; rebuild it for linux")
     arch = image.attrs.get("Architecture", "")
     host = _ARCH_ALIASES.get(platform.machine(), platform.machine())
     if arch and arch != host:
@@ -41,4 +54,6 @@ def pin_image(client: docker.DockerClient, reference: str, *, max_bytes: int | N
     size = int(image.attrs.get("Size") or 0)
     if max_bytes is not None and size > max_bytes:
         raise IntakeError(f"image {reference!r} is {format_size(size)}, over the size cap of {format_size(max_bytes)}")
+    if problem := image_problem(image.attrs.get("Config")):
+        raise IntakeError(f"image {reference!r} {problem}")
     return PinnedImage(reference, image.id, size, arch)
