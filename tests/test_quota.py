@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import subprocess
-import threading
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from test_resume import journals, records
+from test_resume import records
 from test_round import harness
-from test_round_faults import EngineProxy
+from test_round_faults import round_with_the_engine_cut
 
 from harness.cli import main
 from harness.submissions.ledger import EVALUATED, PENDING, Ledger
@@ -68,23 +66,7 @@ def test_a_round_whose_engine_fails_charges_nothing_until_a_real_verdict(home, b
 
     first = submit().stdout.strip()
     assert submit().returncode == 2  # the quota of one is used
-    proxy = EngineProxy(tmp_path / "engine.sock")
-    proxy.start()
-    result: dict = {}
-    env = {"DOCKER_HOST": f"unix://{proxy.path}"}
-    driver = threading.Thread(target=lambda: result.update(done=harness(home, "round", "digits", "runner.infra_retries=0", env=env)))
-    driver.start()
-    deadline = time.monotonic() + 240
-    while not journals(home) or not docker_client.containers.list(
-        filters={"label": f"harness.round={journals(home)[0]['round_id']}", "status": "running"}
-    ):
-        assert time.monotonic() < deadline and driver.is_alive(), "the round never got going"
-        time.sleep(0.1)
-    proxy.stop()  # the engine is gone mid-phase
-    time.sleep(1.5)
-    proxy.start()  # and back, for the round's clean-up
-    driver.join(timeout=300)
-    done = result["done"]
+    done = round_with_the_engine_cut(home, docker_client, tmp_path, "runner.infra_retries=0")
     assert done.returncode == 0, done.stderr
     assert "INFRA_ERROR      1" in done.stderr and "left pending: 1" in done.stderr
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -70,13 +71,14 @@ class EngineProxy:
             pass
 
 
-def test_engine_restart_mid_phase_is_retried_and_scored_once(home, behave_image, docker_client, tmp_path):
-    submission = submit(home, "alpha", behave_image("nap2"))
+def round_with_the_engine_cut(home, docker_client, tmp_path, *overrides: str) -> subprocess.CompletedProcess:
+    """``harness round digits`` whose engine (reached through an ``EngineProxy``) goes away for 1.5 s
+    while a phase's container runs, then comes back for the round's clean-up; returns the finished driver."""
     proxy = EngineProxy(tmp_path / "engine.sock")
     proxy.start()
     result: dict = {}
     env = {"DOCKER_HOST": f"unix://{proxy.path}"}
-    driver = threading.Thread(target=lambda: result.update(done=harness(home, "round", "digits", "runner.retry_backoff_s=1", env=env)))
+    driver = threading.Thread(target=lambda: result.update(done=harness(home, "round", "digits", *overrides, env=env)))
     driver.start()
     deadline = time.monotonic() + 240
     while not journals(home) or not docker_client.containers.list(
@@ -84,12 +86,16 @@ def test_engine_restart_mid_phase_is_retried_and_scored_once(home, behave_image,
     ):
         assert time.monotonic() < deadline and driver.is_alive(), "the round never got going"
         time.sleep(0.1)
-    proxy.stop()
+    proxy.stop()  # the engine is gone mid-phase
     time.sleep(1.5)
-    proxy.start()
+    proxy.start()  # and back, for the round's clean-up
     driver.join(timeout=300)
+    return result["done"]
 
-    done = result["done"]
+
+def test_engine_restart_mid_phase_is_retried_and_scored_once(home, behave_image, docker_client, tmp_path):
+    submission = submit(home, "alpha", behave_image("nap2"))
+    done = round_with_the_engine_cut(home, docker_client, tmp_path, "runner.retry_backoff_s=1")
     assert done.returncode == 0, done.stderr
     assert "the container engine failed" in done.stderr and "attempt 2 of 3" in done.stderr
     (record,) = records(home)
