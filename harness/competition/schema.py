@@ -90,6 +90,14 @@ class SplitConfig:
 
 
 @dataclass
+class KitConfig:
+    """The participant kit (`harness kit`): the dev split it carves from the training data."""
+
+    # Share of the training rows held out as the kit's dev split (by group_column/time_column when set).
+    dev_fraction: float = key(0.2, must="between 0 and 1 (exclusive)", least=0.01, most=0.99)
+
+
+@dataclass
 class CompetitionConfig:
     """The config group ``competition``: one YAML file per competition. Keys without a default
     (``name``, ``prepare``, ``metrics.primary``) must be declared there."""
@@ -105,6 +113,7 @@ class CompetitionConfig:
     leaderboard: LeaderboardConfig = field(default_factory=LeaderboardConfig)
     data: DataConfig = field(default_factory=DataConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
+    kit: KitConfig = field(default_factory=KitConfig)
 
 
 # --- runner, tracking, images ----------------------------------------------------------------
