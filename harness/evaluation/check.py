@@ -1,14 +1,19 @@
-"""``harness check``: a participant's local run of the official contract, limits and verdicts."""
+"""``harness check``: a participant's local run of the official contract, limits and verdicts.
+
+``check_image`` is the one path: against the organizer's competition (``harness check NAME``) or
+against a participant kit's dev split (``harness check --kit DIR``, a :class:`KitCompetition`)."""
 
 from __future__ import annotations
 
 import secrets
 import sys
+from pathlib import Path
 from typing import TextIO
 
 import docker
 
 from harness.competition.core import Competition
+from harness.competition.kit import KitCompetition
 from harness.evaluation.evaluation import Evaluation
 from harness.evaluation.local_run import local_backend, run_phases
 from harness.evaluation.recording import record_evaluation
@@ -31,6 +36,14 @@ def check_image(competition: Competition, image: str, client: docker.DockerClien
     backend = local_backend(competition, client)
     run_phases(evaluation, backend, out, image)
     return record_evaluation(evaluation, competition.paths.root / "checks", RecordSinks(), backend.engine_version())
+
+
+def check_kit(kit_dir: Path, image: str, client: docker.DockerClient, out: TextIO = sys.stderr) -> EvaluationRecord:
+    """``check_image`` on a participant kit: trained on its training part, inferred on its dev inputs,
+    scored against its dev labels; the organizer's data is never needed, created or read."""
+    competition = KitCompetition.from_kit(kit_dir)
+    competition.ensure_data()
+    return check_image(competition, image, client, out)
 
 
 def _require_gpus(competition: Competition, client: docker.DockerClient) -> None:
