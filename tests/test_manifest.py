@@ -67,7 +67,8 @@ def test_data_manifest_reads_only_changed_files_and_names_them(competition, monk
     reads.clear()
     assert competition().data_manifest == first and reads == []  # nothing changed: nothing read
 
-    target = competition().paths.train / "images" / "0.png"
+    target = next(iter(sorted((competition().paths.train / "images").iterdir())))
+    rel = f"data/train/images/{target.name}"
     stat = target.stat()
     data = bytearray(target.read_bytes())
     data[-1] ^= 0xFF
@@ -78,9 +79,9 @@ def test_data_manifest_reads_only_changed_files_and_names_them(competition, monk
     assert len(reads) == 1
     root = competition().paths.root
     changes = changes_since(root, current, first.sha256)
-    assert [(c.path, c.change) for c in changes] == [("data/train/images/0.png", "changed")]
+    assert [(c.path, c.change) for c in changes] == [(rel, "changed")]
     assert load_snapshot(root, first.sha256) == first  # the earlier state is kept for audits
-    assert json.loads((root / CACHE_NAME).read_text())["files"]["data/train/images/0.png"][0] == current.files["data/train/images/0.png"]
+    assert json.loads((root / CACHE_NAME).read_text())["files"][rel][0] == current.files[rel]
 
 
 def test_gpu_host_fields_through_nvml(monkeypatch):

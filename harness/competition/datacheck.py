@@ -5,14 +5,21 @@
 - shared ids: an id in both tables;
 - label-free test: the test table carries the target column, or test ids and hidden labels differ;
 - group split / time split (when ``split.group_column`` / ``split.time_column`` is declared): group
-  values in both train and test, or test rows not after the last train row, i.e. a random split.
+  values in both train and test, or test rows not after the last train row, i.e. a random split;
+- sequential ids (a warning): the ids are a run of numbers (``0..n``, ``img_0001..``) or the
+  rows of both tables are in id order, so an id may tell a row's place in a public source;
+- public split rule (a warning): the hidden public/private assignment can be recomputed from
+  public information: a plain (unkeyed) hash of the id, the id's parity or last digits, or the
+  first or last test rows or ids.
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
-from collections.abc import Iterable
+import math
+import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -52,6 +59,8 @@ def check_data(competition: Competition) -> list[Finding]:
         _duplicate_rows(train, test, {id_column, target}),
         _shared_ids(train, test),
         _label_free(test, target, competition.test_ids),
+        _sequential_ids(train, test),
+        _public_split(test, competition.labels[2], competition.name),
     ]
     if rules.group_column:
         findings.append(_group_split(train, test, rules.group_column))
@@ -153,6 +162,82 @@ def _time_split(train: Table, test: Table, column: str) -> Finding:
         f"{early} of {len(test.rows)} test rows are not after the last train row ({column} <= "
         f"{last_train[1]}): the split looks random, not by {column} as the config declares",
     )
+
+
+NUMBERED = re.compile(r"^(.*?)(\d+)(\D*)$")
+FIX_IDS = "give opaque ids (a keyed hash of the row with an organizer secret) and shuffle the rows"
+
+
+def _sequential_ids(train: Table, test: Table) -> Finding:
+    tables = [t.column(t.id_column) for t in (train, test)]
+    ids = [i for table in tables for i in table]
+    parts = [NUMBERED.match(i) for i in ids]
+    if ids and all(parts) and len({(m.group(1), m.group(3)) for m in parts if m}) == 1:
+        numbers = {i: int(m.group(2)) for i, m in zip(ids, parts, strict=True) if m}
+        values = sorted(set(numbers.values()))
+        if len(values) == len(ids) and values[-1] - values[0] + 1 == len(values):
+            return Finding(
+                "sequential ids",
+                WARNING,
+                f"the {len(ids)} ids are the numbers {values[0]} to {values[-1]}, one each: an id may give away its row "
+                f"in a public copy of the data (and the labels with it); {FIX_IDS}",
+            )
+        if all(len(t) > 1 and all(numbers[a] < numbers[b] for a, b in zip(t, t[1:])) for t in tables):
+            return Finding(
+                "sequential ids",
+                WARNING,
+                f"the ids are numbers and the rows of {train.name} and {test.name} are in id order: the ids look like "
+                f"row numbers of a source that may be public; {FIX_IDS}",
+            )
+    if all(len(t) > 1 and t == sorted(t) for t in tables):
+        return Finding(
+            "sequential ids",
+            WARNING,
+            f"the rows of {train.name} and {test.name} are sorted by id: the order may tell how the ids were made; shuffle the rows",
+        )
+    return Finding("sequential ids", OK, f"the {len(ids)} ids are not a run of numbers and the rows are not in id order")
+
+
+CHANCE = 10**6  # report a rule only if a random split matches it with odds below 1 in CHANCE / the rules tried
+
+
+def _public_split(test: Table, split: dict[str, str], name: str) -> Finding:
+    rows = [i for i in test.column(test.id_column) if i in split]
+    public = sum(split[i] == "public" for i in rows)
+    if math.comb(len(rows), public) < CHANCE:
+        return Finding("public split rule", OK, f"{public} public of {len(rows)} test ids: too few to tell a rule from chance")
+    for rule, key in _split_rules(rows, name):
+        keys = {i: key(i) for i in rows}
+        pub = [keys[i] for i in rows if split[i] == "public"]
+        priv = [keys[i] for i in rows if split[i] != "public"]
+        if max(pub) < min(priv) or max(priv) < min(pub):
+            return Finding(
+                "public split rule",
+                WARNING,
+                f"the public/private split of the test ids follows {rule}: anyone can tell which ids count on the public "
+                "leaderboard; decide it by a keyed hash of the id with an organizer secret (HMAC) kept with the hidden labels",
+            )
+    return Finding("public split rule", OK, "the public/private split follows no plain hash, parity or order of the ids")
+
+
+def _split_rules(ids: list[str], name: str) -> Iterable[tuple[str, Callable[[str], object]]]:
+    position = {i: n for n, i in enumerate(ids)}
+    rank = {i: n for n, i in enumerate(sorted(ids, key=_natural))}
+    yield "the row order of the test table (its first or last rows)", position.__getitem__
+    yield "the order of the ids (the first or last ids)", rank.__getitem__
+    if all(i.isdigit() for i in ids):
+        for m in (2, 10, 100):
+            yield f"the id modulo {m}", lambda i, m=m: int(i) % m
+    for algorithm in ("sha256", "sha1", "md5"):
+        for form in ("{id}", f"{name}:{{id}}", f"{name}-{{id}}", f"{name}{{id}}"):
+
+            def digest(i: str, a: str = algorithm, f: str = form) -> bytes:
+                return hashlib.new(a, f.format(id=i).encode()).digest()
+
+            shown = f"{algorithm}({form!r})"
+            yield f"an unkeyed hash, {shown}", lambda i, d=digest: int.from_bytes(d(i)[:8], "big")
+            yield f"an unkeyed hash, {shown} modulo 2", lambda i, d=digest: d(i)[-1] % 2
+            yield f"an unkeyed hash, {shown} modulo 100", lambda i, d=digest: int.from_bytes(d(i), "big") % 100
 
 
 def _require(column: str, key: str, *tables: Table) -> None:

@@ -5,14 +5,23 @@ Layout under ``root`` (see :class:`harness.paths.CompetitionPaths`)::
     data/train/{DESCRIPTION.md, train.csv (id,label), images/<id>.png}
     data/test/{DESCRIPTION.md, test.csv (id), images/<id>.png}
     hidden/labels.csv (id,label,split)     mode 0700, never mounted
+    hidden/secret                          the organizer's key (32 random bytes), mode 0600
     .prepared                              JSON marker, written last
+
+The ids are opaque: an HMAC-SHA256 of scikit-learn's row index keyed by the secret, so nothing
+public maps an id back to a row of ``load_digits`` (a submission that bundles scikit-learn's copy
+cannot look its answers up). The rows of each table are in a keyed-random order, and whether a
+test id is on the public or the private leaderboard is a keyed hash of the id too: without the
+secret, neither can be computed. Given the same secret the builder writes the same bytes.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import os
+import secrets
 import shutil
 import tempfile
 from pathlib import Path
@@ -20,6 +29,9 @@ from pathlib import Path
 SEED = 20240601
 TEST_SIZE = 0.3
 MARKER = ".prepared"
+SECRET = "secret"  # under hidden/, beside the labels
+SECRET_BYTES = 32
+ID_CHARS = 12  # hex characters of an id: 48 bits, checked unique
 
 DESCRIPTION = """\
 # Handwritten digits (8x8)
@@ -32,7 +44,7 @@ Classify small grayscale images of handwritten digits into the classes 0-9.
 - `/data/test/test.csv`: column `id` only; the test labels are never given to your container.
 - `/data/test/images/<id>.png`: the test images, same format.
 
-Ids are integers. The data is scikit-learn's `load_digits` (UCI optical digits), split 70/30
+Ids are opaque strings (12 hex characters) in no particular order. The data is scikit-learn's `load_digits` (UCI optical digits), split 70/30
 into train and test with every class in the same proportion.
 
 ## What to hand in
@@ -49,14 +61,32 @@ def is_prepared(root: Path) -> bool:
     return (Path(root) / MARKER).is_file()
 
 
-def split_of(image_id: int, public_fraction: float = 0.5) -> str:
-    """``public`` or ``private``, fixed by a hash of the id (independent of any RNG)."""
-    h = hashlib.sha256(f"digits:{image_id}".encode()).digest()
+def _keyed(secret: bytes, label: str, value: object) -> bytes:
+    return hmac.new(secret, f"{label}:{value}".encode(), hashlib.sha256).digest()
+
+
+def opaque_id(secret: bytes, row: int) -> str:
+    """The id of scikit-learn's row ``row``: a keyed hash, meaningless without the secret."""
+    return _keyed(secret, "id", row).hex()[:ID_CHARS]
+
+
+def split_of(secret: bytes, image_id: str, public_fraction: float = 0.5) -> str:
+    """``public`` or ``private``, fixed by a keyed hash of the id (its own label, not the id's)."""
+    h = _keyed(secret, "split", image_id)
     return "public" if int.from_bytes(h[:8], "big") / 2**64 < public_fraction else "private"
 
 
-def prepare(root: Path, public_fraction: float = 0.5) -> None:
-    """Write the competition under ``root``; a no-op when it is already prepared."""
+def read_secret(root: Path) -> bytes | None:
+    path = Path(root) / "hidden" / SECRET
+    return path.read_bytes() if path.is_file() else None
+
+
+def prepare(root: Path, public_fraction: float = 0.5, secret: bytes | None = None) -> None:
+    """Write the competition under ``root``; a no-op when it is already prepared.
+
+    The secret is ``secret`` if given, else the one a previous (interrupted) build left in
+    ``hidden/``, else 32 fresh random bytes.
+    """
     root = Path(root)
     if is_prepared(root):
         return  # before the imports: scikit-learn alone takes seconds to import
@@ -66,30 +96,43 @@ def prepare(root: Path, public_fraction: float = 0.5) -> None:
     from sklearn.model_selection import train_test_split
 
     root.mkdir(parents=True, exist_ok=True)
+    secret = secret or read_secret(root) or secrets.token_bytes(SECRET_BYTES)
     digits = load_digits()
-    ids = np.arange(len(digits.target))
-    train_ids, test_ids = train_test_split(ids, test_size=TEST_SIZE, stratify=digits.target, random_state=SEED)
+    rows = np.arange(len(digits.target))
+    train_rows, test_rows = train_test_split(rows, test_size=TEST_SIZE, stratify=digits.target, random_state=SEED)
+    ids = {int(i): opaque_id(secret, int(i)) for i in rows}
+    if len(set(ids.values())) != len(ids):
+        raise RuntimeError("two digits ids collide: build again with another secret")
+
+    def shuffled(split_rows: np.ndarray) -> list[int]:  # a keyed-random order, not the id's
+        return sorted((int(i) for i in split_rows), key=lambda i: _keyed(secret, "order", ids[i]))
+
     # Build everything in a temporary directory beside the final one, then rename into place.
     tmp = Path(tempfile.mkdtemp(prefix=".prepare-", dir=root))
     try:
         count = 0
-        for split, split_ids in (("train", sorted(train_ids)), ("test", sorted(test_ids))):
+        test_order = shuffled(test_rows)
+        for split, split_rows in (("train", shuffled(train_rows)), ("test", test_order)):
             d = tmp / "data" / split
             (d / "images").mkdir(parents=True)
-            for i in split_ids:
+            for i in split_rows:
                 pixels = np.rint(digits.images[i] * (255 / 16)).astype(np.uint8)
-                Image.fromarray(pixels).save(d / "images" / f"{i}.png")
-            rows = [f"{i},{digits.target[i]}" if split == "train" else f"{i}" for i in split_ids]
+                Image.fromarray(pixels).save(d / "images" / f"{ids[i]}.png")
+            lines = [f"{ids[i]},{digits.target[i]}" if split == "train" else ids[i] for i in split_rows]
             header = "id,label" if split == "train" else "id"
-            (d / f"{split}.csv").write_text("\n".join([header, *rows]) + "\n")
+            (d / f"{split}.csv").write_text("\n".join([header, *lines]) + "\n")
             (d / "DESCRIPTION.md").write_text(DESCRIPTION)
-            count += len(split_ids) + 2
+            count += len(split_rows) + 2
         hidden = tmp / "hidden"
         hidden.mkdir(mode=0o700)
         hidden.chmod(0o700)
-        rows = [f"{i},{digits.target[i]},{split_of(int(i), public_fraction)}" for i in sorted(test_ids)]
-        (hidden / "labels.csv").write_text("\n".join(["id,label,split", *rows]) + "\n")
-        count += 1
+        key = hidden / SECRET
+        key.touch(mode=0o600)
+        key.chmod(0o600)
+        key.write_bytes(secret)
+        lines = [f"{ids[i]},{digits.target[i]},{split_of(secret, ids[i], public_fraction)}" for i in test_order]
+        (hidden / "labels.csv").write_text("\n".join(["id,label,split", *lines]) + "\n")
+        count += 2
         # Containers run as another uid: the data must be world-readable whatever the umask.
         for dirpath, _dirnames, filenames in os.walk(tmp / "data"):
             os.chmod(dirpath, 0o755)
