@@ -68,7 +68,7 @@ setup_python() {
     say "creating $VENV with $("$python" -c 'import sys; print("Python %d.%d" % sys.version_info[:2])') ($python) and installing harness (first time: a few minutes)"
     "$python" -m venv "${clear[@]}" "$VENV"
     "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
-    "$VENV/bin/python" -m pip install -q -e "$ROOT[test]"
+    "$VENV/bin/python" -m pip install -q -e "$ROOT[test,organizer]"
     echo "$want" >"$stamp"
 }
 

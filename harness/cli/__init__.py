@@ -35,6 +35,7 @@ from harness.cli import (
 )
 from harness.cli.common import EXIT_ERROR, EXTRAS, Parser
 from harness.util.errors import HarnessError
+from harness.util.extras import organizer_missing
 
 COMMAND_MODULES = (
     evaluate,
@@ -92,6 +93,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return args.handler(args)
     except HarnessError as exc:
         print(f"harness: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except ImportError as exc:  # an organizer command in a participant's install (no harness[organizer])
+        missing = organizer_missing(exc, f"`{args._command.prog}`")
+        if missing is None:
+            raise
+        print(f"harness: {missing}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("harness: interrupted", file=sys.stderr)
