@@ -15,7 +15,9 @@ def register(commands) -> None:
     )
     build = add_command(images, "build", _build, "build harness/python:3.11 and harness/sample-submission:latest", competition=False)
     add_json(build, "each image's tag and id")
-    lock = add_command(images, "lock", _lock, "download the wheelhouse of images.packages and write its lock (images.lock)", competition=False)
+    lock = add_command(
+        images, "lock", _lock, "download the wheelhouse of images.packages and write its lock (images.lock)", competition=False
+    )
     lock.add_argument("--output", metavar="FILE", help="where to write the lock (default: the file images.lock names)")
 
 

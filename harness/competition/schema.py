@@ -152,9 +152,7 @@ class ImagesConfig:
     # Seconds to wait for a pull of `base`; 0: never pull.
     pull_timeout_s: float = key(20.0, must="a number of seconds, 0 or more", least=0)
     # Python packages baked into the participant base image, downloaded once into a wheelhouse.
-    packages: list[str] = key(
-        factory=lambda: ["torch==2.13.0+cpu", "numpy==2.4.6", "pillow==13.0.0"], must="a list of pip requirements"
-    )
+    packages: list[str] = key(factory=lambda: ["torch==2.13.0+cpu", "numpy==2.4.6", "pillow==13.0.0"], must="a list of pip requirements")
     # The Python version of the participant base image (its wheelhouse is built for it).
     python: str = key("3.11", must="a Python version such as 3.11, 3.12 or 3.13", pattern=r"3\.\d+")
     # The wheelhouse lock (every wheel's file name and sha256), a file name in the bundled

@@ -10,6 +10,8 @@ run without network.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
 import platform
@@ -17,15 +19,12 @@ import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import threading
 import time
 from importlib.resources import files
 from pathlib import Path
-
-import hashlib
-import io
-import tarfile
 
 import docker
 import docker.errors
@@ -396,7 +395,9 @@ def prepare_wheelhouse(packages, wheelhouse: Path, log=print, python: str = DEFA
     (tmp / ".packages.json").write_text(want)
     shutil.rmtree(wheelhouse, ignore_errors=True)
     os.rename(tmp, wheelhouse)
-    log(f"wheelhouse: {len(list(wheelhouse.glob('*.whl')))} wheels in {time.monotonic() - start:.1f}s{', verified against ' + str(lock) if lock else ''}")
+    log(
+        f"wheelhouse: {len(list(wheelhouse.glob('*.whl')))} wheels in {time.monotonic() - start:.1f}s{', verified against ' + str(lock) if lock else ''}"
+    )
     return wheelhouse
 
 
