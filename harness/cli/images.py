@@ -15,6 +15,10 @@ def register(commands) -> None:
     )
     build = add_command(images, "build", _build, "build harness/python:3.11 and harness/sample-submission:latest", competition=False)
     add_json(build, "each image's tag and id")
+    lock = add_command(
+        images, "lock", _lock, "download the wheelhouse of images.packages and write its lock (images.lock)", competition=False
+    )
+    lock.add_argument("--output", metavar="FILE", help="where to write the lock (default: the file images.lock names)")
 
 
 def build(overrides: list[str]) -> dict[str, str]:
@@ -37,4 +41,17 @@ def _build(args: argparse.Namespace) -> int:
         return 0
     for tag, image_id in built.items():
         print(f"{tag} {image_id}")
+    return 0
+
+
+def _lock(args: argparse.Namespace) -> int:
+    from harness.competition.config import compose_config
+    from harness.participant.images import ImageBuildError, write_lock
+
+    cfg = compose_config("digits", args.overrides)
+    try:
+        path = write_lock(cfg.images, args.output, log=lambda line: print(line, file=sys.stderr, flush=True))
+    except ImageBuildError as exc:
+        raise HarnessError(str(exc)) from None
+    print(path)
     return 0

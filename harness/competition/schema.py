@@ -161,9 +161,15 @@ class ImagesConfig:
     # Seconds to wait for a pull of `base`; 0: never pull.
     pull_timeout_s: float = key(20.0, must="a number of seconds, 0 or more", least=0)
     # Python packages baked into the participant base image, downloaded once into a wheelhouse.
-    packages: list[str] = key(factory=lambda: ["torch==2.13.0", "numpy", "pillow"], must="a list of pip requirements")
+    packages: list[str] = key(factory=lambda: ["torch==2.13.0+cpu", "numpy==2.4.6", "pillow==13.0.0"], must="a list of pip requirements")
     # The Python version of the participant base image (its wheelhouse is built for it).
     python: str = key("3.11", must="a Python version such as 3.11, 3.12 or 3.13", pattern=r"3\.\d+")
+    # The wheelhouse lock (every wheel's file name and sha256), a file name in the bundled
+    # configs/images/ or a path; null: the wheelhouse is not verified. `harness images lock` writes it.
+    lock: str | None = key("wheelhouse.lock", must="a lock file name or path, or null", nonempty=True)
+    # The timestamp (seconds since 1970) of the bootstrapped Debian base: its files and its image
+    # config carry it, so that two bootstraps from the same mirror state give the same image id.
+    source_date_epoch: int = key(1735689600, must="a whole number of seconds since 1970, 0 or more", least=0)
 
 
 # --- the root --------------------------------------------------------------------------------
