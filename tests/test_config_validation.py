@@ -66,7 +66,7 @@ def no_organizer_dirs(monkeypatch):
         ("images.packages=numpy", "images.packages: must be a list of pip requirements, got 'numpy'"),
         (
             "images.tag=x",
-            "images.tag: no such configuration key (known: base, debian_suite, debian_mirror, pull_timeout_s, packages, python)",
+            "images.tag: no such configuration key (known: base, debian_suite, debian_mirror, pull_timeout_s, packages, python, lock, source_date_epoch)",
         ),
         ("seed=-1", "seed: must be a whole number from 0 to 4294967295, got -1"),
         ("seed=1.5", "seed: must be a whole number from 0 to 4294967295, got 1.5"),

@@ -92,7 +92,7 @@ def test_wheel_holds_harness_alone_with_its_data_files(wheel):
     top = {name.split("/")[0] for name in names}
     assert {t for t in top if not t.endswith(".dist-info")} == {"harness"}, sorted(top)
     assert len([t for t in top if t.endswith(".dist-info")]) == 1
-    wanted = {"harness/records/schema/evaluation-1.schema.json", "harness/images/README.md"}
+    wanted = {"harness/records/schema/evaluation-1.schema.json", "harness/images/README.md", "harness/configs/images/wheelhouse.lock"}
     wanted |= {f"harness/configs/{p.relative_to(ROOT / 'configs')}" for p in (ROOT / "configs").rglob("*.yaml")}
     wanted |= {f"harness/images/{p.relative_to(ROOT / 'images')}" for p in (ROOT / "images").glob("*/Dockerfile")}
     wanted |= {f"harness/images/{p.relative_to(ROOT / 'images')}" for p in (ROOT / "images").glob("*/*.py")}
