@@ -185,7 +185,7 @@ def test_data_prepare_and_check_json(home, capsys):
     status, out, _ = run(capsys, "data", "check", "--json", "digits")
     report = json.loads(out)
     assert status == 0 and report["errors"] == 0 and report["data"] == prepared["data"]
-    assert {f["level"] for f in report["findings"]} == {"ok"} and len(report["findings"]) == 4
+    assert {f["level"] for f in report["findings"]} == {"ok"} and len(report["findings"]) == 6
 
 
 def test_verify_json(home, capsys, monkeypatch):
