@@ -10,17 +10,13 @@ line what to install. The install takes about 20 s with a warm pip cache (README
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from wheels import build_wheel, run_in
 
-ROOT = Path(__file__).resolve().parent.parent
-NOT_SOURCES = shutil.ignore_patterns(
-    ".git", ".venv", ".harness", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache", ".ruff_cache"
-)
 ORGANIZER_ONLY = ("ray", "mlflow", "sklearn")
 
 
@@ -28,17 +24,7 @@ ORGANIZER_ONLY = ("ray", "mlflow", "sklearn")
 def light(tmp_path_factory) -> Path:
     """A fresh virtual environment holding the wheel built from this checkout and its light dependencies."""
     tmp = tmp_path_factory.mktemp("light")
-    source = tmp / "source"
-    shutil.copytree(ROOT, source, ignore=NOT_SOURCES)
-    built = subprocess.run(
-        [sys.executable, "-m", "build", "--wheel", "--outdir", str(tmp / "dist"), str(source)],
-        cwd=tmp,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
-    (wheel,) = (tmp / "dist").glob("harness-*.whl")
+    wheel = build_wheel(tmp)
     venv = tmp / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     proc = subprocess.run(
@@ -51,30 +37,23 @@ def light(tmp_path_factory) -> Path:
     return venv
 
 
-def run_light(venv: Path, *args: str, cwd: Path, home: Path, timeout: float = 120) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "HARNESS_CONFIG_DIR", "HARNESS_CONFIG_PATH")}
-    env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
-    env["HARNESS_HOME"] = str(home)
-    return subprocess.run(list(args), cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-
-
 def test_the_organizer_side_is_absent(light, tmp_path):
     for module in ORGANIZER_ONLY:
-        proc = run_light(light, str(light / "bin" / "python"), "-c", f"import {module}", cwd=tmp_path, home=tmp_path / "home")
+        proc = run_in(light, str(light / "bin" / "python"), "-c", f"import {module}", cwd=tmp_path, home=tmp_path / "home")
         assert proc.returncode != 0 and "ModuleNotFoundError" in proc.stderr, f"{module} is importable in the light install"
 
 
 def test_participant_commands_work(light, tmp_path):
     home = tmp_path / "home"
-    version = run_light(light, "harness", "--version", cwd=tmp_path, home=home)
+    version = run_in(light, "harness", "--version", cwd=tmp_path, home=home)
     assert version.returncode == 0 and version.stdout.startswith("harness "), version.stdout + version.stderr
-    init = run_light(light, "harness", "init", str(tmp_path / "mine"), cwd=tmp_path, home=home)
+    init = run_in(light, "harness", "init", str(tmp_path / "mine"), cwd=tmp_path, home=home)
     assert init.returncode == 0, init.stdout + init.stderr
     assert (tmp_path / "mine" / "Dockerfile").is_file() and (tmp_path / "mine" / "main.py").is_file()
 
 
 def test_an_organizer_command_names_the_extra(light, tmp_path):
-    proc = run_light(light, "harness", "round", "digits", cwd=tmp_path, home=tmp_path / "home")
+    proc = run_in(light, "harness", "round", "digits", cwd=tmp_path, home=tmp_path / "home")
     assert proc.returncode == 2, proc.stdout + proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("harness: "), proc.stderr
@@ -84,7 +63,7 @@ def test_an_organizer_command_names_the_extra(light, tmp_path):
 
 @pytest.mark.docker
 def test_check_kit_scores_in_the_light_install(light, behave_image, tmp_path):
-    usage = run_light(light, "harness", "check", "--help", cwd=tmp_path, home=tmp_path / "home")
+    usage = run_in(light, "harness", "check", "--help", cwd=tmp_path, home=tmp_path / "home")
     if "--kit" not in usage.stdout:
         pytest.skip("`harness check --kit` is not in this tree yet (the kit commands come from another branch)")
     image = behave_image("constant")
@@ -102,6 +81,6 @@ def test_check_kit_scores_in_the_light_install(light, behave_image, tmp_path):
     )
     assert exported.returncode == 0, exported.stdout + exported.stderr
     participant_home = tmp_path / "participant-home"  # empty: the check needs nothing of the organizer's
-    proc = run_light(light, "harness", "check", "--kit", str(kit), "--image", image, cwd=tmp_path, home=participant_home, timeout=600)
+    proc = run_in(light, "harness", "check", "--kit", str(kit), "--image", image, cwd=tmp_path, home=participant_home, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "SCORED" in proc.stdout, proc.stdout + proc.stderr

@@ -15,9 +15,7 @@ with real dependencies is checked by hand (see images/README.md and the README's
 
 from __future__ import annotations
 
-import os
 import platform
-import shutil
 import site
 import subprocess
 import sys
@@ -26,30 +24,12 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
-# What a build must not see or copy: environments, caches, work directories, earlier builds.
-NOT_SOURCES = shutil.ignore_patterns(
-    ".git", ".venv", ".harness", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache", ".ruff_cache"
-)
+from wheels import ROOT, build_wheel, run_in
 
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
-    """The wheel built from a copy of the checkout (the checkout itself stays untouched)."""
-    tmp = tmp_path_factory.mktemp("wheel")
-    source = tmp / "source"
-    shutil.copytree(ROOT, source, ignore=NOT_SOURCES)
-    proc = subprocess.run(
-        [sys.executable, "-m", "build", "--wheel", "--outdir", str(tmp / "dist"), str(source)],
-        cwd=tmp,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    (built,) = (tmp / "dist").glob("harness-*.whl")
-    return built
+    return build_wheel(tmp_path_factory.mktemp("wheel"))
 
 
 @pytest.fixture(scope="module")
@@ -75,18 +55,6 @@ def installed(wheel, tmp_path_factory) -> Path:
     return venv
 
 
-def run_installed(venv: Path, *args: str, cwd: Path, home: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("PYTHONPATH", "VIRTUAL_ENV", "HARNESS_HOME", "HARNESS_CONFIG_DIR", "HARNESS_CONFIG_PATH")
-    }
-    env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
-    if home is not None:
-        env["HARNESS_HOME"] = str(home)
-    return subprocess.run(list(args), cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-
-
 def test_wheel_holds_harness_alone_with_its_data_files(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     top = {name.split("/")[0] for name in names}
@@ -110,13 +78,13 @@ def test_wheel_holds_harness_alone_with_its_data_files(wheel):
 def test_installed_wheel_runs_outside_the_checkout(installed, tmp_path):
     work = tmp_path / "elsewhere"
     work.mkdir()
-    where = run_installed(installed, str(installed / "bin" / "python"), "-c", "import harness; print(harness.__file__)", cwd=work)
+    where = run_in(installed, str(installed / "bin" / "python"), "-c", "import harness; print(harness.__file__)", cwd=work)
     assert where.returncode == 0, where.stderr
     assert Path(where.stdout.strip()).is_relative_to(installed), f"harness imported from {where.stdout.strip()}, not the wheel"
 
     # Needs the bundled configs (Hydra composes competition/digits.yaml) and the data builder.
     home = tmp_path / "home"
-    proc = run_installed(installed, "harness", "data", "prepare", "digits", cwd=work, home=home)
+    proc = run_in(installed, "harness", "data", "prepare", "digits", cwd=work, home=home)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     data = home / "competitions" / "digits" / "data"
     assert (data / "train" / "train.csv").is_file() and (data / "test" / "test.csv").is_file()
@@ -124,17 +92,17 @@ def test_installed_wheel_runs_outside_the_checkout(installed, tmp_path):
 
 
 def test_installed_version(installed, wheel, tmp_path):
-    proc = run_installed(installed, "harness", "--version", cwd=tmp_path)
+    proc = run_in(installed, "harness", "--version", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == f"harness {wheel.name.split('-')[1]}"
 
 
 def test_only_the_harness_namespace_is_importable(installed, tmp_path):
     imports = "import harness.limits, harness.runner, harness.configs, harness.images, harness.cli"
-    proc = run_installed(installed, str(installed / "bin" / "python"), "-c", imports, cwd=tmp_path)
+    proc = run_in(installed, str(installed / "bin" / "python"), "-c", imports, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     for name in ("limits", "runner", "configs", "images"):
-        proc = run_installed(installed, str(installed / "bin" / "python"), "-c", f"import {name}", cwd=tmp_path)
+        proc = run_in(installed, str(installed / "bin" / "python"), "-c", f"import {name}", cwd=tmp_path)
         assert proc.returncode != 0 and "ModuleNotFoundError" in proc.stderr, f"`import {name}` works in the fresh environment"
 
 
