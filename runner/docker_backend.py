@@ -224,6 +224,7 @@ class _Run:
         sampler = StatsSampler(self.client, container.id, enabled=not self.cgroup.available and self.own_cgroup is None)
         self.gpu = gpu_watch(self.spec, lambda: container_pids(self.cgroup, container))
         self.telemetry = Telemetry(self._reader(sampler))
+        self.telemetry.poll()  # a first point at once: a phase shorter than a poll still leaves one
         while not self._ended(exited, max(0.0, min(POLL_S, deadline - time.monotonic()))):
             now = time.monotonic()
             if now >= deadline:

@@ -124,7 +124,8 @@ def test_memory_under_the_limit_is_measured_exactly_without_root(behave_image):
     """It holds 128 MiB for 0.2 s: sampled once a second it was recorded as 48 MB; exact now."""
     report = phase_as_docker_user(behave_image("hold"), 256 * MIB, ["train"])
     assert report["verdict"] == "OK", report["message"]
-    assert 128 * MIB <= report["peak_memory_bytes"] <= 1.1 * 128 * MIB
+    assert 128 * MIB <= report["peak_memory_bytes"] <= 1.25 * 128 * MIB  # it holds 128 MiB
+    # (cgroup v1 counts the page cache it faults in too: its interpreter and libraries, up to ~25 MiB on a cold cache)
     assert 0 < report["cpu_s"] <= report["wall_s"] + 0.5 and report["peak_pids"] >= 1
 
 

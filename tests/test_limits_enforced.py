@@ -64,7 +64,8 @@ def test_memory_under_the_limit_is_ok_and_measured(competition, docker_client, b
     train = record.phases["train"]
     assert record.verdict == "SCORED", record.message
     assert train["limits"]["memory"] == 256 * MIB
-    assert 128 * MIB <= train["peak_memory_bytes"] <= 1.1 * 128 * MIB  # it holds 128 MiB
+    assert 128 * MIB <= train["peak_memory_bytes"] <= 1.25 * 128 * MIB  # it holds 128 MiB
+    # (cgroup v1 counts the page cache it faults in too: its interpreter and libraries, up to ~25 MiB on a cold cache)
 
 
 def test_fork_bomb_is_contained(competition, docker_client, behave_image):
