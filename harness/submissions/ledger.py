@@ -98,15 +98,22 @@ class Submission:
 
 def validate_team(team: str) -> str:
     """The team name as stored (surrounding spaces removed), or a HarnessError saying what is wrong."""
-    team = team.strip()
-    if not team:
-        raise HarnessError("the team name is empty; pass --team NAME")
-    if len(team) > MAX_TEAM_LENGTH:
-        raise HarnessError(f"the team name is {len(team)} characters long; at most {MAX_TEAM_LENGTH} are allowed")
-    hidden = next((ch for ch in team if not ch.isprintable()), None)
+    return _one_line_text(
+        team, "the team name", MAX_TEAM_LENGTH, empty="the team name is empty; pass --team NAME", fix="use printable characters"
+    )
+
+
+def _one_line_text(value: str, what: str, limit: int, *, empty: str, fix: str) -> str:
+    """``value`` without surrounding spaces, when it is not empty, at most ``limit`` characters and printable."""
+    value = (value or "").strip()
+    if not value:
+        raise HarnessError(empty)
+    if len(value) > limit:
+        raise HarnessError(f"{what} is {len(value)} characters long; at most {limit} are allowed")
+    hidden = next((ch for ch in value if not ch.isprintable()), None)
     if hidden is not None:
-        raise HarnessError(f"the team name contains an invisible or control character (U+{ord(hidden):04X}); use printable characters")
-    return team
+        raise HarnessError(f"{what} contains an invisible or control character (U+{ord(hidden):04X}); {fix}")
+    return value
 
 
 class Ledger:
@@ -341,15 +348,13 @@ class Ledger:
 
 def validate_reason(reason: str) -> str:
     """A withdrawal's or disqualification's reason as stored, or a HarnessError saying what is wrong."""
-    reason = (reason or "").strip()
-    if not reason:
-        raise HarnessError("give a reason (--reason TEXT): it is kept in the ledger and in the submission's records")
-    if len(reason) > MAX_REASON_LENGTH:
-        raise HarnessError(f"the reason is {len(reason)} characters long; at most {MAX_REASON_LENGTH} are allowed")
-    hidden = next((ch for ch in reason if not ch.isprintable()), None)
-    if hidden is not None:
-        raise HarnessError(f"the reason contains an invisible or control character (U+{ord(hidden):04X}); write it on one line")
-    return reason
+    return _one_line_text(
+        reason,
+        "the reason",
+        MAX_REASON_LENGTH,
+        empty="give a reason (--reason TEXT): it is kept in the ledger and in the submission's records",
+        fix="write it on one line",
+    )
 
 
 def _migrate(con: sqlite3.Connection) -> None:
