@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Set up everything harness needs, idempotently: Python (3.11, 3.12 or 3.13) and a virtual
 # environment with the project installed, and a Docker engine that answers. As root on a fresh
-# Debian machine it installs what is missing (python3, docker.io, mmdebstrap, chromium) and starts
-# the engine; on a workstation that already has Docker it only creates the virtual environment.
+# Debian machine it installs what is missing (python3, docker.io, mmdebstrap, docker-registry,
+# chromium) and starts the engine; on a workstation that already has Docker it only creates the
+# virtual environment.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -106,6 +107,18 @@ setup_image_tools() {
     fi
 }
 
+setup_registry() {
+    # Participants push images to a real OCI registry (the CNCF distribution registry, Debian's
+    # docker-registry) that `harness serve` starts with its own configuration. The package's own
+    # system service (an open registry on :5000) is not ours: it is stopped where systemd runs it.
+    if ! command -v docker-registry >/dev/null 2>&1 && is_root; then
+        apt_install docker-registry
+        if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet docker-registry 2>/dev/null; then
+            systemctl disable --now docker-registry >/dev/null 2>&1 || true
+        fi
+    fi
+}
+
 setup_browser() {
     # The leaderboard page is tested in a real headless Chromium (Debian's package).
     if is_root && ! command -v chromium >/dev/null 2>&1; then
@@ -116,5 +129,6 @@ setup_browser() {
 setup_python
 setup_docker
 setup_image_tools
+setup_registry
 setup_browser
 say "ready: $VENV/bin/harness, Docker engine answering"

@@ -12,6 +12,8 @@ FOLDERS = {"harness.runner": ROOT / "runner", "harness.limits": ROOT / "limits"}
 FLOORS = {
     "harness.util": 0,
     "harness.limits": 1,
+    "harness.registry": 1,
+    "harness.client": 1,
     "harness.runner": 2,
     "harness.scoring": 2,
     "harness.competition": 3,
@@ -22,7 +24,8 @@ FLOORS = {
     "harness.participant": 5,
     "harness.proofs": 6,
     "harness.rounds": 7,
-    "harness.cli": 8,
+    "harness.service": 8,
+    "harness.cli": 9,
 }
 
 

@@ -1,0 +1,1 @@
+"""``harness serve``: the competition service (JSON API, pages, the registry's token issuer, the evaluation loop)."""
