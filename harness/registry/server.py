@@ -1,0 +1,159 @@
+"""The registry process: Debian's ``docker-registry`` (distribution 2.8) on loopback, its storage on
+disk, trusting only tokens signed by the service's issuer key."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import requests
+import yaml
+
+from harness.registry.keys import IssuerKey
+from harness.registry.tokens import ISSUER
+from harness.util.errors import HarnessError
+
+SERVICE = "harness-registry"
+START_TIMEOUT_S = 20.0
+STOP_TIMEOUT_S = 10.0
+LOG_TAIL_LINES = 15
+
+
+def registry_binary() -> str:
+    """The distribution registry's executable on PATH (Debian names it ``docker-registry``)."""
+    for name in ("docker-registry", "registry"):
+        found = shutil.which(name)
+        if found:
+            return found
+    raise HarnessError(
+        "the container registry is not installed (no docker-registry or registry on PATH); "
+        "run scripts/setup.sh or `apt-get install docker-registry`"
+    )
+
+
+class RegistryServer:
+    """One registry process for one competition; ``root`` is its folder in the work directory
+    (``service/<competition>/``): ``registry/`` its storage, ``registry.yml`` its configuration
+    (written at each start), ``registry.log`` its output."""
+
+    def __init__(self, root: Path, *, realm: str, key: IssuerKey, host: str = "127.0.0.1", port: int = 5050, service: str = SERVICE):
+        self.root = Path(root)
+        self.realm = realm
+        self.key = key
+        self.host = host
+        self.port = port
+        self.service = service
+        self.config_path = self.root / "registry.yml"
+        self.log_path = self.root / "registry.log"
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log_start = 0
+
+    @property
+    def address(self) -> str:
+        """``host:port``, the registry part of an image reference."""
+        return f"{self.host}:{self.port}"
+
+    def config(self) -> dict[str, object]:
+        """The registry's configuration: filesystem storage, token auth by this issuer, no debug listener."""
+        return {
+            "version": 0.1,
+            "log": {"level": "info", "formatter": "text", "accesslog": {"disabled": True}},
+            "storage": {"filesystem": {"rootdirectory": str(self.root / "registry")}, "delete": {"enabled": True}},
+            # the secret signs upload state between requests; one process, so a fresh one per start does
+            "http": {"addr": self.address, "secret": secrets.token_urlsafe(32), "headers": {"X-Content-Type-Options": ["nosniff"]}},
+            "auth": {
+                "token": {"realm": self.realm, "service": self.service, "issuer": ISSUER, "rootcertbundle": str(self.key.cert_path)},
+            },
+        }
+
+    def start(self, timeout_s: float = START_TIMEOUT_S) -> None:
+        """Write the configuration, start the registry and wait until ``/v2/`` asks for a token."""
+        binary = registry_binary()
+        self._check_port_free()
+        (self.root / "registry").mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            yaml.safe_dump(self.config(), fh, sort_keys=False)
+        # REGISTRY_* variables override the configuration file; none of the caller's may leak in
+        env = {name: value for name, value in os.environ.items() if not name.startswith("REGISTRY_")}
+        with open(self.log_path, "ab") as log:
+            self._log_start = log.tell()
+            self._process = subprocess.Popen(
+                [binary, "serve", str(self.config_path)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
+            )
+        try:
+            self._wait_ready(timeout_s)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL if the registry has not exited within a few seconds."""
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def __enter__(self) -> RegistryServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _check_port_free(self) -> None:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the registry's own listener does
+            try:
+                probe.bind((self.host, self.port))
+            except OSError as exc:
+                raise HarnessError(
+                    f"the registry cannot listen on {self.address}: {exc.strerror or exc}; stop what uses that port or choose another registry port"
+                ) from None
+
+    def _wait_ready(self, timeout_s: float) -> None:
+        url = f"http://{self.address}/v2/"
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            assert self._process is not None
+            if self._process.poll() is not None:
+                raise HarnessError(
+                    f"the registry exited at start (status {self._process.returncode}); {self.log_path} says:\n{self._log_tail()}"
+                )
+            try:
+                answer = requests.get(url, timeout=1.0)
+            except requests.RequestException:
+                time.sleep(0.1)
+                continue
+            if answer.status_code == 401:
+                return
+            raise HarnessError(f"the registry at {url} answered {answer.status_code} without asking for a token; check {self.config_path}")
+        raise HarnessError(f"the registry did not answer on {url} within {timeout_s:.0f} s; {self.log_path} says:\n{self._log_tail()}")
+
+    def _log_tail(self) -> str:
+        """What this start wrote: its panic or error lines when there are some (a Go panic's stack
+        says nothing to a user), else its last lines."""
+        try:
+            with open(self.log_path, "rb") as log:
+                log.seek(self._log_start)
+                lines = log.read().decode("utf-8", errors="replace").splitlines()
+        except OSError:
+            return "(no log)"
+        errors = [line for line in lines if line.startswith("panic:") or "level=fatal" in line or "level=error" in line]
+        return "\n".join((errors or lines)[-LOG_TAIL_LINES:]) or "(empty log)"
