@@ -13,7 +13,7 @@ import requests
 
 from harness.registry.keys import IssuerKey
 from harness.registry.scopes import Access, grant, is_repository_name
-from harness.registry.server import SERVICE
+from harness.registry.server import SERVICE, direct_session
 from harness.registry.tokens import issue_token
 from harness.util.errors import HarnessError
 
@@ -73,7 +73,7 @@ class RegistryClient:
         if not isinstance(config, dict) or not isinstance(layers, list) or not all(isinstance(layer, dict) for layer in layers):
             raise HarnessError(f"{repository}@{digest} is not a container image (its manifest has no config and layers); push an image")
         sizes = [config.get("size"), *(layer.get("size") for layer in layers)]
-        if not all(isinstance(size, int) and size >= 0 for size in sizes) or not isinstance(config.get("digest"), str):
+        if not all(type(size) is int and size >= 0 for size in sizes) or not isinstance(config.get("digest"), str):
             raise HarnessError(f"{repository}@{digest} has a malformed manifest (sizes or config digest); push the image again")
         return Manifest(digest=digest, media_type=media_type, size_bytes=sum(sizes), config_digest=config["digest"])
 
@@ -95,7 +95,7 @@ class RegistryClient:
         )
         headers = {"Authorization": f"Bearer {token}", "Accept": ", ".join(IMAGE_MANIFESTS + INDEXES)}
         try:
-            with requests.get(url, headers=headers, timeout=TIMEOUT_S, stream=True) as answer:
+            with direct_session().get(url, headers=headers, timeout=TIMEOUT_S, stream=True) as answer:
                 raw = answer.raw.read(MAX_MANIFEST_BYTES + 1, decode_content=True)
         except requests.RequestException as exc:
             raise RegistryUnavailable(

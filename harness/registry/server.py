@@ -37,6 +37,13 @@ def registry_binary() -> str:
     )
 
 
+def direct_session() -> requests.Session:
+    """HTTP to the registry, ignoring proxy variables: it sits beside the service, not out there."""
+    session = requests.Session()
+    session.trust_env = False
+    return session
+
+
 class RegistryServer:
     """One registry process for one competition; ``root`` is its folder in the work directory
     (``service/<competition>/``): ``registry/`` its storage, ``registry.yml`` its configuration
@@ -137,7 +144,7 @@ class RegistryServer:
                     f"the registry exited at start (status {self._process.returncode}); {self.log_path} says:\n{self._log_tail()}"
                 )
             try:
-                answer = requests.get(url, timeout=1.0)
+                answer = direct_session().get(url, timeout=1.0)
             except requests.RequestException:
                 time.sleep(0.1)
                 continue
