@@ -42,7 +42,7 @@ def load_credentials(*, need_token: bool = True) -> Credentials:
     """The stored credentials with the environment over them; without a server (or a token, when
     ``need_token``) one line telling the participant to log in."""
     path = credentials_path()
-    stored: dict = {}
+    stored: dict = {}  # read only when the environment does not give both
     if path.exists() and not (os.environ.get(SERVER_ENV) and os.environ.get(TOKEN_ENV)):
         stored = read_json_object(path, "harness credentials", ("server", "token"), f"log in again ({LOGIN_HINT})")
     server = os.environ.get(SERVER_ENV) or stored.get("server")
@@ -51,8 +51,7 @@ def load_credentials(*, need_token: bool = True) -> Credentials:
         missing = "no service address" if not server else "no team token"
         raise NotLoggedIn(f"{missing}: {LOGIN_HINT} (or set {SERVER_ENV} and {TOKEN_ENV})")
     allow_http = os.environ.get(ALLOW_HTTP_ENV) == "1" or (stored.get("server") == server and stored.get("allow_http") is True)
-    source = str(path) if stored and not (os.environ.get(SERVER_ENV) and os.environ.get(TOKEN_ENV)) else "environment"
-    return Credentials(str(server), str(token) if token else None, allow_http, source)
+    return Credentials(str(server), str(token) if token else None, allow_http, str(path) if stored else "environment")
 
 
 def save_credentials(server: str, token: str, *, allow_http: bool = False) -> Path:
