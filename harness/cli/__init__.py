@@ -28,6 +28,7 @@ from harness.cli import (
     leaderboard,
     moderate,
     reinfer,
+    remote,
     rescore,
     starter,
     sync,
@@ -43,6 +44,7 @@ COMMAND_MODULES = (
     finals,
     moderate,
     check,
+    remote,
     kit,
     demo,
     images,
@@ -56,6 +58,8 @@ COMMAND_MODULES = (
     keys,
     completion,
 )
+# Two-word commands that live beside a one-word command of the same first word: `kit pull` is `kit-pull`.
+ROUTES = {("kit", "pull"): "kit-pull"}
 CONFIG_PATH_ENV = "HARNESS_CONFIG_PATH"  # read by harness.competition.config: directories layered on the bundled configs
 CONFIG_DIR_HELP = f"an organizer's configuration directory layered on top of the bundled one (repeatable; prepended to ${CONFIG_PATH_ENV})"
 
@@ -113,7 +117,7 @@ def parse(argv: Sequence[str], parser: argparse.ArgumentParser | None = None) ->
     command's overrides (or ids), the way ``parse_intermixed_args`` would if it allowed subcommands.
     """
     parser = parser or build_parser()
-    args, extras = parser.parse_known_args(list(argv))
+    args, extras = parser.parse_known_args(_route(list(argv)))
     if args.command is None:
         parser.error("give a command (harness --help lists them)")
     if extras:
@@ -123,6 +127,16 @@ def parse(argv: Sequence[str], parser: argparse.ArgumentParser | None = None) ->
             command.error(f"unrecognized arguments: {' '.join(strays or extras)}")
         getattr(args, target).extend(extras)
     return args
+
+
+def _route(argv: list[str]) -> list[str]:
+    """``argv`` with a two-word command of ``ROUTES`` (after any ``--config-dir DIR``) as its one parser's name."""
+    at = 0
+    while at < len(argv) and argv[at].startswith("-"):
+        at += 2 if argv[at] == "--config-dir" else 1
+    if (route := ROUTES.get(tuple(argv[at : at + 2]))) is not None:
+        return [*argv[:at], route, *argv[at + 2 :]]
+    return argv
 
 
 @contextmanager

@@ -1,4 +1,5 @@
-"""``harness select`` (a team's final selection) and ``harness finalize`` (close a competition)."""
+"""``harness select`` (a team's final selection: the organizer's with ``--team``, a participant's own
+through the service without it) and ``harness finalize`` (close a competition)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ def register(commands) -> None:
         commands,
         "select",
         _select,
-        "choose a team's scored submissions for the private leaderboard (replaces its earlier choice)",
+        "choose a team's scored submissions for the private leaderboard (replaces its earlier choice); "
+        "without --team, your own team's on the service you are logged in to (harness login)",
         "SUBMISSION_ID",
     )
-    select.add_argument("--team", required=True)
+    select.add_argument("--team", help="the organizer choosing for this team in the local ledger")
     add_json(select, "the selection")
     finalize = add_command(
         commands, "finalize", _finalize, "close the competition: no more submissions or selections; print the private leaderboard"
@@ -26,6 +28,10 @@ def register(commands) -> None:
 
 
 def _select(args: argparse.Namespace) -> int:
+    if args.team is None:
+        from harness.cli.remote import remote_select
+
+        return remote_select(args)
     from harness.leaderboard.board import SCORED, latest_per_submission
     from harness.submissions.ledger import Ledger
 

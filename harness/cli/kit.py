@@ -7,7 +7,10 @@ from pathlib import Path
 
 from harness.cli.common import add_command, add_json, load_competition, print_json, progress
 
-HELP = "write the participant kit: the contract, the training data with a dev split, the sample submission, the base image's inputs"
+HELP = (
+    "write the participant kit: the contract, the training data with a dev split, the sample submission, the base image's inputs "
+    "(a participant gets it from the service with `harness kit pull COMPETITION`)"
+)
 
 
 def register(commands) -> None:

@@ -3,6 +3,7 @@
 Built from the records the ledger lists for each submission, each one valid and, with a key
 configured, signed by the organizer; any other file in ``records/`` is skipped with a warning.
 Before ``finalize`` the private scores are the organizer's alone: ``--private`` needs ``--organizer``.
+``--remote`` prints the board of the service a participant is logged in to instead.
 """
 
 from __future__ import annotations
@@ -31,9 +32,16 @@ def register(commands) -> None:
     board.add_argument(
         "--organizer", action="store_true", help="the organizer's preview of the private scores before finalize (never publish it)"
     )
+    board.add_argument(
+        "--remote", action="store_true", help="the board of the service you are logged in to (harness login), as table or JSON"
+    )
 
 
 def _leaderboard(args: argparse.Namespace) -> int:
+    if args.remote:
+        from harness.cli.remote import remote_leaderboard
+
+        return remote_leaderboard(args)
     competition = load_competition(args.competition, args.overrides)
     return print_leaderboard(
         competition, private=args.private, fmt=args.format, team=args.team, output=args.output, organizer=args.organizer
