@@ -29,6 +29,7 @@ from harness.cli import (
     moderate,
     reinfer,
     rescore,
+    serve,
     starter,
     sync,
     verify,
@@ -54,6 +55,7 @@ COMMAND_MODULES = (
     sync,
     verify,
     keys,
+    serve,
     completion,
 )
 CONFIG_PATH_ENV = "HARNESS_CONFIG_PATH"  # read by harness.competition.config: directories layered on the bundled configs
