@@ -86,7 +86,8 @@ def main(argv: list[str]) -> int:
     competition.ensure_data()
     service, ledger, client = competition.settings.service, Ledger.of(competition), connect()
     paths = ServicePaths.of(name, competition.home)
-    connect_ray(competition.settings.runner.get("address"))
+    if not paths.paused_flag("evaluation").exists():
+        connect_ray(competition.settings.runner.get("address"))  # now, not at the first submission (drive_round keeps it)
     evaluated, said = 0, ""
     while not stop.is_set() and evaluated < service.recycle_after and os.getppid() == parent:
         if paths.paused_flag("evaluation").exists() or not ledger.pending():
