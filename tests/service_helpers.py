@@ -31,7 +31,11 @@ def free_port() -> int:
 def harness(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     """``harness ARGS`` with ``HARNESS_HOME=home``."""
     done = subprocess.run(
-        [sys.executable, "-m", "harness.cli", *args], env={**os.environ, "HARNESS_HOME": str(home)}, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "harness.cli", *args],
+        env={**os.environ, "HARNESS_HOME": str(home)},
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     if check and done.returncode != 0:
         raise AssertionError(f"harness {' '.join(args)} exited {done.returncode}: {done.stderr}")
@@ -87,10 +91,18 @@ class Service:
         return self.process.wait(timeout=timeout)
 
     def kill(self) -> None:
-        """SIGKILL to the whole group (service, registry, evaluator): what a power cut does."""
+        """SIGKILL to the service's group (service, evaluator) and to its registry (a session of its
+        own): what a power cut does."""
         if self.process is not None and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
+        config = str(self.home / "service" / self.competition / "registry.yml")
+        for proc in Path("/proc").iterdir():
+            try:
+                if proc.name.isdigit() and config in (proc / "cmdline").read_bytes().decode(errors="replace").split("\0"):
+                    os.kill(int(proc.name), signal.SIGKILL)
+            except OSError:
+                pass
 
     def add_team(self, name: str) -> dict:
         """``harness teams add``: the team as ``--json`` prints it, its token included."""

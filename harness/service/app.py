@@ -14,8 +14,10 @@ from harness.service.context import ServiceContext
 from harness.service.errors import ServiceError
 
 
-def create_app(ctx: ServiceContext) -> FastAPI:
-    app = FastAPI(title=f"harness: {ctx.name}", description="The competition service's JSON API (docs/service-api.md).")
+def create_app(ctx: ServiceContext, lifespan=None) -> FastAPI:
+    """The application over ``ctx``; ``lifespan`` (an async context manager factory) starts and
+    stops what runs beside it (``serve``: the evaluation loop and the registry)."""
+    app = FastAPI(title=f"harness: {ctx.name}", description="The competition service's JSON API (docs/service-api.md).", lifespan=lifespan)
     app.state.ctx = ctx
     for router in ROUTERS:
         app.include_router(router)

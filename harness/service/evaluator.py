@@ -53,6 +53,8 @@ class Evaluator:
 
     def stop(self) -> None:
         """SIGTERM the child (again each second: a round that was starting takes the next one) until it exits."""
+        if self._stopping.is_set() and self._process is None:
+            return
         self._stopping.set()
         process, deadline = self._process, time.monotonic() + STOP_WAIT_S
         while process is not None and process.poll() is None and time.monotonic() < deadline:
@@ -64,7 +66,9 @@ class Evaluator:
         if process is not None and process.poll() is None:
             process.kill()
             process.wait()
-        self._thread.join(timeout=5)
+        self._process = None
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
 
 
 def main(argv: list[str]) -> int:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import socket
 import sys
+from contextlib import asynccontextmanager
+
+import anyio
 
 from harness.competition.core import Competition
 from harness.competition.paths import ServicePaths
@@ -31,19 +34,32 @@ def serve(
     registry = RegistryServer(paths.root, realm=realm, key=key, host=settings.registry_host, port=registry_port, service=SERVICE_NAME)
     public = settings.registry_public or registry.address
     ctx = ServiceContext(competition, settings, key, registry.address, public)
-    app = create_app(ctx)
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False))
-    registry.start()
     evaluator = Evaluator(competition.name, overrides)
-    try:
+
+    @asynccontextmanager
+    async def beside(app):
+        # uvicorn ends the process with the signal it caught once it has shut down: what runs beside
+        # the API stops here, inside the shutdown, never after it
         evaluator.start()
         base = f"http://{_connectable(host)}:{port}"
         print(f"{competition.name}: API {base}/api/v1 (docs {base}/docs), pages {base}/, registry {public}", file=sys.stderr, flush=True)
+        try:
+            yield
+        finally:
+            await anyio.to_thread.run_sync(_stop, evaluator, registry)
+
+    server = uvicorn.Server(uvicorn.Config(create_app(ctx, beside), host=host, port=port, log_level="warning", access_log=False))
+    registry.start()
+    try:
         server.run()
     finally:
-        evaluator.stop()
-        registry.stop()
+        _stop(evaluator, registry)
     return 0
+
+
+def _stop(evaluator: Evaluator, registry) -> None:
+    evaluator.stop()
+    registry.stop()
 
 
 def _connectable(host: str) -> str:
