@@ -30,6 +30,7 @@ from harness.cli import (
     reinfer,
     remote,
     rescore,
+    serve,
     starter,
     sync,
     verify,
@@ -56,6 +57,7 @@ COMMAND_MODULES = (
     sync,
     verify,
     keys,
+    serve,
     completion,
 )
 # Two-word commands that live beside a one-word command of the same first word: `kit pull` is `kit-pull`.

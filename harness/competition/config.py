@@ -126,6 +126,7 @@ class Settings:
     images: DictConfig
     seed: int
     raw: DictConfig
+    service: DictConfig | None = None  # `harness serve`'s settings (ServiceConfig)
 
     @property
     def resolved_yaml(self) -> str:
@@ -163,7 +164,7 @@ def settings_from_config(cfg: DictConfig) -> Settings:
     except LimitsError as exc:
         raise ConfigError(str(exc)) from None
     competition = _competition(checked.competition)
-    return Settings(competition, limits, checked.runner, checked.tracking, checked.images, checked.seed, cfg)
+    return Settings(competition, limits, checked.runner, checked.tracking, checked.images, checked.seed, cfg, checked.service)
 
 
 def _competition(node: DictConfig) -> CompetitionSettings:

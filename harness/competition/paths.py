@@ -85,3 +85,32 @@ class RunPaths:
     @property
     def telemetry(self) -> Path:
         return self.root / TELEMETRY_FILE
+
+
+@dataclass(frozen=True)
+class ServicePaths:
+    """What ``harness serve`` keeps for one competition (``<home>/service/<competition>``): the
+    registry's storage, its issuer's key and certificate, its configuration, the organizer's pull
+    credential and the pause flags (a flag file present: paused)."""
+
+    root: Path
+
+    @classmethod
+    def of(cls, name: str, home: Path | None = None) -> ServicePaths:
+        return cls((home or harness_home()) / "service" / name)
+
+    @property
+    def registry(self) -> Path:
+        return self.root / "registry"
+
+    @property
+    def registry_auth(self) -> Path:
+        return self.root / "registry-auth"
+
+    @property
+    def worker_token(self) -> Path:
+        return self.root / "worker-token"
+
+    def paused_flag(self, part: str) -> Path:
+        """``paused-intake`` or ``paused-evaluation``."""
+        return self.root / f"paused-{part}"

@@ -172,6 +172,34 @@ class ImagesConfig:
     source_date_epoch: int = key(1735689600, must="a whole number of seconds since 1970, 0 or more", least=0)
 
 
+@dataclass
+class SignInConfig:
+    """Failed authentications (API token, registry credentials, page sign-in) per client address."""
+
+    max_failures: int = key(10, must="a positive whole number", least=1)  # failures allowed in a window, then 429
+    window_s: float = key(60.0, must="a number of seconds above 0", least=0.001)
+
+
+@dataclass
+class ServiceConfig:
+    """The config group ``service``: `harness serve` (the JSON API, the pages, the registry beside
+    them, the evaluation loop)."""
+
+    host: str = key("127.0.0.1", must="a host address to listen on", nonempty=True)
+    port: int = key(8000, must="a TCP port from 1 to 65535", least=1, most=65535)
+    registry_host: str = key("127.0.0.1", must="a host address for the registry to listen on", nonempty=True)
+    registry_port: int = key(5050, must="a TCP port from 1 to 65535", least=1, most=65535)
+    # The address participants push to (host:port); null: registry_host:registry_port.
+    registry_public: str | None = key(None, must="host:port or null", nonempty=True)
+    max_body_bytes: int = key(65536, must="a positive whole number of bytes", least=1)  # larger request bodies: 413
+    max_message_chars: int = key(500, must="a whole number from 0 to 500", least=0, most=500)  # a submission's message
+    sign_in: SignInConfig = field(default_factory=SignInConfig)
+    logs_max_bytes: int = key(65536, must="a positive whole number of bytes", least=1)  # each log stream's tail served
+    poll_s: float = key(0.25, must="a number of seconds above 0", least=0.01)  # how often the evaluator looks at the ledger
+    # The evaluator process is replaced after this many evaluated submissions (bounded memory over weeks).
+    recycle_after: int = key(200, must="a positive whole number", least=1)
+
+
 # --- the root --------------------------------------------------------------------------------
 
 
@@ -184,11 +212,12 @@ class HarnessConfig:
     runner: RunnerConfig = field(default_factory=RunnerConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     images: ImagesConfig = field(default_factory=ImagesConfig)
+    service: ServiceConfig = field(default_factory=ServiceConfig)
     # The seed handed to every container as HARNESS_SEED.
     seed: int = key(42, must=f"a whole number from 0 to {SEED_MAX}", least=0, most=SEED_MAX)
 
 
-GROUPS = ("competition", "limits", "runner", "tracking", "images")
+GROUPS = ("competition", "limits", "runner", "tracking", "images", "service")
 
 
 @dataclass
@@ -203,6 +232,7 @@ class HarnessRoot(HarnessConfig):
             {"runner": "local"},
             {"tracking": "sqlite"},
             {"images": "default"},
+            {"service": "default"},
         ]
     )
 

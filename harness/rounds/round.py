@@ -166,7 +166,9 @@ class Round:
         self._continue(Evaluation(self.competition, submission.summary(), round_id=self.summary.round_id, attempt=attempt))
 
     def _continue(self, evaluation: Evaluation) -> None:
-        """Queue what comes next for an evaluation: its next phase, a retry, or its record."""
+        """Queue what comes next for an evaluation: its next phase, a retry, or its record. The
+        ledger notes the phase handed to the pool (what the service shows the team), and none after
+        the last."""
         if not evaluation.infra_failed:
             try:
                 spec = evaluation.next_phase()
@@ -179,7 +181,9 @@ class Round:
                 if spec is not None:
                     started = bool(evaluation.results) or evaluation.attempt > 1  # its follow-ups go first
                     self.pool.submit(evaluation, spec, group=evaluation.submission["team"], first=started)
+                    self.ledger.set_phase(evaluation.submission["id"], spec.phase)
                     return
+        self.ledger.set_phase(evaluation.submission["id"], None)
         if evaluation.infra_failed and evaluation.attempt <= self.infra_retries:
             self._retry(evaluation)
         else:

@@ -6,8 +6,8 @@ submissions cannot both take a team's last slot. The ledger also holds each team
 selections, whether a competition is finalized, and which submissions were withdrawn (at their
 team's request) or disqualified (by the organizer), with the reason and the time.
 
-A database made by an earlier version (no withdrawn or disqualified state) is migrated in place,
-in one transaction, the first time it is opened. A file that is not a harness ledger (not SQLite,
+A database made by an earlier version (no withdrawn or disqualified state, no message or phase
+column) is migrated in place, in one transaction, the first time it is opened. A file that is not a harness ledger (not SQLite,
 truncated, another program's tables) is refused with one line naming it and what to do.
 """
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import secrets
 import sqlite3
+import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ UNFINISHED = (PENDING, RUNNING)  # what a round evaluates, and what keeps finali
 MODERATED = (WITHDRAWN, DISQUALIFIED)  # ended by a decision, never evaluated again
 MAX_REASON_LENGTH = 500
 MAX_TEAM_LENGTH = 64
+MAX_MESSAGE_LENGTH = 500
 DB_NAME = "ledger.sqlite3"
 
 SCHEMA = """
@@ -47,7 +49,9 @@ CREATE TABLE IF NOT EXISTS submissions (
     evaluations TEXT NOT NULL DEFAULT '[]',
     infra_failures INTEGER NOT NULL DEFAULT 0,
     moderated_at TEXT,
-    moderation_reason TEXT
+    moderation_reason TEXT,
+    message TEXT NOT NULL DEFAULT '',
+    phase TEXT
 );
 CREATE INDEX IF NOT EXISTS submissions_by_team ON submissions (competition, team, submitted_at);
 CREATE TABLE IF NOT EXISTS selections (
@@ -58,7 +62,7 @@ CREATE TABLE IF NOT EXISTS selections (
 );
 CREATE TABLE IF NOT EXISTS finalized (competition TEXT PRIMARY KEY, finalized_at TEXT NOT NULL);
 """
-COLUMNS = "id, competition, team, image, image_digest, submitted_at, state, evaluations, infra_failures, moderated_at, moderation_reason"
+COLUMNS = "id, competition, team, image, image_digest, submitted_at, state, evaluations, infra_failures, moderated_at, moderation_reason, message, phase"
 # The columns of the first ledger version: a database with only these is migrated (``_migrate``).
 V1_COLUMNS = ("id", "competition", "team", "image", "image_digest", "submitted_at", "state", "evaluations", "infra_failures")
 # The columns a table must have for the database to be a harness ledger (of any version).
@@ -78,6 +82,8 @@ class Submission:
     infra_failures: int = 0
     moderated_at: str | None = None  # when it was withdrawn or disqualified
     moderation_reason: str | None = None  # why (the team's request, or the organizer's decision)
+    message: str = ""  # the team's note at submission
+    phase: str | None = None  # the phase a round runs now (train, infer), while running
 
     @property
     def charged(self) -> bool:
@@ -136,10 +142,19 @@ class Ledger:
         """The ledger of a :class:`harness.competition.Competition`."""
         return cls(competition.home, competition.name)
 
-    def add(self, team: str, image: str, image_digest: str, *, per_day: int | None = None, now: datetime | None = None) -> Submission:
+    def add(
+        self,
+        team: str,
+        image: str,
+        image_digest: str,
+        *,
+        per_day: int | None = None,
+        message: str = "",
+        now: datetime | None = None,
+    ) -> Submission:
         """Queue a submission; refused when the competition is finalized or the team's quota is used."""
-        team, now = validate_team(team), now or datetime.now(UTC)
-        submission = Submission(f"sub-{secrets.token_hex(6)}", self.competition, team, image, image_digest, timestamp(now))
+        team, message, now = validate_team(team), validate_message(message), now or datetime.now(UTC)
+        submission = Submission(f"sub-{secrets.token_hex(6)}", self.competition, team, image, image_digest, timestamp(now), message=message)
         with self._transaction(immediate=True) as con:
             self._refuse_if_finalized(con, "takes no more submissions")
             if per_day is not None:
@@ -158,6 +173,12 @@ class Ledger:
         with self._transaction() as con:
             self._write(con, submission)
 
+    def set_phase(self, submission_id: str, phase: str | None) -> None:
+        """Note the phase a round runs now for a running submission (None: between phases); leaving
+        ``running`` clears it (``save``)."""
+        with self._transaction() as con:
+            con.execute("UPDATE submissions SET phase = ? WHERE id = ? AND state = ?", (phase, submission_id, RUNNING))
+
     def get(self, submission_id: str) -> Submission:
         with self._connect() as con:
             row = con.execute(
@@ -173,6 +194,24 @@ class Ledger:
                 f"SELECT {COLUMNS} FROM submissions WHERE competition = ? ORDER BY submitted_at, id", (self.competition,)
             ).fetchall()
         return [_submission(row) for row in rows]
+
+    def of_team(self, team: str) -> list[Submission]:
+        """The team's submissions, newest first."""
+        with self._connect() as con:
+            rows = con.execute(
+                f"SELECT {COLUMNS} FROM submissions WHERE competition = ? AND team = ? ORDER BY submitted_at DESC, id DESC",
+                (self.competition, team),
+            ).fetchall()
+        return [_submission(row) for row in rows]
+
+    def queue_position(self, submission: Submission) -> int:
+        """1-based place of a pending submission among the pending ones (oldest first)."""
+        with self._connect() as con:
+            (before,) = con.execute(
+                "SELECT COUNT(*) FROM submissions WHERE competition = ? AND state = ? AND (submitted_at < ? OR (submitted_at = ? AND id < ?))",
+                (self.competition, PENDING, submission.submitted_at, submission.submitted_at, submission.id),
+            ).fetchone()
+        return before + 1
 
     def pending(self) -> list[Submission]:
         # A submission left "running" belongs to a round that died: it is pending again. A withdrawn
@@ -300,11 +339,24 @@ class Ledger:
         # A withdrawal or disqualification is final: a round that was running the submission when it
         # came keeps its state (and only adds its evaluation).
         con.execute(
-            "INSERT INTO submissions (id, competition, team, image, image_digest, submitted_at, state, evaluations, infra_failures) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+            "INSERT INTO submissions (id, competition, team, image, image_digest, submitted_at, state, evaluations, infra_failures, message) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
             f"state = CASE WHEN submissions.state IN {MODERATED!r} THEN submissions.state ELSE excluded.state END, "
-            "evaluations = excluded.evaluations, infra_failures = excluded.infra_failures",
-            (s.id, s.competition, s.team, s.image, s.image_digest, s.submitted_at, s.state, json.dumps(s.evaluations), s.infra_failures),
+            "evaluations = excluded.evaluations, infra_failures = excluded.infra_failures, "
+            # the phase is set_phase's; a submission that is not running has none
+            "phase = CASE WHEN excluded.state = 'running' AND submissions.state = 'running' THEN submissions.phase ELSE NULL END",
+            (
+                s.id,
+                s.competition,
+                s.team,
+                s.image,
+                s.image_digest,
+                s.submitted_at,
+                s.state,
+                json.dumps(s.evaluations),
+                s.infra_failures,
+                s.message,
+            ),
         )
 
     @contextmanager
@@ -334,6 +386,10 @@ class Ledger:
             )
         return HarnessError(f"the ledger {self.path} cannot be used ({reason}): {fix}")
 
+    def transaction(self, immediate: bool = False):
+        """One transaction on the work directory's database (the teams table shares it)."""
+        return self._transaction(immediate)
+
     @contextmanager
     def _transaction(self, immediate: bool = False) -> Iterator[sqlite3.Connection]:
         with self._connect() as con:
@@ -357,25 +413,46 @@ def validate_reason(reason: str) -> str:
     )
 
 
+def validate_message(message: str, limit: int = MAX_MESSAGE_LENGTH) -> str:
+    """A submission's message as stored (surrounding spaces removed; may be empty), or a HarnessError
+    saying what is wrong: at most 500 characters, no control or format characters (one line)."""
+    message = (message or "").strip()
+    if len(message) > limit:
+        raise HarnessError(f"the message is {len(message)} characters long; at most {limit} are allowed")
+    hidden = next((ch for ch in message if unicodedata.category(ch) in ("Cc", "Cf")), None)
+    if hidden is not None:
+        raise HarnessError(
+            f"the message contains a control or invisible character (U+{ord(hidden):04X}); write it on one line, in plain text"
+        )
+    return message
+
+
 def _migrate(con: sqlite3.Connection) -> None:
-    """Bring a first-version ``submissions`` table (three states, no moderation columns) to this
-    version, inside the caller's transaction: SQLite cannot widen a CHECK constraint in place, so the
-    table is copied into a new one (the documented way: create, copy, drop, rename)."""
+    """Bring an earlier ``submissions`` table to this version, inside the caller's transaction. The
+    first version (three states, no moderation columns): SQLite cannot widen a CHECK constraint in
+    place, so the table is copied into a new one (the documented way: create, copy, drop, rename).
+    The second (no message or phase): the two columns are added."""
     found = [row[1] for row in con.execute("PRAGMA table_info(submissions)")]
-    if not found or "moderation_reason" in found:
+    if not found:
         return
-    con.execute("CREATE TABLE submissions_v2" + SCHEMA.split("CREATE TABLE IF NOT EXISTS submissions", 1)[1].split(";", 1)[0])
-    con.execute(f"INSERT INTO submissions_v2 ({', '.join(V1_COLUMNS)}) SELECT {', '.join(V1_COLUMNS)} FROM submissions")
-    con.execute("DROP TABLE submissions")
-    con.execute("ALTER TABLE submissions_v2 RENAME TO submissions")
+    if "moderation_reason" not in found:
+        con.execute("CREATE TABLE submissions_v2" + SCHEMA.split("CREATE TABLE IF NOT EXISTS submissions", 1)[1].split(";", 1)[0])
+        con.execute(f"INSERT INTO submissions_v2 ({', '.join(V1_COLUMNS)}) SELECT {', '.join(V1_COLUMNS)} FROM submissions")
+        con.execute("DROP TABLE submissions")
+        con.execute("ALTER TABLE submissions_v2 RENAME TO submissions")
+    elif "message" not in found:
+        con.execute("ALTER TABLE submissions ADD COLUMN message TEXT NOT NULL DEFAULT ''")
+        con.execute("ALTER TABLE submissions ADD COLUMN phase TEXT")
 
 
 def _submission(row: tuple) -> Submission:
-    *head, evaluations, infra_failures, moderated_at, moderation_reason = row
+    *head, evaluations, infra_failures, moderated_at, moderation_reason, message, phase = row
     return Submission(
         *head,
         evaluations=json.loads(evaluations),
         infra_failures=infra_failures,
         moderated_at=moderated_at,
         moderation_reason=moderation_reason,
+        message=message,
+        phase=phase,
     )

@@ -1,0 +1,34 @@
+"""``GET /api/v1/registry/token``: the registry's token issuer (the Docker token-authentication
+protocol). A team (its token as the Basic password) gets push,pull under its namespace only; the
+organizer's workers (``harness-worker``, the worker token) get pull everywhere."""
+
+import hmac
+
+from fastapi import APIRouter, Query, Request
+
+from harness.registry import token_answer
+from harness.service.api.common import context
+from harness.service.auth import basic_credentials, check_token, client_address
+from harness.service.context import SERVICE_NAME
+from harness.service.control import WORKER
+from harness.service.errors import ServiceError
+
+router = APIRouter(prefix="/api/v1/registry")
+
+
+@router.get("/token")
+def token(request: Request, service: str = SERVICE_NAME, scope: list[str] = Query(default=[])) -> dict:
+    ctx, address = context(request), client_address(request)
+    if service != SERVICE_NAME:
+        raise ServiceError(400, f"this issuer signs tokens for {SERVICE_NAME!r}, not {service!r}")
+    username, password = basic_credentials(request) or ("", "")
+    if username == WORKER:
+        wait = ctx.limiter.retry_after(address)
+        if wait is not None:
+            raise ServiceError(429, f"too many failed sign-ins from {address}; try again in {wait} s", {"Retry-After": str(wait)})
+        if not hmac.compare_digest(password.encode(), ctx.worker_token.encode()):
+            ctx.limiter.failed(address)
+            raise ServiceError(401, "a valid team token is required", {"WWW-Authenticate": 'Basic realm="harness"'})
+        return token_answer(ctx.key, service=service, scopes=scope, namespace=None, subject=WORKER)
+    team = check_token(ctx, password, address)
+    return token_answer(ctx.key, service=service, scopes=scope, namespace=team.namespace, subject=team.id)

@@ -1,0 +1,48 @@
+"""The service's FastAPI application: the JSON API, its error shape (``{"detail": one line}``) and
+the request body cap."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from harness.service.api import ROUTERS
+from harness.service.bodylimit import BodyLimit
+from harness.service.context import ServiceContext
+from harness.service.errors import ServiceError
+
+
+def create_app(ctx: ServiceContext, lifespan=None) -> FastAPI:
+    """The application over ``ctx``; ``lifespan`` (an async context manager factory) starts and
+    stops what runs beside it (``serve``: the evaluation loop and the registry)."""
+    app = FastAPI(title=f"harness: {ctx.name}", description="The competition service's JSON API (docs/service-api.md).", lifespan=lifespan)
+    app.state.ctx = ctx
+    for router in ROUTERS:
+        app.include_router(router)
+    app.add_exception_handler(ServiceError, _service_error)
+    app.add_exception_handler(RequestValidationError, _invalid)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_middleware(BodyLimit, max_bytes=ctx.settings.max_body_bytes)
+    return app
+
+
+async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status, headers=exc.headers)
+
+
+async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    detail = exc.detail if isinstance(exc.detail, str) else "the request cannot be answered"
+    return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+
+async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """The first problem as one line: malformed JSON says so; a field names itself."""
+    error = exc.errors()[0] if exc.errors() else {}
+    if error.get("type") == "json_invalid":
+        detail = f"the request body is not valid JSON ({(error.get('ctx') or {}).get('error', 'cannot be parsed')})"
+    else:
+        where = ".".join(str(part) for part in error.get("loc", ()) if part != "body") or "the request"
+        detail = f"{where}: {error.get('msg', 'is not valid')}"
+    return JSONResponse({"detail": detail}, status_code=422)

@@ -1,0 +1,120 @@
+"""The evaluation loop, kept out of the API process (Ray and MLflow grow a process over weeks).
+
+``Evaluator`` (in the service) keeps one child, ``python -m harness.service.evaluator COMPETITION
+[KEY=VALUE...]``, alive: started with the service, started again when it exits (after
+``recycle_after`` evaluated submissions, on purpose, or when it died), and stopped with SIGTERM
+when the service stops. The child keeps Ray up between rounds, so a submission's verdict is not
+delayed by Ray's start-up, and looks at the ledger every ``poll_s``: with evaluation not paused and
+a submission pending, it drives a round (``drive_round``: the driver lock, so a ``harness round``
+run by hand never overlaps it; a lock held elsewhere means wait and look again). SIGTERM stops a
+round the way Ctrl-C stops ``harness round``: what did not finish is pending again.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+STOP_WAIT_S = 60.0  # how long a stopping child may take to cancel its round before it is killed
+RESTART_BACKOFF_S = (1.0, 30.0)  # a child that dies at once is restarted after 1 s, doubling up to 30 s
+HEALTHY_S = 60.0  # a child that lived this long restarts at once
+
+
+class Evaluator:
+    """Supervises the evaluation child from the service (a thread; no Ray in this process)."""
+
+    def __init__(self, competition: str, overrides: list[str]) -> None:
+        self.command = [sys.executable, "-m", "harness.service.evaluator", competition, *overrides]
+        self._stopping = threading.Event()
+        self._process: subprocess.Popen | None = None
+        self._thread = threading.Thread(target=self._watch, name="harness-evaluator", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _watch(self) -> None:
+        backoff = RESTART_BACKOFF_S[0]
+        while not self._stopping.is_set():
+            started = time.monotonic()
+            self._process = subprocess.Popen(self.command, stdin=subprocess.DEVNULL)
+            code = self._process.wait()
+            if self._stopping.is_set():
+                return
+            if time.monotonic() - started >= HEALTHY_S or code == 0:
+                backoff = RESTART_BACKOFF_S[0]
+                continue
+            print(f"harness serve: the evaluator exited ({code}); starting it again in {backoff:g} s", file=sys.stderr, flush=True)
+            self._stopping.wait(backoff)
+            backoff = min(RESTART_BACKOFF_S[1], backoff * 2)
+
+    def stop(self) -> None:
+        """SIGTERM the child (again each second: a round that was starting takes the next one) until it exits."""
+        if self._stopping.is_set() and self._process is None:
+            return
+        self._stopping.set()
+        process, deadline = self._process, time.monotonic() + STOP_WAIT_S
+        while process is not None and process.poll() is None and time.monotonic() < deadline:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=1.0)
+            except subprocess.TimeoutExpired:
+                pass
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait()
+        self._process = None
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+
+def main(argv: list[str]) -> int:
+    """The child: rounds while there is something to evaluate, until SIGTERM, its parent's end, or ``recycle_after``."""
+    from harness.competition.config import load_settings
+    from harness.competition.core import Competition
+    from harness.competition.paths import ServicePaths
+    from harness.rounds.driver import drive_round
+    from harness.runner.engine import connect
+    from harness.runner.ray_pool import connect_ray
+    from harness.submissions.ledger import Ledger
+    from harness.util.errors import HarnessError
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    name, overrides, parent = argv[0], argv[1:], os.getppid()
+    competition = Competition.load(load_settings(name, overrides))
+    competition.ensure_data()
+    service, ledger, client = competition.settings.service, Ledger.of(competition), connect()
+    paths = ServicePaths.of(name, competition.home)
+    if not paths.paused_flag("evaluation").exists():
+        connect_ray(competition.settings.runner.get("address"))  # now, not at the first submission (drive_round keeps it)
+    evaluated, said = 0, ""
+    while not stop.is_set() and evaluated < service.recycle_after and os.getppid() == parent:
+        if paths.paused_flag("evaluation").exists() or not ledger.pending():
+            stop.wait(service.poll_s)
+            continue
+        try:
+            summary = drive_round(competition, client)
+        except HarnessError as exc:  # the driver lock held by `harness round`, a damaged journal: say it once, look again
+            if str(exc) != said:
+                print(f"harness serve: no round now: {exc}", file=sys.stderr, flush=True)
+                said = str(exc)
+            stop.wait(max(1.0, service.poll_s))
+            continue
+        said = ""
+        if summary is not None:
+            evaluated += len(summary.evaluated)
+            if summary.cancelled:
+                break
+    import ray
+
+    ray.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

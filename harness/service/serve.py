@@ -1,0 +1,77 @@
+"""``harness serve``: the registry, the evaluation loop and the API under uvicorn, until interrupted."""
+
+from __future__ import annotations
+
+import socket
+import sys
+from contextlib import asynccontextmanager
+
+import anyio
+
+from harness.competition.core import Competition
+from harness.competition.paths import ServicePaths
+from harness.service.context import SERVICE_NAME, ServiceContext
+from harness.service.evaluator import Evaluator
+from harness.util.errors import HarnessError
+
+
+def serve(
+    competition: Competition, overrides: list[str], *, host: str | None = None, port: int | None = None, registry_port: int | None = None
+) -> int:
+    import uvicorn
+
+    from harness.registry import IssuerKey, RegistryServer
+    from harness.service.app import create_app
+
+    settings = competition.settings.service
+    host, port = host or settings.host, port or settings.port
+    registry_port = registry_port or settings.registry_port
+    _check_free(host, port, "the service")
+    paths = ServicePaths.of(competition.name, competition.home)
+    paths.root.mkdir(parents=True, exist_ok=True)
+    key = IssuerKey.load_or_create(paths.registry_auth)
+    realm = f"http://{_connectable(host)}:{port}/api/v1/registry/token"
+    registry = RegistryServer(paths.root, realm=realm, key=key, host=settings.registry_host, port=registry_port, service=SERVICE_NAME)
+    public = settings.registry_public or registry.address
+    ctx = ServiceContext(competition, settings, key, registry.address, public)
+    evaluator = Evaluator(competition.name, overrides)
+
+    @asynccontextmanager
+    async def beside(app):
+        # uvicorn ends the process with the signal it caught once it has shut down: what runs beside
+        # the API stops here, inside the shutdown, never after it
+        evaluator.start()
+        base = f"http://{_connectable(host)}:{port}"
+        print(f"{competition.name}: API {base}/api/v1 (docs {base}/docs), pages {base}/, registry {public}", file=sys.stderr, flush=True)
+        try:
+            yield
+        finally:
+            await anyio.to_thread.run_sync(_stop, evaluator, registry)
+
+    server = uvicorn.Server(uvicorn.Config(create_app(ctx, beside), host=host, port=port, log_level="warning", access_log=False))
+    registry.start()
+    try:
+        server.run()
+    finally:
+        _stop(evaluator, registry)
+    return 0
+
+
+def _stop(evaluator: Evaluator, registry) -> None:
+    evaluator.stop()
+    registry.stop()
+
+
+def _connectable(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "") else f"[{host}]" if ":" in host else host
+
+
+def _check_free(host: str, port: int, what: str) -> None:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise HarnessError(
+                f"{what} cannot listen on {host}:{port}: {exc.strerror or exc}; stop what uses that port or pass --port"
+            ) from None

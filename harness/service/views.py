@@ -1,0 +1,200 @@
+"""The JSON views of the service, as plain functions of the context and the calling team, so the
+API and the pages show the same thing. A team sees only its own submissions and logs (another
+team's id is answered exactly like an unknown one) and only public scores until finalize."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from harness.leaderboard.board import SCORED, build, latest_per_submission
+from harness.records.record import checked_record, load_records
+from harness.records.signing import verification_keys
+from harness.scoring import get_metric
+from harness.service.context import ServiceContext
+from harness.service.errors import ServiceError, not_found
+from harness.submissions.ledger import EVALUATED, PENDING, RUNNING, Submission
+from harness.submissions.quota import WINDOW, next_allowed
+from harness.submissions.teams import Team
+from harness.util.clock import timestamp
+
+STATES = {PENDING: "queued", RUNNING: "running", EVALUATED: "evaluated"}  # withdrawn, disqualified: as they are
+PHASES = ("train", "infer")
+BOARD_TTL_S = 2.0  # the leaderboard is rebuilt from the records at most this often
+RECORD_CACHE = 1024
+
+
+def team_submissions(ctx: ServiceContext, team: Team) -> dict[str, Any]:
+    """``{"submissions": [...]}``: the team's own, newest first."""
+    return {"submissions": [_submission(ctx, s) for s in ctx.ledger.of_team(team.name)]}
+
+
+def team_submission(ctx: ServiceContext, team: Team, submission_id: str) -> dict[str, Any]:
+    return _submission(ctx, _own(ctx, team, submission_id))
+
+
+def phase_logs(ctx: ServiceContext, team: Team, submission_id: str, phase: str) -> dict[str, Any]:
+    """The tail (at most ``service.logs_max_bytes`` each) of a phase's stdout and stderr, from the
+    submission's latest evaluation."""
+    if phase not in PHASES:
+        raise ServiceError(422, f"no phase {phase!r}; ask for train or infer")
+    submission = _own(ctx, team, submission_id)
+    record = _record(ctx, submission)
+    logs = ctx.competition.paths.run(submission.evaluations[-1]).logs if submission.evaluations else None
+    files = {stream: logs / f"{phase}.{stream}.log" for stream in ("stdout", "stderr")} if logs else {}
+    if record is None or phase not in (record.get("phases") or {}) or not any(f.exists() for f in files.values()):
+        raise not_found(f"the {phase} phase of {submission_id} has not run (yet); no logs to show")
+    answer: dict[str, Any] = {"id": submission_id, "phase": phase, "truncated": bool(record["phases"][phase].get("log_truncated"))}
+    limit = ctx.settings.logs_max_bytes
+    for stream, path in files.items():
+        data = b""
+        if path.exists():
+            with path.open("rb") as handle:
+                size = handle.seek(0, 2)
+                handle.seek(max(0, size - limit))
+                data = handle.read(limit)
+            answer["truncated"] |= size > limit
+        answer[stream] = data.decode("utf-8", errors="replace")
+    return answer
+
+
+def public_leaderboard(ctx: ServiceContext, team: Team | None = None) -> dict[str, Any]:
+    """The board as the public sees it (private scores once the competition is finalized);
+    ``submission_id`` only on ``team``'s own row."""
+    board = _board(ctx)
+    rows = [
+        {**row, "submission_id": submission} if team is not None and row["team"] == team.name else row for row, submission in board["rows"]
+    ]
+    return {**{k: v for k, v in board.items() if k != "rows"}, "rows": rows}
+
+
+def quota(ctx: ServiceContext, team: Team, now: datetime | None = None) -> dict[str, Any]:
+    now = now or datetime.now(UTC)
+    per_day = ctx.competition.settings.competition.rules.per_day
+    charged = [
+        datetime.fromisoformat(s.submitted_at)
+        for s in ctx.ledger.of_team(team.name)
+        if s.charged and datetime.fromisoformat(s.submitted_at) > now - WINDOW
+    ]
+    if per_day is None:
+        return {"per_day": None, "used": len(charged), "left": None, "next_allowed_at": None}
+    allowed = next_allowed(charged, per_day, now)
+    return {
+        "per_day": per_day,
+        "used": len(charged),
+        "left": max(0, per_day - len(charged)),
+        "next_allowed_at": timestamp(allowed) if allowed else None,
+    }
+
+
+def selection(ctx: ServiceContext, team: Team) -> dict[str, Any]:
+    return {"selected": ctx.ledger.selections().get(team.name, []), "limit": ctx.competition.settings.competition.rules.final_selections}
+
+
+def scored_submissions(ctx: ServiceContext) -> set[str]:
+    """Ids of the submissions whose latest listed record is scored (what a team may select)."""
+    return {r["submission"]["id"] for r in latest_per_submission(_records(ctx)) if r["verdict"] == SCORED}
+
+
+def _own(ctx: ServiceContext, team: Team, submission_id: str) -> Submission:
+    """The team's submission; another team's, or none, is the same 404."""
+    try:
+        submission = ctx.ledger.get(submission_id)
+    except Exception:  # noqa: BLE001 - unknown id: said below exactly as for another team's
+        submission = None
+    if submission is None or submission.team != team.name:
+        raise not_found(f"your team has no submission {submission_id!r} in {ctx.name}")
+    return submission
+
+
+def _submission(ctx: ServiceContext, s: Submission) -> dict[str, Any]:
+    record = _record(ctx, s)
+    image, _, registry_digest = s.image.partition("@")
+    view: dict[str, Any] = {
+        "id": s.id,
+        "team": s.team,
+        "image": s.image,
+        "image_digest": s.image_digest,
+        "registry_digest": registry_digest or None,
+        "message": s.message,
+        "submitted_at": s.submitted_at,
+        "state": STATES.get(s.state, s.state),
+        "phase": s.phase if s.state == RUNNING else None,
+        "queue_position": ctx.ledger.queue_position(s) if s.state == PENDING else None,
+        "verdict": None,
+        "failed_phase": None,
+        "verdict_message": None,
+        "public_scores": {},
+        "evaluated_at": None,
+        "phases": {},
+    }
+    if record is not None:
+        view.update(
+            verdict=record["verdict"],
+            failed_phase=record.get("failed_phase"),
+            verdict_message=record.get("message"),
+            public_scores=dict((record.get("scores") or {}).get("public") or {}),
+            evaluated_at=record["created_at"],
+            phases={
+                name: {key: phase.get(key) for key in ("verdict", "wall_s", "exit_code", "peak_memory_bytes")}
+                for name, phase in (record.get("phases") or {}).items()
+            },
+        )
+    return view
+
+
+def _record(ctx: ServiceContext, s: Submission) -> dict[str, Any] | None:
+    """The submission's latest listed record (checked, signature included), cached by file and mtime."""
+    if not s.evaluations:
+        return None
+    path = ctx.competition.paths.records / f"{s.evaluations[-1]}.json"
+    try:
+        stamp = path.stat().st_mtime_ns
+    except FileNotFoundError:
+        return None
+    cache = ctx.caches.setdefault("records", {})
+    hit = cache.get(path.name)
+    if hit is not None and hit[0] == stamp:
+        return hit[1]
+    try:
+        record = checked_record(path, _keys(ctx))
+    except Exception:  # noqa: BLE001 - a record that fails its checks stands for nothing
+        return None
+    with ctx.lock:
+        cache[path.name] = (stamp, record)
+        while len(cache) > RECORD_CACHE:
+            cache.pop(next(iter(cache)))
+    return record
+
+
+def _keys(ctx: ServiceContext) -> list:
+    if "keys" not in ctx.caches:
+        ctx.caches["keys"] = verification_keys()
+    return ctx.caches["keys"]
+
+
+def _records(ctx: ServiceContext) -> list[dict[str, Any]]:
+    listed = {s.id: s.evaluations for s in ctx.ledger.all()}
+    return load_records(ctx.competition.paths.records, listed=listed, warn=lambda _: None)
+
+
+def _board(ctx: ServiceContext) -> dict[str, Any]:
+    """The board without anyone's submission ids, rebuilt at most every ``BOARD_TTL_S``."""
+    cached = ctx.caches.get("board")
+    if cached is not None and time.monotonic() - cached[0] < BOARD_TTL_S:
+        return cached[1]
+    settings = ctx.competition.settings.competition
+    metric, rules, final = get_metric(settings.primary_metric), settings.rules, ctx.ledger.finalized_at() is not None
+    entries = build(
+        _records(ctx), metric, private=final, rule=rules.rule, selections=ctx.ledger.selections(), fallback=rules.final_selections
+    )
+    board = {
+        "competition": ctx.name,
+        "metric": metric.name,
+        "higher_is_better": metric.higher_is_better,
+        "final": final,
+        "rows": [({"rank": e.rank, "team": e.team, "score": e.score, "submitted_at": e.submitted_at}, e.submission) for e in entries],
+    }
+    ctx.caches["board"] = (time.monotonic(), board)
+    return board

@@ -1,0 +1,203 @@
+"""The service's JSON API, from outside: the real `harness serve` under uvicorn on loopback, its
+real registry, real SQLite, pushes through the docker SDK. One service for the module (the
+failure window is shortened to 4 s so the rate-limit test can see it pass)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from harness.submissions.ledger import Ledger
+from tests.service_helpers import Service, harness, push, tiny_image
+
+REQUIRED = {"detail": "a valid team token is required"}
+WINDOW_S = 4
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    running = Service(tmp_path_factory.mktemp("serve"), overrides=(f"service.sign_in.window_s={WINDOW_S}", "competition.quota.per_day=3"))
+    running.start()
+    yield running
+    running.stop()
+    running.kill()  # what a stop left behind, if anything
+
+
+@pytest.fixture(scope="module")
+def teams(service):
+    return {name: service.add_team(name) for name in ("Alpha", "Beta")}
+
+
+@pytest.fixture(scope="module")
+def pushed(service, teams, docker_client):
+    """A tiny image in Alpha's namespace: (reference pushed, digest)."""
+    reference = f"{service.registry}/teams/alpha/tiny:1"
+    tiny_image(docker_client, reference)
+    return reference, push(docker_client, reference, teams["Alpha"])
+
+
+def submit(service, team, image, digest, message="", **kwargs):
+    return service.call("POST", "c/submissions", team["token"], json={"image": image, "digest": digest, "message": message}, **kwargs)
+
+
+def wait_for(service, team, sid, states, timeout=240):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        view = service.call("GET", f"c/submissions/{sid}", team["token"]).json()
+        if view["state"] in states:
+            return view
+        time.sleep(0.25)
+    raise AssertionError(f"{sid} still {view['state']} after {timeout} s: {service.log.read_text()[-2000:]}")
+
+
+def test_whoami_and_every_kind_of_bad_token_is_the_same_401(service, teams):
+    alpha = teams["Alpha"]
+    me = service.call("GET", "/api/v1/whoami", alpha["token"]).json()
+    assert me == {
+        "team": "Alpha",
+        "team_id": alpha["id"],
+        "namespace": "teams/alpha",
+        "competition": "digits",
+        "registry": service.registry,
+    }
+    revoked = service.add_team("Gone")
+    harness(service.home, "teams", "revoke", "digits", "Gone")
+    secret = alpha["token"][-1]
+    wrong = alpha["token"][:-1] + ("A" if secret != "A" else "B")
+    for token in (None, "nonsense", wrong, revoked["token"]):
+        answer = service.call("GET", "/api/v1/whoami", token)
+        assert (answer.status_code, answer.json()) == (401, REQUIRED), token
+    assert service.call("GET", "c/quota", None).status_code == 401
+    assert service.call("GET", "/api/v1/competitions/other/quota", alpha["token"]).status_code == 404
+    time.sleep(WINDOW_S)  # these failures leave the window before the next test
+
+
+def test_bodies_over_the_cap_and_malformed_json(service, teams):
+    token = teams["Alpha"]["token"]
+    big = service.call("POST", "c/submissions", token, data=b"x" * 70_000, headers={"content-type": "application/json"})
+    chunked = service.call(
+        "POST", "c/submissions", token, data=(b" " * 1000 for _ in range(70)), headers={"content-type": "application/json"}
+    )
+    for answer in (big, chunked):
+        assert answer.status_code == 413 and "over 64.0 KiB" in answer.json()["detail"]
+    assert "Content-Length" not in chunked.request.headers
+    bad = service.call("POST", "c/submissions", token, data=b'{"image": ', headers={"content-type": "application/json"})
+    assert bad.status_code == 422 and bad.json()["detail"].startswith("the request body is not valid JSON")
+    missing = service.call("POST", "c/submissions", token, json={"image": "x"})
+    assert missing.status_code == 422 and missing.json()["detail"] == "digest: Field required"
+
+
+def test_submit_refusals_store_nothing(service, teams, pushed):
+    alpha, (reference, digest) = teams["Alpha"], pushed
+    image = reference.rsplit(":", 1)[0]
+    cases = [
+        (submit(service, alpha, f"{service.registry}/teams/beta/tiny", digest), 403, "not under your team's namespace"),
+        (submit(service, alpha, "elsewhere.example/teams/alpha/tiny", digest), 403, "not under your team's namespace"),
+        (submit(service, alpha, image, "sha256:abc"), 422, "is not sha256:<64 lowercase hex>"),
+        (submit(service, alpha, image, digest, "x" * 501), 422, "at most 500 are allowed"),
+        (submit(service, alpha, image, digest, "two\nlines"), 422, "control or invisible character (U+000A)"),
+        (submit(service, alpha, image, "sha256:" + "0" * 64), 404, "push it first"),
+    ]
+    for answer, status, says in cases:
+        assert answer.status_code == status and says in answer.json()["detail"], answer.text
+    assert Ledger(service.home, "digits").all() == []
+
+
+def test_submit_through_the_registry_until_a_verdict_and_the_quota(service, teams, pushed):
+    alpha, beta, (reference, digest) = teams["Alpha"], teams["Beta"], pushed
+    answer = submit(service, alpha, reference, digest, "first try")
+    assert answer.status_code == 201, answer.text
+    view = answer.json()
+    assert view["state"] in ("queued", "running") and view["message"] == "first try" and view["team"] == "Alpha"
+    assert view["image"] == f"{service.registry}/teams/alpha/tiny@{digest}" and view["registry_digest"] == digest
+    assert view["image_digest"].startswith("sha256:") and view["image_digest"] != digest  # the pinned image id
+    done = wait_for(service, alpha, view["id"], ("evaluated",))
+    assert done["verdict"] == "RUNTIME_ERROR" and done["failed_phase"] == "train" and "no-such-program" in done["verdict_message"]
+    assert done["phases"]["train"]["verdict"] == "RUNTIME_ERROR" and done["public_scores"] == {}
+    assert service.call("GET", f"c/submissions/{view['id']}/logs?phase=infer", alpha["token"]).status_code == 404
+    # another team sees nothing of it: the same 404 as an unknown id
+    for path in (f"c/submissions/{view['id']}", f"c/submissions/{view['id']}/logs?phase=train"):
+        theirs, unknown = (
+            service.call("GET", path, beta["token"]),
+            service.call("GET", path.replace(view["id"], "sub-000000000000"), beta["token"]),
+        )
+        assert theirs.status_code == unknown.status_code == 404
+        assert theirs.json()["detail"].replace(view["id"], "X") == unknown.json()["detail"].replace("sub-000000000000", "X")
+    assert service.call("GET", "c/submissions", beta["token"]).json() == {"submissions": []}
+    rows = service.call("GET", "c/leaderboard", beta["token"]).json()["rows"]
+    assert all("submission_id" not in row for row in rows)
+    # the quota over the API is intake's: 3 a day here
+    for _ in range(2):
+        assert submit(service, alpha, reference, digest).status_code == 201
+    quota = service.call("GET", "c/quota", alpha["token"]).json()
+    assert quota["per_day"] == 3 and quota["used"] == 3 and quota["left"] == 0 and quota["next_allowed_at"]
+    refused = submit(service, alpha, reference, digest)
+    assert refused.status_code == 429 and "has used its quota of 3" in refused.json()["detail"]
+    mine = service.call("GET", "c/submissions", alpha["token"]).json()["submissions"]
+    assert len(mine) == 3 == len(Ledger(service.home, "digits").of_team("Alpha")) and mine[-1]["id"] == view["id"]
+
+
+def test_pause_and_resume(service, teams, pushed, docker_client):
+    beta = teams["Beta"]
+    reference = f"{service.registry}/teams/beta/tiny:1"
+    docker_client.images.get(pushed[0]).tag(reference)
+    digest = push(docker_client, reference, beta)
+    harness(service.home, "service", "pause", "digits", "intake")
+    assert service.call("GET", "/api/v1/health").json() == {"status": "ok", "intake": "paused", "evaluation": "running"}
+    answer = submit(service, beta, reference, digest)
+    assert answer.status_code == 503 and "intake is paused" in answer.json()["detail"]
+    harness(service.home, "service", "resume", "digits", "intake")
+    harness(service.home, "service", "pause", "digits", "evaluation")
+    assert service.call("GET", "/api/v1/health").json()["evaluation"] == "paused"
+    time.sleep(1)  # a round the evaluator was starting has begun by now
+    queued = submit(service, beta, reference, digest).json()
+    time.sleep(2)
+    assert service.call("GET", f"c/submissions/{queued['id']}", beta["token"]).json()["state"] == "queued"
+    harness(service.home, "service", "resume", "digits")
+    assert wait_for(service, beta, queued["id"], ("evaluated",))["verdict"] == "RUNTIME_ERROR"
+
+
+def test_a_port_in_use_is_one_line_and_exit_2(service):
+    taken = harness(service.home, "serve", "digits", "--port", str(service.port), check=False)
+    assert taken.returncode == 2 and taken.stderr.strip().count("\n") == 0
+    assert taken.stderr.startswith(f"harness: the service cannot listen on 127.0.0.1:{service.port}")
+
+
+def test_repeated_failures_are_rate_limited_until_the_window_passes(service, teams):
+    for _ in range(10):
+        assert service.call("GET", "/api/v1/whoami", "hx_wrong").status_code == 401
+    limited = service.call("GET", "/api/v1/whoami", teams["Beta"]["token"])
+    assert limited.status_code == 429 and 1 <= int(limited.headers["Retry-After"]) <= WINDOW_S
+    time.sleep(int(limited.headers["Retry-After"]) + 0.5)
+    assert service.call("GET", "/api/v1/whoami", teams["Beta"]["token"]).status_code == 200
+
+
+def test_a_sigkill_during_submit_loses_nothing_and_charges_nothing_twice(service, teams, pushed, docker_client):
+    gamma = service.add_team("Gamma")
+    reference = f"{service.registry}/teams/gamma/tiny:1"
+    docker_client.images.get(pushed[0]).tag(reference)
+    digest = push(docker_client, reference, gamma)
+    harness(service.home, "service", "pause", "digits", "evaluation")
+    answers = []
+    thread = threading.Thread(target=lambda: answers.append(_try(lambda: submit(service, gamma, reference, digest, "crash"))))
+    thread.start()
+    time.sleep(0.3)
+    service.kill()
+    thread.join()
+    rows = Ledger(service.home, "digits").of_team("Gamma")
+    assert len(rows) <= 1 and all(r.message == "crash" and r.image_digest.startswith("sha256:") for r in rows)
+    service.start()
+    answer = submit(service, gamma, reference, digest, "again")
+    assert answer.status_code == 201, answer.text
+    rows = Ledger(service.home, "digits").of_team("Gamma")
+    assert len({r.id for r in rows}) == len(rows) and len(rows) in (1, 2)
+    assert service.call("GET", "c/quota", gamma["token"]).json()["used"] == len(rows)
+
+
+def _try(call):
+    try:
+        return call()
+    except Exception as exc:  # noqa: BLE001 - the connection dies with the service
+        return exc
