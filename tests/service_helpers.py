@@ -14,6 +14,8 @@ import subprocess
 import sys
 import tarfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -114,6 +116,19 @@ class Service:
             path = f"/api/v1/competitions/{self.competition}/{path[2:]}"
         headers = {**({"Authorization": f"Bearer {token}"} if token else {}), **kwargs.pop("headers", {})}
         return requests.request(method, self.url + path, headers=headers, timeout=120, **kwargs)
+
+
+@contextmanager
+def running_service(home: Path, *overrides: str) -> Iterator[Service]:
+    """The real service (evaluation loop running) for the length of a ``with``; stopped as by Ctrl-C after it."""
+    service = Service(home, overrides=overrides).start()
+    try:
+        yield service
+    finally:
+        try:
+            service.stop()
+        except subprocess.TimeoutExpired:
+            service.kill()
 
 
 def tiny_image(docker_client, tag: str) -> str:

@@ -3,26 +3,18 @@ the real registry with ``harness push``, follow them with ``harness status --wai
 verdicts, messages and logs (and get 404 for the other team's), and see public scores only on the
 remote leaderboard.
 
-Needs ``tests/service_helpers.py`` (from the service's branch): ``running_service(home)``, a context
-manager that starts the real service (uvicorn) and its registry on free loopback ports for the
-digits competition in the work directory ``home`` and yields an object whose ``url`` is the
-service's address (``http://127.0.0.1:PORT``). Teams are added with the real
-``harness teams add digits NAME --json``.
+The service runs as ``harness serve`` in a subprocess on free loopback ports
+(``tests/service_helpers.py``); teams are added with the real ``harness teams add digits NAME --json``.
 """
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from harness.cli import main
-
-if not (Path(__file__).parent / "service_helpers.py").exists():
-    pytest.skip("tests/service_helpers.py (the service's branch) is not merged yet: it starts the real service", allow_module_level=True)
-
-from service_helpers import running_service  # noqa: E402
+from tests.service_helpers import running_service
 
 pytestmark = pytest.mark.docker
 WAIT_S = "600"
