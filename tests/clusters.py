@@ -69,11 +69,10 @@ def private_engine() -> Iterator[tuple[str, docker.DockerClient]]:
             start_new_session=True,
         )
     try:
-        client = docker.DockerClient(base_url=host)
         deadline = time.monotonic() + ENGINE_START_S
         while True:
             try:
-                client.ping()
+                client = docker.DockerClient(base_url=host)  # asks the engine its API version
                 break
             except (docker.errors.DockerException, OSError):
                 if process.poll() is not None or time.monotonic() > deadline:
