@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from harness.limits import PhaseLimits, PhaseVerdict
+
+# ``host[:port]/repository@sha256:<64 hex>``: a registry named by its host (a dot, a port or
+# ``localhost``, as the engine tells a registry from a Docker Hub namespace), an image by manifest digest.
+_REGISTRY_REFERENCE = re.compile(r"(?:[^/@]*[.:][^/@]*|localhost)/[^@]+@sha256:[0-9a-f]{64}")
+
+
+def registry_reference(image: str) -> str | None:
+    """``image`` when a node may pull it from a registry by manifest digest (as the service stores a
+    pushed submission); None for a reference on the organizer's engine alone (``harness submit --image``)."""
+    return image if _REGISTRY_REFERENCE.fullmatch(image) else None
 
 
 @dataclass(frozen=True)
@@ -22,7 +33,7 @@ class PhaseSpec:
 
     run_id: str
     phase: str
-    image: str
+    image: str  # the pinned image id the container runs
     command: tuple[str, ...]
     mounts: tuple[Mount, ...]
     environment: dict[str, str]
@@ -35,6 +46,9 @@ class PhaseSpec:
     # The GPUs this run was assigned (Ray's ids, or local ones for ``harness check``): exactly these
     # are passed to the container. NVML indices or UUIDs.
     gpu_ids: tuple[str, ...] = ()
+    # Where a node whose engine lacks ``image`` pulls it from (``registry_reference``); None: the
+    # depot's archive is the only way (and stays the fallback when the pull fails).
+    pull_from: str | None = None
 
 
 @dataclass

@@ -1,16 +1,19 @@
 """On a node, before a phase runs: the pinned image on this node's engine and the data staged here,
-each verified (the image by its id, the data by its manifest hash), fetched from the depot if absent."""
+each verified (the image by its id, the data by its manifest hash). An absent image is pulled from
+the registry by manifest digest when the phase names one and the workers' credential came along,
+else (or when that fails) loaded from the depot's archive; the data always comes from the depot."""
 
 from __future__ import annotations
 
 import dataclasses
 import fcntl
+import logging
 import shutil
 import tarfile
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import docker
@@ -24,10 +27,23 @@ from harness.runner.phase import PhaseSpec
 from harness.util.hashing import listing_sha256, scan_tree
 
 VERIFIED = ".verified"
+log = logging.getLogger(__name__)
 
 
 class StagingError(Exception):
     """The image or the data could not be brought to this node intact: the organizer's failure."""
+
+
+@dataclass(frozen=True)
+class RegistryCredential:
+    """The organizer's workers' pull credential (``pull`` on every repository). It reaches the nodes
+    inside the Ray task's arguments, never through a shared disk, and the secret stays out of reprs."""
+
+    username: str
+    password: str = field(repr=False)
+
+    def auth_config(self) -> dict[str, str]:
+        return {"username": self.username, "password": self.password}
 
 
 @dataclass(frozen=True)
@@ -36,13 +52,14 @@ class Staging:
     home_node: str  # the driver's Ray node: its phases use the driver's own files
     cache_dir: str  # node-local; one subdirectory per Ray node
     data: DataStage | None = None
+    registry: RegistryCredential | None = None  # None: images come from the depot only
 
     def prepare(self, spec: PhaseSpec, node_id: str, client: docker.DockerClient) -> PhaseSpec:
         """``spec`` as it runs on this node: its image present here, its data mounts on the staged copy."""
         node_dir = Path(self.cache_dir) / node_id[:16]
         node_dir.mkdir(parents=True, exist_ok=True)
         try:
-            ensure_image(client, spec.image, self.depot, node_dir)
+            ensure_image(client, spec.image, self.depot, node_dir, pull_from=spec.pull_from, credential=self.registry)
             if self.data is None or node_id == self.home_node:
                 return spec
             staged = stage_data(self.data, self.depot, node_dir)
@@ -60,12 +77,24 @@ def has_image(client: docker.DockerClient, digest: str) -> bool:
         return False
 
 
-def ensure_image(client: docker.DockerClient, digest: str, depot: ActorHandle, node_dir: Path) -> None:
-    """Load the image from the depot's archive unless this node's engine has it; then check its id."""
+def ensure_image(
+    client: docker.DockerClient,
+    digest: str,
+    depot: ActorHandle,
+    node_dir: Path,
+    *,
+    pull_from: str | None = None,
+    credential: RegistryCredential | None = None,
+) -> None:
+    """Bring the image whose id is ``digest`` to this node's engine unless it has it: pulled from
+    ``pull_from`` with ``credential`` when both are given, else (or when the pull fails) loaded from
+    the depot's archive; either way checked by its id."""
     if has_image(client, digest):
         return
     with _node_lock(node_dir, "image"):
         if has_image(client, digest):
+            return
+        if pull_from is not None and credential is not None and pull_image(client, pull_from, digest, credential):
             return
         archive = ray.get(depot.image.remote(digest))
         path = node_dir / archive.name
@@ -77,6 +106,25 @@ def ensure_image(client: docker.DockerClient, digest: str, depot: ActorHandle, n
             path.unlink(missing_ok=True)
         if not has_image(client, digest):
             raise ValueError(f"the archive {archive.name} loaded, but no image with id {digest[:19]} appeared")
+
+
+def pull_image(client: docker.DockerClient, reference: str, digest: str, credential: RegistryCredential) -> bool:
+    """Pull ``reference`` (``host:port/repository@sha256:...``) with ``credential``; whether the engine
+    then holds the pinned image ``digest``. A registry that does not answer, refuses, has lost the
+    manifest or serves another image is the organizer's problem, not the submission's: it is logged
+    and answered False, so the depot brings the image instead."""
+    repository, _, manifest = reference.partition("@")
+    try:
+        events = client.api.pull(repository, tag=manifest, auth_config=credential.auth_config(), stream=True, decode=True)
+        problem = next((str(event["error"]) for event in events if "error" in event), None)
+        if problem is None and not has_image(client, digest):
+            problem = f"it holds image {client.images.get(reference).id[:19]}, not the pinned {digest[:19]}"
+            client.images.remove(reference)
+    except (docker.errors.DockerException, OSError) as exc:
+        problem = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    if problem is not None:
+        log.warning("could not pull %s from the registry (%s); the depot brings the image instead", reference, problem)
+    return problem is None
 
 
 def stage_data(stage: DataStage, depot: ActorHandle, node_dir: Path) -> Path:

@@ -33,7 +33,7 @@ def free_port() -> int:
 class TokenEndpoint:
     """A token endpoint on 127.0.0.1: HTTP Basic credentials ``username -> (password, namespace)``
     (a team's namespace, or ``None`` for the organizer's workers), answers from ``token_answer``.
-    ``requests`` counts the calls, ``refused`` the wrong credentials."""
+    ``requests`` counts the calls, ``refused`` the wrong credentials, ``granted`` the usernames answered."""
 
     def __init__(self, key: IssuerKey, credentials: dict[str, tuple[str, str | None]], service: str = SERVICE):
         self.key = key
@@ -41,6 +41,7 @@ class TokenEndpoint:
         self.service = service
         self.requests = 0
         self.refused = 0
+        self.granted: list[str] = []
         endpoint = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -58,6 +59,7 @@ class TokenEndpoint:
                     self.answer(400, {"detail": f"this token service issues tokens for {endpoint.service} only"})
                 else:
                     username, namespace = caller
+                    endpoint.granted.append(username)
                     body = token_answer(
                         endpoint.key, service=endpoint.service, scopes=query.get("scope", []), namespace=namespace, subject=username
                     )

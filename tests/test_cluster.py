@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
-import logging
 import sys
 import threading
 import time
@@ -20,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import ray
-from ray.cluster_utils import Cluster
+from clusters import node_of, ray_cluster, records, round_competition, submit
 
 from harness.rounds.driver import drive_round
 from harness.runner.depot import Archive, DataStage, Depot, fetch
@@ -30,24 +28,12 @@ from harness.runner.staging import VERIFIED, stage_data
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 WORKERS = 2
-# Find a dead node in about a second, not Ray's default of half a minute.
-FAST_HEALTH_CHECKS = {"health_check_initial_delay_ms": 0, "health_check_period_ms": 500, "health_check_failure_threshold": 3}
 
 
 @pytest.fixture(scope="module")
 def cluster():
-    ray.shutdown()
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "_system_config": FAST_HEALTH_CHECKS})
-    workers = [cluster.add_node(num_cpus=1) for _ in range(WORKERS)]
-    ray.init(address=cluster.address, log_to_driver=False, logging_level=logging.ERROR)
-    cluster.wait_for_nodes()
-    yield cluster, workers
-    ray.shutdown()
-    cluster.shutdown()
-
-
-def records(home: Path) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted((home / "competitions/digits/records").glob("*.json"))]
+    with ray_cluster(1, [{}] * WORKERS) as (cluster, workers):
+        yield cluster, workers
 
 
 def evaluation_runs(home: Path) -> list:
@@ -58,27 +44,9 @@ def evaluation_runs(home: Path) -> list:
     return client.search_runs([experiment.experiment_id], "tags.`harness.kind` = 'evaluation'")
 
 
-def node_of(phase: dict) -> str:
-    return phase["node"].split("/", 1)[1]
-
-
-def submit(competition, team: str, image: str) -> str:
-    from harness.cli.evaluate import submit_image
-
-    return submit_image(competition, team, image).id
-
-
-@pytest.fixture
-def round_settings(competition, tmp_path):
-    def make(*overrides: str):
-        return competition(f"runner.node_cache={tmp_path / 'nodes'}", "runner.retry_backoff_s=0.2", *overrides)
-
-    return make
-
-
-def test_round_uses_every_node_and_brings_a_missing_image(cluster, home, round_settings, behave_image, docker_client, tmp_path):
+def test_round_uses_every_node_and_brings_a_missing_image(cluster, home, competition, behave_image, docker_client, tmp_path):
     ray_cluster, workers = cluster
-    comp = round_settings()
+    comp = round_competition(competition, tmp_path / "nodes")
     ids = [submit(comp, f"team{i}", behave_image("nap0.5")) for i in range(5)]
     # An image no engine has any more: only the depot's archive can bring it back (pre-made here,
     # from the image as it was when submitted; the depot would have made the same on demand).
@@ -111,9 +79,9 @@ def test_round_uses_every_node_and_brings_a_missing_image(cluster, home, round_s
     assert staged == {w.node_id[:16] for w in workers}  # each worker staged the data once, verified; the head needs none
 
 
-def test_node_lost_mid_round_still_scores_each_submission_once(cluster, home, round_settings, behave_image, docker_client):
+def test_node_lost_mid_round_still_scores_each_submission_once(cluster, home, competition, behave_image, docker_client, tmp_path):
     ray_cluster, workers = cluster
-    comp = round_settings()
+    comp = round_competition(competition, tmp_path / "nodes")
     ids = [submit(comp, f"team{i}", behave_image("nap2")) for i in range(3)]
     victim = workers[0]
     result: dict = {}

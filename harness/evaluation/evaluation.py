@@ -17,7 +17,7 @@ from harness.limits.docker_options import contract_environment
 from harness.records.artifacts import stored_model, stored_predictions
 from harness.records.record import EvaluationRecord
 from harness.runner.host import host_info
-from harness.runner.phase import Mount, PhaseResult, PhaseSpec
+from harness.runner.phase import Mount, PhaseResult, PhaseSpec, registry_reference
 from harness.scoring import LabelsError, PredictionsError, score_predictions, validate_predictions
 from harness.util.clock import utc_now
 from harness.util.files import write_json_atomic
@@ -113,6 +113,7 @@ class Evaluation:
                 "harness.evaluation": self.id,
             },
             runtime=settings.runner.get("runtime"),
+            pull_from=registry_reference(self.submission.get("image", "")),
         )
 
     @property

@@ -1,8 +1,10 @@
 """How a round's images and data reach the nodes of a multi-node Ray cluster: a depot on the
-driver's node, and the data each node stages and verifies (``runner.depot``, ``runner.staging``)."""
+driver's node, the workers' registry credential (a node pulls a pushed image by digest, the depot
+stays the fallback), and the data each node stages and verifies (``runner.depot``, ``runner.staging``)."""
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 
@@ -11,9 +13,12 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from harness.competition.core import Competition
 from harness.runner.depot import DataStage, Depot
-from harness.runner.staging import Staging
+from harness.runner.staging import RegistryCredential, Staging
+from harness.util.errors import HarnessError
 
 DEFAULT_NODE_CACHE = Path(tempfile.gettempdir()) / "harness-nodes"
+WORKER_USERNAME = "harness-worker"
+WORKER_TOKEN_ENV = "HARNESS_REGISTRY_WORKER_TOKEN"
 
 
 def data_stage(competition: Competition) -> DataStage:
@@ -31,4 +36,21 @@ def cluster_staging(competition: Competition, node_cache: str | None) -> Staging
         return None
     here = ray.get_runtime_context().get_node_id()
     depot = Depot.options(scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False)).remote(str(competition.home / "depot"))
-    return Staging(depot, here, node_cache or str(DEFAULT_NODE_CACHE), data_stage(competition))
+    return Staging(depot, here, node_cache or str(DEFAULT_NODE_CACHE), data_stage(competition), worker_credential(competition))
+
+
+def worker_credential(competition: Competition) -> RegistryCredential | None:
+    """The workers' registry pull credential: ``$HARNESS_REGISTRY_WORKER_TOKEN``, else the
+    ``worker-token`` that ``harness serve`` wrote in the work directory; None without either."""
+    token = os.environ.get(WORKER_TOKEN_ENV, "").strip()
+    if not token:
+        path = competition.home / "service" / competition.name / "worker-token"
+        try:
+            token = path.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise HarnessError(
+                f"the registry worker token {path} cannot be read ({exc}); fix its permissions, or remove it and restart the service"
+            ) from None
+    return RegistryCredential(WORKER_USERNAME, token) if token else None
