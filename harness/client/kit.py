@@ -43,7 +43,16 @@ def pull_kit(client: ServiceClient, competition: str, output: Path) -> Path:
             raise HarnessError(f"the kit from {client.server} is not a readable archive ({exc}); try again or tell the organizer") from None
         if output.exists():
             output.rmdir()
-        os.replace(unpacked, output)
+        os.replace(_kit_folder(unpacked), output)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return output
+
+
+def _kit_folder(unpacked: Path) -> Path:
+    """Where ``kit.json`` is: the archive's top, or its one top-level folder (``digits-kit/``, as the
+    service packs it, so that a participant who untars it by hand gets one folder)."""
+    entries = list(unpacked.iterdir())
+    if len(entries) == 1 and entries[0].is_dir() and (entries[0] / "kit.json").is_file():
+        return entries[0]
+    return unpacked
