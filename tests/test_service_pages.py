@@ -6,8 +6,12 @@ The failure window is shortened to 10 s so the rate-limit test can see the 429 a
 
 from __future__ import annotations
 
+import io
 import os
+import platform
 import re
+import struct
+import tarfile
 import time
 from html.parser import HTMLParser
 
@@ -57,6 +61,45 @@ def alpha_submission(service, teams, docker_client):
         return made["id"]
 
     return submission_id
+
+
+def talking_program(text: bytes) -> bytes:
+    """A static x86-64 Linux program (a bare ELF, no libc) that writes ``text`` to stdout and to
+    stderr and exits 3: something a FROM-scratch image can run that leaves logs."""
+    base, code_at = 0x400000, 64 + 56
+    code = b""
+    for fd in (1, 2):  # write(fd, text, len): mov eax,1; mov edi,fd; lea rsi,[rip+text]; mov edx,len; syscall
+        code += (
+            b"\xb8\x01\x00\x00\x00"
+            + b"\xbf"
+            + struct.pack("<I", fd)
+            + b"\x48\x8d\x35"
+            + b"TEXT"
+            + b"\xba"
+            + struct.pack("<I", len(text))
+            + b"\x0f\x05"
+        )
+    code += b"\xb8\x3c\x00\x00\x00\xbf\x03\x00\x00\x00\x0f\x05"  # exit(3)
+    while b"TEXT" in code:  # each lea's displacement: from the end of the lea to the text after the code
+        at = code.index(b"TEXT")
+        code = code[:at] + struct.pack("<i", len(code) - (at + 4)) + code[at + 4 :]
+    size = code_at + len(code) + len(text)
+    header = struct.pack("<16sHHIQQQIHHHHHH", b"\x7fELF\x02\x01\x01", 2, 0x3E, 1, base + code_at, 64, 0, 0, 64, 56, 1, 0, 0, 0)
+    segment = struct.pack("<IIQQQQQQ", 1, 5, 0, base, base, size, size, 0x1000)
+    return header + segment + code + text
+
+
+def talking_image(docker_client, tag: str, text: bytes) -> None:
+    """A FROM-scratch image whose entrypoint writes ``text`` to both streams and fails."""
+    context = io.BytesIO()
+    with tarfile.open(fileobj=context, mode="w") as tar:
+        dockerfile = b'FROM scratch\nCOPY talk /talk\nENTRYPOINT ["/talk"]\n'
+        for name, data, mode in (("Dockerfile", dockerfile, 0o644), ("talk", talking_program(text), 0o755)):
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), mode
+            tar.addfile(info, io.BytesIO(data))
+    context.seek(0)
+    docker_client.images.build(fileobj=context, custom_context=True, tag=tag, network_mode="none", rm=True)
 
 
 @pytest.fixture(scope="module")
@@ -304,6 +347,47 @@ def test_browser_signs_in_sees_the_submission_appear_and_its_verdict_arrive(serv
     team_page.wait_for_url(f"{service.url}/team")
     assert team_page.locator("#token").is_visible()
     assert not [c for c in context.cookies() if c["name"] == "harness_token"]
+    context.close()
+
+
+LOG = "<script>alert(4)</script> <img src=x onerror=alert(5)> </pre><b>bold</b> &amp; \u00e9\n"
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="the talking program is x86-64 machine code")
+def test_logs_are_shown_as_text(service, teams, docker_client, browser):
+    beta = teams["Beta"]
+    reference = f"{service.registry}/{beta['namespace']}/talk:1"
+    talking_image(docker_client, reference, LOG.encode())
+    digest = push(docker_client, reference, beta)
+    answer = service.call("POST", "c/submissions", beta["token"], json={"image": reference, "digest": digest, "message": "talks"})
+    assert answer.status_code == 201, answer.text
+    sid = answer.json()["id"]
+    deadline = time.monotonic() + VERDICT_TIMEOUT_MS / 1000
+    while service.call("GET", f"c/submissions/{sid}", beta["token"]).json()["state"] != "evaluated":
+        assert time.monotonic() < deadline, f"{sid} was not evaluated: {service.log.read_text()[-2000:]}"
+        time.sleep(0.5)
+    logs = service.call("GET", f"c/submissions/{sid}/logs?phase=train", beta["token"]).json()
+    assert logs["stdout"] == LOG and logs["stderr"] == LOG  # the program ran and was heard
+
+    page = signed_in(service, beta).get(f"{service.url}/team/submissions/{sid}", timeout=30)
+    doc = Document(page.text)
+    assert_no_markup_from_participants(doc)
+    assert doc.fields["stdout"][0] == LOG and doc.fields["stderr"][0] == LOG  # train's, as text
+    assert "</pre><b>" not in page.text
+
+    context = browser.new_context()
+    dialogs: list[str] = []
+    tab = context.new_page()
+    tab.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    tab.goto(f"{service.url}/team")
+    tab.fill("#token", beta["token"])
+    tab.click("#sign-in")
+    tab.wait_for_url(f"{service.url}/team")
+    tab.goto(f"{service.url}/team/submissions/{sid}")
+    tab.wait_for_timeout(2500)  # one poll: the live update writes the same text
+    train = tab.locator('[data-phase="train"]')
+    assert train.locator('[data-field="stdout"]').text_content() == LOG and train.locator('[data-field="stderr"]').text_content() == LOG
+    assert tab.locator("main b, main img, main script").count() == 0 and dialogs == []
     context.close()
 
 
