@@ -8,6 +8,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from harness.service import pages
 from harness.service.api import ROUTERS
 from harness.service.bodylimit import BodyLimit
 from harness.service.context import ServiceContext
@@ -21,6 +22,7 @@ def create_app(ctx: ServiceContext, lifespan=None) -> FastAPI:
     app.state.ctx = ctx
     for router in ROUTERS:
         app.include_router(router)
+    app.include_router(pages.router)
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(HTTPException, _http_error)

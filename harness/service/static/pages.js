@@ -1,0 +1,117 @@
+// The pages' live parts: poll the service's JSON about every 2 s and rewrite what changed. Every
+// string is written with textContent, never as markup. The team's token never reaches this script:
+// the team's data comes from /team/data/..., which reads the HttpOnly cookie.
+"use strict";
+
+(function () {
+  const POLL_MS = 2000;
+  const FINAL = new Set(["evaluated", "withdrawn", "disqualified"]);
+  const body = document.body;
+
+  function live(text) {
+    const line = document.getElementById("live");
+    if (line) line.textContent = text;
+  }
+
+  // GET url every POLL_MS; apply(data) returns false to stop. A 401 (signed out elsewhere, token
+  // rotated) stops too: the next page load shows the sign-in form.
+  function poll(url, apply) {
+    async function tick() {
+      try {
+        const answer = await fetch(url, { credentials: "same-origin", cache: "no-store", headers: { Accept: "application/json" } });
+        if (answer.status === 401) {
+          live("You are signed out: reload the page to sign in again.");
+          return;
+        }
+        if (!answer.ok) throw new Error("status " + answer.status);
+        live("");
+        if (apply(await answer.json()) === false) return;
+      } catch (error) {
+        live("The service does not answer right now; trying again.");
+      }
+      setTimeout(tick, POLL_MS);
+    }
+    setTimeout(tick, POLL_MS);
+  }
+
+  // The same texts as the templates' filters (harness/service/pages.py).
+  const when = (text) => (text || "").slice(0, 16).replace("T", " ");
+  const score = (value) => (value === null || value === undefined ? "–" : Number(value).toFixed(5));
+  const scores = (all) => Object.entries(all || {}).map(([name, value]) => name + " " + score(value)).join(", ");
+  function state(view) {
+    if (view.queue_position) return view.state + " #" + view.queue_position;
+    return view.phase ? view.state + " " + view.phase : view.state;
+  }
+
+  function cell(row, field, text, kind) {
+    const td = document.createElement("td");
+    td.dataset.field = field;
+    if (kind) td.className = kind;
+    td.textContent = text;
+    row.appendChild(td);
+    return td;
+  }
+
+  function fill(scope, values) {
+    for (const [field, text] of Object.entries(values)) {
+      const node = scope.querySelector('[data-field="' + field + '"]');
+      if (node && node.textContent !== text) node.textContent = text;
+    }
+  }
+
+  function leaderboard(board) {
+    const rows = board.rows.map((entry) => {
+      const tr = document.createElement("tr");
+      cell(tr, "rank", entry.rank ? String(entry.rank) : "–");
+      cell(tr, "team", entry.team, "team");
+      cell(tr, "score", score(entry.score), "num");
+      cell(tr, "submitted_at", when(entry.submitted_at), "num");
+      return tr;
+    });
+    document.getElementById("board-rows").replaceChildren(...rows);
+    document.getElementById("board-empty").hidden = rows.length > 0;
+  }
+
+  function submissions(data) {
+    const rows = data.submissions.map((view) => {
+      const tr = document.createElement("tr");
+      tr.dataset.id = view.id;
+      const link = document.createElement("a");
+      link.href = "/team/submissions/" + encodeURIComponent(view.id);
+      link.textContent = view.id;
+      cell(tr, "id", "", "num").appendChild(link);
+      cell(tr, "submitted_at", when(view.submitted_at), "num");
+      cell(tr, "message", view.message, "note");
+      cell(tr, "state", state(view));
+      cell(tr, "verdict", view.verdict || "");
+      cell(tr, "verdict_message", view.verdict_message || "", "note");
+      cell(tr, "public_scores", scores(view.public_scores), "num");
+      return tr;
+    });
+    document.getElementById("submissions").replaceChildren(...rows);
+    document.getElementById("none-yet").hidden = rows.length > 0;
+  }
+
+  function submission(data) {
+    const view = data.submission;
+    fill(document.getElementById("submission"), {
+      state: state(view),
+      verdict: view.verdict || "",
+      failed_phase: view.failed_phase || "",
+      verdict_message: view.verdict_message || "",
+      public_scores: scores(view.public_scores),
+    });
+    for (const [phase, logs] of Object.entries(data.logs)) {
+      const section = document.querySelector('[data-phase="' + phase + '"]');
+      if (!section) continue;
+      const ran = phase in (view.phases || {});
+      const none = "The " + phase + " phase " + (ran ? "left no logs." : "has not run (yet).");
+      const note = logs === null ? none : logs.truncated ? "Only the tail of each stream is kept." : "";
+      fill(section, { note: note, stdout: logs ? logs.stdout : "", stderr: logs ? logs.stderr : "" });
+    }
+    return !FINAL.has(view.state);
+  }
+
+  const apply = { leaderboard: leaderboard, team: submissions, submission: submission }[body.dataset.page];
+  if (apply && body.dataset.poll) poll(body.dataset.poll, apply);
+})();

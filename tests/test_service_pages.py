@@ -1,0 +1,415 @@
+"""The service's pages, from outside: the real `harness serve` on loopback (one for the module), its
+registry, a tiny image pushed through the docker SDK; plain HTTP for headers, escaping and the
+hostile requests; a real headless Chromium (Debian's, driven by Playwright) for the live pages.
+
+The failure window is shortened to 10 s so the rate-limit test can see the 429 and then wait it out."""
+
+from __future__ import annotations
+
+import io
+import os
+import platform
+import re
+import struct
+import tarfile
+import time
+from html.parser import HTMLParser
+
+import pytest
+import requests
+
+from harness.service.pages import CROSS_SITE, ENDED, WRONG_TOKEN
+from tests.service_helpers import Service, harness, push, tiny_image
+
+WINDOW_S = 10
+MAX_FAILURES = 10
+ALPHA = 'Alpha <script>alert(3)</script> & "Co"'  # no "=": `harness teams add` would read it as an override
+MESSAGE = "<script>alert(1)</script> & <img src=x onerror=alert(2)> \"quoted\" 'single'"
+CHROMIUM = "/usr/bin/chromium"
+VERDICT_TIMEOUT_MS = 240_000
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    running = Service(tmp_path_factory.mktemp("pages"), overrides=(f"service.sign_in.window_s={WINDOW_S}",))
+    running.start()
+    yield running
+    running.stop()
+    running.kill()  # what a stop left behind, if anything
+
+
+@pytest.fixture(scope="module")
+def teams(service):
+    return {"Alpha": service.add_team(ALPHA), "Beta": service.add_team("Beta")}
+
+
+@pytest.fixture(scope="module")
+def alpha_submission(service, teams, docker_client):
+    """A callable: Alpha's submission of the tiny image with the hostile message, made on the first
+    call (the browser test calls it once it is signed in, to see the submission appear)."""
+    made: dict[str, str] = {}
+
+    def submission_id() -> str:
+        if "id" not in made:
+            alpha = teams["Alpha"]
+            reference = f"{service.registry}/{alpha['namespace']}/tiny:1"
+            tiny_image(docker_client, reference)
+            digest = push(docker_client, reference, alpha)
+            answer = service.call("POST", "c/submissions", alpha["token"], json={"image": reference, "digest": digest, "message": MESSAGE})
+            assert answer.status_code == 201, answer.text
+            made["id"] = answer.json()["id"]
+        return made["id"]
+
+    return submission_id
+
+
+def talking_program(text: bytes) -> bytes:
+    """A static x86-64 Linux program (a bare ELF, no libc) that writes ``text`` to stdout and to
+    stderr and exits 3: something a FROM-scratch image can run that leaves logs."""
+    base, code_at = 0x400000, 64 + 56
+    code = b""
+    for fd in (1, 2):  # write(fd, text, len): mov eax,1; mov edi,fd; lea rsi,[rip+text]; mov edx,len; syscall
+        code += (
+            b"\xb8\x01\x00\x00\x00"
+            + b"\xbf"
+            + struct.pack("<I", fd)
+            + b"\x48\x8d\x35"
+            + b"TEXT"
+            + b"\xba"
+            + struct.pack("<I", len(text))
+            + b"\x0f\x05"
+        )
+    code += b"\xb8\x3c\x00\x00\x00\xbf\x03\x00\x00\x00\x0f\x05"  # exit(3)
+    while b"TEXT" in code:  # each lea's displacement: from the end of the lea to the text after the code
+        at = code.index(b"TEXT")
+        code = code[:at] + struct.pack("<i", len(code) - (at + 4)) + code[at + 4 :]
+    size = code_at + len(code) + len(text)
+    header = struct.pack("<16sHHIQQQIHHHHHH", b"\x7fELF\x02\x01\x01", 2, 0x3E, 1, base + code_at, 64, 0, 0, 64, 56, 1, 0, 0, 0)
+    segment = struct.pack("<IIQQQQQQ", 1, 5, 0, base, base, size, size, 0x1000)
+    return header + segment + code + text
+
+
+def talking_image(docker_client, tag: str, text: bytes) -> None:
+    """A FROM-scratch image whose entrypoint writes ``text`` to both streams and fails."""
+    context = io.BytesIO()
+    with tarfile.open(fileobj=context, mode="w") as tar:
+        dockerfile = b'FROM scratch\nCOPY talk /talk\nENTRYPOINT ["/talk"]\n'
+        for name, data, mode in (("Dockerfile", dockerfile, 0o644), ("talk", talking_program(text), 0o755)):
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), mode
+            tar.addfile(info, io.BytesIO(data))
+    context.seek(0)
+    docker_client.images.build(fileobj=context, custom_context=True, tag=tag, network_mode="none", rm=True)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium (scripts/setup.sh does it as root)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield launched
+        launched.close()
+
+
+class Document(HTMLParser):
+    """Every element with its attributes, and the text of the elements marked ``data-field``."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__()
+        self.elements: list[tuple[str, dict[str, str | None]]] = []
+        self.fields: dict[str, list[str]] = {}
+        self._open: list[str] = []
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        attributes = dict(attrs)
+        self.elements.append((tag, attributes))
+        if attributes.get("data-field"):
+            self.fields.setdefault(attributes["data-field"], []).append("")
+            self._open.append(attributes["data-field"])
+        elif self._open:
+            self._open.append("")
+
+    def handle_endtag(self, tag):
+        if self._open:
+            self._open.pop()
+
+    def handle_data(self, data):
+        for field in self._open:
+            if field:
+                self.fields[field][-1] += data
+
+
+def signed_in(service, team) -> requests.Session:
+    """A session signed in through the form (the cookie the service set, nothing else)."""
+    session = requests.Session()
+    answer = session.post(
+        f"{service.url}/team/sign-in", data={"token": team["token"]}, headers={"Origin": service.url}, allow_redirects=False
+    )
+    assert answer.status_code == 303 and answer.headers["location"] == "/team", answer.text
+    return session
+
+
+def assert_page_headers(answer: requests.Response, *, private: bool) -> None:
+    csp = answer.headers["content-security-policy"]
+    assert "default-src 'none'" in csp and "script-src 'self'" in csp and "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp
+    assert answer.headers["x-frame-options"] == "DENY" and answer.headers["x-content-type-options"] == "nosniff"
+    assert answer.headers["content-type"].startswith("text/html")
+    assert ("no-store" in answer.headers["cache-control"]) == private
+
+
+def assert_no_markup_from_participants(doc: Document) -> None:
+    """Scripts only from /static, no inline style, no handler attribute, no image: nothing sent became markup."""
+    for tag, attributes in doc.elements:
+        assert tag not in ("img", "style", "iframe"), tag
+        assert tag != "script" or attributes.get("src") == "/static/pages.js", attributes
+        assert not any(name.startswith("on") or name == "style" for name in attributes), (tag, attributes)
+
+
+def test_pages_escape_participant_strings_and_send_their_headers(service, teams, alpha_submission):
+    sid, alpha = alpha_submission(), teams["Alpha"]
+    public = requests.get(f"{service.url}/", timeout=30)
+    assert public.status_code == 200
+    assert_page_headers(public, private=False)
+    assert_no_markup_from_participants(Document(public.text))
+
+    form = requests.get(f"{service.url}/team", timeout=30)
+    assert form.status_code == 200 and 'action="/team/sign-in"' in form.text
+    assert_page_headers(form, private=True)
+
+    session = signed_in(service, alpha)
+    for path in ("/team", f"/team/submissions/{sid}"):
+        page = session.get(service.url + path, timeout=30)
+        assert page.status_code == 200, path
+        assert_page_headers(page, private=True)
+        doc = Document(page.text)
+        assert_no_markup_from_participants(doc)
+        assert doc.fields["message"] == [MESSAGE], path  # the message, as text, exactly
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text and "<script>alert" not in page.text
+        assert alpha["token"] not in page.text
+    assert ALPHA not in page.text and "Alpha &lt;script&gt;alert(3)&lt;/script&gt; &amp; &#34;Co&#34;" in page.text
+
+    data = session.get(f"{service.url}/team/data/submissions", timeout=30)
+    assert data.headers["cache-control"] == "no-store" and data.json()["submissions"][0]["message"] == MESSAGE
+    assert requests.get(f"{service.url}/team/data/submissions", timeout=30).status_code == 401  # no cookie, no data
+
+    script = requests.get(f"{service.url}/static/pages.js", timeout=30)
+    assert script.status_code == 200 and script.headers["content-type"].startswith("text/javascript")
+    assert "innerHTML" not in script.text and "textContent" in script.text and alpha["token"] not in script.text
+    assert requests.get(f"{service.url}/static/pages.css", timeout=30).headers["content-type"].startswith("text/css")
+    for name in ("secrets.txt", "..%2Fpages.py", "%2e%2e%2Fapp.py"):
+        assert requests.get(f"{service.url}/static/{name}", timeout=30).status_code == 404, name
+
+
+def test_sign_in_sets_a_strict_httponly_cookie_secure_behind_https(service, teams):
+    token = teams["Beta"]["token"]
+    plain = requests.post(f"{service.url}/team/sign-in", data={"token": token}, headers={"Origin": service.url}, allow_redirects=False)
+    cookie = plain.headers["set-cookie"]
+    assert plain.status_code == 303 and plain.headers["cache-control"] == "no-store"
+    assert cookie.startswith(f"harness_token={token};") and "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/team" in cookie
+    assert "Secure" not in cookie
+    # a TLS-terminating proxy on this machine (uvicorn trusts X-Forwarded-Proto from 127.0.0.1 only)
+    https_origin = service.url.replace("http://", "https://")
+    proxied = requests.post(
+        f"{service.url}/team/sign-in",
+        data={"token": token},
+        headers={"Origin": https_origin, "X-Forwarded-Proto": "https"},
+        allow_redirects=False,
+    )
+    assert proxied.status_code == 303 and "Secure" in proxied.headers["set-cookie"]
+    # the page behind https, sent with an http Origin: another origin
+    mixed = requests.post(
+        f"{service.url}/team/sign-in",
+        data={"token": token},
+        headers={"Origin": service.url, "X-Forwarded-Proto": "https"},
+        allow_redirects=False,
+    )
+    assert mixed.status_code == 403 and "set-cookie" not in mixed.headers
+
+
+def test_cross_site_and_malformed_posts_are_refused(service, teams):
+    token = teams["Beta"]["token"]
+    url = f"{service.url}/team/sign-in"
+    for headers in ({"Origin": "http://attacker.invalid"}, {"Origin": "null"}, {}, {"Referer": "http://attacker.invalid/page"}):
+        answer = requests.post(url, data={"token": token}, headers=headers, allow_redirects=False)
+        assert answer.status_code == 403 and "set-cookie" not in answer.headers, headers
+        assert Document(answer.text).fields == {"error": [CROSS_SITE]}
+        assert_page_headers(answer, private=True)
+    referred = requests.post(url, data={"token": token}, headers={"Referer": f"{service.url}/team"}, allow_redirects=False)
+    assert referred.status_code == 303  # a browser that sends no Origin: its Referer stands in
+    out = requests.post(f"{service.url}/team/sign-out", headers={"Origin": "http://attacker.invalid"}, allow_redirects=False)
+    assert out.status_code == 403 and "set-cookie" not in out.headers
+    same = {"Origin": service.url}
+    as_json = requests.post(url, json={"token": token}, headers=same, allow_redirects=False)
+    assert as_json.status_code == 400 and "set-cookie" not in as_json.headers  # not a form: said, not counted
+    too_big = requests.post(url, data={"token": "x" * 70_000}, headers=same, allow_redirects=False)
+    assert too_big.status_code == 413
+    bad_bytes = requests.post(url, data=b"token=\xff\xfe", headers={**same, "Content-Type": "application/x-www-form-urlencoded"})
+    assert bad_bytes.status_code == 400
+
+
+def test_another_teams_submission_is_a_404_page_and_a_revoked_cookie_ends(service, teams, alpha_submission):
+    sid = alpha_submission()
+    beta = signed_in(service, teams["Beta"])
+    for path in (f"/team/submissions/{sid}", "/team/submissions/sub-000000000000"):
+        page = beta.get(service.url + path, timeout=30)
+        assert page.status_code == 404 and "your team has no submission" in page.text and MESSAGE not in page.text, path
+        assert_page_headers(page, private=True)
+    assert beta.get(f"{service.url}/team/data/submissions/{sid}", timeout=30).status_code == 404
+    assert beta.get(f"{service.url}/team/data/submissions", timeout=30).json() == {"submissions": []}
+    assert signed_in(service, teams["Alpha"]).get(f"{service.url}/team/submissions/{sid}", timeout=30).status_code == 200
+
+    gone = service.add_team("Gone")
+    session = signed_in(service, gone)
+    harness(service.home, "teams", "revoke", "digits", "Gone")
+    ended = session.get(f"{service.url}/team", timeout=30, allow_redirects=False)
+    assert ended.status_code == 401 and Document(ended.text).fields == {"error": [ENDED]} and 'action="/team/sign-in"' in ended.text
+    assert 'harness_token=""' in ended.headers["set-cookie"] and "Max-Age=0" in ended.headers["set-cookie"]
+    assert session.get(f"{service.url}/team/data/submissions", timeout=30).status_code == 401
+
+
+def wait_out_failures(service, team) -> None:
+    """Until the address's failures have left the window (a valid call answers again)."""
+    deadline = time.monotonic() + WINDOW_S + 30
+    while service.call("GET", "/api/v1/whoami", team["token"]).status_code == 429:
+        assert time.monotonic() < deadline, "the failure window never passed"
+        time.sleep(0.5)
+
+
+def test_browser_signs_in_sees_the_submission_appear_and_its_verdict_arrive(service, teams, alpha_submission, browser):
+    alpha = teams["Alpha"]
+    context = browser.new_context()
+    dialogs: list[str] = []
+    context.on("page", lambda page: page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss())))
+    board = context.new_page()
+    board.goto(f"{service.url}/")
+    assert board.locator("#board-empty").is_visible()
+
+    team_page = context.new_page()
+    team_page.goto(f"{service.url}/team")
+    team_page.fill("#token", alpha["token"])
+    team_page.click("#sign-in")
+    team_page.wait_for_url(f"{service.url}/team")
+    assert team_page.text_content("#team-name") == ALPHA
+    (cookie,) = [c for c in context.cookies() if c["name"] == "harness_token"]
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["path"] == "/team"
+    assert team_page.evaluate("document.cookie") == ""  # no script can read it
+    for page in (board, team_page):
+        page.evaluate("window.notReloaded = true")
+
+    sid = alpha_submission()  # submitted through the API while the page is open
+    row = team_page.locator(f'tr[data-id="{sid}"]')
+    row.wait_for(timeout=30_000)
+    row.locator('[data-field="verdict"]', has_text="RUNTIME_ERROR").wait_for(timeout=VERDICT_TIMEOUT_MS)
+    assert row.locator('[data-field="message"]').text_content() == MESSAGE
+    assert row.locator('[data-field="state"]').text_content() == "evaluated"
+    assert "no-such-program" in row.locator('[data-field="verdict_message"]').text_content()
+    board.locator('#board-rows [data-field="team"]', has_text="Alpha").wait_for(timeout=30_000)  # the board updated too
+    assert board.locator('#board-rows [data-field="team"]').all_text_contents() == [ALPHA]
+    assert board.locator('#board-rows [data-field="score"]').all_text_contents() == ["–"]
+    for page in (board, team_page):
+        assert page.evaluate("window.notReloaded") is True
+        assert page.evaluate("document.body.dataset.pwned") is None and page.locator("main img, main script").count() == 0
+        assert alpha["token"] not in page.content()
+
+    team_page.click(f'tr[data-id="{sid}"] a')
+    team_page.wait_for_url(f"{service.url}/team/submissions/{sid}")
+    details = team_page.locator("#submission")
+    assert details.locator('[data-field="message"]').text_content() == MESSAGE
+    assert details.locator('[data-field="verdict"]').text_content() == "RUNTIME_ERROR"
+    assert details.locator('[data-field="failed_phase"]').text_content() == "train"
+    # the tiny image's program does not exist: train ran (and failed) without a line of output
+    assert service.call("GET", f"c/submissions/{sid}/logs?phase=train", alpha["token"]).status_code == 404
+    assert team_page.locator('[data-phase="train"] [data-field="note"]').text_content() == "The train phase left no logs."
+    assert team_page.locator('[data-phase="infer"] [data-field="note"]').text_content() == "The infer phase has not run (yet)."
+    assert alpha["token"] not in team_page.content() and dialogs == []
+
+    # a page elsewhere posting to the service: refused, the cookie stays, the team stays signed in
+    attacker = context.new_page()
+    forms = (
+        f'<form id="in" method="post" action="{service.url}/team/sign-in"><input name="token" value="{teams["Beta"]["token"]}">'
+        f'<button id="send-in">in</button></form><form method="post" action="{service.url}/team/sign-out"><button id="send-out">out</button></form>'
+    )
+    attacker.route("http://attacker.invalid/**", lambda route: route.fulfill(status=200, content_type="text/html", body=forms))
+    for button in ("#send-in", "#send-out"):
+        attacker.goto("http://attacker.invalid/")
+        with attacker.expect_navigation() as sent:
+            attacker.click(button)
+        assert sent.value.status == 403 and CROSS_SITE in attacker.text_content("#error"), button
+    assert [c["value"] for c in context.cookies() if c["name"] == "harness_token"] == [alpha["token"]]
+    team_page.goto(f"{service.url}/team")
+    assert team_page.text_content("#team-name") == ALPHA
+
+    team_page.click("#sign-out")
+    team_page.wait_for_url(f"{service.url}/team")
+    assert team_page.locator("#token").is_visible()
+    assert not [c for c in context.cookies() if c["name"] == "harness_token"]
+    context.close()
+
+
+LOG = "<script>alert(4)</script> <img src=x onerror=alert(5)> </pre><b>bold</b> &amp; \u00e9\n"
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="the talking program is x86-64 machine code")
+def test_logs_are_shown_as_text(service, teams, docker_client, browser):
+    beta = teams["Beta"]
+    reference = f"{service.registry}/{beta['namespace']}/talk:1"
+    talking_image(docker_client, reference, LOG.encode())
+    digest = push(docker_client, reference, beta)
+    answer = service.call("POST", "c/submissions", beta["token"], json={"image": reference, "digest": digest, "message": "talks"})
+    assert answer.status_code == 201, answer.text
+    sid = answer.json()["id"]
+    deadline = time.monotonic() + VERDICT_TIMEOUT_MS / 1000
+    while service.call("GET", f"c/submissions/{sid}", beta["token"]).json()["state"] != "evaluated":
+        assert time.monotonic() < deadline, f"{sid} was not evaluated: {service.log.read_text()[-2000:]}"
+        time.sleep(0.5)
+    logs = service.call("GET", f"c/submissions/{sid}/logs?phase=train", beta["token"]).json()
+    assert logs["stdout"] == LOG and logs["stderr"] == LOG  # the program ran and was heard
+
+    page = signed_in(service, beta).get(f"{service.url}/team/submissions/{sid}", timeout=30)
+    doc = Document(page.text)
+    assert_no_markup_from_participants(doc)
+    assert doc.fields["stdout"][0] == LOG and doc.fields["stderr"][0] == LOG  # train's, as text
+    assert "</pre><b>" not in page.text
+
+    context = browser.new_context()
+    dialogs: list[str] = []
+    tab = context.new_page()
+    tab.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    tab.goto(f"{service.url}/team")
+    tab.fill("#token", beta["token"])
+    tab.click("#sign-in")
+    tab.wait_for_url(f"{service.url}/team")
+    tab.goto(f"{service.url}/team/submissions/{sid}")
+    tab.wait_for_timeout(2500)  # one poll: the live update writes the same text
+    train = tab.locator('[data-phase="train"]')
+    assert train.locator('[data-field="stdout"]').text_content() == LOG and train.locator('[data-field="stderr"]').text_content() == LOG
+    assert tab.locator("main b, main img, main script").count() == 0 and dialogs == []
+    context.close()
+
+
+def test_browser_wrong_token_shows_the_form_then_429(service, teams, browser):
+    time.sleep(WINDOW_S)  # the earlier tests' failures leave the window: this one counts from zero
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(f"{service.url}/team")
+    wrong = teams["Beta"]["token"][:-4] + "AAAA"
+    page.fill("#token", wrong)
+    with page.expect_navigation() as sent:
+        page.click("#sign-in")
+    assert sent.value.status == 401 and page.text_content("#error") == WRONG_TOKEN and page.locator("#token").is_visible()
+    for _ in range(MAX_FAILURES - 1):  # the rest of the budget, from the same address
+        again = requests.post(f"{service.url}/team/sign-in", data={"token": wrong}, headers={"Origin": service.url})
+        assert again.status_code == 401 and Document(again.text).fields == {"error": [WRONG_TOKEN]}
+    page.fill("#token", teams["Beta"]["token"])  # even the right one, while over the budget
+    with page.expect_navigation() as sent:
+        page.click("#sign-in")
+    assert sent.value.status == 429 and int(sent.value.headers["retry-after"]) <= WINDOW_S
+    assert re.fullmatch(r"too many failed sign-ins from 127\.0\.0\.1; try again in \d+ s", page.text_content("#error"))
+    assert not context.cookies()
+    context.close()
+    wait_out_failures(service, teams["Beta"])
+    assert signed_in(service, teams["Beta"]).get(f"{service.url}/team", timeout=30).status_code == 200
