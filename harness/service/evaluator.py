@@ -3,8 +3,11 @@
 ``Evaluator`` (in the service) keeps one child, ``python -m harness.service.evaluator COMPETITION
 [KEY=VALUE...]``, alive: started with the service, started again when it exits (after
 ``recycle_after`` evaluated submissions, on purpose, or when it died), and stopped with SIGTERM
-when the service stops. The child keeps Ray up between rounds, so a submission's verdict is not
-delayed by Ray's start-up, and looks at the ledger every ``poll_s``: with evaluation not paused and
+when the service stops. Should the service die without stopping it (SIGKILL), the kernel kills the
+child too (``PR_SET_PDEATHSIG``; Ray's own processes share the child's fate), so the round it ran
+is a dead driver's, resumed by the next start; ``evaluator.pid`` names the child, so a start after
+a crash that left one running (no such signal) ends it first. The child keeps Ray up between
+rounds, so a submission's verdict is not delayed by Ray's start-up, and looks at the ledger every ``poll_s``: with evaluation not paused and
 a submission pending, it drives a round (``drive_round``: the driver lock, so a ``harness round``
 run by hand never overlaps it; a lock held elsewhere means wait and look again). SIGTERM stops a
 round the way Ctrl-C stops ``harness round``: what did not finish is pending again.
@@ -18,6 +21,9 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
+
+from harness.util.children import PidFile, bound_to_parent
 
 STOP_WAIT_S = 60.0  # how long a stopping child may take to cancel its round before it is killed
 RESTART_BACKOFF_S = (1.0, 30.0)  # a child that dies at once is restarted after 1 s, doubling up to 30 s
@@ -27,11 +33,16 @@ HEALTHY_S = 60.0  # a child that lived this long restarts at once
 class Evaluator:
     """Supervises the evaluation child from the service (a thread; no Ray in this process)."""
 
-    def __init__(self, competition: str, overrides: list[str]) -> None:
+    def __init__(self, competition: str, overrides: list[str], pidfile: Path) -> None:
         self.command = [sys.executable, "-m", "harness.service.evaluator", competition, *overrides]
+        self.pidfile = PidFile(pidfile, "the evaluator")
         self._stopping = threading.Event()
         self._process: subprocess.Popen | None = None
         self._thread = threading.Thread(target=self._watch, name="harness-evaluator", daemon=True)
+
+    def end_stale(self) -> None:
+        """End the child a crashed service left running (its round is resumed by the next one)."""
+        self.pidfile.end_stale(self.command[:4])
 
     def start(self) -> None:
         self._thread.start()
@@ -40,7 +51,10 @@ class Evaluator:
         backoff = RESTART_BACKOFF_S[0]
         while not self._stopping.is_set():
             started = time.monotonic()
-            self._process = subprocess.Popen(self.command, stdin=subprocess.DEVNULL)
+            # SIGKILL, not SIGTERM, at the service's death: a child cancelling its round would still
+            # hold the driver lock while the restarted service's child waits for it
+            self._process = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, preexec_fn=bound_to_parent(signal.SIGKILL))
+            self.pidfile.write(self._process.pid)
             code = self._process.wait()
             if self._stopping.is_set():
                 return
@@ -67,6 +81,7 @@ class Evaluator:
             process.kill()
             process.wait()
         self._process = None
+        self.pidfile.clear()
         if self._thread.is_alive():
             self._thread.join(timeout=5)
 
