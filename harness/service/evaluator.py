@@ -7,10 +7,11 @@ when the service stops. Should the service die without stopping it (SIGKILL), th
 child too (``PR_SET_PDEATHSIG``; Ray's own processes share the child's fate), so the round it ran
 is a dead driver's, resumed by the next start; ``evaluator.pid`` names the child, so a start after
 a crash that left one running (no such signal) ends it first. The child keeps Ray up between
-rounds, so a submission's verdict is not delayed by Ray's start-up, and looks at the ledger every ``poll_s``: with evaluation not paused and
-a submission pending, it drives a round (``drive_round``: the driver lock, so a ``harness round``
-run by hand never overlaps it; a lock held elsewhere means wait and look again). SIGTERM stops a
-round the way Ctrl-C stops ``harness round``: what did not finish is pending again.
+rounds, so a submission's verdict is not delayed by Ray's start-up, and looks at the ledger every
+``poll_s``: with evaluation not paused and a submission pending, it drives a round
+(``drive_round``: the driver lock, so a ``harness round`` run by hand never overlaps it; a lock
+held elsewhere means wait and look again). SIGTERM stops a round the way Ctrl-C stops ``harness
+round``: what did not finish is pending again.
 """
 
 from __future__ import annotations

@@ -94,7 +94,7 @@ class PidFile:
         if running is None or running[: len(expected)] != list(expected):
             self.clear()  # gone, or the pid now belongs to something else: nothing of ours runs
             return None
-        if parent_of(child) == owner and owner != os.getpid():
+        if parent_of(child) == owner:
             raise HarnessError(
                 f"{self.what} (pid {child}) of another running instance (pid {owner}) uses {self.path.parent}; stop that one first"
             )
