@@ -8,7 +8,8 @@ main thread or from a thread that outlives them.
 ``PidFile`` names one child and the process that started it. At the next start, ``end_stale``
 ends the child named there only when it still runs the expected command (``/proc/PID/cmdline``,
 so a recycled pid is never touched) and the process that started it is no longer its parent (a
-live owner means another instance is running: an error, nothing is killed).
+live owner means another instance is running: an error, nothing is killed); for a child started
+in a session of its own, what is left of that session goes with it.
 """
 
 from __future__ import annotations
@@ -55,11 +56,22 @@ def command_line(pid: int) -> list[str] | None:
         return None
 
 
-def parent_of(pid: int) -> int | None:
+def _stat_field(pid: int, index: int) -> int | None:
+    """A number of ``/proc/PID/stat`` after the command's name: 1 the parent, 3 the session."""
     try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[index])
     except (OSError, IndexError, ValueError):
         return None
+
+
+def parent_of(pid: int) -> int | None:
+    return _stat_field(pid, 1)
+
+
+def session_members(session: int) -> list[int]:
+    """The live processes of a session (a session id is never reused as a pid while it has any)."""
+    members = (int(proc.name) for proc in Path("/proc").iterdir() if proc.name.isdigit())
+    return [pid for pid in members if _stat_field(pid, 3) == session and command_line(pid) is not None]
 
 
 class PidFile:
@@ -82,9 +94,10 @@ class PidFile:
             return None
         return child, owner
 
-    def end_stale(self, expected: Sequence[str]) -> int | None:
+    def end_stale(self, expected: Sequence[str], *, session: bool = False) -> int | None:
         """End the child an earlier start left running, when its command line begins with
-        ``expected`` and its owner is gone; its pid, or None when there was none."""
+        ``expected`` and its owner is gone (with ``session``: and every process of the session it
+        leads); its pid, or None when there was none."""
         named = self.read()
         if named is None:
             self.clear()
@@ -108,5 +121,11 @@ class PidFile:
                 break
         else:
             raise HarnessError(f"{self.what} left by an earlier run (pid {child}) does not end; end it (kill -9 {child}) and start again")
+        deadline = time.monotonic() + STALE_STOP_S
+        while session and session_members(child) and time.monotonic() < deadline:
+            for member in session_members(child):
+                with suppress(ProcessLookupError):
+                    os.kill(member, signal.SIGKILL)
+            time.sleep(0.1)
         self.clear()
         return child
