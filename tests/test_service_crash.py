@@ -103,13 +103,13 @@ def test_sigkill_of_the_service_alone_ends_registry_evaluator_and_ray_and_it_res
     assert service.call("GET", "/api/v1/health").json()["status"] == "ok"
 
 
-def test_a_restart_ends_what_an_older_crash_left_running_and_nothing_else(service, root, tmp_path):
+def test_a_restart_ends_what_an_older_crash_left_running_and_nothing_else(service, root):
     service.stop()
     assert not (root / "registry.pid").exists() and not (root / "evaluator.pid").exists()  # a clean stop leaves no pidfile
     env = {**os.environ, "HARNESS_HOME": str(service.home)}
     dead_owner = subprocess.Popen(["true"])
     dead_owner.wait()
-    # what a crash before this fix left: a registry with this configuration and an evaluator, owners gone
+    # what a crash with no parent-death signal leaves: a registry with this configuration and an evaluator, owners gone
     registry = subprocess.Popen(
         [registry_binary(), "serve", str(root / "registry.yml")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
