@@ -17,6 +17,7 @@ import yaml
 
 from harness.registry.keys import IssuerKey
 from harness.registry.tokens import ISSUER
+from harness.util.children import PidFile, bound_to_parent
 from harness.util.errors import HarnessError
 
 SERVICE = "harness-registry"
@@ -47,7 +48,11 @@ def direct_session() -> requests.Session:
 class RegistryServer:
     """One registry process for one competition; ``root`` is its folder in the work directory
     (``service/<competition>/``): ``registry/`` its storage, ``registry.yml`` its configuration
-    (written at each start), ``registry.log`` its output."""
+    (written at each start), ``registry.log`` its output, ``registry.pid`` the running registry.
+
+    The registry ends with the process that started it, even on that process's SIGKILL (call
+    ``start`` from the main thread or one that outlives the registry); one an older crash left
+    running with this configuration is ended at the next start."""
 
     def __init__(self, root: Path, *, realm: str, key: IssuerKey, host: str = "127.0.0.1", port: int = 5050, service: str = SERVICE):
         self.root = Path(root)
@@ -58,6 +63,7 @@ class RegistryServer:
         self.service = service
         self.config_path = self.root / "registry.yml"
         self.log_path = self.root / "registry.log"
+        self.pidfile = PidFile(self.root / "registry.pid", "the registry")
         self._process: subprocess.Popen[bytes] | None = None
         self._log_start = 0
 
@@ -82,6 +88,8 @@ class RegistryServer:
     def start(self, timeout_s: float = START_TIMEOUT_S) -> None:
         """Write the configuration, start the registry and wait until ``/v2/`` asks for a token."""
         binary = registry_binary()
+        command = [binary, "serve", str(self.config_path)]
+        self.pidfile.end_stale(command)
         self._check_port_free()
         (self.root / "registry").mkdir(parents=True, exist_ok=True)
         fd = os.open(self.config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -92,13 +100,15 @@ class RegistryServer:
         with open(self.log_path, "ab") as log:
             self._log_start = log.tell()
             self._process = subprocess.Popen(
-                [binary, "serve", str(self.config_path)],
+                command,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 env=env,
-                start_new_session=True,
+                start_new_session=True,  # a Ctrl-C in the terminal reaches the service, which stops the registry last
+                preexec_fn=bound_to_parent(signal.SIGTERM),
             )
+        self.pidfile.write(self._process.pid)
         try:
             self._wait_ready(timeout_s)
         except BaseException:
@@ -108,14 +118,16 @@ class RegistryServer:
     def stop(self) -> None:
         """SIGTERM, then SIGKILL if the registry has not exited within a few seconds."""
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
+        if process is None:
             return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self.pidfile.clear()
 
     def __enter__(self) -> RegistryServer:
         self.start()

@@ -34,7 +34,7 @@ def serve(
     registry = RegistryServer(paths.root, realm=realm, key=key, host=settings.registry_host, port=registry_port, service=SERVICE_NAME)
     public = settings.registry_public or registry.address
     ctx = ServiceContext(competition, settings, key, registry.address, public)
-    evaluator = Evaluator(competition.name, overrides)
+    evaluator = Evaluator(competition.name, overrides, paths.root / "evaluator.pid")
 
     @asynccontextmanager
     async def beside(app):
@@ -49,7 +49,8 @@ def serve(
             await anyio.to_thread.run_sync(_stop, evaluator, registry)
 
     server = uvicorn.Server(uvicorn.Config(create_app(ctx, beside), host=host, port=port, log_level="warning", access_log=False))
-    registry.start()
+    evaluator.end_stale()
+    registry.start()  # from this thread, which lives as long as the service: the registry dies with it
     try:
         server.run()
     finally:
