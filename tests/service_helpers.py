@@ -93,8 +93,8 @@ class Service:
         return self.process.wait(timeout=timeout)
 
     def kill(self) -> None:
-        """SIGKILL to the service's group (service, evaluator) and to its registry (a session of its
-        own): what a power cut does."""
+        """SIGKILL to the service's process group, as a power cut would: the registry ends by its
+        parent-death signal, the evaluator (a session of its own) by its watchdog."""
         if self.process is not None and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
