@@ -79,6 +79,10 @@ def no_organizer_dirs(monkeypatch):
         ("competition.quota=5", "competition.quota: must be a mapping of per_day, got 5"),
         ("competition.command.train=go", "competition.command.train: must be a list of strings, e.g. [train], got 'go'"),
         ("competition.metrics.primary=null", "competition.metrics.primary: must be a metric name, not null"),
+        ("service.port=0", "service.port: must be a TCP port from 1 to 65535, got 0"),
+        ("service.public_url=ftp://x", "service.public_url: must be an http:// or https:// URL, or null, got 'ftp://x'"),
+        ("service.public_url='https://x y'", "service.public_url: must be an http:// or https:// URL, or null, got 'https://x y'"),
+        ("service.max_message_chars=501", "service.max_message_chars: must be a whole number from 0 to 500, got 501"),
     ],
 )
 def test_a_bad_value_is_refused_naming_the_key(override, expected):

@@ -189,6 +189,9 @@ class ServiceConfig:
     port: int = key(8000, must="a TCP port from 1 to 65535", least=1, most=65535)
     registry_host: str = key("127.0.0.1", must="a host address for the registry to listen on", nonempty=True)
     registry_port: int = key(5050, must="a TCP port from 1 to 65535", least=1, most=65535)
+    # The service's address as the outside world reaches it (behind a TLS proxy: https://...): the
+    # token realm the registry names to docker clients, and the address the service prints; null: http://host:port.
+    public_url: str | None = key(None, must="an http:// or https:// URL, or null", pattern=r"https?://[^\s/?#]+(/[^\s?#]*)?")
     # The address participants push to (host:port); null: registry_host:registry_port.
     registry_public: str | None = key(None, must="host:port or null", nonempty=True)
     max_body_bytes: int = key(65536, must="a positive whole number of bytes", least=1)  # larger request bodies: 413

@@ -30,7 +30,8 @@ def serve(
     paths = ServicePaths.of(competition.name, competition.home)
     paths.root.mkdir(parents=True, exist_ok=True)
     key = IssuerKey.load_or_create(paths.registry_auth)
-    realm = f"http://{_connectable(host)}:{port}/api/v1/registry/token"
+    base = (settings.public_url or f"http://{_connectable(host)}:{port}").rstrip("/")  # where clients, the engine included, reach us
+    realm = f"{base}/api/v1/registry/token"
     registry = RegistryServer(paths.root, realm=realm, key=key, host=settings.registry_host, port=registry_port, service=SERVICE_NAME)
     public = settings.registry_public or registry.address
     ctx = ServiceContext(competition, settings, key, registry.address, public)
@@ -41,7 +42,6 @@ def serve(
         # uvicorn ends the process with the signal it caught once it has shut down: what runs beside
         # the API stops here, inside the shutdown, never after it
         evaluator.start()
-        base = f"http://{_connectable(host)}:{port}"
         print(f"{competition.name}: API {base}/api/v1 (docs {base}/docs), pages {base}/, registry {public}", file=sys.stderr, flush=True)
         try:
             yield
