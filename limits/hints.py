@@ -63,22 +63,24 @@ def runtime_hint(phase: str, log_tail: str) -> str | None:
     for line in reversed(log_tail.splitlines()):
         if READ_ONLY in line:
             return _read_only(phase, _named_path(line, READ_ONLY))
-        if any(p in line.lower() for p in _NETWORK_LOWER):
+        lowered = line.lower()
+        if any(phrase in lowered for phrase in _NETWORK_LOWER):
             return NO_NETWORK
         if MISSING in line:
             return _missing(phase, _named_path(line, MISSING))
     return None
 
 
-def found_files_hint(expected: str, names: Sequence[tuple[str, bool]], more: int = 0) -> str | None:
+def found_files_hint(expected: str, names: Sequence[tuple[str, bool]]) -> str | None:
     """The hint for ``expected`` (``/output/predictions.csv``) not written while its directory holds
-    ``names`` (``(name, is_directory)``; ``more`` others not listed), or None when it holds nothing."""
+    ``names`` (each ``(name, is_directory)``), or None when it holds nothing. The likeliest first:
+    the same name in another case, then other CSV files."""
     if not names:
         return None
     directory, wanted = posixpath.split(expected)
     ranked = sorted(names, key=lambda entry: (entry[0].casefold() != wanted.casefold(), not entry[0].lower().endswith(".csv"), entry[0]))
     shown = [_show(posixpath.join(directory, name) + "/" * is_dir) for name, is_dir in ranked[:SHOWN_NAMES]]
-    rest = len(names) - len(shown) + more
+    rest = len(names) - len(shown)
     found = ", ".join(shown) + (f" and {rest} more" if rest else "")
     return f"found {found}: write the predictions to {expected}"
 
@@ -103,13 +105,13 @@ def _missing(phase: str, path: str | None) -> str | None:
 
 def _named_path(line: str, phrase: str) -> str | None:
     """The path an error line names beside ``phrase``: Python's ``...: '/app/x'`` after it,
-    coreutils' ``'/app/x': ...`` or sh's ``/app/x: ...`` before it."""
+    coreutils' ``'/app/x': ...`` or sh's and cat's ``/app/x: ...`` before it."""
     at = line.find(phrase)
     after = line[at + len(phrase) : at + len(phrase) + _WINDOW]
     if match := re.match(r": (['\"])(.+?)\1", after):
         return match.group(2)
     before = line[max(0, at - _WINDOW) : at]
-    if match := re.search(r"(?:'([^']+)'|([^\s']+)): $", before):
+    if match := re.search(r"(?:'([^']+)'|(?<=\s)([^\s']+)): $", before):  # not a line's first word: a program's name
         return match.group(1) or match.group(2)
     return None
 
