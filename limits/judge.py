@@ -3,7 +3,8 @@
 Nothing here touches a container: the runner measures (exit code, the kernel's OOM flag, the
 output it found, why a watchdog stopped the phase) and ``judge`` decides, in a fixed order:
 a watchdog's reason first (it acted before the exit), then an output over its limits, the memory
-cgroup's kill, a write refused at the disk limit, and a non-zero exit.
+cgroup's kill, a write refused at the disk limit, and a non-zero exit (ending with a hint when its
+output shows a mistake the contract explains: ``harness.limits.hints``).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import signal
 from dataclasses import dataclass, field
 
+from harness.limits.hints import runtime_hint, with_hint
 from harness.limits.output_watch import OutputUsage
 from harness.limits.spec import PhaseLimits
 from harness.limits.verdicts import PhaseVerdict
@@ -69,6 +71,7 @@ def judge(seen: Observation) -> Judgement:
         if seen.log_tail:
             last = seen.log_tail.strip().splitlines()[-1]
             message += f": {last}\nlast lines of its output:\n{seen.log_tail}"
+            message = with_hint(message, runtime_hint(phase, seen.log_tail))
         return Judgement(PhaseVerdict.RUNTIME_ERROR, message)
     return Judgement(PhaseVerdict.OK)
 

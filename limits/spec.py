@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.util.fields import parse_fields
-from harness.util.sizes import parse_size
+from harness.util.sizes import format_size, parse_size
 
 PHASES = ("train", "infer")
 
@@ -115,7 +115,7 @@ class PhaseLimits:
         if not math.isfinite(self.wall_clock_s) or self.wall_clock_s <= 0:
             return "wall_clock_s", f"must be a positive, finite number of seconds, got {self.wall_clock_s}"
         if self.memory < 6 * 1024**2:
-            return "memory", f"must be at least 6m (Docker's minimum), got {self.memory} bytes"
+            return "memory", f"must be at least 6m (Docker's minimum), got {format_size(self.memory)}"
         for key in ("pids", "files"):
             if getattr(self, key) < 1:
                 return key, f"must be at least 1, got {getattr(self, key)}"

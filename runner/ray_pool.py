@@ -24,6 +24,7 @@ from harness.runner.backend import Backend, create_backend
 from harness.runner.fair_queue import FairQueue
 from harness.runner.phase import PhaseResult, PhaseSpec
 from harness.runner.staging import Staging, StagingError
+from harness.util.sizes import format_size
 
 NODE_LABEL = "harness.node"  # the Ray node a container was started from
 NODES_TTL_S = 2.0  # how long the list of live nodes (and so the capacity) is trusted
@@ -198,7 +199,7 @@ class RayPhasePool:
 
 def _demand_text(spec: PhaseSpec) -> str:
     limits = spec.limits
-    return f"it needs {limits.cpus:g} CPU, {limits.memory} bytes of memory and {limits.gpus} GPU on one node"
+    return f"it needs {limits.cpus:g} CPU, {format_size(limits.memory)} of memory and {limits.gpus} GPU on one node"
 
 
 def _gpu_shortfall(needed: int) -> str | None:

@@ -61,6 +61,15 @@ CASES = {
             "train exited with code 3: ValueError: bad shape\nlast lines of its output:\nloading\nValueError: bad shape",
         ),
     ),
+    "non-zero exit the contract explains: a hint ends the message": (
+        seen(exit_code=1, log_tail="saving\nOSError: [Errno 30] Read-only file system: '/app/m.pkl'"),
+        Judgement(
+            PhaseVerdict.RUNTIME_ERROR,
+            "train exited with code 1: OSError: [Errno 30] Read-only file system: '/app/m.pkl'\nlast lines of its output:\nsaving\n"
+            "OSError: [Errno 30] Read-only file system: '/app/m.pkl'\nhint: /app/m.pkl is on a read-only file system: "
+            "train may write only to /model (kept for infer) and /tmp (emptied when train ends)",
+        ),
+    ),
     "killed by a signal, silent": (
         seen(exit_code=139),
         Judgement(PhaseVerdict.RUNTIME_ERROR, "train exited with code 139 (killed by SIGSEGV)"),

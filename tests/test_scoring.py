@@ -177,7 +177,7 @@ def test_symlink_swapped_in_after_lstat_is_not_followed(tmp_path: Path, monkeypa
 def test_file_over_max_bytes_is_refused_before_parsing(tmp_path: Path) -> None:
     spec = PredictionsSpec(kind="label", classes=("a", "b", "c"), max_bytes=100)
     path = write(tmp_path, b"\xff" * 200)  # would fail UTF-8 if it were parsed
-    assert verdict(path, spec) == ("/output/predictions.csv is 200 B (200 bytes), over the limit of 100 B (100 bytes); it was not read")
+    assert verdict(path, spec) == ("/output/predictions.csv is 200 B, over the limit of 100 B; it was not read")
 
 
 def test_empty_file(tmp_path: Path) -> None:

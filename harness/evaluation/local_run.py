@@ -13,6 +13,7 @@ from harness.evaluation.evaluation import Evaluation
 from harness.runner.backend import Backend, create_backend
 from harness.runner.gpus import local_gpu_ids
 from harness.util.errors import ConfigError
+from harness.util.sizes import format_size
 
 
 def local_backend(competition: Competition, client: docker.DockerClient) -> Backend:
@@ -29,7 +30,7 @@ def run_phases(evaluation: Evaluation, backend: Backend, out: TextIO, name: str)
         if spec.limits.gpus:
             spec = dataclasses.replace(spec, gpu_ids=local_gpu_ids(spec.limits.gpus))
         print(
-            f"{spec.phase}: running {name} (limits: {spec.limits.cpus:g} cpu, {spec.limits.memory} bytes, {spec.limits.wall_clock_s:g} s)",
+            f"{spec.phase}: running {name} (limits: {spec.limits.cpus:g} cpu, {format_size(spec.limits.memory)}, {spec.limits.wall_clock_s:g} s)",
             file=out,
             flush=True,
         )

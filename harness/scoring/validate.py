@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.limits.hints import found_files_hint, with_hint
 from harness.scoring.spec import PredictionsSpec
 from harness.util.sizes import format_size
 
@@ -96,7 +97,8 @@ def _read(path: Path, spec: PredictionsSpec) -> bytes:
     try:
         info = os.lstat(path)
     except FileNotFoundError:
-        raise PredictionsError(f"{where} was not written: the infer phase must write its predictions there") from None
+        message = f"{where} was not written: the infer phase must write its predictions there"
+        raise PredictionsError(with_hint(message, found_files_hint(where, _entries(path.parent)))) from None
     if not stat.S_ISREG(info.st_mode):
         raise PredictionsError(_not_regular(path, info.st_mode, where))
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
@@ -146,9 +148,19 @@ def _not_regular(path: Path, mode: int, where: str) -> str:
     return f"{where} is {what}, not a regular file; write the predictions into a plain file"
 
 
+def _entries(directory: Path) -> list[tuple[str, bool]]:
+    """What ``directory`` holds: each name and whether it is a directory, links never followed. As
+    many as the phase's file limit let it write; none when it cannot be read."""
+    try:
+        with os.scandir(directory) as entries:
+            return [(entry.name, entry.is_dir(follow_symlinks=False)) for entry in entries]
+    except OSError:
+        return []
+
+
 def _too_large(where: str, size: int, cap: int, at_least: bool = False) -> str:
-    amount = f"more than {format_size(cap)}" if at_least else f"{format_size(size)} ({size} bytes)"
-    return f"{where} is {amount}, over the limit of {format_size(cap)} ({cap} bytes); it was not read"
+    amount = f"more than {format_size(cap)}" if at_least else format_size(size)
+    return f"{where} is {amount}, over the limit of {format_size(cap)}; it was not read"
 
 
 def _decode(data: bytes, spec: PredictionsSpec) -> str:

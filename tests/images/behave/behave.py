@@ -306,6 +306,45 @@ def paced():
         pass
 
 
+# -- (d) messages that name the fix: each behaviour makes one mistake the contract explains -----------
+
+
+def readonly():
+    """Save the model beside the code, as on one's own machine."""
+    with open("/app/model.pkl", "wb") as fh:
+        fh.write(b"weights")
+
+
+def tmpmodel_train():
+    with open("/tmp/model.pkl", "wb") as fh:  # /tmp is emptied when train ends
+        fh.write(b"weights")
+
+
+def tmpmodel_infer(ids):
+    with open("/tmp/model.pkl", "rb") as fh:
+        fh.read()
+    write_predictions(ids)
+
+
+def wrongname_infer(ids):
+    write_predictions(ids)
+    os.rename("/output/predictions.csv", "/output/preds.csv")
+
+
+def pipinstall():
+    sys.exit(subprocess.run([sys.executable, "-m", "pip", "install", "--break-system-packages", "--retries", "0", "numpy"]).returncode)
+
+
+def download_infer(ids):
+    import urllib.request
+
+    urllib.request.urlopen("https://huggingface.co/some/model/resolve/main/weights.bin", timeout=5)
+
+
+TRAIN.update(readonly=readonly, tmpmodel=tmpmodel_train, pipinstall=pipinstall)
+INFER = {"tmpmodel": tmpmodel_infer, "wrongname": wrongname_infer, "download": download_infer}
+
+
 def main():
     if BEHAVIOUR == "probe":
         probe(f"/{'model' if PHASE == 'train' else 'output'}/probe-{PHASE}.json")
@@ -314,7 +353,7 @@ def main():
         TRAIN.get(BEHAVIOUR, lambda: None)()
         train_ok()
     else:
-        infer(test_ids())
+        INFER.get(BEHAVIOUR, infer)(test_ids())
 
 
 if __name__ == "__main__":
