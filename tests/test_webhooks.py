@@ -170,7 +170,7 @@ def test_webhook_keys_their_defaults_and_the_refusals(home, tmp_path, monkeypatc
     monkeypatch.setenv("HARNESS_CONFIG_PATH", str(config))
     with pytest.raises(ConfigError) as refused:
         load_settings("hooked")
-    assert str(refused.value).startswith("competition.webhooks[0].secret: a webhook's secret is never written")
+    assert str(refused.value).startswith("competition.webhooks[].secret: a webhook's secret is never written")
     assert "secret_env: HOOK_SECRET" in str(refused.value)
 
 

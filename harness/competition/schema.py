@@ -302,6 +302,18 @@ def _item(hint: Any) -> Any:
     return typing.get_args(hint)[0] if typing.get_origin(hint) is list and typing.get_args(hint) else hint
 
 
+def _listed(item: type, cls: type = HarnessConfig, where: str = "") -> str | None:
+    """The key of the list whose items are ``item``s (``competition.webhooks``), if any."""
+    for f in dataclasses.fields(cls):
+        hint = _hints(cls)[f.name]
+        if hint is not item and _item(hint) is item:
+            return f"{where}{f.name}"
+        found = _listed(item, hint, f"{where}{f.name}.") if isinstance(hint, type) and dataclasses.is_dataclass(hint) else None
+        if found:
+            return found
+    return None
+
+
 def _unknown(cls: type, name: str, path: str, how: str = "unknown key") -> str:
     """The line for a key ``cls`` does not have; a webhook's literal secret says where it goes instead."""
     if cls is WebhookConfig and name == "secret":
@@ -349,6 +361,10 @@ def explain(exc: BaseException, *, override: bool = False) -> str:
     cls, found, hint = _field(path)
     if isinstance(cause, (ConfigAttributeError, ConfigKeyError)) or found is None:
         how = "no such configuration key" if override or text.startswith("Could not override") else "unknown key"
+        item = getattr(cause, "object_type", None)
+        listed = _listed(item) if "." not in path and isinstance(item, type) and dataclasses.is_dataclass(item) else None
+        if listed:  # a key of a list's item (competition.webhooks): OmegaConf names the key alone
+            cls, path = item, f"{listed}[].{path}"
         return _unknown(cls, path.rsplit(".", 1)[-1], path, how)
     if isinstance(cause, ValidationError) and "is not Optional" in str(cause):
         return f"{path}: must be {_must(found, hint)}, not null"
