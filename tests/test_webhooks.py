@@ -20,6 +20,7 @@ from omegaconf import OmegaConf
 
 from harness.competition.config import load_settings
 from harness.competition.core import Competition
+from harness.competition.kit import participant_config
 from harness.competition.schema import NotifyConfig
 from harness.records.outbox import DELIVERED, FAILED, PENDING, Outbox, webhooks
 from harness.records.record import EvaluationRecord
@@ -148,6 +149,7 @@ def test_webhook_keys_their_defaults_and_the_refusals(home, tmp_path, monkeypatc
         ("http://127.0.0.1:9/y", "OTHER", ["verdict", "rescore"]),
     ]
     assert webhooks(Competition.load(load_settings("digits"), home)) == []
+    assert "webhooks" not in participant_config(settings)["competition"]  # the organizer's receivers stay out of the kit
     refusals = {
         hooks_override(
             "{url:'https://h.example/x',secret_env:HOOK_SECRET,secret:abc}"
