@@ -34,6 +34,7 @@ from harness.cli import (
     starter,
     sync,
     verify,
+    webhooks,
 )
 from harness.cli.common import EXIT_ERROR, EXTRAS, Parser
 from harness.util.errors import HarnessError
@@ -58,6 +59,7 @@ COMMAND_MODULES = (
     verify,
     keys,
     serve,
+    webhooks,
     completion,
 )
 # Two-word commands that live beside a one-word command of the same first word: `kit pull` is `kit-pull`.

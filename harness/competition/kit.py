@@ -52,7 +52,7 @@ MANIFEST_SCHEMA = "harness.kit-manifest/1"
 KIT_FILE = "kit.json"
 MANIFEST_FILE = "kit-manifest.json"
 ORGANIZER_ONLY = ("runner", "tracking")  # config groups a participant has no use for
-ORGANIZER_KEYS = ("prepare",)  # competition keys that name the organizer's machinery
+ORGANIZER_KEYS = ("prepare", "webhooks")  # competition keys that name the organizer's machinery (its data builder, its receivers)
 KIT_PREPARE = "kit"  # what a kit's competition.prepare reads as: its data is already written
 VERIFIED = ("data/", "dev-labels/", KIT_FILE)  # what check --kit refuses to run on when changed
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 TELEMETRY_FILE = "telemetry.json"
+# The work directory's one SQLite database: the ledger, the teams, the webhooks' outbox.
+DATABASE = "ledger.sqlite3"
 
 
 def harness_home() -> Path:

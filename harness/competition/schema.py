@@ -98,6 +98,20 @@ class KitConfig:
 
 
 @dataclass
+class WebhookConfig:
+    """One receiver of the competition's notifications (``competition.webhooks``; harness.records.outbox).
+    The secret is never written here: the composed configuration is hashed into and copied into
+    every record. ``secret_env`` names the service's environment variable that holds it."""
+
+    url: str = key(must="an http:// or https:// URL", pattern=r"https?://[^\s/?#@]+(/\S*)?")
+    secret_env: str = key(
+        must="the NAME of an environment variable holding the secret, e.g. HOOK_SECRET", pattern=r"[A-Za-z_][A-Za-z0-9_]*"
+    )
+    # verdict: a round's verdict on a submission; rescore: `harness rescore` replaced one.
+    events: list[str] = key(factory=lambda: ["verdict"], must="a list of: verdict, rescore", choices=("verdict", "rescore"))
+
+
+@dataclass
 class CompetitionConfig:
     """The config group ``competition``: one YAML file per competition. Keys without a default
     (``name``, ``prepare``, ``metrics.primary``) must be declared there."""
@@ -114,6 +128,7 @@ class CompetitionConfig:
     data: DataConfig = field(default_factory=DataConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
     kit: KitConfig = field(default_factory=KitConfig)
+    webhooks: list[WebhookConfig] = key(factory=list, must="a list of {url, secret_env, events}")
 
 
 # --- runner, tracking, images ----------------------------------------------------------------
@@ -181,6 +196,19 @@ class SignInConfig:
 
 
 @dataclass
+class NotifyConfig:
+    """How the service delivers the webhooks' notifications (harness.service.notify): one attempt
+    at a time, retried after ``first_retry_s`` doubling up to ``max_retry_s``, at most
+    ``max_attempts`` times, then marked failed (`harness webhooks retry` sends it again)."""
+
+    timeout_s: float = key(5.0, must="a number of seconds above 0", least=0.1)  # connect and read, each attempt
+    first_retry_s: float = key(1.0, must="a number of seconds above 0", least=0.01)
+    max_retry_s: float = key(600.0, must="a number of seconds above 0", least=0.01)
+    max_attempts: int = key(20, must="a positive whole number", least=1)
+    poll_s: float = key(0.5, must="a number of seconds above 0", least=0.01)  # how often the worker looks for due deliveries
+
+
+@dataclass
 class ServiceConfig:
     """The config group ``service``: `harness serve` (the JSON API, the pages, the registry beside
     them, the evaluation loop)."""
@@ -201,6 +229,7 @@ class ServiceConfig:
     poll_s: float = key(0.25, must="a number of seconds above 0", least=0.01)  # how often the evaluator looks at the ledger
     # The evaluator process is replaced after this many evaluated submissions (bounded memory over weeks).
     recycle_after: int = key(200, must="a positive whole number", least=1)
+    notify: NotifyConfig = field(default_factory=NotifyConfig)  # webhook deliveries (competition.webhooks)
 
 
 # --- the root --------------------------------------------------------------------------------
@@ -260,15 +289,42 @@ def _hints(cls: type) -> dict[str, Any]:
 def _field(path: str) -> tuple[type, dataclasses.Field | None, Any]:
     """The dataclass holding ``path``'s last key, that key's field (None if unknown) and its type."""
     cls: type = HarnessConfig
-    parts = path.split(".")
+    parts = re.sub(r"\[\d+\]", "", path).split(".")  # competition.webhooks[0].url: a list's items share a type
     for part in parts[:-1]:
-        hint = _hints(cls).get(part)
+        hint = _item(_hints(cls).get(part))
         if not (isinstance(hint, type) and dataclasses.is_dataclass(hint)):
             break
         cls = hint
     fields = {f.name: f for f in dataclasses.fields(cls)}
     found = fields.get(parts[-1])
     return cls, found, _hints(cls).get(parts[-1]) if found else None
+
+
+def _item(hint: Any) -> Any:
+    """The item type of ``list[X]``, else ``hint``."""
+    return typing.get_args(hint)[0] if typing.get_origin(hint) is list and typing.get_args(hint) else hint
+
+
+def _listed(item: type, cls: type = HarnessConfig, where: str = "") -> str | None:
+    """The key of the list whose items are ``item``s (``competition.webhooks``), if any."""
+    for f in dataclasses.fields(cls):
+        hint = _hints(cls)[f.name]
+        if hint is not item and _item(hint) is item:
+            return f"{where}{f.name}"
+        found = _listed(item, hint, f"{where}{f.name}.") if isinstance(hint, type) and dataclasses.is_dataclass(hint) else None
+        if found:
+            return found
+    return None
+
+
+def _unknown(cls: type, name: str, path: str, how: str = "unknown key") -> str:
+    """The line for a key ``cls`` does not have; a webhook's literal secret says where it goes instead."""
+    if cls is WebhookConfig and name == "secret":
+        return (
+            f"{path}: a webhook's secret is never written in the configuration (it is hashed into and copied into every "
+            f"record); put it in an environment variable of `harness serve` and name the variable: secret_env: HOOK_SECRET"
+        )
+    return f"{path}: {how} (known: {', '.join(known_keys(cls))}); the keys and their defaults are in {_declared(cls)}"
 
 
 def known_keys(cls: type) -> list[str]:
@@ -308,7 +364,11 @@ def explain(exc: BaseException, *, override: bool = False) -> str:
     cls, found, hint = _field(path)
     if isinstance(cause, (ConfigAttributeError, ConfigKeyError)) or found is None:
         how = "no such configuration key" if override or text.startswith("Could not override") else "unknown key"
-        return f"{path}: {how} (known: {', '.join(known_keys(cls))}); the keys and their defaults are in {_declared(cls)}"
+        item = getattr(cause, "object_type", None)
+        listed = _listed(item) if "." not in path and isinstance(item, type) and dataclasses.is_dataclass(item) else None
+        if listed:  # a key of a list's item (competition.webhooks): OmegaConf names the key alone
+            cls, path = item, f"{listed}[].{path}"
+        return _unknown(cls, path.rsplit(".", 1)[-1], path, how)
     if isinstance(cause, ValidationError) and "is not Optional" in str(cause):
         return f"{path}: must be {_must(found, hint)}, not null"
     value = getattr(cause, "value", None)
@@ -326,9 +386,7 @@ def _check(cls: type, node: Any, where: str) -> None:
     hints = _hints(cls)
     unknown = sorted(set(node) - set(known_keys(cls)))  # a key added with +key=value
     if unknown:
-        raise ConfigError(
-            f"{where}{unknown[0]}: unknown key (known: {', '.join(known_keys(cls))}); the keys and their defaults are in {_declared(cls)}"
-        )
+        raise ConfigError(_unknown(cls, unknown[0], f"{where}{unknown[0]}"))
     for f in dataclasses.fields(cls):
         if f.name == "defaults":
             continue
@@ -339,6 +397,10 @@ def _check(cls: type, node: Any, where: str) -> None:
         hint = hints[f.name]
         if isinstance(hint, type) and dataclasses.is_dataclass(hint):
             _check(hint, value, f"{path}.")
+            continue
+        if value is not None and dataclasses.is_dataclass(_item(hint)):  # a list of groups (competition.webhooks)
+            for i, item in enumerate(value):
+                _check(_item(hint), item, f"{path}[{i}].")
             continue
         _check_value(path, value, f, hint)
 
@@ -368,7 +430,7 @@ def _check_value(path: str, value: Any, f: dataclasses.Field, hint: Any) -> None
         bad = True
     if "pattern" in meta and not re.fullmatch(meta["pattern"], str(value)):
         bad = True
-    if "choices" in meta and value not in meta["choices"]:
+    if "choices" in meta and any(item not in meta["choices"] for item in (value if isinstance(value, ListConfig | list) else [value])):
         bad = True
     if bad:
         raise ConfigError(f"{path}: must be {_must(f, hint)}, got {value!r}")

@@ -16,10 +16,14 @@ from pathlib import Path
 from typing import Protocol
 
 from harness.competition.core import Competition
+from harness.competition.schema import WebhookConfig
+from harness.limits import Verdict
+from harness.records.outbox import Outbox, notification, webhooks
 from harness.records.publish import publish
 from harness.records.record import EvaluationRecord, save_record
 from harness.records.redact import redact_text
 from harness.records.tracking import Tracker
+from harness.util.errors import HarnessError
 
 
 class SinkError(Exception):
@@ -78,6 +82,34 @@ class MlflowSink:
                 ) from exc
 
 
+class OutboxSink:
+    """Queues a record's notifications for the competition's webhooks: one cheap transaction, never
+    the network (the service's delivery worker sends them). INFRA_ERROR is not a verdict (the
+    submission is evaluated again); records a round did not make (audits, re-inferences) are not news."""
+
+    name = "webhooks"
+
+    def __init__(self, competition: Competition, hooks: list[WebhookConfig]) -> None:
+        self.outbox, self.hooks = Outbox.of(competition), hooks
+
+    def evaluated(self, record: EvaluationRecord, directory: Path) -> None:
+        if record.origin is None and record.verdict != Verdict.INFRA_ERROR.value:
+            self._queue(record, "verdict")
+
+    def rescored(self, record: EvaluationRecord, path: Path) -> None:
+        if record.origin is None:
+            self._queue(record, "rescore")
+
+    def audited(self, record: EvaluationRecord, audit_id: str, status: str, reports: list[Path]) -> None:
+        pass  # the organizer's proof, not a team's news
+
+    def _queue(self, record: EvaluationRecord, event: str) -> None:
+        try:
+            self.outbox.add(event, notification(record, event), self.hooks)
+        except HarnessError as exc:
+            raise SinkError(f"the webhooks are not told of {record.evaluation_id}: {exc}") from None
+
+
 @dataclass
 class RecordSinks:
     """The record files, then ``sinks`` in order. ``RecordSinks()`` writes the files only (``harness check``)."""
@@ -86,8 +118,14 @@ class RecordSinks:
 
     @classmethod
     def for_competition(cls, competition: Competition, tracker: Tracker | None = None) -> RecordSinks:
-        """The competition's sinks as configured: MLflow (``tracking.uri``; it connects on first use)."""
-        return cls([MlflowSink(tracker or Tracker.for_competition(competition), competition)])
+        """The competition's sinks as configured: MLflow (``tracking.uri``; it connects on first use),
+        then the webhooks' outbox (``competition.webhooks``), last, so that a notification follows
+        the record's upload."""
+        sinks: list[RecordSink] = [MlflowSink(tracker or Tracker.for_competition(competition), competition)]
+        hooks = webhooks(competition)
+        if hooks:
+            sinks.append(OutboxSink(competition, hooks))
+        return cls(sinks)
 
     def evaluated(self, record: EvaluationRecord, directory: Path) -> Path:
         path = save_record(record, directory)  # on disk before anything else can fail

@@ -8,7 +8,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from harness.service import pages
+from harness.service import notify, pages
 from harness.service.api import ROUTERS
 from harness.service.bodylimit import BodyLimit
 from harness.service.context import ServiceContext
@@ -18,6 +18,7 @@ from harness.service.errors import ServiceError
 def create_app(ctx: ServiceContext, lifespan=None) -> FastAPI:
     """The application over ``ctx``; ``lifespan`` (an async context manager factory) starts and
     stops what runs beside it (``serve``: the evaluation loop and the registry)."""
+    lifespan = notify.beside(ctx, lifespan)  # webhooks (issue 15c): the delivery worker runs beside the API
     app = FastAPI(title=f"harness: {ctx.name}", description="The competition service's JSON API (docs/service-api.md).", lifespan=lifespan)
     app.state.ctx = ctx
     for router in ROUTERS:

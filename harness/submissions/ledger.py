@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from harness.competition.paths import DATABASE
 from harness.submissions.quota import WINDOW, check_quota
 from harness.util.clock import timestamp
 from harness.util.errors import HarnessError
@@ -35,7 +36,7 @@ MODERATED = (WITHDRAWN, DISQUALIFIED)  # ended by a decision, never evaluated ag
 MAX_REASON_LENGTH = 500
 MAX_TEAM_LENGTH = 64
 MAX_MESSAGE_LENGTH = 500
-DB_NAME = "ledger.sqlite3"
+DB_NAME = DATABASE
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS submissions (
