@@ -208,10 +208,11 @@ def read_phase_logs(log_dir: Path, phase: str, limit: int, since: tuple[int, int
             if all(data is None for data in files.values()):
                 return None
             return _view(False, {}, {s: _Kept(data or b"", len(data or b"")) for s, data in files.items()}, limit, since)
-        kept = {s: _layout(files[s], int(sidecar.get("seen_bytes", {}).get(s, -1)), int(sidecar.get("log_bytes", 0))) for s in STREAMS}
-        if all(k is not None for k in kept.values()):
+        seen, cap = sidecar.get("seen_bytes") or {}, int(sidecar.get("log_bytes", 0))
+        kept = {s: k for s in STREAMS if (k := _layout(files[s], int(seen.get(s, -1)), cap)) is not None}
+        if len(kept) == len(STREAMS):
             outcome = {k: v for k, v in sidecar.items() if k not in ("phase", "running", "log_bytes", "seen_bytes")}
-            return _view(bool(sidecar.get("running")), outcome, kept, limit, since)  # type: ignore[arg-type]
+            return _view(bool(sidecar.get("running")), outcome, kept, limit, since)
         time.sleep(0.02)
     return None
 
@@ -248,7 +249,7 @@ def _view(running: bool, outcome: dict[str, Any], kept: dict[str, _Kept], limit:
     for index, stream in enumerate(STREAMS):
         k = kept[stream]
         if since is None:
-            whole = _joined(k, 0)
+            whole = _joined(k)
             text, end = whole[-limit:], k.total
             truncated = k.omitted > 0 or len(whole) > limit
         else:
@@ -258,13 +259,9 @@ def _view(running: bool, outcome: dict[str, Any], kept: dict[str, _Kept], limit:
     return logs
 
 
-def _joined(k: _Kept, start: int) -> bytes:
-    """The kept bytes from stream offset ``start`` on, a "not kept" line where the window has a gap."""
-    tail_from = k.total - len(k.tail)
-    if start >= tail_from:
-        return k.tail[start - tail_from :]
-    gap = tail_from - max(start, len(k.head))
-    return k.head[start:] + (_not_kept(gap) if gap else b"") + k.tail
+def _joined(k: _Kept) -> bytes:
+    """All the kept bytes, a "not kept" line where the window has a gap."""
+    return k.head + (_not_kept(k.omitted) if k.omitted else b"") + k.tail
 
 
 def _not_kept(gap: int) -> bytes:

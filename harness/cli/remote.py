@@ -210,7 +210,7 @@ def _logs(args: argparse.Namespace) -> int:
         print(f"==> {args.phase} {stream} <==")
         print(text, end="" if text.endswith("\n") or not text else "\n")
     if logs.get("truncated"):
-        print(f"(the {args.phase} logs are cut: the harness keeps the head and the tail of each stream, and shows at most its last 64 KiB)")
+        print(f"(the {args.phase} logs are cut: each stream shows its last 64 KiB)")
     if logs.get("running"):
         print(f"(the {args.phase} phase is still running: `--follow` prints its lines as they arrive)")
     return 0
