@@ -24,7 +24,7 @@ from harness.limits.output_watch import OutputUsage, OutputWatch
 from harness.limits.telemetry import Telemetry
 from harness.runner.gpus import assignment_problem, container_pids, device_requests, gpu_environment, gpu_figures, gpu_watch
 from harness.runner.image_faults import RESERVED_LABEL_PREFIX, exec_failure_after_start, start_failure, volume_mounts, volume_problem
-from harness.runner.logs import BoundedLog
+from harness.runner.logs import BoundedLog, LiveLogs
 from harness.runner.phase import PhaseResult, PhaseSpec
 from harness.runner.stats import StatsSampler
 
@@ -103,6 +103,7 @@ class _Run:
         self.spec = spec
         self.cgroup = cgroup
         self.logs = {"stdout": BoundedLog(spec.limits.log_bytes), "stderr": BoundedLog(spec.limits.log_bytes)}
+        self.live = LiveLogs(Path(spec.log_dir), spec.phase, self.logs)  # followed while it runs (``harness logs --follow``)
         self.kill_reason: PhaseVerdict | None = None
         self.kill_message = ""
         self.output = OutputWatch(spec.writable, spec.limits.disk, spec.limits.files)
@@ -145,6 +146,7 @@ class _Run:
                 container.remove(force=True, v=True)
             finally:
                 self.cgroup.remove()
+                self.live.close()  # a run cut short still leaves its logs, and says it ended
 
     def _create(self):
         spec = self.spec
@@ -239,6 +241,7 @@ class _Run:
             if self.init is not None and (tmp := self.init.filesystem_used("/tmp")) is not None:
                 self.peak_tmp_bytes = max(self.peak_tmp_bytes or 0, tmp)
             sampler.maybe_sample()
+            self.live.poll(now)
             if self.own_cgroup is not None:
                 self.own_cgroup.poll()
             self.telemetry.poll()
@@ -280,10 +283,6 @@ class _Run:
 
     def _result(self, state: dict, usage: Usage, output: OutputUsage) -> PhaseResult:
         spec, limits = self.spec, self.spec.limits
-        log_dir = Path(spec.log_dir)
-        log_dir.mkdir(parents=True, exist_ok=True)
-        for name, log in self.logs.items():
-            log.save(log_dir / f"{spec.phase}.{name}.log")
         exit_code = state.get("ExitCode")
         wall_s = _wall_seconds(state)
         result = PhaseResult(
@@ -324,6 +323,7 @@ class _Run:
         if result.verdict is PhaseVerdict.RUNTIME_ERROR and self.logs["stderr"].total < 4096:
             late = exec_failure_after_start(spec.phase, exit_code, self.logs["stdout"].text(), self.logs["stderr"].text())
             result.message = late or result.message
+        self.live.close({"verdict": result.verdict.value, "exit_code": exit_code, "wall_s": result.wall_s})
         return result
 
     def _log_tail(self) -> str:

@@ -11,7 +11,10 @@ verdict, withdrawn or disqualified; ``status --wait`` past ``--timeout`` is an e
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from harness.cli.common import add_json, docker_client, print_json, progress
@@ -33,6 +36,10 @@ FINAL_STATES = ("evaluated", "withdrawn", "disqualified")
 POLL_FIRST_S, POLL_MAX_S = 0.25, 2.0
 WAIT_DEFAULT_S = 3600.0
 MESSAGE_WIDTH = 40
+FOLLOW_POLL_S = 0.5
+# ``fetch(since)``: a phase's logs answer (docs/service-api.md) after the cursor ``since`` (None: the
+# last of each stream), or None while the phase has not started but may still.
+LogSource = Callable[[str | None], dict | None]
 
 
 def register(commands) -> None:
@@ -60,7 +67,18 @@ def register(commands) -> None:
     logs = _command(commands, "logs", _logs, "print a phase's logs of one of your submissions: stdout, then stderr")
     logs.add_argument("id", help="the submission's id (sub-...)")
     logs.add_argument("--phase", choices=("train", "infer"), default="train", help="the phase (default train)")
-    add_json(logs, "the logs")
+    logs.add_argument(
+        "--follow",
+        action="store_true",
+        help="print its lines as they arrive (its stdout on standard output, its stderr on standard error) until the phase ends, "
+        "then its verdict; exit 1 if that is not OK",
+    )
+    logs.add_argument(
+        "--local",
+        action="store_true",
+        help="the organizer's view: read this machine's work directory ($HARNESS_HOME), any team's, no token",
+    )
+    add_json(logs, "the logs (with --follow: each answer as one JSON line)")
 
     # `harness kit pull COMPETITION` (harness.cli routes it here): hidden from the command list, `kit` names it.
     pull = commands.add_parser("kit-pull", prog="harness kit pull", description="download the participant kit from the service")
@@ -178,8 +196,12 @@ def exit_status(submission: dict) -> int:
 
 
 def _logs(args: argparse.Namespace) -> int:
-    client, _ = connect()
-    logs = client.logs(args.competition, args.id, args.phase)
+    fetch = _local_logs(args.competition, args.id, args.phase) if args.local else _remote_logs(args.competition, args.id, args.phase)
+    if args.follow:
+        return follow_logs(fetch, args.phase, as_json=args.json)
+    logs = fetch(None)
+    if logs is None:
+        raise HarnessError(f"the {args.phase} phase of {shown(args.id)} has not run yet; --follow waits for it")
     if args.json:
         print_json(logs)
         return 0
@@ -189,7 +211,81 @@ def _logs(args: argparse.Namespace) -> int:
         print(text, end="" if text.endswith("\n") or not text else "\n")
     if logs.get("truncated"):
         print(f"(the {args.phase} logs are cut: each stream shows its last 64 KiB)")
+    if logs.get("running"):
+        print(f"(the {args.phase} phase is still running: `--follow` prints its lines as they arrive)")
     return 0
+
+
+def follow_logs(fetch: LogSource, phase: str, *, as_json: bool = False, poll_s: float = FOLLOW_POLL_S) -> int:
+    """Print what a phase's logs gain until it ends (every line once, in order; the harness's "not
+    kept" line where its bounded window dropped some), then its verdict; 1 if that is not OK.
+    Before the phase starts (queued, or an earlier phase running) it waits."""
+    since, waiting = "0:0", False
+    while True:
+        logs = fetch(since)
+        if logs is None:
+            if not waiting:
+                progress(f"waiting for the {phase} phase to start")
+                waiting = True
+            time.sleep(poll_s)
+            continue
+        if as_json:
+            print(json.dumps(logs), flush=True)
+        else:
+            for stream, out in (("stdout", sys.stdout), ("stderr", sys.stderr)):
+                if logs.get(stream):
+                    out.write(shown_log(logs[stream]))
+                    out.flush()
+        since = logs["next"]
+        if not logs["running"] and not (logs.get("stdout") or logs.get("stderr")):
+            break
+        if logs["running"]:
+            time.sleep(poll_s)
+    verdict = logs.get("verdict")
+    if not as_json:
+        progress(
+            f"{phase} ended: {shown(verdict)}"
+            if verdict
+            else f"{phase} ended; its verdict is not known yet (`harness status` shows it once evaluated)"
+        )
+    return 0 if verdict in (None, "OK") else 1
+
+
+def _remote_logs(competition: str, submission_id: str, phase: str) -> LogSource:
+    client, _ = connect()
+
+    def fetch(since: str | None) -> dict | None:
+        try:
+            return client.logs(competition, submission_id, phase, since)
+        except ServiceError as exc:
+            # not run yet: wait, while the submission may still run it (another team's id stays a 404)
+            if exc.status != 404 or client.submission(competition, submission_id).get("state") in FINAL_STATES:
+                raise
+            return None
+
+    return fetch
+
+
+def _local_logs(competition: str, submission_id: str, phase: str) -> LogSource:
+    """The organizer's view, straight from the work directory: the ledger and the run directories."""
+    from harness.cli.common import load_competition
+    from harness.runner.logs import parse_cursor
+    from harness.submissions.ledger import UNFINISHED, Ledger
+    from harness.submissions.logs import submission_logs
+
+    loaded = load_competition(competition, [])
+    ledger = Ledger.of(loaded)
+
+    def fetch(since: str | None) -> dict | None:
+        submission = ledger.get(submission_id)
+        found = submission_logs(loaded.paths, submission, phase, sys.maxsize, None if since is None else parse_cursor(since))
+        if found is None:
+            if submission.state in UNFINISHED:
+                return None
+            raise HarnessError(f"the {phase} phase of {submission_id} did not run ({submission.describe()}); no logs to show")
+        return {"id": submission_id, "phase": phase, "evaluation": found[0], **found[1].answer()}
+
+    return fetch
 
 
 def remote_select(args: argparse.Namespace) -> int:

@@ -91,8 +91,10 @@ class ServiceClient:
     def submission(self, competition: str, submission_id: str) -> dict[str, Any]:
         return self._json("GET", f"{_c(competition)}/submissions/{_segment(submission_id)}")
 
-    def logs(self, competition: str, submission_id: str, phase: str) -> dict[str, Any]:
-        return self._json("GET", f"{_c(competition)}/submissions/{_segment(submission_id)}/logs", params={"phase": phase})
+    def logs(self, competition: str, submission_id: str, phase: str, since: str | None = None) -> dict[str, Any]:
+        """A phase's logs; with ``since`` (an earlier answer's ``next``) only what came after it."""
+        params = {"phase": phase} if since is None else {"phase": phase, "since": since}
+        return self._json("GET", f"{_c(competition)}/submissions/{_segment(submission_id)}/logs", params=params)
 
     def leaderboard(self, competition: str) -> dict[str, Any]:
         return self._json("GET", f"{_c(competition)}/leaderboard", auth=self._token is not None)

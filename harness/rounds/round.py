@@ -181,7 +181,7 @@ class Round:
                 if spec is not None:
                     started = bool(evaluation.results) or evaluation.attempt > 1  # its follow-ups go first
                     self.pool.submit(evaluation, spec, group=evaluation.submission["team"], first=started)
-                    self.ledger.set_phase(evaluation.submission["id"], spec.phase)
+                    self.ledger.set_phase(evaluation.submission["id"], spec.phase, evaluation.id)
                     return
         self.ledger.set_phase(evaluation.submission["id"], None)
         if evaluation.infra_failed and evaluation.attempt <= self.infra_retries:

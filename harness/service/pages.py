@@ -66,7 +66,7 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
         undefined=jinja2.StrictUndefined,
     )
-    env.filters.update(state=state_label, when=short_time, score=score_text, scores=scores_text)
+    env.filters.update(state=state_label, when=short_time, score=score_text, scores=scores_text, logs_note=logs_note)
     return env
 
 
@@ -75,6 +75,14 @@ def state_label(view: dict[str, Any]) -> str:
     if view.get("queue_position"):
         return f"{view['state']} #{view['queue_position']}"
     return f"{view['state']} {view['phase']}" if view.get("phase") else view["state"]
+
+
+def logs_note(logs: dict[str, Any] | None, phase: str, view: dict[str, Any]) -> str:
+    """The line above a phase's logs (``pages.js`` writes the same)."""
+    if logs is None:
+        return f"The {phase} phase " + ("left no logs." if phase in view["phases"] else "has not run (yet).")
+    notes = ["Running: its logs grow as lines arrive."] if logs["running"] else []
+    return " ".join(notes + (["Only the head and the tail of each stream are kept."] if logs["truncated"] else []))
 
 
 def short_time(text: str | None) -> str:

@@ -11,10 +11,12 @@ from typing import Any
 from harness.leaderboard.board import SCORED, build, latest_per_submission
 from harness.records.record import checked_record, load_records
 from harness.records.signing import verification_keys
+from harness.runner.logs import CursorError, parse_cursor
 from harness.scoring import get_metric
 from harness.service.context import ServiceContext
 from harness.service.errors import ServiceError, not_found
 from harness.submissions.ledger import EVALUATED, PENDING, RUNNING, Submission
+from harness.submissions.logs import submission_logs
 from harness.submissions.quota import WINDOW, next_allowed
 from harness.submissions.teams import Team
 from harness.util.clock import timestamp
@@ -34,28 +36,26 @@ def team_submission(ctx: ServiceContext, team: Team, submission_id: str) -> dict
     return _submission(ctx, _own(ctx, team, submission_id))
 
 
-def phase_logs(ctx: ServiceContext, team: Team, submission_id: str, phase: str) -> dict[str, Any]:
-    """The tail (at most ``service.logs_max_bytes`` each) of a phase's stdout and stderr, from the
-    submission's latest evaluation."""
+def phase_logs(ctx: ServiceContext, team: Team, submission_id: str, phase: str, since: str | None = None) -> dict[str, Any]:
+    """A phase's stdout and stderr from the evaluation a round runs now (growing) or the submission's
+    latest recorded one: each stream's last ``service.logs_max_bytes``, or with ``since`` (the
+    ``next`` of an earlier answer) what came after it (``harness.runner.logs.read_phase_logs``)."""
     if phase not in PHASES:
         raise ServiceError(422, f"no phase {phase!r}; ask for train or infer")
+    try:
+        cursor = None if since is None else parse_cursor(since)
+    except CursorError as exc:
+        raise ServiceError(422, str(exc)) from None
     submission = _own(ctx, team, submission_id)
-    record = _record(ctx, submission)
-    logs = ctx.competition.paths.run(submission.evaluations[-1]).logs if submission.evaluations else None
-    files = {stream: logs / f"{phase}.{stream}.log" for stream in ("stdout", "stderr")} if logs else {}
-    if record is None or phase not in (record.get("phases") or {}) or not any(f.exists() for f in files.values()):
+    found = submission_logs(ctx.competition.paths, submission, phase, ctx.settings.logs_max_bytes, cursor)
+    current = found is not None and submission.state == RUNNING and found[0] == submission.evaluation
+    # a recorded evaluation's logs stand only with its record (one that fails its checks: none)
+    recorded = None if found is None or current else ((_record(ctx, submission) or {}).get("phases") or {}).get(phase)
+    if found is None or not (current or recorded):
         raise not_found(f"the {phase} phase of {submission_id} has not run (yet); no logs to show")
-    answer: dict[str, Any] = {"id": submission_id, "phase": phase, "truncated": bool(record["phases"][phase].get("log_truncated"))}
-    limit = ctx.settings.logs_max_bytes
-    for stream, path in files.items():
-        data = b""
-        if path.exists():
-            with path.open("rb") as handle:
-                size = handle.seek(0, 2)
-                handle.seek(max(0, size - limit))
-                data = handle.read(limit)
-            answer["truncated"] |= size > limit
-        answer[stream] = data.decode("utf-8", errors="replace")
+    answer = {"id": submission_id, "phase": phase, **found[1].answer()}
+    if recorded is not None:
+        answer.update(truncated=answer["truncated"] or bool(recorded.get("log_truncated")), verdict=recorded.get("verdict"))
     return answer
 
 

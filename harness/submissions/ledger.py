@@ -6,8 +6,8 @@ submissions cannot both take a team's last slot. The ledger also holds each team
 selections, whether a competition is finalized, and which submissions were withdrawn (at their
 team's request) or disqualified (by the organizer), with the reason and the time.
 
-A database made by an earlier version (no withdrawn or disqualified state, no message or phase
-column) is migrated in place, in one transaction, the first time it is opened. A file that is not a harness ledger (not SQLite,
+A database made by an earlier version (no withdrawn or disqualified state, no message, phase or
+evaluation column) is migrated in place, in one transaction, the first time it is opened. A file that is not a harness ledger (not SQLite,
 truncated, another program's tables) is refused with one line naming it and what to do.
 """
 
@@ -52,7 +52,8 @@ CREATE TABLE IF NOT EXISTS submissions (
     moderated_at TEXT,
     moderation_reason TEXT,
     message TEXT NOT NULL DEFAULT '',
-    phase TEXT
+    phase TEXT,
+    evaluation TEXT
 );
 CREATE INDEX IF NOT EXISTS submissions_by_team ON submissions (competition, team, submitted_at);
 CREATE TABLE IF NOT EXISTS selections (
@@ -63,7 +64,7 @@ CREATE TABLE IF NOT EXISTS selections (
 );
 CREATE TABLE IF NOT EXISTS finalized (competition TEXT PRIMARY KEY, finalized_at TEXT NOT NULL);
 """
-COLUMNS = "id, competition, team, image, image_digest, submitted_at, state, evaluations, infra_failures, moderated_at, moderation_reason, message, phase"
+COLUMNS = "id, competition, team, image, image_digest, submitted_at, state, evaluations, infra_failures, moderated_at, moderation_reason, message, phase, evaluation"
 # The columns of the first ledger version: a database with only these is migrated (``_migrate``).
 V1_COLUMNS = ("id", "competition", "team", "image", "image_digest", "submitted_at", "state", "evaluations", "infra_failures")
 # The columns a table must have for the database to be a harness ledger (of any version).
@@ -85,6 +86,7 @@ class Submission:
     moderation_reason: str | None = None  # why (the team's request, or the organizer's decision)
     message: str = ""  # the team's note at submission
     phase: str | None = None  # the phase a round runs now (train, infer), while running
+    evaluation: str | None = None  # the evaluation a round runs now (its run directory holds the live logs), while running
 
     @property
     def charged(self) -> bool:
@@ -93,6 +95,13 @@ class Submission:
         not ``evaluated``: pending again, or running its retry). Once a retry ends with any other
         verdict it is evaluated, and charged."""
         return self.infra_failures == 0 or self.state == EVALUATED
+
+    @property
+    def latest_evaluation(self) -> str | None:
+        """The evaluation whose logs stand for it: the one a round runs now, else the last recorded."""
+        if self.state == RUNNING and self.evaluation:
+            return self.evaluation
+        return self.evaluations[-1] if self.evaluations else None
 
     def describe(self) -> str:
         """``sub-… (team 'A', pending, 2 infrastructure failures)``: what an organizer needs to act on it."""
@@ -174,11 +183,14 @@ class Ledger:
         with self._transaction() as con:
             self._write(con, submission)
 
-    def set_phase(self, submission_id: str, phase: str | None) -> None:
-        """Note the phase a round runs now for a running submission (None: between phases); leaving
-        ``running`` clears it (``save``)."""
+    def set_phase(self, submission_id: str, phase: str | None, evaluation: str | None = None) -> None:
+        """Note the phase a round runs now for a running submission (None: between phases) and, given,
+        the evaluation running it (kept between phases); leaving ``running`` clears both (``save``)."""
         with self._transaction() as con:
-            con.execute("UPDATE submissions SET phase = ? WHERE id = ? AND state = ?", (phase, submission_id, RUNNING))
+            con.execute(
+                "UPDATE submissions SET phase = ?, evaluation = COALESCE(?, evaluation) WHERE id = ? AND state = ?",
+                (phase, evaluation, submission_id, RUNNING),
+            )
 
     def get(self, submission_id: str) -> Submission:
         with self._connect() as con:
@@ -345,7 +357,8 @@ class Ledger:
             f"state = CASE WHEN submissions.state IN {MODERATED!r} THEN submissions.state ELSE excluded.state END, "
             "evaluations = excluded.evaluations, infra_failures = excluded.infra_failures, "
             # the phase is set_phase's; a submission that is not running has none
-            "phase = CASE WHEN excluded.state = 'running' AND submissions.state = 'running' THEN submissions.phase ELSE NULL END",
+            "phase = CASE WHEN excluded.state = 'running' AND submissions.state = 'running' THEN submissions.phase ELSE NULL END, "
+            "evaluation = CASE WHEN excluded.state = 'running' AND submissions.state = 'running' THEN submissions.evaluation ELSE NULL END",
             (
                 s.id,
                 s.competition,
@@ -432,7 +445,7 @@ def _migrate(con: sqlite3.Connection) -> None:
     """Bring an earlier ``submissions`` table to this version, inside the caller's transaction. The
     first version (three states, no moderation columns): SQLite cannot widen a CHECK constraint in
     place, so the table is copied into a new one (the documented way: create, copy, drop, rename).
-    The second (no message or phase): the two columns are added."""
+    The second (no message or phase) and the third (no evaluation): the columns are added."""
     found = [row[1] for row in con.execute("PRAGMA table_info(submissions)")]
     if not found:
         return
@@ -441,13 +454,16 @@ def _migrate(con: sqlite3.Connection) -> None:
         con.execute(f"INSERT INTO submissions_v2 ({', '.join(V1_COLUMNS)}) SELECT {', '.join(V1_COLUMNS)} FROM submissions")
         con.execute("DROP TABLE submissions")
         con.execute("ALTER TABLE submissions_v2 RENAME TO submissions")
-    elif "message" not in found:
+        return
+    if "message" not in found:
         con.execute("ALTER TABLE submissions ADD COLUMN message TEXT NOT NULL DEFAULT ''")
         con.execute("ALTER TABLE submissions ADD COLUMN phase TEXT")
+    if "evaluation" not in found:
+        con.execute("ALTER TABLE submissions ADD COLUMN evaluation TEXT")
 
 
 def _submission(row: tuple) -> Submission:
-    *head, evaluations, infra_failures, moderated_at, moderation_reason, message, phase = row
+    *head, evaluations, infra_failures, moderated_at, moderation_reason, message, phase, evaluation = row
     return Submission(
         *head,
         evaluations=json.loads(evaluations),
@@ -456,4 +472,5 @@ def _submission(row: tuple) -> Submission:
         moderation_reason=moderation_reason,
         message=message,
         phase=phase,
+        evaluation=evaluation,
     )

@@ -1,6 +1,6 @@
 """A team's submissions: submit, list, one, a phase's logs."""
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from harness.service import views
@@ -36,5 +36,12 @@ def one(c: str, submission_id: str, request: Request, team: Team = Depends(beare
 
 
 @router.get("/{submission_id}/logs")
-def logs(c: str, submission_id: str, request: Request, phase: str = "train", team: Team = Depends(bearer_team)) -> dict:
-    return views.phase_logs(served(request, c), team, submission_id, phase)
+def logs(
+    c: str,
+    submission_id: str,
+    request: Request,
+    phase: str = "train",
+    since: str | None = Query(None, max_length=64, description="the `next` of an earlier answer: only what came after it"),
+    team: Team = Depends(bearer_team),
+) -> dict:
+    return views.phase_logs(served(request, c), team, submission_id, phase, since)

@@ -5,6 +5,7 @@
 
 (function () {
   const POLL_MS = 2000;
+  const LIVE_MS = 1000; // while a phase runs, its logs are asked for this often
   const FINAL = new Set(["evaluated", "withdrawn", "disqualified"]);
   const body = document.body;
 
@@ -13,8 +14,8 @@
     if (line) line.textContent = text;
   }
 
-  // GET url every POLL_MS; apply(data) returns false to stop. A 401 (signed out elsewhere, token
-  // rotated) stops too: the next page load shows the sign-in form.
+  // GET url every POLL_MS; apply(data) returns false to stop, or how many ms to wait instead. A 401
+  // (signed out elsewhere, token rotated) stops too: the next page load shows the sign-in form.
   function poll(url, apply) {
     async function tick() {
       try {
@@ -25,7 +26,12 @@
         }
         if (!answer.ok) throw new Error("status " + answer.status);
         live("");
-        if (apply(await answer.json()) === false) return;
+        const next = apply(await answer.json());
+        if (next === false) return;
+        if (typeof next === "number") {
+          setTimeout(tick, next);
+          return;
+        }
       } catch (error) {
         live("The service does not answer right now; trying again.");
       }
@@ -101,15 +107,24 @@
       verdict_message: view.verdict_message || "",
       public_scores: scores(view.public_scores),
     });
+    let running = false;
     for (const [phase, logs] of Object.entries(data.logs)) {
       const section = document.querySelector('[data-phase="' + phase + '"]');
       if (!section) continue;
-      const ran = phase in (view.phases || {});
-      const none = "The " + phase + " phase " + (ran ? "left no logs." : "has not run (yet).");
-      const note = logs === null ? none : logs.truncated ? "Only the tail of each stream is kept." : "";
-      fill(section, { note: note, stdout: logs ? logs.stdout : "", stderr: logs ? logs.stderr : "" });
+      running = running || Boolean(logs && logs.running);
+      fill(section, { note: logsNote(phase, view, logs), stdout: logs ? logs.stdout : "", stderr: logs ? logs.stderr : "" });
     }
-    return !FINAL.has(view.state);
+    if (FINAL.has(view.state)) return false;
+    return running ? LIVE_MS : POLL_MS;
+  }
+
+  // The same text as the template's note (templates/submission.html).
+  function logsNote(phase, view, logs) {
+    if (logs === null) return "The " + phase + " phase " + (phase in (view.phases || {}) ? "left no logs." : "has not run (yet).");
+    const notes = [];
+    if (logs.running) notes.push("Running: its logs grow as lines arrive.");
+    if (logs.truncated) notes.push("Only the head and the tail of each stream are kept.");
+    return notes.join(" ");
   }
 
   const apply = { leaderboard: leaderboard, team: submissions, submission: submission }[body.dataset.page];

@@ -263,6 +263,29 @@ def probe(report_path):
 TRAIN = {f.__name__: f for f in (sleeper, detach, balloon, hold, crash, flood, diskfill, diskfill_many, manyfiles, deepdir, forkbomb, cpuburn, modeltrap)}
 
 
+# -- (b) live logs (issue 15): train phases whose logs grow while they run --------------------------
+TICKS, TICK_S = 15, 0.2  # "ticker": a numbered line every 0.2 s, every fifth to stderr too
+GUSHES, GUSH_LINES = 15, 100  # "gush": 100 numbered lines every 0.2 s, far past a small log limit
+
+
+def ticker():
+    for n in range(TICKS):
+        print(f"tick {n:03d}", flush=True)
+        if n % 5 == 0:
+            print(f"note {n:03d}", file=sys.stderr, flush=True)
+        time.sleep(TICK_S)
+
+
+def gush():
+    for burst in range(GUSHES):
+        sys.stdout.write("".join(f"line {burst * GUSH_LINES + n:05d} {'.' * 40}\n" for n in range(GUSH_LINES)))
+        sys.stdout.flush()
+        time.sleep(TICK_S)
+
+
+TRAIN.update(ticker=ticker, gush=gush)
+
+
 def infer(ids):
     if BEHAVIOUR == "malformed":
         write_predictions(ids, header=("identifier", "digit"))
