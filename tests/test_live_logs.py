@@ -22,7 +22,7 @@ import pytest
 
 from harness.runner.logs import BoundedLog, LiveLogs, log_path, parse_cursor, read_phase_logs, sidecar_path
 from harness.submissions.ledger import RUNNING, Ledger
-from tests.service_helpers import Service, push
+from tests.service_helpers import Service, push, running_service
 
 LOG_LIMIT = 16 * 1024  # limits.train.log_bytes on the service: "gush" writes ~80 KiB past it
 NOT_KEPT = re.compile(r"\n\[\.\.\. harness: (\d+) bytes not kept \.\.\.\]\n")
@@ -122,11 +122,8 @@ def test_a_ledger_without_the_evaluation_column_is_migrated(tmp_path):
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
-    running = Service(tmp_path_factory.mktemp("live"), overrides=(f"limits.train.log_bytes={LOG_LIMIT}",))
-    running.start()
-    yield running
-    running.stop()
-    running.kill()
+    with running_service(tmp_path_factory.mktemp("live"), f"limits.train.log_bytes={LOG_LIMIT}") as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from harness.submissions.ledger import Ledger
-from tests.service_helpers import Service, harness, push, tiny_image
+from tests.service_helpers import harness, push, running_service, tiny_image
 
 REQUIRED = {"detail": "a valid team token is required"}
 WINDOW_S = 4
@@ -18,11 +18,10 @@ WINDOW_S = 4
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
-    running = Service(tmp_path_factory.mktemp("serve"), overrides=(f"service.sign_in.window_s={WINDOW_S}", "competition.quota.per_day=3"))
-    running.start()
-    yield running
-    running.stop()
-    running.kill()  # what a stop left behind, if anything
+    with running_service(
+        tmp_path_factory.mktemp("serve"), f"service.sign_in.window_s={WINDOW_S}", "competition.quota.per_day=3"
+    ) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

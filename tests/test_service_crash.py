@@ -24,7 +24,7 @@ from harness.competition.core import Competition
 from harness.registry import IssuerKey, RegistryClient, registry_binary
 from harness.submissions.ledger import Ledger
 from harness.util.children import command_line
-from tests.service_helpers import Service, harness, push
+from tests.service_helpers import Service, harness, push, running_service
 
 PER_DAY = 3
 DEATH_S = 30.0  # Ray's workers notice their raylet's death within a few seconds
@@ -32,11 +32,8 @@ DEATH_S = 30.0  # Ray's workers notice their raylet's death within a few seconds
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
-    running = Service(tmp_path_factory.mktemp("crash"), overrides=(f"competition.quota.per_day={PER_DAY}",))
-    running.start()
-    yield running
-    running.stop()
-    running.kill()
+    with running_service(tmp_path_factory.mktemp("crash"), f"competition.quota.per_day={PER_DAY}") as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

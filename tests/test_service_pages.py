@@ -19,7 +19,7 @@ import pytest
 import requests
 
 from harness.service.pages import CROSS_SITE, ENDED, WRONG_TOKEN
-from tests.service_helpers import Service, harness, push, tiny_image
+from tests.service_helpers import harness, push, running_service, tiny_image
 
 WINDOW_S = 10
 MAX_FAILURES = 10
@@ -31,11 +31,8 @@ VERDICT_TIMEOUT_MS = 240_000
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
-    running = Service(tmp_path_factory.mktemp("pages"), overrides=(f"service.sign_in.window_s={WINDOW_S}",))
-    running.start()
-    yield running
-    running.stop()
-    running.kill()  # what a stop left behind, if anything
+    with running_service(tmp_path_factory.mktemp("pages"), f"service.sign_in.window_s={WINDOW_S}") as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

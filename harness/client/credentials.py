@@ -8,14 +8,12 @@ and tests run without one). The token never appears in a repr, a message or ``--
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.util.errors import HarnessError
-from harness.util.files import read_json_object
+from harness.util.files import read_json_object, write_json_atomic
 
 SERVER_ENV, TOKEN_ENV, ALLOW_HTTP_ENV = "HARNESS_SERVER", "HARNESS_TOKEN", "HARNESS_ALLOW_HTTP"
 LOGIN_HINT = "run `harness login URL --token T` with the address and team token the organizer gave you"
@@ -58,23 +56,11 @@ def save_credentials(server: str, token: str, *, allow_http: bool = False) -> Pa
     """Store ``server`` and ``token`` whole (a crash leaves the old file or the new one), mode 600 from
     the moment the file exists; its folder is made (or kept) 700."""
     path = credentials_path()
+    data = {"server": server, "token": token, **({"allow_http": True} if allow_http else {})}
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(path.parent, 0o700)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".credentials.", suffix=".tmp")  # created 0600
+        write_json_atomic(path, data)  # its temporary file is made 0600: the token is never readable by others
     except OSError as exc:
-        raise HarnessError(f"cannot store the credentials in {path.parent}: {exc.strerror or exc}") from None
-    data = {"server": server, "token": token, **({"allow_http": True} if allow_http else {})}
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
         raise HarnessError(f"cannot store the credentials in {path}: {exc.strerror or exc}") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path

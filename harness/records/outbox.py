@@ -35,6 +35,7 @@ from harness.competition.schema import WebhookConfig
 from harness.records.record import EvaluationRecord
 from harness.util.clock import utc_now
 from harness.util.errors import HarnessError
+from harness.util.sqlite import transaction
 
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 SCHEMA = """
@@ -201,11 +202,5 @@ class Outbox:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._connect() as con:
-            con.execute("BEGIN IMMEDIATE")
-            try:
-                yield con
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-            con.execute("COMMIT")
+        with self._connect() as con, transaction(con, immediate=True):
+            yield con

@@ -27,6 +27,7 @@ from harness.competition.paths import DATABASE
 from harness.submissions.quota import WINDOW, check_quota
 from harness.util.clock import timestamp
 from harness.util.errors import HarnessError
+from harness.util.sqlite import Connections, transaction
 
 PENDING, RUNNING, EVALUATED = "pending", "running", "evaluated"
 WITHDRAWN, DISQUALIFIED = "withdrawn", "disqualified"
@@ -139,6 +140,8 @@ class Ledger:
         home.mkdir(parents=True, exist_ok=True)
         self.path = home / DB_NAME
         self.competition = competition
+        # a committed write survives a power cut too
+        self._connections = Connections(self.path, lambda con: con.execute("PRAGMA synchronous=FULL"))
         with self._connect() as con:
             con.execute("PRAGMA journal_mode=WAL")
         with self._transaction(immediate=True) as con:
@@ -376,16 +379,10 @@ class Ledger:
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
         try:
-            con = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        except sqlite3.Error as exc:
+            with self._connections.open() as con:
+                yield con
+        except sqlite3.DatabaseError as exc:  # cannot open, not a database, damaged, another program's tables, or locked for 30 s
             raise self._unusable(exc) from None
-        try:
-            con.execute("PRAGMA synchronous=FULL")  # a committed write survives a power cut too
-            yield con
-        except sqlite3.DatabaseError as exc:  # not a database, damaged, another program's tables, or locked for 30 s
-            raise self._unusable(exc) from None
-        finally:
-            con.close()
 
     def _unusable(self, exc: sqlite3.Error) -> HarnessError:
         reason = str(exc)
@@ -406,14 +403,8 @@ class Ledger:
 
     @contextmanager
     def _transaction(self, immediate: bool = False) -> Iterator[sqlite3.Connection]:
-        with self._connect() as con:
-            con.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
-            try:
-                yield con
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-            con.execute("COMMIT")
+        with self._connect() as con, transaction(con, immediate=immediate):
+            yield con
 
 
 def validate_reason(reason: str) -> str:
