@@ -38,7 +38,7 @@ from pathlib import Path
 import requests
 from common import ROOT, arguments, behave_image, load_average, median, work_home
 
-from harness.cli.remote import _wait as wait_like_status
+from harness.cli.remote import wait_for_verdict
 from harness.client import ServiceClient, push_image
 from harness.competition.paths import ServicePaths
 from harness.runner.engine import connect
@@ -96,7 +96,7 @@ def latency(service: Service, docker, repeats: int) -> None:
         )
         assert done.returncode == 0, done.stderr
         submission_id = json.loads(done.stdout)["id"]
-        verdict = quietly(wait_like_status, client, COMPETITION, submission_id, 600.0)
+        verdict = quietly(wait_for_verdict, client, COMPETITION, submission_id, 600.0)
         took = time.monotonic() - started
         assert verdict["verdict"] == "RUNTIME_ERROR", verdict
         ready.append(server_seconds(verdict))
@@ -126,7 +126,7 @@ def in_process(service: Service, client: ServiceClient, team: dict, docker, tag:
     me = client.whoami()
     pushed = push_image(docker, local, registry=me["registry"], namespace=me["namespace"], username=me["team_id"], token=team["token"])
     submission = client.submit(COMPETITION, pushed.repository, pushed.digest)
-    quietly(wait_like_status, client, COMPETITION, submission["id"], 600.0)
+    quietly(wait_for_verdict, client, COMPETITION, submission["id"], 600.0)
     return time.monotonic() - started
 
 
