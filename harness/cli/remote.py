@@ -153,7 +153,9 @@ def _submissions(args: argparse.Namespace) -> int:
 
 def _status(args: argparse.Namespace) -> int:
     client, _ = connect()
-    submission = _wait(client, args.competition, args.id, args.timeout) if args.wait else client.submission(args.competition, args.id)
+    submission = (
+        wait_for_verdict(client, args.competition, args.id, args.timeout) if args.wait else client.submission(args.competition, args.id)
+    )
     if args.json:
         print_json(submission)
     else:
@@ -161,7 +163,7 @@ def _status(args: argparse.Namespace) -> int:
     return exit_status(submission)
 
 
-def _wait(client: ServiceClient, competition: str, submission_id: str, timeout: float) -> dict:
+def wait_for_verdict(client: ServiceClient, competition: str, submission_id: str, timeout: float) -> dict:
     """Poll (0.25 s, doubling up to 2 s) until the submission is final, printing each change of state;
     a service that stops answering is waited for too, until the timeout."""
     deadline, delay, last = time.monotonic() + timeout, POLL_FIRST_S, None

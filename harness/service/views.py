@@ -4,6 +4,7 @@ team's id is answered exactly like an unknown one) and only public scores until 
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -180,9 +181,24 @@ def _records(ctx: ServiceContext) -> list[dict[str, Any]]:
 
 
 def _board(ctx: ServiceContext) -> dict[str, Any]:
-    """The board without anyone's submission ids, rebuilt at most every ``BOARD_TTL_S``."""
+    """The board without anyone's submission ids, rebuilt at most every ``BOARD_TTL_S`` by one
+    request at a time: while one rebuilds it, the others answer with the board it replaces (under
+    many pollers, every request that found it stale rebuilt it at once, and the tail waited)."""
     cached = ctx.caches.get("board")
     if cached is not None and time.monotonic() - cached[0] < BOARD_TTL_S:
+        return cached[1]
+    rebuilding = ctx.caches.setdefault("board-lock", threading.Lock())
+    if not rebuilding.acquire(blocking=cached is None):
+        return cached[1]
+    try:
+        return _rebuild_board(ctx)
+    finally:
+        rebuilding.release()
+
+
+def _rebuild_board(ctx: ServiceContext) -> dict[str, Any]:
+    cached = ctx.caches.get("board")
+    if cached is not None and time.monotonic() - cached[0] < BOARD_TTL_S:  # rebuilt while this request waited
         return cached[1]
     settings = ctx.competition.settings.competition
     metric, rules, final = get_metric(settings.primary_metric), settings.rules, ctx.ledger.finalized_at() is not None

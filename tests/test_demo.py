@@ -1,0 +1,100 @@
+"""``harness demo``: the main job through the real service. It builds the images, starts ``harness
+serve digits`` on free loopback ports, pushes the sample as the demo's team with the client's push,
+follows it to a verdict, prints the remote board and the pages' address, and stops the service;
+run again on the same work directory it gives the team a new token; ``--keep-serving`` keeps the
+service up until Ctrl-C. A port in use is one clear line and leaves nothing running."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from harness.cli import main
+
+pytestmark = pytest.mark.docker
+
+
+def answers(url: str) -> bool:
+    try:
+        return requests.get(f"{url}/api/v1/health", timeout=5).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def registries_of(home: Path) -> list[int]:
+    """Registry processes serving ``home`` (their command line names its config)."""
+    config = str(home / "service" / "digits" / "registry.yml")
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and config in (proc / "cmdline").read_bytes().decode(errors="replace").split("\0"):
+                found.append(int(proc.name))
+        except OSError:
+            pass
+    return found
+
+
+def test_demo_twice_then_kept_serving_until_ctrl_c(home, sample_image, capsys):
+    code = main(["demo", "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    summary = json.loads(out)
+    submission = summary["submission"]
+    assert summary["verdict"] == "SCORED" == submission["verdict"] and submission["state"] == "evaluated"
+    assert submission["team"] == "demo" and "/teams/demo/sample-submission@sha256:" in submission["image"]
+    assert summary["leaderboard"]["metric"] in submission["public_scores"]
+    assert [(r["rank"], r["team"], r["submission_id"]) for r in summary["leaderboard"]["rows"]] == [(1, "demo", submission["id"])]
+    url = summary["urls"]["pages"].rstrip("/")
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+", url) and summary["urls"]["api"] == f"{url}/api/v1"
+    # the states as they changed, then a stopped service: nothing answers, no registry is left
+    assert f"{submission['id']}: queued" in err and "-> evaluated SCORED" in err and "added team 'demo'" in err
+    assert not answers(url) and registries_of(home) == []
+
+    # Again on the same work directory, as a subprocess, kept serving: a new token for the same team.
+    env = {**os.environ, "HARNESS_HOME": str(home)}
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", "demo", "--keep-serving"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    said, deadline = [], time.monotonic() + 900
+    try:
+        for line in demo.stderr:
+            said.append(line)
+            if "Ctrl-C stops it" in line or time.monotonic() > deadline:
+                break
+        assert "Ctrl-C stops it" in said[-1], "".join(said[-20:])
+        kept = re.search(r"keeps running at (http://127\.0\.0\.1:\d+)/", said[-1]).group(1)
+        assert any("exists from an earlier run; it has a new token" in line for line in said)
+        assert kept != url and answers(kept)
+        board = requests.get(f"{kept}/api/v1/competitions/digits/leaderboard", timeout=30).json()
+        assert [row["team"] for row in board["rows"]] == ["demo"]
+        demo.send_signal(signal.SIGINT)  # Ctrl-C
+        out, rest = demo.communicate(timeout=120)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+    assert demo.returncode == 0, rest
+    assert "digits: public leaderboard" in out and f"pages: {kept}/" in out
+    assert not answers(kept) and registries_of(home) == []
+
+
+def test_demo_port_in_use_is_one_line_and_leaves_nothing_running(home, sample_image, capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code = main(["demo", "--port", str(port)])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == ""
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("harness: the service exited (") and f"127.0.0.1:{port}" in last and "demo-serve.log" in last
+    assert registries_of(home) == []
