@@ -2,13 +2,15 @@
 virtual environment, with its dependencies really installed from the package index (no borrowed
 site-packages, unlike test_package.py): Ray, MLflow and scikit-learn are truly absent there.
 
-The participant commands work (``--version``, ``init``, and ``check --kit`` against a kit the
-organizer's side exported with a real container); an organizer command says in one ``harness:``
-line what to install. The install takes about 20 s with a warm pip cache (README, "Installing").
+The participant commands work (``--version``, ``init``, ``check --kit`` against a kit the
+organizer's side exported with a real container, and the remote ones against the real service:
+``login``, ``push``, ``submissions``, ``leaderboard --remote``, ``kit pull``); an organizer
+command says in one ``harness:`` line what to install. The install takes about 20 s with a warm pip cache (README, "Installing").
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -16,6 +18,9 @@ from pathlib import Path
 
 import pytest
 from wheels import build_wheel, run_in
+
+from harness.cli import main
+from tests.service_helpers import running_service, tiny_image
 
 ORGANIZER_ONLY = ("ray", "mlflow", "sklearn")
 
@@ -63,9 +68,6 @@ def test_an_organizer_command_names_the_extra(light, tmp_path):
 
 @pytest.mark.docker
 def test_check_kit_scores_in_the_light_install(light, behave_image, tmp_path):
-    usage = run_in(light, "harness", "check", "--help", cwd=tmp_path, home=tmp_path / "home")
-    if "--kit" not in usage.stdout:
-        pytest.skip("`harness check --kit` is not in this tree yet (the kit commands come from another branch)")
     image = behave_image("constant")
     kit = tmp_path / "kit"
     organizer_home = tmp_path / "organizer-home"
@@ -84,3 +86,30 @@ def test_check_kit_scores_in_the_light_install(light, behave_image, tmp_path):
     proc = run_in(light, "harness", "check", "--kit", str(kit), "--image", image, cwd=tmp_path, home=participant_home, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "SCORED" in proc.stdout, proc.stdout + proc.stderr
+
+
+@pytest.mark.docker
+def test_the_remote_commands_work_in_the_light_install(light, home, docker_client, tmp_path):
+    main(["service", "pause", "digits", "evaluation"])  # the organizer's side: nothing here needs a round
+    tiny = "harness-light/tiny:1"
+    tiny_image(docker_client, tiny)
+    config = {"XDG_CONFIG_HOME": str(tmp_path / "config")}
+    try:
+        with running_service(home) as service:
+            team = service.add_team("Light Team")
+
+            def participant(*args: str):
+                proc = run_in(light, "harness", *args, cwd=tmp_path, home=tmp_path / "participant-home", env=config, timeout=300)
+                assert proc.returncode == 0 and "Traceback" not in proc.stderr, f"harness {' '.join(args)}: {proc.stdout}{proc.stderr}"
+                return proc.stdout
+
+            participant("login", service.url, "--token", team["token"])
+            pushed = json.loads(participant("push", "digits", tiny, "-m", "from the light install", "--json"))
+            assert pushed["state"] == "queued" and pushed["message"] == "from the light install"
+            listed = json.loads(participant("submissions", "digits", "--json"))["submissions"]
+            assert [s["id"] for s in listed] == [pushed["id"]]
+            assert "public leaderboard" in participant("leaderboard", "digits", "--remote")
+            participant("kit", "pull", "digits", "--output", str(tmp_path / "kit"))
+            assert (tmp_path / "kit" / "kit.json").is_file()
+    finally:
+        docker_client.images.remove(tiny, force=True)

@@ -32,14 +32,17 @@ def build_wheel(tmp: Path) -> Path:
     return wheel
 
 
-def run_in(venv: Path, *args: str, cwd: Path, home: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-    """``args`` with ``venv``'s bin first on PATH and none of this test run's harness settings."""
-    env = {
+def run_in(
+    venv: Path, *args: str, cwd: Path, home: Path | None = None, timeout: float = 120, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """``args`` with ``venv``'s bin first on PATH and none of this test run's harness settings (``env`` added)."""
+    settings = {
         k: v
         for k, v in os.environ.items()
         if k not in ("PYTHONPATH", "VIRTUAL_ENV", "HARNESS_HOME", "HARNESS_CONFIG_DIR", "HARNESS_CONFIG_PATH")
     }
-    env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    settings["PATH"] = f"{venv / 'bin'}{os.pathsep}{settings.get('PATH', '')}"
     if home is not None:
-        env["HARNESS_HOME"] = str(home)
-    return subprocess.run(list(args), cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+        settings["HARNESS_HOME"] = str(home)
+    settings.update(env or {})
+    return subprocess.run(list(args), cwd=cwd, env=settings, capture_output=True, text=True, timeout=timeout)
