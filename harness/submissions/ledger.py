@@ -6,8 +6,8 @@ submissions cannot both take a team's last slot. The ledger also holds each team
 selections, whether a competition is finalized, and which submissions were withdrawn (at their
 team's request) or disqualified (by the organizer), with the reason and the time.
 
-A database made by an earlier version (no withdrawn or disqualified state, no message or phase
-column) is migrated in place, in one transaction, the first time it is opened. A file that is not a harness ledger (not SQLite,
+A database made by an earlier version (no withdrawn or disqualified state, no message, phase or
+quota_exempt column) is migrated in place, in one transaction, the first time it is opened. A file that is not a harness ledger (not SQLite,
 truncated, another program's tables) is refused with one line naming it and what to do.
 """
 
@@ -51,7 +51,8 @@ CREATE TABLE IF NOT EXISTS submissions (
     moderated_at TEXT,
     moderation_reason TEXT,
     message TEXT NOT NULL DEFAULT '',
-    phase TEXT
+    phase TEXT,
+    quota_exempt TEXT
 );
 CREATE INDEX IF NOT EXISTS submissions_by_team ON submissions (competition, team, submitted_at);
 CREATE TABLE IF NOT EXISTS selections (
@@ -62,7 +63,7 @@ CREATE TABLE IF NOT EXISTS selections (
 );
 CREATE TABLE IF NOT EXISTS finalized (competition TEXT PRIMARY KEY, finalized_at TEXT NOT NULL);
 """
-COLUMNS = "id, competition, team, image, image_digest, submitted_at, state, evaluations, infra_failures, moderated_at, moderation_reason, message, phase"
+COLUMNS = "id, competition, team, image, image_digest, submitted_at, state, evaluations, infra_failures, moderated_at, moderation_reason, message, phase, quota_exempt"
 # The columns of the first ledger version: a database with only these is migrated (``_migrate``).
 V1_COLUMNS = ("id", "competition", "team", "image", "image_digest", "submitted_at", "state", "evaluations", "infra_failures")
 # The columns a table must have for the database to be a harness ledger (of any version).
@@ -83,15 +84,19 @@ class Submission:
     moderated_at: str | None = None  # when it was withdrawn or disqualified
     moderation_reason: str | None = None  # why (the team's request, or the organizer's decision)
     message: str = ""  # the team's note at submission
-    phase: str | None = None  # the phase a round runs now (train, infer), while running
+    phase: str | None = None  # the phase a round runs now (smoke train, smoke infer, train, infer), while running
+    # Why it is not charged although evaluated: "smoke" (the smoke stage ended it, and the competition
+    # did not charge smoke failures when its verdict was recorded); None otherwise.
+    quota_exempt: str | None = None
 
     @property
     def charged(self) -> bool:
         """Whether it counts against the team's quota: always, unless the organizer's
         infrastructure failed it and it has no verdict of its own yet (``infra_failures`` > 0 and
         not ``evaluated``: pending again, or running its retry). Once a retry ends with any other
-        verdict it is evaluated, and charged."""
-        return self.infra_failures == 0 or self.state == EVALUATED
+        verdict it is evaluated, and charged. A smoke failure is exempt (``quota_exempt``) unless the
+        competition sets ``quota.charge_smoke_failures``."""
+        return (self.infra_failures == 0 or self.state == EVALUATED) and self.quota_exempt is None
 
     def describe(self) -> str:
         """``sub-… (team 'A', pending, 2 infrastructure failures)``: what an organizer needs to act on it."""
@@ -339,10 +344,10 @@ class Ledger:
         # A withdrawal or disqualification is final: a round that was running the submission when it
         # came keeps its state (and only adds its evaluation).
         con.execute(
-            "INSERT INTO submissions (id, competition, team, image, image_digest, submitted_at, state, evaluations, infra_failures, message) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+            "INSERT INTO submissions (id, competition, team, image, image_digest, submitted_at, state, evaluations, infra_failures, message, quota_exempt) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
             f"state = CASE WHEN submissions.state IN {MODERATED!r} THEN submissions.state ELSE excluded.state END, "
-            "evaluations = excluded.evaluations, infra_failures = excluded.infra_failures, "
+            "evaluations = excluded.evaluations, infra_failures = excluded.infra_failures, quota_exempt = excluded.quota_exempt, "
             # the phase is set_phase's; a submission that is not running has none
             "phase = CASE WHEN excluded.state = 'running' AND submissions.state = 'running' THEN submissions.phase ELSE NULL END",
             (
@@ -356,6 +361,7 @@ class Ledger:
                 json.dumps(s.evaluations),
                 s.infra_failures,
                 s.message,
+                s.quota_exempt,
             ),
         )
 
@@ -431,7 +437,7 @@ def _migrate(con: sqlite3.Connection) -> None:
     """Bring an earlier ``submissions`` table to this version, inside the caller's transaction. The
     first version (three states, no moderation columns): SQLite cannot widen a CHECK constraint in
     place, so the table is copied into a new one (the documented way: create, copy, drop, rename).
-    The second (no message or phase): the two columns are added."""
+    The second (no message or phase): the two columns are added. The third (no quota_exempt): it is added."""
     found = [row[1] for row in con.execute("PRAGMA table_info(submissions)")]
     if not found:
         return
@@ -443,10 +449,12 @@ def _migrate(con: sqlite3.Connection) -> None:
     elif "message" not in found:
         con.execute("ALTER TABLE submissions ADD COLUMN message TEXT NOT NULL DEFAULT ''")
         con.execute("ALTER TABLE submissions ADD COLUMN phase TEXT")
+    if "moderation_reason" in found and "quota_exempt" not in found:
+        con.execute("ALTER TABLE submissions ADD COLUMN quota_exempt TEXT")
 
 
 def _submission(row: tuple) -> Submission:
-    *head, evaluations, infra_failures, moderated_at, moderation_reason, message, phase = row
+    *head, evaluations, infra_failures, moderated_at, moderation_reason, message, phase, quota_exempt = row
     return Submission(
         *head,
         evaluations=json.loads(evaluations),
@@ -455,4 +463,5 @@ def _submission(row: tuple) -> Submission:
         moderation_reason=moderation_reason,
         message=message,
         phase=phase,
+        quota_exempt=quota_exempt,
     )
