@@ -130,8 +130,13 @@ class Evaluation:
         return None
 
     @property
+    def infra_failure(self) -> PhaseResult | None:
+        """The phase (smoke or full) the organizer's infrastructure failed, if any."""
+        return next((r for r in [*self.smoke_results.values(), *self.results.values()] if r.verdict is PhaseVerdict.INFRA_ERROR), None)
+
+    @property
     def infra_failed(self) -> bool:
-        return any(r.verdict is PhaseVerdict.INFRA_ERROR for r in [*self.results.values(), *self.smoke_results.values()])
+        return self.infra_failure is not None
 
     def _spec(self, phase: str) -> PhaseSpec:
         settings = self.competition.settings

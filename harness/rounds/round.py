@@ -195,7 +195,8 @@ class Round:
             self._over.append(evaluation)
 
     def _retry(self, evaluation: Evaluation) -> None:
-        failure = next(r for r in evaluation.results.values() if r.verdict is PhaseVerdict.INFRA_ERROR)
+        failure = evaluation.infra_failure
+        assert failure is not None
         delay = min(MAX_BACKOFF_S, self.retry_backoff_s * 2 ** (evaluation.attempt - 1))
         removed = sweep(self.client, {"harness.evaluation": evaluation.id})
         self._say(
