@@ -7,7 +7,7 @@ uses (``kit.held_out``: the latest rows by ``split.time_column``, whole groups o
 
     <competition>/smoke/data/train/     smoke.train_rows training rows, with the target (mounted as /data/train)
     <competition>/smoke/data/test/      smoke.test_rows other training rows, without it (mounted as /data/test)
-    <competition>/smoke/hidden/         their labels (never mounted)
+    <competition>/smoke/labels/         their labels, labels.csv (never mounted)
     <competition>/smoke/manifests/      its data manifest's snapshots, named by the hash a record gives
 
 A participant kit's smoke data is carved from the kit's training part, under the kit's work
@@ -38,14 +38,24 @@ WHERE = "competition.smoke"
 
 
 @dataclass(frozen=True)
+class SmokePaths(CompetitionPaths):
+    """The smoke data's directories: ``data/train`` and ``data/test`` as the competition's, the
+    labels in ``labels/`` (a participant's smoke labels come from their own kit's training part)."""
+
+    @property
+    def hidden(self) -> Path:
+        return self.root / "labels"
+
+
+@dataclass(frozen=True)
 class SmokeStage:
     """What the smoke stage runs on and under: its data's directories, its limits, its size."""
 
-    paths: CompetitionPaths  # train, test, hidden and labels as for the competition, under <competition>/smoke
+    paths: SmokePaths  # train, test and labels as for the competition, under <competition>/smoke
     limits: Limits
     train_rows: int
     test_ids: tuple[str, ...]
-    data_sha256: str  # the smoke data's manifest hash (train, test and hidden), as the record gives it
+    data_sha256: str  # the smoke data's manifest hash (train, test and labels), as the record gives it
 
     @property
     def label(self) -> str:
@@ -101,10 +111,10 @@ def smoke_stage(competition: Competition) -> SmokeStage | None:
 
 
 # Carved once per process for each competition directory, configuration and state of the training table.
-_PREPARED: dict[tuple[str, str, str, int], tuple[CompetitionPaths, int, tuple[str, ...]]] = {}
+_PREPARED: dict[tuple[str, str, str, int], tuple[SmokePaths, int, tuple[str, ...]]] = {}
 
 
-def _prepare(competition: Competition) -> tuple[CompetitionPaths, int, tuple[str, ...]]:
+def _prepare(competition: Competition) -> tuple[SmokePaths, int, tuple[str, ...]]:
     """Carve the smoke data and write it, unless what is there is the same already."""
     config = smoke_config(competition)
     settings = competition.settings
@@ -113,15 +123,15 @@ def _prepare(competition: Competition) -> tuple[CompetitionPaths, int, tuple[str
     test_ids, _ = held_out(rows, settings, config.test_rows, "harness-smoke-test")
     rest = [r for r in rows if r[id_column] not in test_ids]
     train_ids, _ = held_out(rest, settings, config.train_rows, "harness-smoke-train")
-    paths = CompetitionPaths(competition.paths.root / "smoke")
+    paths = SmokePaths(competition.paths.root / "smoke")
     paths.root.parent.mkdir(parents=True, exist_ok=True)
-    fresh = CompetitionPaths(paths.root.parent / f".smoke-{secrets.token_hex(6)}")
+    fresh = SmokePaths(paths.root.parent / f".smoke-{secrets.token_hex(6)}")
     try:
         write_split(competition, header, rows, (train_ids, test_ids), (fresh.train, fresh.test, fresh.hidden))
         world_readable(fresh.data)
         if _content(fresh) != _content(paths):
-            for part in ("data", "hidden"):
-                _replace(fresh.root / part, paths.root / part)
+            for part in (fresh.data, fresh.hidden):
+                _replace(part, paths.root / part.name)
     finally:
         shutil.rmtree(fresh.root, ignore_errors=True)
     ordered = tuple(r[id_column] for r in rows if r[id_column] in test_ids)
@@ -132,7 +142,7 @@ def _content(paths: CompetitionPaths) -> str | None:
     if not paths.data.is_dir():
         return None
     files = {}
-    for prefix, directory in (("data/", paths.data), ("hidden/", paths.hidden)):
+    for prefix, directory in (("data/", paths.data), ("labels/", paths.hidden)):
         files.update({p: e.digest for p, e in scan_tree(directory, prefix).items()})
     return listing_sha256(files)
 

@@ -136,7 +136,7 @@ class Smoke(_Closed):
     train_rows: Count = Field(description="training rows the smoke train phase got")
     test_rows: Count = Field(description="training rows, without their target, the smoke infer phase predicted")
     data_sha256: Sha256 = Field(
-        description="tree hash of the smoke data (its train, test and hidden labels), carved from the training data"
+        description="tree hash of the smoke data (its train and test directories and its labels), carved from the training data"
     )
     phases: Phases = Field(description="the smoke phases that ran, their limits the smoke limits")
 
