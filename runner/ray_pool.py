@@ -2,6 +2,11 @@
 
 The pool keeps the queue itself and hands Ray only what the cluster can run now (and at most
 ``max_parallel``), so the order is the pool's: fair across groups (teams, see ``FairQueue``).
+
+Smoke phases (a submission's quick check on a few rows, ``submit(..., smoke=True)``) have a lane
+of their own: they are dispatched before any full phase, and full phases never take the last
+``smoke_slots`` of the phases that can run at once (always leaving them at least one), so a smoke
+phase never waits behind long full runs. A pool made with ``smoke_slots=0`` keeps none back.
 """
 
 from __future__ import annotations
@@ -95,13 +100,17 @@ class RayPhasePool:
         num_cpus: int | None = None,
         staging: Staging | None = None,
         backend: str = "docker",
+        smoke_slots: int = 0,
     ) -> None:
         connect_ray(address, num_cpus)
         self.max_parallel = max_parallel
         self.staging = staging
         self.backend = backend  # the ``runner.backend`` each worker runs its phases with
-        self._queue: FairQueue[tuple[Hashable, PhaseSpec]] = FairQueue()
-        self._running: dict[ray.ObjectRef, tuple[Hashable, PhaseSpec, str]] = {}
+        self.smoke_slots = smoke_slots
+        # The smoke lane first, then the full one.
+        self._lanes: tuple[FairQueue[tuple[Hashable, PhaseSpec]], ...] = (FairQueue(), FairQueue())
+        self._running: dict[ray.ObjectRef, tuple[Hashable, PhaseSpec, str, bool]] = {}  # (key, spec, group, full)
+        self._running_full = 0
         self._per_group: Counter[str] = Counter()
         self._refused: list[tuple[Hashable, PhaseResult]] = []
         self._nodes: list[dict[str, float]] = []
@@ -109,39 +118,46 @@ class RayPhasePool:
 
     @property
     def busy(self) -> bool:
-        return bool(self._queue or self._running or self._refused)
+        return bool(any(self._lanes) or self._running or self._refused)
 
     def running_keys(self) -> list[Hashable]:
-        return [key for key, _, _ in self._running.values()]
+        return [key for key, *_ in self._running.values()]
 
     def warm_up(self) -> None:
         """Start a worker per CPU and connect it to its engine, so that start-up is not charged to the first phases."""
         cpus = int(sum(node.get("CPU", 0) for node in self._live_nodes()))
         ray.get([_warm_up.remote(self.backend) for _ in range(max(1, cpus))])
 
-    def submit(self, key: Hashable, spec: PhaseSpec, group: str = "", *, first: bool = False) -> None:
-        """Queue ``spec``; ``first`` puts it before the rest of its group (a follow-up of started work)."""
+    def submit(self, key: Hashable, spec: PhaseSpec, group: str = "", *, first: bool = False, smoke: bool = False) -> None:
+        """Queue ``spec``; ``first`` puts it before the rest of its group (a follow-up of started work),
+        ``smoke`` in the smoke lane."""
         problem = _gpu_shortfall(spec.limits.gpus)
         if problem:  # Ray would hold the task forever as infeasible
             self._refused.append((key, infra_result(spec, f"the Ray cluster cannot run it: {problem}")))
             return
-        self._queue.push(group, (key, spec), first=first)
+        self._lanes[0 if smoke else 1].push(group, (key, spec), first=first)
 
     def dispatch(self) -> None:
-        """Hand Ray the next specs, in fair order, while the cluster has room for them."""
-        while (group := self._queue.next_group(self._per_group)) is not None:
-            key, spec = self._queue.head(group)
-            capacity = self._capacity(spec)
-            if capacity == 0:
-                self._queue.pop(group)
-                self._refused.append((key, infra_result(spec, f"no live node of the Ray cluster can hold it ({_demand_text(spec)})")))
-                continue
-            if len(self._running) >= (capacity if self.max_parallel is None else min(self.max_parallel, capacity)):
-                return
-            self._queue.pop(group)
-            ref = _run_phase.options(**resource_demand(spec)).remote(spec, self.staging, self.backend)
-            self._running[ref] = (key, spec, group)
-            self._per_group[group] += 1
+        """Hand Ray the next specs, smoke ones first, in fair order, while the cluster has room for them."""
+        for lane, queue in enumerate(self._lanes):
+            full = lane == 1
+            while (group := queue.next_group(self._per_group)) is not None:
+                key, spec = queue.head(group)
+                capacity = self._capacity(spec)
+                if capacity == 0:
+                    queue.pop(group)
+                    self._refused.append((key, infra_result(spec, f"no live node of the Ray cluster can hold it ({_demand_text(spec)})")))
+                    continue
+                room = capacity if self.max_parallel is None else min(self.max_parallel, capacity)
+                if full and self._running_full >= room - min(self.smoke_slots, room - 1):
+                    break
+                if len(self._running) >= room:
+                    break
+                queue.pop(group)
+                ref = _run_phase.options(**resource_demand(spec)).remote(spec, self.staging, self.backend)
+                self._running[ref] = (key, spec, group, full)
+                self._running_full += full
+                self._per_group[group] += 1
 
     def wait(self, timeout: float = 1.0) -> list[tuple[Hashable, PhaseResult]]:
         """Dispatch what fits, then return every result that is ready (waiting up to ``timeout`` for one)."""
@@ -156,8 +172,9 @@ class RayPhasePool:
             ready, _ = ray.wait(list(self._running), num_returns=len(self._running), timeout=0)
         finished = []
         for ref in ready:
-            key, spec, group = self._running.pop(ref)
+            key, spec, group, full = self._running.pop(ref)
             self._per_group[group] -= 1
+            self._running_full -= full
             finished.append((key, self._collect(ref, spec)))
         return finished
 
@@ -173,15 +190,17 @@ class RayPhasePool:
     def cancel(self) -> list[Hashable]:
         """Cancel everything queued or running; returns the keys that were in flight. Once it returns,
         no task of this pool can start a container any more."""
-        keys = [key for key, _ in self._queue] + self.running_keys() + [key for key, _ in self._refused]
+        keys = [key for queue in self._lanes for key, _ in queue] + self.running_keys() + [key for key, _ in self._refused]
         refs = list(self._running)
         for ref in refs:
             ray.cancel(ref, force=True)
         if refs:
             ray.wait(refs, num_returns=len(refs), timeout=CANCEL_WAIT_S)
-        self._queue.clear()
+        for queue in self._lanes:
+            queue.clear()
         self._refused.clear()
         self._running.clear()
+        self._running_full = 0
         self._per_group.clear()
         return keys
 

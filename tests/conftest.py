@@ -75,7 +75,10 @@ def home(prepared_data, tmp_path, monkeypatch) -> Path:
 
 @pytest.fixture
 def competition(home):
+    """``competition(*overrides)``: digits in the test's work directory, without its smoke stage (the
+    tests of the full phases' limits and verdicts; tests/test_smoke.py tests the stage)."""
+
     def make(*overrides: str) -> Competition:
-        return Competition.load(load_settings("digits", list(overrides)), home)
+        return Competition.load(load_settings("digits", ["competition.smoke.enabled=false", *overrides]), home)
 
     return make

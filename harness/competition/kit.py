@@ -72,18 +72,29 @@ def participant_config(settings: Settings) -> dict[str, Any]:
 
 def dev_split(rows: list[dict[str, str]], settings: Settings) -> tuple[set[str], dict[str, Any]]:
     """The ids held out as dev, and the rule that chose them (the competition's own split logic)."""
+    fraction = float(settings.raw.competition.kit.dev_fraction)
+    dev, rule = held_out(rows, settings, math.ceil(len(rows) * fraction), "harness-kit")
+    return dev, {**rule, "dev_fraction": fraction, "seed": settings.seed, "dev_rows": len(dev), "train_rows": len(rows) - len(dev)}
+
+
+def held_out(rows: list[dict[str, str]], settings: Settings, want: int, salt: str) -> tuple[set[str], dict[str, Any]]:
+    """About ``want`` ids (at least one, never all) held out of ``rows`` as the real test set is: the
+    latest by ``split.time_column``, whole groups of ``split.group_column``, or at random; seeded by
+    ``salt`` and the seed. The kit's dev split and the smoke stage's data are carved with it."""
     node = settings.raw.competition
-    fraction = float(node.kit.dev_fraction)
     id_column = settings.competition.predictions.id_column
     group, time = node.split.group_column, node.split.time_column
-    want = max(1, min(len(rows) - 1, math.ceil(len(rows) * fraction)))
-    rng = random.Random(f"harness-kit:{settings.seed}")
+    want = max(1, min(len(rows) - 1, want))
+    rng = random.Random(f"{salt}:{settings.seed}")
     if time:
         order = sorted(rows, key=lambda r: (_sortable(r[time]), r[id_column]))
         cutoff = _sortable(order[len(order) - want][time])
-        dev = {r[id_column] for r in rows if _sortable(r[time]) >= cutoff}
-        rule = {"by": "time", "column": time, "from": order[len(order) - want][time]}
-    elif group:
+        return {r[id_column] for r in rows if _sortable(r[time]) >= cutoff}, {
+            "by": "time",
+            "column": time,
+            "from": order[len(order) - want][time],
+        }
+    if group:
         groups = sorted({r[group] for r in rows})
         rng.shuffle(groups)
         chosen: set[str] = set()
@@ -96,14 +107,10 @@ def dev_split(rows: list[dict[str, str]], settings: Settings) -> tuple[set[str],
                 break
             chosen.add(g)
             taken += sizes[g]
-        dev = {r[id_column] for r in rows if r[group] in chosen}
-        rule = {"by": "group", "column": group}
-    else:
-        ids = sorted(r[id_column] for r in rows)
-        rng.shuffle(ids)
-        dev = set(ids[:want])
-        rule = {"by": "random"}
-    return dev, {**rule, "dev_fraction": fraction, "seed": settings.seed, "dev_rows": len(dev), "train_rows": len(rows) - len(dev)}
+        return {r[id_column] for r in rows if r[group] in chosen}, {"by": "group", "column": group}
+    ids = sorted(r[id_column] for r in rows)
+    rng.shuffle(ids)
+    return set(ids[:want]), {"by": "random"}
 
 
 def _sortable(value: str) -> tuple[int, float | str]:
@@ -117,53 +124,14 @@ def build_kit(competition: Competition, output: Path) -> dict[str, Any]:
     """Write ``competition``'s participant kit into ``output`` (absent or empty); returns kit.json's content."""
     settings = competition.settings
     spec = settings.competition.predictions
-    node = settings.raw.competition
     output = Path(output)
     if output.exists() and (not output.is_dir() or any(output.iterdir())):
         raise HarnessError(f"--output {output}: exists and is not an empty directory")
-    train_dir = competition.paths.train  # the only organizer directory read
-    table = train_dir / node.data.train_table
-    try:
-        with table.open(newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
-            header = list(reader.fieldnames or [])
-            rows = list(reader)
-    except OSError as exc:
-        raise HarnessError(f"the training table cannot be read: {exc}") from None
-    for column in (spec.id_column, spec.target_column):
-        if column not in header:
-            raise HarnessError(f"{table}: no column {column!r}")
-    if len(rows) < 2:
-        raise HarnessError(f"{table}: too few rows ({len(rows)}) to carve a dev split")
+    header, rows = read_train_table(competition)  # the organizer's training directory is the only one read
     dev, rule = dev_split(rows, settings)
     ids = {r[spec.id_column] for r in rows}
-
     output.mkdir(parents=True, exist_ok=True)
-    kit_train, kit_dev, labels_dir = output / "data" / "train", output / "data" / "dev", output / "dev-labels"
-    for d in (kit_train, kit_dev, labels_dir):
-        d.mkdir(parents=True, exist_ok=True)
-    _write_csv(kit_train / node.data.train_table, header, [r for r in rows if r[spec.id_column] not in dev])
-    dev_header = [c for c in header if c != spec.target_column]
-    dev_rows = [r for r in rows if r[spec.id_column] in dev]
-    _write_csv(kit_dev / node.data.test_table, dev_header, dev_rows)
-    _write_csv(
-        labels_dir / "labels.csv",
-        [spec.id_column, spec.target_column, "split"],
-        [{spec.id_column: r[spec.id_column], spec.target_column: r[spec.target_column], "split": "public"} for r in dev_rows],
-    )
-    # The training directory's other files: a per-id file (its name's stem an id) follows its row;
-    # any other file (a description) goes to both parts, as the organizer's test directory has its own.
-    for path in sorted(train_dir.rglob("*")):
-        if not path.is_file() or path.is_symlink() or path == table:
-            continue
-        rel = path.relative_to(train_dir)
-        if path.stem in ids and len(rel.parts) > 1:
-            targets = [kit_dev if path.stem in dev else kit_train]
-        else:
-            targets = [kit_train, kit_dev]
-        for target in targets:
-            (target / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, target / rel)
+    write_split(competition, header, rows, (ids - dev, dev), (output / "data" / "train", output / "data" / "dev", output / "dev-labels"))
 
     images = Path(str(files("harness.images")))
     shutil.copytree(images / "sample-submission", output / "sample-submission", ignore=shutil.ignore_patterns("__pycache__"))
@@ -182,11 +150,65 @@ def build_kit(competition: Competition, output: Path) -> dict[str, Any]:
     }
     write_json_atomic(output / KIT_FILE, kit)
     (output / "README.md").write_text(_readme(competition, rule), encoding="utf-8")
-    _world_readable(output)
+    world_readable(output)
     manifest = {p: e.digest for p, e in scan_tree(output).items() if p != MANIFEST_FILE}
     write_json_atomic(output / MANIFEST_FILE, {"schema": MANIFEST_SCHEMA, "files": manifest})
     (output / MANIFEST_FILE).chmod(0o644)
     return kit
+
+
+def read_train_table(competition: Competition) -> tuple[list[str], list[dict[str, str]]]:
+    """The training table's header and rows; refused without the id or target column, or with under two rows."""
+    spec = competition.settings.competition.predictions
+    table = competition.paths.train / competition.settings.raw.competition.data.train_table
+    try:
+        with table.open(newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            header = list(reader.fieldnames or [])
+            rows = list(reader)
+    except OSError as exc:
+        raise HarnessError(f"the training table cannot be read: {exc}") from None
+    for column in (spec.id_column, spec.target_column):
+        if column not in header:
+            raise HarnessError(f"{table}: no column {column!r}")
+    if len(rows) < 2:
+        raise HarnessError(f"{table}: too few rows ({len(rows)}) to carve a dev split")
+    return header, rows
+
+
+def write_split(
+    competition: Competition, header: list[str], rows: list[dict[str, str]], ids: tuple[set[str], set[str]], to: tuple[Path, Path, Path]
+) -> None:
+    """Write the training rows whose ids are in ``ids[0]`` as a training directory (``to[0]``), those
+    in ``ids[1]`` as test inputs without the target (``to[1]``), and their labels (``to[2]/labels.csv``,
+    all public). A per-id file of the training directory (its name's stem an id) follows its row;
+    any other file (a description) goes to both parts, as the organizer's test directory has its own."""
+    spec, node = competition.settings.competition.predictions, competition.settings.raw.competition
+    train_dir = competition.paths.train
+    table = train_dir / node.data.train_table
+    (train_ids, test_ids), (train_out, test_out, labels_dir) = ids, to
+    for d in to:
+        d.mkdir(parents=True, exist_ok=True)
+    _write_csv(train_out / node.data.train_table, header, [r for r in rows if r[spec.id_column] in train_ids])
+    test_rows = [r for r in rows if r[spec.id_column] in test_ids]
+    _write_csv(test_out / node.data.test_table, [c for c in header if c != spec.target_column], test_rows)
+    _write_csv(
+        labels_dir / "labels.csv",
+        [spec.id_column, spec.target_column, "split"],
+        [{spec.id_column: r[spec.id_column], spec.target_column: r[spec.target_column], "split": "public"} for r in test_rows],
+    )
+    every = {r[spec.id_column] for r in rows}
+    for path in sorted(train_dir.rglob("*")):
+        if not path.is_file() or path.is_symlink() or path == table:
+            continue
+        rel = path.relative_to(train_dir)
+        if path.stem in every and len(rel.parts) > 1:
+            targets = [train_out] if path.stem in train_ids else [test_out] if path.stem in test_ids else []
+        else:
+            targets = [train_out, test_out]
+        for target in targets:
+            (target / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target / rel)
 
 
 def _write_csv(path: Path, header: list[str], rows: list[dict[str, str]]) -> None:
@@ -196,7 +218,7 @@ def _write_csv(path: Path, header: list[str], rows: list[dict[str, str]]) -> Non
         writer.writerows(rows)
 
 
-def _world_readable(root: Path) -> None:
+def world_readable(root: Path) -> None:
     """Containers run as another uid: the kit must be readable whatever the umask."""
     for dirpath, _dirnames, filenames in os.walk(root):
         os.chmod(dirpath, 0o755)

@@ -28,6 +28,7 @@ class Rules:
 
     max_image_bytes: int | None  # intake refuses larger images; None: no cap
     per_day: int | None  # charged submissions per team in any 24 hours; None: no limit
+    charge_smoke_failures: bool  # whether a submission ended by the smoke stage is charged
     rule: str  # best: a team's best scored submission ranks; last: its latest scored one
     final_selections: int  # submissions a team may select for the private leaderboard
     train_table: str  # under data/train: the id, the target and any feature columns
@@ -54,6 +55,7 @@ class Rules:
         return cls(
             max_image_bytes=_size(get("intake", "max_image_size"), f"{where}.intake.max_image_size"),
             per_day=None if get("quota", "per_day") is None else _positive(get("quota", "per_day"), f"{where}.quota.per_day"),
+            charge_smoke_failures=_flag(get("quota", "charge_smoke_failures"), f"{where}.quota.charge_smoke_failures"),
             rule=_choice(get("leaderboard", "rule"), f"{where}.leaderboard.rule", RANKING_RULES),
             final_selections=_positive(get("leaderboard", "final_selections"), f"{where}.leaderboard.final_selections"),
             train_table=_name(get("data", "train_table"), f"{where}.data.train_table"),
@@ -73,6 +75,12 @@ def _size(raw: Any, key: str) -> int | None:
     if size < 1:
         raise ConfigError(f"{key}: must be at least 1 byte, or null for no cap")
     return size
+
+
+def _flag(raw: Any, key: str) -> bool:
+    if not isinstance(raw, bool):
+        raise ConfigError(f"{key}: must be true or false, got {raw!r}")
+    return raw
 
 
 def _positive(raw: Any, key: str) -> int:

@@ -68,6 +68,8 @@ class IntakeConfig:
 @dataclass
 class QuotaConfig:
     per_day: int | None = key(None, must="a positive whole number")  # charged submissions per team in any 24 hours; null: no limit
+    # Whether a submission ended by the smoke stage counts against per_day.
+    charge_smoke_failures: bool = key(False, must="true or false")
 
 
 @dataclass
@@ -95,6 +97,25 @@ class KitConfig:
 
     # Share of the training rows held out as the kit's dev split (by group_column/time_column when set).
     dev_fraction: float = key(0.2, must="between 0 and 1 (exclusive)", least=0.01, most=0.99)
+
+
+def _smoke_limits() -> dict[str, Any]:
+    return {"train": {"wall_clock_s": 60.0}, "infer": {"wall_clock_s": 60.0}}
+
+
+@dataclass
+class SmokeConfig:
+    """The smoke stage (``harness.competition.smoke``): before the full evaluation, train and infer run
+    under the same contract on a few training rows, so that a broken submission fails in seconds."""
+
+    enabled: bool = key(False, must="true or false")
+    # Training rows the smoke train phase gets, and training rows (without their target) it infers on;
+    # carved from the training data by seed, by the competition's split rule.
+    train_rows: int = key(48, must="a whole number from 2 to 10000", least=2, most=10_000)
+    test_rows: int = key(32, must="a whole number from 1 to 10000", least=1, most=10_000)
+    # Per phase, the limits that differ from limits.<phase> (the same keys); a smoke phase never gets
+    # more wall-clock time than its full phase.
+    limits: dict[str, Any] = key(factory=_smoke_limits, must="a mapping of train and infer to limits (limits.train's keys)")
 
 
 @dataclass
@@ -129,6 +150,7 @@ class CompetitionConfig:
     split: SplitConfig = field(default_factory=SplitConfig)
     kit: KitConfig = field(default_factory=KitConfig)
     webhooks: list[WebhookConfig] = key(factory=list, must="a list of {url, secret_env, events}")
+    smoke: SmokeConfig = field(default_factory=SmokeConfig)
 
 
 # --- runner, tracking, images ----------------------------------------------------------------
@@ -152,6 +174,9 @@ class RunnerConfig:
     node_cache: str | None = key(None, must="a directory or null", nonempty=True)
     # The container backend, by its name in the backend registry.
     backend: str = key("docker", must="a container backend's name", nonempty=True)
+    # Of the phases running at once, how many are kept for smoke phases when the competition has a
+    # smoke stage (full phases never take the last ones, so a smoke phase never waits behind them).
+    smoke_slots: int = key(1, must="a whole number, 0 or more", least=0)
 
 
 @dataclass

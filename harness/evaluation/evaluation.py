@@ -1,7 +1,16 @@
-"""One submission's evaluation: train → infer → score → record.
+"""One submission's evaluation: [smoke train → smoke infer → check] → train → infer → score → record.
 
 An ``Evaluation`` hands out the phase specs to run, one after the other, and takes back their
 results; whoever runs them (``harness check`` in process, a round on Ray) is not its concern.
+
+When the competition declares a smoke stage (``harness.competition.smoke``), its two phases come
+first, under the identical contract (same mounts, environment and container options; only the
+data and the limits differ), in ``runs/<id>/smoke/{model,output}``; their logs go where the full
+phases' do (``runs/<id>/logs``), which replace them when they run. A smoke phase that fails, or
+smoke predictions that do not validate against the smoke inputs, end the evaluation: the record's
+``failed_stage`` is ``smoke``, its ``phases`` are the smoke phases and its message starts with
+``smoke test (N training rows, M inputs): ``. Its ``smoke`` block gives the smoke data's hash and
+phases whenever the stage ran.
 """
 
 from __future__ import annotations
@@ -12,6 +21,8 @@ from typing import Any
 
 from harness import __version__
 from harness.competition.core import Competition
+from harness.competition.paths import RunPaths
+from harness.competition.smoke import smoke_stage
 from harness.limits import PhaseVerdict, Verdict
 from harness.limits.docker_options import contract_environment
 from harness.records.artifacts import stored_model, stored_predictions
@@ -41,11 +52,16 @@ class Evaluation:
         self.carried: dict[str, dict[str, Any]] = {}
         self.origin: dict[str, Any] | None = None
         self.model_dir = self.paths.model
+        self.smoke = smoke_stage(competition)
+        self.smoke_results: dict[str, PhaseResult] = {}
+        self.smoke_problem: str | None = None  # why the smoke predictions do not validate
+        self.smoke_passed = False
 
     def reuse_model(self, earlier: EvaluationRecord) -> None:
         """Run only ``infer``, with the model ``earlier`` used (re-infer on a replaced test set);
         ``origin`` names the evaluation that trained it."""
         self.carried = {"train": earlier.phases["train"]}
+        self.smoke = None  # the model is trained already: there is nothing to check first
         self.model_dir = stored_model(self.competition, earlier)
         self.origin = {"kind": "reinfer", "evaluation_id": self.model_dir.parent.name}
 
@@ -65,6 +81,13 @@ class Evaluation:
         """The next phase to run, or None when the phases are over (done or failed)."""
         if self.intake_error is not None:
             return None
+        if self.in_smoke:
+            for phase in PHASE_ORDER:
+                if phase not in self.smoke_results:
+                    return self._spec(phase)
+                if self.smoke_results[phase].verdict is not PhaseVerdict.OK:
+                    return None
+            return None  # its predictions did not validate
         for phase in PHASE_ORDER:
             if phase in self.carried:
                 continue
@@ -74,30 +97,70 @@ class Evaluation:
                 return None
         return None
 
+    @property
+    def in_smoke(self) -> bool:
+        """Whether the phases handed out now are the smoke stage's (until it passes)."""
+        return self.smoke is not None and not self.smoke_passed
+
+    def phase_name(self, phase: str) -> str:
+        """What progress lines and the service call the phase handed out now: ``smoke train`` or ``train``."""
+        return f"smoke {phase}" if self.in_smoke else phase
+
+    @property
+    def smoke_paths(self) -> RunPaths:
+        return RunPaths(self.paths.root / "smoke")
+
     def accept(self, result: PhaseResult) -> None:
-        self.results[result.phase] = result
+        if not self.in_smoke:
+            self.results[result.phase] = result
+            return
+        self.smoke_results[result.phase] = result
+        if result.phase == PHASE_ORDER[-1] and result.verdict is PhaseVerdict.OK:
+            self.smoke_problem = self._smoke_predictions_problem()
+            self.smoke_passed = self.smoke_problem is None
+
+    def _smoke_predictions_problem(self) -> str | None:
+        """Whether the smoke predictions are valid for the smoke inputs (they are not scored)."""
+        assert self.smoke is not None
+        spec = self.competition.settings.competition.predictions
+        try:
+            validate_predictions(self.smoke_paths.output / spec.file, self.smoke.test_ids, spec)
+        except PredictionsError as exc:
+            return str(exc)
+        return None
+
+    @property
+    def infra_failure(self) -> PhaseResult | None:
+        """The phase (smoke or full) the organizer's infrastructure failed, if any."""
+        return next((r for r in [*self.smoke_results.values(), *self.results.values()] if r.verdict is PhaseVerdict.INFRA_ERROR), None)
 
     @property
     def infra_failed(self) -> bool:
-        return any(r.verdict is PhaseVerdict.INFRA_ERROR for r in self.results.values())
+        return self.infra_failure is not None
 
     def _spec(self, phase: str) -> PhaseSpec:
-        settings, paths = self.competition.settings, self.competition.paths
-        limits = settings.limits.phase(phase)
-        if phase == "train":
-            self.model_dir.mkdir(parents=True, exist_ok=True)  # the backend hands it to the container's user
-            mounts = (Mount(str(paths.train), "/data/train"), Mount(str(self.model_dir), "/model", read_only=False))
-            writable = (str(self.model_dir),)
+        settings = self.competition.settings
+        if self.in_smoke:
+            assert self.smoke is not None
+            data, limits, run = self.smoke.paths, self.smoke.limits.phase(phase), self.smoke_paths
+            run_id, model_dir = f"{self.id}-smoke", run.model
         else:
-            self.output_dir.mkdir(parents=True, exist_ok=True)
+            data, limits, run = self.competition.paths, settings.limits.phase(phase), self.paths
+            run_id, model_dir = self.id, self.model_dir
+        if phase == "train":
+            model_dir.mkdir(parents=True, exist_ok=True)  # the backend hands it to the container's user
+            mounts = (Mount(str(data.train), "/data/train"), Mount(str(model_dir), "/model", read_only=False))
+            writable = (str(model_dir),)
+        else:
+            run.output.mkdir(parents=True, exist_ok=True)
             mounts = (
-                Mount(str(paths.test), "/data/test"),
-                Mount(str(self.model_dir), "/model"),
-                Mount(str(self.output_dir), "/output", read_only=False),
+                Mount(str(data.test), "/data/test"),
+                Mount(str(model_dir), "/model"),
+                Mount(str(run.output), "/output", read_only=False),
             )
-            writable = (str(self.output_dir),)
+            writable = (str(run.output),)
         return PhaseSpec(
-            run_id=self.id,
+            run_id=run_id,
             phase=phase,
             image=self.submission["image_digest"],
             command=settings.competition.command[phase],
@@ -126,7 +189,12 @@ class Evaluation:
         the telemetry series are written beside the run's logs."""
         verdict, failed_phase, message, scores = self._outcome()
         settings = self.competition.settings
-        write_json_atomic(self.paths.telemetry, {p: r.series for p, r in self.results.items()})
+        failed_in_smoke = self.intake_error is None and self.in_smoke
+        shown = self.smoke_results if failed_in_smoke else self.results  # the phases of the stage that gave the verdict
+        write_json_atomic(self.paths.telemetry, {p: r.series for p, r in shown.items()})
+        smoke = None
+        if self.smoke is not None and self.smoke_results:
+            smoke = {**self.smoke.to_record(), "phases": {p: _phase_record(r) for p, r in self.smoke_results.items()}}
         return EvaluationRecord(
             evaluation_id=self.id,
             round_id=self.round_id,
@@ -136,7 +204,7 @@ class Evaluation:
             verdict=verdict.value,
             failed_phase=failed_phase,
             message=message,
-            phases={**self.carried, **{p: _phase_record(r) for p, r in self.results.items()}},
+            phases={**({} if failed_in_smoke else self.carried), **{p: _phase_record(r) for p, r in shown.items()}},
             scores=scores,
             manifest={
                 "data_sha256": self.competition.data_sha256,
@@ -151,11 +219,17 @@ class Evaluation:
             },
             created_at=utc_now(),
             origin=self.origin,
+            failed_stage="smoke" if failed_in_smoke else None,
+            smoke=smoke,
         )
 
     def _outcome(self) -> tuple[Verdict, str | None, str, dict[str, dict[str, float]]]:
         if self.intake_error is not None:
             return Verdict.INVALID_IMAGE, "intake", self.intake_error, {}
+        if self.in_smoke:
+            assert self.smoke is not None
+            verdict, phase, message = self._smoke_outcome()
+            return verdict, phase, f"{self.smoke.label}: {message}", {}
         for phase in PHASE_ORDER:
             if phase in self.carried:
                 continue
@@ -164,6 +238,13 @@ class Evaluation:
                 return Verdict.from_phase(result.verdict), phase, result.message, {}
         verdict, message, scores = score_file(self.competition, self.predictions_path)
         return verdict, None if verdict is Verdict.SCORED else "score", message, scores
+
+    def _smoke_outcome(self) -> tuple[Verdict, str, str]:
+        for phase in PHASE_ORDER:
+            result = self.smoke_results[phase]
+            if result.verdict is not PhaseVerdict.OK:
+                return Verdict.from_phase(result.verdict), phase, result.message
+        return Verdict.INVALID_PREDICTIONS, "score", self.smoke_problem or ""
 
     @property
     def predictions_path(self) -> Path:

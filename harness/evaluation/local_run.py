@@ -25,18 +25,23 @@ def local_backend(competition: Competition, client: docker.DockerClient) -> Back
 
 
 def run_phases(evaluation: Evaluation, backend: Backend, out: TextIO, name: str) -> None:
-    """Run every phase the evaluation asks for; ``name`` is what the progress lines call the image."""
+    """Run every phase the evaluation asks for; ``name`` is what the progress lines call the image.
+    A smoke stage says so first, and its phases are called ``smoke train`` and ``smoke infer``."""
+    if evaluation.in_smoke and evaluation.intake_error is None:
+        assert evaluation.smoke is not None
+        print(f"{evaluation.smoke.label} first, then the full data", file=out, flush=True)
     while (spec := evaluation.next_phase()) is not None:
         if spec.limits.gpus:
             spec = dataclasses.replace(spec, gpu_ids=local_gpu_ids(spec.limits.gpus))
+        phase = evaluation.phase_name(spec.phase)
         print(
-            f"{spec.phase}: running {name} (limits: {spec.limits.cpus:g} cpu, {format_size(spec.limits.memory)}, {spec.limits.wall_clock_s:g} s)",
+            f"{phase}: running {name} (limits: {spec.limits.cpus:g} cpu, {format_size(spec.limits.memory)}, {spec.limits.wall_clock_s:g} s)",
             file=out,
             flush=True,
         )
         result = backend.run(spec)
         evaluation.accept(result)
-        print(f"{spec.phase}: {result.verdict.value} in {result.wall_s:.1f} s", file=out, flush=True)
+        print(f"{phase}: {result.verdict.value} in {result.wall_s:.1f} s", file=out, flush=True)
 
 
 def missing_image(client: docker.DockerClient, digest: str | None) -> str | None:

@@ -130,6 +130,17 @@ class Phases(_Closed):
     infer: PhaseRecord | SkipJsonSchema[None] = optional("the infer phase; absent when it did not run")
 
 
+class Smoke(_Closed):
+    """The smoke stage that ran before the full phases: a few training rows, its own short limits."""
+
+    train_rows: Count = Field(description="training rows the smoke train phase got")
+    test_rows: Count = Field(description="training rows, without their target, the smoke infer phase predicted")
+    data_sha256: Sha256 = Field(
+        description="tree hash of the smoke data (its train and test directories and its labels), carved from the training data"
+    )
+    phases: Phases = Field(description="the smoke phases that ran, their limits the smoke limits")
+
+
 class Scores(_Closed):
     """Scores on the public and private parts of the test set; empty unless the verdict is SCORED."""
 
@@ -229,8 +240,12 @@ class Record(_Closed):
     submission: Submission
     verdict: Verdict = Field(strict=False, description="SCORED, the first failing phase's verdict, INVALID_IMAGE or INVALID_PREDICTIONS")
     failed_phase: FailedPhase | None = Field(description="where it failed; null when SCORED")
+    failed_stage: Literal["smoke"] | SkipJsonSchema[None] = optional(
+        "smoke when the verdict came from the smoke stage (phases are then the smoke phases); absent otherwise"
+    )
     message: str = Field(description="why it failed, or empty")
-    phases: Phases
+    phases: Phases = Field(description="the phases of the stage that gave the verdict: the full ones, or the smoke ones (failed_stage)")
+    smoke: Smoke | SkipJsonSchema[None] = optional("the smoke stage, when the competition has one and it ran")
     scores: Scores
     manifest: Manifest
     mlflow_run_id: str | None = Field(description="the evaluation's MLflow run; null until it is uploaded")

@@ -90,6 +90,10 @@ class EvaluationRecord:
     origin: dict[str, Any] | None = None
     # Earlier verdicts and scores this record replaced (rescoring), oldest first.
     history: list[dict[str, Any]] = field(default_factory=list)
+    # "smoke" when the smoke stage gave the verdict; None otherwise (the key is then left out).
+    failed_stage: str | None = None
+    # The smoke stage, when it ran: {train_rows, test_rows, data_sha256, phases}; None: left out.
+    smoke: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         # No secret in a record: credentials leave the configuration before anything is written.
@@ -119,6 +123,8 @@ class EvaluationRecord:
             "created_at": self.created_at,
             "origin": self.origin,
             "history": self.history,
+            **({"failed_stage": self.failed_stage} if self.failed_stage is not None else {}),
+            **({"smoke": self.smoke} if self.smoke is not None else {}),
         }
 
     def to_json(self) -> str:

@@ -12,9 +12,11 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from harness.competition.core import Competition
+from harness.competition.smoke import smoke_stage
 from harness.runner.depot import DataStage, Depot
 from harness.runner.staging import RegistryCredential, Staging
 from harness.util.errors import HarnessError
+from harness.util.hashing import listing_sha256, scan_tree
 
 DEFAULT_NODE_CACHE = Path(tempfile.gettempdir()) / "harness-nodes"
 WORKER_USERNAME = "harness-worker"
@@ -23,11 +25,17 @@ WORKER_TOKEN_ENV = "HARNESS_REGISTRY_WORKER_TOKEN"
 
 def data_stage(competition: Competition) -> DataStage:
     """What a node must hold to run a phase: the train and test directories (never the hidden labels),
-    with the hash the competition's data manifest gives them."""
+    the smoke stage's too when there is one, with the hash their files' digests give them."""
     paths = competition.paths
     names = [d.relative_to(paths.root).as_posix() for d in (paths.train, paths.test)]
-    sha256 = competition.data_manifest.under(*(f"{name}/" for name in names)).sha256
-    return DataStage(sha256, tuple((str(paths.root / name), name) for name in names))
+    files = dict(competition.data_manifest.under(*(f"{name}/" for name in names)).files)
+    smoke = smoke_stage(competition)
+    if smoke is not None:
+        for directory in (smoke.paths.train, smoke.paths.test):
+            name = directory.relative_to(paths.root).as_posix()
+            names.append(name)
+            files.update({p: e.digest for p, e in scan_tree(directory, f"{name}/").items()})
+    return DataStage(listing_sha256(files), tuple((str(paths.root / name), name) for name in names))
 
 
 def cluster_staging(competition: Competition, node_cache: str | None) -> Staging | None:

@@ -11,6 +11,7 @@ from typing import TextIO
 import docker
 
 from harness.competition.core import Competition
+from harness.competition.smoke import smoke_config
 from harness.proofs.sync import sync
 from harness.records.sinks import RecordSinks
 from harness.records.tracking import Tracker
@@ -44,7 +45,10 @@ def drive_round(competition: Competition, client: docker.DockerClient, out: Text
         started = time.monotonic()
         connect_ray(runner.get("address"))
         pool = RayPhasePool(
-            max_parallel=runner.get("max_parallel"), staging=cluster_staging(competition, runner.get("node_cache")), backend=backend
+            max_parallel=runner.get("max_parallel"),
+            staging=cluster_staging(competition, runner.get("node_cache")),
+            backend=backend,
+            smoke_slots=runner.smoke_slots if smoke_config(competition).enabled else 0,
         )
         pool.warm_up()
         ray_s = time.monotonic() - started

@@ -168,20 +168,24 @@ class Round:
     def _continue(self, evaluation: Evaluation) -> None:
         """Queue what comes next for an evaluation: its next phase, a retry, or its record. The
         ledger notes the phase handed to the pool (what the service shows the team), and none after
-        the last."""
+        the last. Smoke phases go to the pool's smoke lane."""
         if not evaluation.infra_failed:
             try:
                 spec = evaluation.next_phase()
             except OSError as exc:  # its run directory cannot be made: the work directory's disk is full, or gone
-                phase = next(p for p in PHASE_ORDER if p not in evaluation.results)
-                message = f"{phase}: the harness could not prepare its run directory ({exc}); this is not the submission's fault"
+                done = evaluation.smoke_results if evaluation.in_smoke else evaluation.results
+                phase = next(p for p in PHASE_ORDER if p not in done)
+                message = f"{evaluation.phase_name(phase)}: the harness could not prepare its run directory ({exc}); this is not the submission's fault"
                 limits = self.competition.settings.limits.phase(phase).to_dict()
                 evaluation.accept(PhaseResult(phase, PhaseVerdict.INFRA_ERROR, message, limits=limits))
             else:
                 if spec is not None:
-                    started = bool(evaluation.results) or evaluation.attempt > 1  # its follow-ups go first
-                    self.pool.submit(evaluation, spec, group=evaluation.submission["team"], first=started)
-                    self.ledger.set_phase(evaluation.submission["id"], spec.phase, evaluation.id)
+                    team, smoke = evaluation.submission["team"], evaluation.in_smoke
+                    # its follow-ups go first (a full train after its smoke stage queues behind the started ones)
+                    started = bool(evaluation.smoke_results if smoke else evaluation.results) or evaluation.attempt > 1
+                    self.pool.submit(evaluation, spec, group=team, first=started, smoke=smoke)
+                    # "smoke train" in the smoke stage
+                    self.ledger.set_phase(evaluation.submission["id"], evaluation.phase_name(spec.phase), evaluation.id)
                     return
         self.ledger.set_phase(evaluation.submission["id"], None)
         if evaluation.infra_failed and evaluation.attempt <= self.infra_retries:
@@ -190,7 +194,8 @@ class Round:
             self._over.append(evaluation)
 
     def _retry(self, evaluation: Evaluation) -> None:
-        failure = next(r for r in evaluation.results.values() if r.verdict is PhaseVerdict.INFRA_ERROR)
+        failure = evaluation.infra_failure
+        assert failure is not None
         delay = min(MAX_BACKOFF_S, self.retry_backoff_s * 2 ** (evaluation.attempt - 1))
         removed = sweep(self.client, {"harness.evaluation": evaluation.id})
         self._say(
@@ -231,6 +236,8 @@ class Round:
                 self.summary.left_pending.append(submission.id)
             else:
                 submission.state = EVALUATED
+                if record.failed_stage == "smoke" and not self.competition.settings.competition.rules.charge_smoke_failures:
+                    submission.quota_exempt = "smoke"
             self.ledger.save(submission)
             self._note_if_moderated(submission)
             self.summary.verdicts[record.verdict] += 1

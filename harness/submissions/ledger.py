@@ -7,7 +7,7 @@ selections, whether a competition is finalized, and which submissions were withd
 team's request) or disqualified (by the organizer), with the reason and the time.
 
 A database made by an earlier version (no withdrawn or disqualified state, no message, phase or
-evaluation column) is migrated in place, in one transaction, the first time it is opened. A file that is not a harness ledger (not SQLite,
+evaluation or quota_exempt column) is migrated in place, in one transaction, the first time it is opened. A file that is not a harness ledger (not SQLite,
 truncated, another program's tables) is refused with one line naming it and what to do.
 """
 
@@ -54,7 +54,8 @@ CREATE TABLE IF NOT EXISTS submissions (
     moderation_reason TEXT,
     message TEXT NOT NULL DEFAULT '',
     phase TEXT,
-    evaluation TEXT
+    evaluation TEXT,
+    quota_exempt TEXT
 );
 CREATE INDEX IF NOT EXISTS submissions_by_team ON submissions (competition, team, submitted_at);
 CREATE TABLE IF NOT EXISTS selections (
@@ -65,7 +66,7 @@ CREATE TABLE IF NOT EXISTS selections (
 );
 CREATE TABLE IF NOT EXISTS finalized (competition TEXT PRIMARY KEY, finalized_at TEXT NOT NULL);
 """
-COLUMNS = "id, competition, team, image, image_digest, submitted_at, state, evaluations, infra_failures, moderated_at, moderation_reason, message, phase, evaluation"
+COLUMNS = "id, competition, team, image, image_digest, submitted_at, state, evaluations, infra_failures, moderated_at, moderation_reason, message, phase, evaluation, quota_exempt"
 # The columns of the first ledger version: a database with only these is migrated (``_migrate``).
 V1_COLUMNS = ("id", "competition", "team", "image", "image_digest", "submitted_at", "state", "evaluations", "infra_failures")
 # The columns a table must have for the database to be a harness ledger (of any version).
@@ -86,16 +87,20 @@ class Submission:
     moderated_at: str | None = None  # when it was withdrawn or disqualified
     moderation_reason: str | None = None  # why (the team's request, or the organizer's decision)
     message: str = ""  # the team's note at submission
-    phase: str | None = None  # the phase a round runs now (train, infer), while running
+    phase: str | None = None  # the phase a round runs now (smoke train, smoke infer, train, infer), while running
     evaluation: str | None = None  # the evaluation a round runs now (its run directory holds the live logs), while running
+    # Why it is not charged although evaluated: "smoke" (the smoke stage ended it, and the competition
+    # did not charge smoke failures when its verdict was recorded); None otherwise.
+    quota_exempt: str | None = None
 
     @property
     def charged(self) -> bool:
         """Whether it counts against the team's quota: always, unless the organizer's
         infrastructure failed it and it has no verdict of its own yet (``infra_failures`` > 0 and
         not ``evaluated``: pending again, or running its retry). Once a retry ends with any other
-        verdict it is evaluated, and charged."""
-        return self.infra_failures == 0 or self.state == EVALUATED
+        verdict it is evaluated, and charged. A smoke failure is exempt (``quota_exempt``) unless the
+        competition sets ``quota.charge_smoke_failures``."""
+        return (self.infra_failures == 0 or self.state == EVALUATED) and self.quota_exempt is None
 
     @property
     def latest_evaluation(self) -> str | None:
@@ -355,10 +360,10 @@ class Ledger:
         # A withdrawal or disqualification is final: a round that was running the submission when it
         # came keeps its state (and only adds its evaluation).
         con.execute(
-            "INSERT INTO submissions (id, competition, team, image, image_digest, submitted_at, state, evaluations, infra_failures, message) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+            "INSERT INTO submissions (id, competition, team, image, image_digest, submitted_at, state, evaluations, infra_failures, message, quota_exempt) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
             f"state = CASE WHEN submissions.state IN {MODERATED!r} THEN submissions.state ELSE excluded.state END, "
-            "evaluations = excluded.evaluations, infra_failures = excluded.infra_failures, "
+            "evaluations = excluded.evaluations, infra_failures = excluded.infra_failures, quota_exempt = excluded.quota_exempt, "
             # the phase is set_phase's; a submission that is not running has none
             "phase = CASE WHEN excluded.state = 'running' AND submissions.state = 'running' THEN submissions.phase ELSE NULL END, "
             "evaluation = CASE WHEN excluded.state = 'running' AND submissions.state = 'running' THEN submissions.evaluation ELSE NULL END",
@@ -373,6 +378,7 @@ class Ledger:
                 json.dumps(s.evaluations),
                 s.infra_failures,
                 s.message,
+                s.quota_exempt,
             ),
         )
 
@@ -436,7 +442,7 @@ def _migrate(con: sqlite3.Connection) -> None:
     """Bring an earlier ``submissions`` table to this version, inside the caller's transaction. The
     first version (three states, no moderation columns): SQLite cannot widen a CHECK constraint in
     place, so the table is copied into a new one (the documented way: create, copy, drop, rename).
-    The second (no message or phase) and the third (no evaluation): the columns are added."""
+    The second (no message or phase), the third (no evaluation) and the fourth (no quota_exempt): the columns are added."""
     found = [row[1] for row in con.execute("PRAGMA table_info(submissions)")]
     if not found:
         return
@@ -451,10 +457,12 @@ def _migrate(con: sqlite3.Connection) -> None:
         con.execute("ALTER TABLE submissions ADD COLUMN phase TEXT")
     if "evaluation" not in found:
         con.execute("ALTER TABLE submissions ADD COLUMN evaluation TEXT")
+    if "quota_exempt" not in found:
+        con.execute("ALTER TABLE submissions ADD COLUMN quota_exempt TEXT")
 
 
 def _submission(row: tuple) -> Submission:
-    *head, evaluations, infra_failures, moderated_at, moderation_reason, message, phase, evaluation = row
+    *head, evaluations, infra_failures, moderated_at, moderation_reason, message, phase, evaluation, quota_exempt = row
     return Submission(
         *head,
         evaluations=json.loads(evaluations),
@@ -464,4 +472,5 @@ def _submission(row: tuple) -> Submission:
         message=message,
         phase=phase,
         evaluation=evaluation,
+        quota_exempt=quota_exempt,
     )

@@ -286,6 +286,21 @@ def gush():
 TRAIN.update(ticker=ticker, gush=gush)
 
 
+# -- the smoke stage (issue 15, part a) ------------------------------------------------------------
+def slowcrash():
+    """Train takes 0.1 s per training row (minutes on the full digits data, seconds on a smoke
+    stage's few rows); its infer crashes at once (below)."""
+    with open("/data/train/train.csv", newline="") as fh:
+        rows = sum(1 for _ in csv.DictReader(fh))
+    print(f"training on {rows} rows", flush=True)
+    time.sleep(0.1 * rows)
+
+
+TRAIN["slowcrash"] = slowcrash
+if BEHAVIOUR == "slowcrash" and PHASE == "infer":
+    raise RuntimeError("slowcrash: inference is broken")
+
+
 def infer(ids):
     if BEHAVIOUR == "malformed":
         write_predictions(ids, header=("identifier", "digit"))
