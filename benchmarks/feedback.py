@@ -15,6 +15,10 @@ b. Load: 200 client threads (4 teams, 50 clients each sharing its token; a reque
 c. Memory: many submissions through the API (evaluation paused: the API process alone is
    measured), each followed by a status call, every tenth by a leaderboard and a logs call; the
    ``harness serve`` process's VmRSS after a warm-up and at the end.
+d. Smoke: a submission that trains for minutes on the full data (``slowcrash``: 0.1 s per training
+   row) and then crashes in infer, pushed to a service with the competition's smoke stage and to one
+   without it (``competition.smoke.enabled=false``); the time from the push to the verdict in each,
+   after a warm-up submission (Ray up in both).
 
 Usage: ``python benchmarks/feedback.py [--quick]``. Nothing here asserts a timing.
 """
@@ -27,6 +31,7 @@ import json
 import os
 import random
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -75,9 +80,10 @@ def main() -> None:
             memory(service, docker, teams[0], total)
         finally:
             service.stop()
-            for tag in TAGS:
-                with contextlib.suppress(Exception):
-                    docker.images.remove(tag, force=True)
+        smoke(docker, home)
+    for tag in TAGS:
+        with contextlib.suppress(Exception):
+            docker.images.remove(tag, force=True)
 
 
 # -- a. latency ------------------------------------------------------------------------------------
@@ -278,6 +284,46 @@ def memory(service: Service, docker, team: dict, total: int) -> None:
         f" {grown / (total - WARMUP):+.2f} KiB per submission (target <= 1 KiB)"
     )
     print(f"  (this process's own peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB)")
+
+
+# -- d. smoke -------------------------------------------------------------------------------------
+def smoke(docker, home: Path) -> None:
+    slow = behave_image("slowcrash")
+    took: dict[str, tuple[float, dict]] = {}
+    for label, overrides in (("with the smoke stage", ()), ("without it", ("competition.smoke.enabled=false",))):
+        service = Service(home / label.replace(" ", "-"), overrides=("competition.quota.per_day=null", *overrides))
+        shutil.copytree(home / "competitions", service.home / "competitions", symlinks=True)  # the prepared data
+        service.start()
+        try:
+            team = service.add_team("smoke")
+            client = ServiceClient(service.url, team["token"])
+            me = client.whoami()
+            warm = push_image(
+                docker,
+                fresh_tiny(docker, "fb-warm"),
+                registry=me["registry"],
+                namespace=me["namespace"],
+                username=me["team_id"],
+                token=team["token"],
+            )
+            quietly(wait_for_verdict, client, COMPETITION, client.submit(COMPETITION, warm.repository, warm.digest)["id"], 600.0)
+            started = time.monotonic()
+            pushed = push_image(
+                docker, slow, registry=me["registry"], namespace=me["namespace"], username=me["team_id"], token=team["token"]
+            )
+            verdict = quietly(
+                wait_for_verdict, client, COMPETITION, client.submit(COMPETITION, pushed.repository, pushed.digest)["id"], 1800.0
+            )
+            took[label] = (time.monotonic() - started, verdict)
+        finally:
+            service.stop()
+    print("d. smoke: slowcrash (train 0.1 s per training row, then infer crashes), push -> verdict, after a warm-up submission")
+    for label, (seconds, verdict) in took.items():
+        print(
+            f"  {label:<22} {seconds:7.1f} s  {verdict['verdict']} in {verdict.get('failed_phase')}: {verdict.get('verdict_message', '').splitlines()[0][:90]}"
+        )
+    on, off = took["with the smoke stage"][0], took["without it"][0]
+    print(f"  the smoke stage gives the verdict {off / on:.0f}x sooner ({off - on:.0f} s less to wait)")
 
 
 def rss_kib(pid: int) -> int:

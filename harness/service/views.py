@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from harness.leaderboard.board import SCORED, build, latest_per_submission
-from harness.records.record import checked_record, load_records
+from harness.records.record import checked_record, unlisted
 from harness.records.signing import verification_keys
 from harness.runner.logs import CursorError, parse_cursor
 from harness.scoring import get_metric
@@ -25,7 +25,7 @@ from harness.util.clock import timestamp
 STATES = {PENDING: "queued", RUNNING: "running", EVALUATED: "evaluated"}  # withdrawn, disqualified: as they are
 PHASES = ("train", "infer")
 BOARD_TTL_S = 2.0  # the leaderboard is rebuilt from the records at most this often
-RECORD_CACHE = 1024
+RECORD_CACHE = 4096  # checked records kept (a few KiB each): the board reads every listed one
 
 
 def team_submissions(ctx: ServiceContext, team: Team) -> dict[str, Any]:
@@ -146,10 +146,14 @@ def _submission(ctx: ServiceContext, s: Submission) -> dict[str, Any]:
 
 
 def _record(ctx: ServiceContext, s: Submission) -> dict[str, Any] | None:
-    """The submission's latest listed record (checked, signature included), cached by file and mtime."""
-    if not s.evaluations:
-        return None
-    path = ctx.competition.paths.records / f"{s.evaluations[-1]}.json"
+    """The submission's latest listed record (checked, signature included)."""
+    return _checked(ctx, s.evaluations[-1]) if s.evaluations else None
+
+
+def _checked(ctx: ServiceContext, evaluation_id: str) -> dict[str, Any] | None:
+    """An evaluation's record once it proved valid (and signed, with a key), cached by file and mtime:
+    pollers and the board's rebuilds read each record file once, not once per request."""
+    path = ctx.competition.paths.records / f"{evaluation_id}.json"
     try:
         stamp = path.stat().st_mtime_ns
     except FileNotFoundError:
@@ -176,8 +180,11 @@ def _keys(ctx: ServiceContext) -> list:
 
 
 def _records(ctx: ServiceContext) -> list[dict[str, Any]]:
+    """What ``load_records`` would give with the ledger's listing (only the records the ledger lists
+    for their submission), from the cache."""
     listed = {s.id: s.evaluations for s in ctx.ledger.all()}
-    return load_records(ctx.competition.paths.records, listed=listed, warn=lambda _: None)
+    records = (_checked(ctx, evaluation_id) for evaluation_id in sorted(e for evaluations in listed.values() for e in evaluations))
+    return [data for data in records if data is not None and unlisted(data, listed, strict=True) is None]
 
 
 def _board(ctx: ServiceContext) -> dict[str, Any]:
