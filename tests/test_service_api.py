@@ -4,6 +4,7 @@ failure window is shortened to 4 s so the rate-limit test can see it pass)."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -102,6 +103,22 @@ def test_submit_refusals_store_nothing(service, teams, pushed):
     for answer, status, says in cases:
         assert answer.status_code == status and says in answer.json()["detail"], answer.text
     assert Ledger(service.home, "digits").all() == []
+
+
+def test_an_image_over_the_size_cap_is_refused_from_its_manifest(home, docker_client):
+    harness(home, "service", "pause", "digits", "evaluation")  # nothing here needs a round
+    with running_service(home, "competition.intake.max_image_size=16k") as capped:
+        team = capped.add_team("Big")
+        reference = f"{capped.registry}/teams/big/blob:1"
+        tiny_image(docker_client, reference, note=os.urandom(64 * 1024))
+        try:
+            digest = push(docker_client, reference, team)
+            answer = submit(capped, team, reference.rsplit(":", 1)[0], digest)
+        finally:
+            docker_client.images.remove(reference, force=True)
+        assert answer.status_code == 413, answer.text
+        assert "over the competition's size cap of 16.0 KiB" in answer.json()["detail"]
+        assert Ledger(capped.home, "digits").all() == []
 
 
 def test_submit_through_the_registry_until_a_verdict_and_the_quota(service, teams, pushed):
