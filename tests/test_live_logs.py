@@ -122,7 +122,10 @@ def test_a_ledger_without_the_evaluation_column_is_migrated(tmp_path):
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
-    with running_service(tmp_path_factory.mktemp("live"), f"limits.train.log_bytes={LOG_LIMIT}") as running:
+    # the full train phase is what is followed here: no smoke stage before it
+    with running_service(
+        tmp_path_factory.mktemp("live"), f"limits.train.log_bytes={LOG_LIMIT}", "competition.smoke.enabled=false"
+    ) as running:
         yield running
 
 

@@ -353,6 +353,15 @@ def test_no_secret_in_anything_the_harness_wrote(home, competition, docker_clien
     written = [p for p in home.rglob("*") if p.is_file() and not p.is_symlink()]
     assert any(p.suffix == ".db" for p in (home / "mlflow-server").rglob("*"))  # the server's store was searched too
     assert any("audits" in p.parts and p.name == "report.html" for p in written)
-    leaks = [str(p) for p in written for secret in (password, mirror_password) if secret.encode() in p.read_bytes()]
+    leaks = [str(p) for p in written for secret in (password, mirror_password) if secret.encode() in contents(p)]
     assert leaks == []
     shutil.rmtree(home / "mlflow-server", ignore_errors=True)
+
+
+def contents(path: Path) -> bytes:
+    """A file's bytes; nothing for one gone since it was listed (SQLite's -shm and -wal files go
+    when the last connection to their database closes)."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return b""

@@ -19,9 +19,9 @@ WINDOW_S = 4
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
-    with running_service(
-        tmp_path_factory.mktemp("serve"), f"service.sign_in.window_s={WINDOW_S}", "competition.quota.per_day=3"
-    ) as running:
+    # no smoke stage: a smoke failure is not charged, and the quota test counts every submission (tests/test_smoke.py has the rule)
+    overrides = (f"service.sign_in.window_s={WINDOW_S}", "competition.quota.per_day=3", "competition.smoke.enabled=false")
+    with running_service(tmp_path_factory.mktemp("serve"), *overrides) as running:
         yield running
 
 
