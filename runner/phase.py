@@ -78,6 +78,11 @@ class PhaseResult:
     peak_gpu_utilization: float | None = None  # percent, mean over the phase's GPUs
     # Telemetry series for MLflow, not the record: name -> [(unix time, value)].
     series: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    # A phase that ran on another node's disk (``Staging.bring_back``), not the record: the tree hash
+    # of the model it left there (train) and that node's Ray id, the files the driver keeps (its path -> bytes).
+    model_sha256: str | None = None
+    model_node: str = ""
+    returned: dict[str, bytes] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)

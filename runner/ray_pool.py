@@ -23,6 +23,7 @@ from typing import Any
 
 import ray
 import ray.exceptions
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from harness.limits import PhaseVerdict
 from harness.runner.backend import Backend, create_backend
@@ -49,9 +50,10 @@ def _run_phase(spec: PhaseSpec, staging: Staging | None, backend_name: str) -> P
     spec = dataclasses.replace(with_ray_gpus(spec), labels={**spec.labels, NODE_LABEL: node_id})
     backend = _backend(backend_name)
     try:
+        ran = spec if staging is None else staging.prepare(spec, node_id, backend.client)  # the depot moves Docker images
+        result = backend.run(ran)
         if staging is not None:
-            spec = staging.prepare(spec, node_id, backend.client)  # the depot moves Docker images
-        result = backend.run(spec)
+            staging.bring_back(spec, ran, result, node_id)
     except StagingError as exc:
         result = infra_result(spec, f"could not bring its image or data to node {node_id[:12]} ({exc})")
     result.node = f"{socket.gethostname()}/{node_id[:12]}"
@@ -115,6 +117,7 @@ class RayPhasePool:
         self._refused: list[tuple[Hashable, PhaseResult]] = []
         self._nodes: list[dict[str, float]] = []
         self._nodes_at = float("-inf")
+        self._models: dict[str, str] = {}  # a model directory of the driver's -> the node that keeps it
 
     @property
     def busy(self) -> bool:
@@ -154,7 +157,7 @@ class RayPhasePool:
                 if len(self._running) >= room:
                     break
                 queue.pop(group)
-                ref = _run_phase.options(**resource_demand(spec)).remote(spec, self.staging, self.backend)
+                ref = _run_phase.options(**resource_demand(spec), **self._placement(spec)).remote(spec, self.staging, self.backend)
                 self._running[ref] = (key, spec, group, full)
                 self._running_full += full
                 self._per_group[group] += 1
@@ -175,8 +178,20 @@ class RayPhasePool:
             key, spec, group, full = self._running.pop(ref)
             self._per_group[group] -= 1
             self._running_full -= full
-            finished.append((key, self._collect(ref, spec)))
+            result = self._collect(ref, spec)
+            if result.model_node:
+                self._models[next(m.source for m in spec.mounts if m.target == "/model")] = result.model_node
+            Staging.receive(result)
+            finished.append((key, result))
         return finished
+
+    def _placement(self, spec: PhaseSpec) -> dict[str, Any]:
+        """An infer runs on the node that keeps its model (when that node is gone, Ray fails the task:
+        an infrastructure error, and the evaluation starts again)."""
+        node = next(
+            (self._models[m.source] for m in spec.mounts if m.target == "/model" and m.read_only and m.source in self._models), None
+        )
+        return {} if node is None else {"scheduling_strategy": NodeAffinitySchedulingStrategy(node, soft=False)}
 
     @staticmethod
     def _collect(ref: ray.ObjectRef, spec: PhaseSpec) -> PhaseResult:

@@ -1,14 +1,23 @@
 """On a node, before a phase runs: the pinned image on this node's engine and the data staged here,
 each verified (the image by its id, the data by its manifest hash). An absent image is pulled from
 the registry by manifest digest when the phase names one and the workers' credential came along,
-else (or when that fails) loaded from the depot's archive; the data always comes from the depot."""
+else (or when that fails) loaded from the depot's archive; the data always comes from the depot.
+
+A node other than the driver's shares no disk with it: the phase's working directories (its model,
+output and logs, under the driver's ``runs`` directory) are made on the node instead, under
+``<cache>/<node>/runs/``, and the result brings back what the driver keeps (``bring_back``): the
+predictions file (at most one byte over its size limit, so an oversized one is still refused as
+such) and the bounded logs; the telemetry series and the model's tree hash travel in the result
+itself. The model stays on the node, and infer is scheduled there (``RayPhasePool``)."""
 
 from __future__ import annotations
 
 import dataclasses
 import fcntl
 import logging
+import os
 import shutil
+import stat
 import tarfile
 import tempfile
 from collections.abc import Iterator
@@ -23,8 +32,8 @@ import ray.exceptions
 from ray.actor import ActorHandle
 
 from harness.runner.depot import DataStage, fetch
-from harness.runner.phase import PhaseSpec
-from harness.util.hashing import listing_sha256, scan_tree
+from harness.runner.phase import PhaseResult, PhaseSpec
+from harness.util.hashing import listing_sha256, scan_tree, tree_sha256
 
 VERIFIED = ".verified"
 log = logging.getLogger(__name__)
@@ -53,21 +62,79 @@ class Staging:
     cache_dir: str  # node-local; one subdirectory per Ray node
     data: DataStage | None = None
     registry: RegistryCredential | None = None  # None: images come from the depot only
+    runs_root: str | None = None  # the driver's ``runs`` directory; None: every node shares the driver's disk
+    predictions: tuple[str, int] = ("", 0)  # the predictions file's name and size limit
 
     def prepare(self, spec: PhaseSpec, node_id: str, client: docker.DockerClient) -> PhaseSpec:
-        """``spec`` as it runs on this node: its image present here, its data mounts on the staged copy."""
-        node_dir = Path(self.cache_dir) / node_id[:16]
+        """``spec`` as it runs on this node: its image present here, its data mounts on the staged
+        copy, its working directories on this node's disk."""
+        node_dir = self.node_dir(node_id)
         node_dir.mkdir(parents=True, exist_ok=True)
         try:
             ensure_image(client, spec.image, self.depot, node_dir, pull_from=spec.pull_from, credential=self.registry)
-            if self.data is None or node_id == self.home_node:
+            if node_id == self.home_node:
                 return spec
-            staged = stage_data(self.data, self.depot, node_dir)
+            moved = self._run_dirs(spec, node_dir)
+            if self.data is not None:
+                staged = stage_data(self.data, self.depot, node_dir)
+                moved.update({source: str(staged / name) for source, name in self.data.roots})
+            for path in (*(moved.get(w, w) for w in spec.writable), moved.get(spec.log_dir, spec.log_dir)):
+                Path(path).mkdir(parents=True, exist_ok=True)
         except (ray.exceptions.RayError, docker.errors.DockerException, OSError, ValueError, tarfile.TarError) as exc:
             raise StagingError(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
-        moved = {source: str(staged / name) for source, name in self.data.roots}
-        mounts = tuple(dataclasses.replace(m, source=moved.get(m.source, m.source)) for m in spec.mounts)
-        return dataclasses.replace(spec, mounts=mounts)
+        return dataclasses.replace(
+            spec,
+            mounts=tuple(dataclasses.replace(m, source=moved.get(m.source, m.source)) for m in spec.mounts),
+            writable=tuple(moved.get(w, w) for w in spec.writable),
+            log_dir=moved.get(spec.log_dir, spec.log_dir),
+        )
+
+    def node_dir(self, node_id: str) -> Path:
+        return Path(self.cache_dir) / node_id[:16]
+
+    def _run_dirs(self, spec: PhaseSpec, node_dir: Path) -> dict[str, str]:
+        """The driver's paths under its ``runs`` directory that ``spec`` uses -> this node's own."""
+        if self.runs_root is None:
+            return {}
+        root = Path(self.runs_root)
+        paths = [m.source for m in spec.mounts] + [spec.log_dir]
+        return {p: str(node_dir / "runs" / Path(p).relative_to(root)) for p in paths if Path(p).is_relative_to(root)}
+
+    def bring_back(self, spec: PhaseSpec, ran: PhaseSpec, result: PhaseResult, node_id: str) -> None:
+        """On the node, after ``ran`` (``spec`` as ``prepare`` moved it): put in ``result`` what the
+        driver keeps of a phase that ran on this node's disk, under the driver's paths: the logs, the
+        predictions file (infer), the model's tree hash (train)."""
+        if ran.log_dir == spec.log_dir:
+            return  # it ran on the driver's disk
+        files = {}
+        for entry in Path(ran.log_dir).iterdir():
+            if entry.is_file() and not entry.is_symlink():
+                files[str(Path(spec.log_dir) / entry.name)] = entry.read_bytes()
+        targets = {m.target: (m.source, moved.source) for m, moved in zip(spec.mounts, ran.mounts, strict=True)}
+        name, limit = self.predictions
+        if "/output" in targets and (data := _read_regular(Path(targets["/output"][1]) / name, limit + 1)) is not None:
+            files[str(Path(targets["/output"][0]) / name)] = data
+        if spec.phase == "train" and "/model" in targets:
+            result.model_sha256, result.model_node = tree_sha256(Path(targets["/model"][1])), node_id
+        result.returned = files
+
+    @staticmethod
+    def receive(result: PhaseResult) -> None:
+        """On the driver: write the files a phase on another node brought back where they belong."""
+        for path, data in result.returned.items():
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).write_bytes(data)
+        result.returned = {}
+
+
+def _read_regular(path: Path, most: int) -> bytes | None:
+    """Up to ``most`` bytes of ``path`` when it is a regular file (never through a link), else None."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as fh:
+        return fh.read(most) if stat.S_ISREG(os.fstat(fd).st_mode) else None
 
 
 def has_image(client: docker.DockerClient, digest: str) -> bool:

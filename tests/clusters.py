@@ -8,15 +8,19 @@ import contextlib
 import json
 import logging
 import os
+import shlex
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import docker
+import psutil
 import pytest
 import ray
 from ray.cluster_utils import Cluster
@@ -108,3 +112,72 @@ def submit(competition, team: str, image: str) -> str:
 def round_competition(competition, node_cache: Path, *overrides: str):
     """The ``competition`` fixture's competition for a cluster round: node caches under ``node_cache``, quick retries."""
     return competition(f"runner.node_cache={node_cache}", "runner.retry_backoff_s=0.2", *overrides)
+
+
+@contextlib.contextmanager
+def isolated_node(cluster: Cluster, hidden: Path, num_cpus: int = 1) -> Iterator[IsolatedNode]:
+    """A worker node as a machine of its own would be: its Ray processes and its own ``dockerd`` run
+    in a private mount namespace (``unshare --mount --propagation private``) where ``hidden`` (the
+    driver's work directories) is an empty tmpfs, so a phase there that reads a driver-side path,
+    or bind-mounts one, finds nothing. Its engine's socket and the node caches stay visible."""
+    root = Path(tempfile.mkdtemp(prefix="hx-node-", dir="/tmp"))
+    host = f"unix://{root}/docker.sock"
+    dockerd = (
+        f"dockerd --bridge=none --iptables=false --data-root={root}/data --exec-root={root}/exec"
+        f" --pidfile={root}/dockerd.pid -H={host} >{root}/dockerd.log 2>&1 &"
+    )
+    ray_bin = Path(sys.executable).with_name("ray")
+    script = (
+        f"set -e; mount -t tmpfs -o size=1m,mode=0755 harness-hidden {shlex.quote(str(hidden))}; {dockerd}"
+        f" exec {ray_bin} start --address={cluster.address} --num-cpus={num_cpus} --block --disable-usage-stats"
+    )
+    before = {n["NodeID"] for n in ray.nodes()}
+    with open(root / "node.log", "wb") as log:
+        process = subprocess.Popen(
+            ["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, "DOCKER_HOST": host},
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + ENGINE_START_S
+        node_id = None
+        while node_id is None:
+            node_id = next((n["NodeID"] for n in ray.nodes() if n["Alive"] and n["NodeID"] not in before), None)
+            if node_id is None and (process.poll() is not None or time.monotonic() > deadline):
+                pytest.fail(f"the isolated node did not join; {root / 'node.log'} says:\n{(root / 'node.log').read_text()[-2000:]}")
+            time.sleep(0.2)
+        client = None
+        while client is None:
+            try:
+                client = docker.DockerClient(base_url=host)
+            except (docker.errors.DockerException, OSError):
+                if time.monotonic() > deadline:
+                    pytest.fail(f"the isolated node's dockerd did not start:\n{(root / 'dockerd.log').read_text()[-2000:]}")
+                time.sleep(0.2)
+        yield IsolatedNode(node_id, host, client, process)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)  # ray stops its processes, dockerd its containers
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@dataclass
+class IsolatedNode:
+    node_id: str
+    docker_host: str
+    client: docker.DockerClient
+    process: subprocess.Popen
+
+    def kill(self) -> None:
+        """The node dies as a machine would: its raylet is killed (its engine, and what runs there, stay)."""
+        for child in psutil.Process(self.process.pid).children(recursive=True):
+            if child.name() == "raylet":
+                child.kill()

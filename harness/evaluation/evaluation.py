@@ -214,7 +214,7 @@ class Evaluation:
                 "harness_version": __version__,
                 "seed": settings.seed,
                 "host": host_info(docker_version),
-                "model_sha256": tree_sha256(self.model_dir) if self.phase_ok.get("train") else None,
+                "model_sha256": self._model_sha256(),
                 "predictions_sha256": self._predictions_sha256(),
             },
             created_at=utc_now(),
@@ -250,6 +250,13 @@ class Evaluation:
     def predictions_path(self) -> Path:
         return stored_predictions(self.competition, self.id)
 
+    def _model_sha256(self) -> str | None:
+        """The trained model's tree hash: as the node that keeps it measured it, else from its directory here."""
+        if not self.phase_ok.get("train"):
+            return None
+        train = self.results.get("train")
+        return train.model_sha256 if train is not None and train.model_sha256 else tree_sha256(self.model_dir)
+
     def _predictions_sha256(self) -> str | None:
         if not self.phase_ok.get("infer"):
             return None
@@ -275,4 +282,7 @@ def _phase_record(result: PhaseResult) -> dict[str, Any]:
     data.pop("phase")
     data.pop("log_tail")
     data.pop("series")  # telemetry series go to MLflow, not the record
+    data.pop("model_sha256")  # the manifest's
+    data.pop("model_node")
+    data.pop("returned")
     return data

@@ -44,7 +44,16 @@ def cluster_staging(competition: Competition, node_cache: str | None) -> Staging
         return None
     here = ray.get_runtime_context().get_node_id()
     depot = Depot.options(scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False)).remote(str(competition.home / "depot"))
-    return Staging(depot, here, node_cache or str(DEFAULT_NODE_CACHE), data_stage(competition), worker_credential(competition))
+    predictions = competition.settings.competition.predictions
+    return Staging(
+        depot,
+        here,
+        node_cache or str(DEFAULT_NODE_CACHE),
+        data_stage(competition),
+        worker_credential(competition),
+        runs_root=str(competition.paths.runs),
+        predictions=(predictions.file, predictions.max_bytes),
+    )
 
 
 def worker_credential(competition: Competition) -> RegistryCredential | None:

@@ -1,0 +1,127 @@
+"""Rounds across nodes that share no filesystem with the driver: a head node (where the driver runs,
+with no CPU of its own, so every phase runs elsewhere) and a worker node with its own Docker engine
+and its own view of the disk (``clusters.isolated_node``: the driver's work directories are an empty
+tmpfs there). What this proves that tests/test_cluster.py cannot: nothing a phase needs, nor anything
+it leaves, goes through the driver's disk."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import sys
+import tarfile
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import docker
+import pytest
+import ray
+from clusters import isolated_node, node_of, ray_cluster, records, round_competition, submit
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+from harness.proofs.audit import audit
+from harness.rounds.driver import drive_round
+from harness.runner.ray_pool import NODE_LABEL
+from harness.util.hashing import tree_sha256
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+NODE_CACHE = Path(tempfile.gettempdir()) / f"hx-nodes-{os.getpid()}"  # outside the hidden directory, like a node's own disk
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    hidden = tmp_path_factory.getbasetemp()  # every test's HARNESS_HOME is under it
+    with ray_cluster(0, []) as (cluster, _), isolated_node(cluster, hidden) as node:
+        yield cluster, node
+    shutil.rmtree(NODE_CACHE, ignore_errors=True)
+
+
+@ray.remote(num_cpus=0)
+def _sees(path: str) -> bool:
+    return Path(path).exists()
+
+
+def on(node_id: str) -> dict:
+    return {"scheduling_strategy": NodeAffinitySchedulingStrategy(node_id, soft=False)}
+
+
+def test_the_isolated_node_cannot_see_the_drivers_disk(cluster, home, docker_client):
+    ray_cluster, node = cluster
+    train = home / "competitions/digits/data/train"
+    assert train.is_dir()
+    head = ray_cluster.head_node.node_id
+    assert ray.get(_sees.options(**on(head)).remote(str(train)))  # the driver's node sees it
+    assert not ray.get(_sees.options(**on(node.node_id)).remote(str(train)))  # the isolated node does not
+    assert ray.get(_sees.options(**on(node.node_id)).remote(tempfile.gettempdir()))
+    # Its engine resolves bind mounts in its own namespace too: the driver's directory is not there.
+    assert node.client.info()["DockerRootDir"] != docker_client.info()["DockerRootDir"]
+    image = scratch_image(node.client)
+    bind = [docker.types.Mount("/data", str(train), type="bind", read_only=True)]
+    with pytest.raises(docker.errors.APIError, match="does not exist"):
+        node.client.containers.create(image, ["/x"], mounts=bind)
+    docker_client.containers.create(scratch_image(docker_client), ["/x"], mounts=bind).remove()  # the driver's engine finds it
+
+
+def scratch_image(client: docker.DockerClient) -> str:
+    """A one-file image built on ``client``'s engine (no base image needed)."""
+    context = io.BytesIO()
+    with tarfile.open(fileobj=context, mode="w") as tar:
+        for name, data in (("Dockerfile", b"FROM scratch\nCOPY x /x\n"), ("x", b"x")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    context.seek(0)
+    image, _ = client.images.build(fileobj=context, custom_context=True, tag="harness-test/scratch:latest", rm=True)
+    return image.id
+
+
+def test_a_round_on_a_node_without_the_drivers_disk_scores_as_on_one_machine(cluster, home, competition, behave_image, docker_client):
+    _, node = cluster
+    comp = round_competition(competition, NODE_CACHE)
+    ids = [submit(comp, f"team{i}", behave_image("constant")) for i in range(2)]
+    summary = drive_round(comp, docker_client, out=sys.stderr)
+
+    assert summary.verdicts == {"SCORED": 2}
+    found = records(home)
+    assert sorted(r["submission"]["id"] for r in found) == sorted(ids)
+    assert {node_of(p) for r in found for p in r["phases"].values()} == {node.node_id[:12]}  # every phase ran there
+    for record in found:
+        run = home / "competitions/digits/runs" / record["evaluation_id"]
+        assert not any((run / "model").iterdir())  # the model stayed on the node
+        assert (run / "logs" / "infer.stdout.log").is_file() and (run / "telemetry.json").is_file()
+        kept = NODE_CACHE / node.node_id[:16] / "runs" / record["evaluation_id"] / "model"
+        assert tree_sha256(kept) == record["manifest"]["model_sha256"]
+        # The same submission on this one machine: the same model, predictions and scores, bit for bit.
+        report = audit(comp, record["evaluation_id"], docker_client)
+        assert report.status == "PASS", report.differences
+        assert report.runs[0]["predictions_sha256"] == record["manifest"]["predictions_sha256"] is not None
+        assert report.runs[0]["scores"] == record["scores"]
+
+
+def test_node_lost_mid_train_still_scores_each_submission_once(cluster, tmp_path_factory, home, competition, behave_image, docker_client):
+    ray_cluster, victim = cluster
+    comp = round_competition(competition, NODE_CACHE)
+    ids = [submit(comp, f"team{i}", behave_image("nap2")) for i in range(2)]
+    with isolated_node(ray_cluster, tmp_path_factory.getbasetemp()) as other:
+        result: dict = {}
+        driver = threading.Thread(target=lambda: result.update(summary=drive_round(comp, docker_client, out=sys.stderr)))
+        driver.start()
+        deadline = time.monotonic() + 180
+        running = {"label": ["harness.phase=train", f"{NODE_LABEL}={victim.node_id}"], "status": "running"}
+        while not victim.client.containers.list(filters=running):
+            assert time.monotonic() < deadline and driver.is_alive(), "no train ever ran on the victim node"
+            time.sleep(0.1)
+        victim.kill()
+        driver.join(timeout=300)
+        assert not driver.is_alive()
+
+    summary = result["summary"]
+    assert summary.retried >= 1 and summary.verdicts == {"SCORED": 2}
+    found = records(home)
+    assert sorted(r["submission"]["id"] for r in found) == sorted(ids)  # one record each, no more
+    assert max(r["attempt"] for r in found) == 2
+    assert {node_of(p) for r in found for p in r["phases"].values()} == {other.node_id[:12]}
