@@ -177,7 +177,7 @@ def main() -> None:
 
         # (a) a round against raw loops on the same engines.
         comp = competition(home, f"runner.node_cache={home / 'nodes'}")
-        raw_s = raw_loops(comp, image, hosts, home, submissions)
+        raw_s = raw_loops(comp, image_id, hosts, home, submissions)  # by id: the engines hold it untagged
         submit_many(comp, image, submissions)
         started = time.monotonic()
         summary, log = run_round(comp)
@@ -197,9 +197,13 @@ def main() -> None:
         f"    harness round                                      {summary.wall_s:6.1f} s   {submissions / summary.wall_s * 60:6.1f} submissions/min"
         f"   ratio {raw_s / summary.wall_s:.2f}  (target >= 0.9)"
     )
-    print(f"    harness round with its start-up                    {with_startup_s:6.1f} s                          ratio {raw_s / with_startup_s:.2f}")
+    print(
+        f"    harness round with its start-up                    {with_startup_s:6.1f} s                          ratio {raw_s / with_startup_s:.2f}"
+    )
     print(f"    one-time {startup_line(log)}")
-    print(f"  (b) image nap1 ({connect().images.get(image).attrs['Size'] / 1e6:.0f} MB) to {WORKERS} engines from the registry, {tries} tries each")
+    print(
+        f"  (b) image nap1 ({connect().images.get(image).attrs['Size'] / 1e6:.0f} MB) to {WORKERS} engines from the registry, {tries} tries each"
+    )
     print(
         f"    raw docker pull, one per engine at once             {floor_pull_s:6.2f} s   (median; min {min(floor_pulls):.2f}, max {max(floor_pulls):.2f})"
     )
