@@ -163,3 +163,8 @@ def median(values: Sequence[float]) -> float:
 
 def load_average() -> str:
     return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def on_engine(commands: Sequence[Sequence[str]], host: str) -> list[list[str]]:
+    """The same ``docker ...`` commands sent to another engine (``-H``: its ``DOCKER_HOST``)."""
+    return [["docker", "-H", host, *command[1:]] for command in commands]
