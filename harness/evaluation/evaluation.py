@@ -275,4 +275,6 @@ def _phase_record(result: PhaseResult) -> dict[str, Any]:
     data.pop("phase")
     data.pop("log_tail")
     data.pop("series")  # telemetry series go to MLflow, not the record
+    if data["host"] is None:  # a phase not run on a Ray node: manifest.host is its machine
+        del data["host"]
     return data
