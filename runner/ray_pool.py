@@ -136,7 +136,13 @@ def connect_ray(address: str | None = None, num_cpus: int | None = None) -> None
     joined as Ray documents it: the cluster's token in ``RAY_AUTH_TOKEN``, ``RAY_AUTH_TOKEN_PATH`` or
     ``~/.ray/auth_token``, and ``RAY_AUTH_MODE=token``, which is set here, as ``ray start`` does, when
     it is unset and a token is there. ``RayUnavailable`` when the cluster refuses this driver or does
-    not answer: Ray's own complaints while it retries are kept off the terminal and read for the cause."""
+    not answer: Ray's own complaints while it retries are kept off the terminal and read for the cause.
+    Ray Client (``ray://``) is refused: the driver must be a node of the cluster."""
+    if address is not None and address.startswith("ray://"):
+        raise RayUnavailable(
+            f"runner.address={address}: Ray Client is not supported, the driver must run on a node of the cluster; "
+            "run `harness round` there with runner.address=auto, or send it there with `ray job submit -- harness round ...`"
+        )
     if ray.is_initialized():
         return
     options: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False}

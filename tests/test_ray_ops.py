@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -25,13 +26,18 @@ import harness
 from harness.limits import PhaseLimits
 from harness.rounds.driver import drive_round, release_versions
 from harness.runner.phase import PhaseSpec
-from harness.runner.ray_pool import NodeVersionMismatch, RayPhasePool, _run_phase, version_mismatch
+from harness.runner.ray_pool import NodeVersionMismatch, RayPhasePool, RayUnavailable, _run_phase, connect_ray, version_mismatch
 from harness.submissions.ledger import Ledger
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 VENV_BIN = Path(sys.executable).parent
 OTHER_RELEASE = "0.0.1"
+
+
+def test_ray_client_addresses_are_refused_with_what_to_do_instead():
+    with pytest.raises(RayUnavailable, match=r"Ray Client is not supported, the driver must run on a node of the cluster"):
+        connect_ray("ray://127.0.0.1:10001")
 
 
 def test_version_mismatch_names_the_node_and_both_versions():
@@ -177,6 +183,7 @@ def token_head(tmp_path_factory):
         for process in psutil.process_iter(["cmdline"]):  # Ray's own processes that left the group
             if any(str(temp_dir) in part for part in process.info["cmdline"] or []):
                 process.kill()
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def port_open(port: int) -> bool:
