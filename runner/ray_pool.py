@@ -256,7 +256,11 @@ class RayPhasePool:
                 refs += [
                     on_node.remote(self.backend, self.versions, self.expected) for _ in range(max(1, int(node["Resources"].get("CPU", 0))))
                 ]
-        problems = sorted({problem for problem in ray.get(refs) if problem})
+        said: set[str] = set()
+        for ref in refs:
+            with contextlib.suppress(ray.exceptions.NodeDiedError, ray.exceptions.TaskUnschedulableError):  # a node gone meanwhile
+                said.add(ray.get(ref) or "")
+        problems = sorted(said - {""})
         if problems:
             raise NodeVersionMismatch(f"{'; '.join(problems)}: install the same harness release on every node, or stop those nodes")
 
