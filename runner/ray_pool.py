@@ -167,7 +167,7 @@ def connect_ray(address: str | None = None, num_cpus: int | None = None) -> None
                 raise RayUnavailable(f"the Ray cluster at {address} refused this driver: {_token_problem()}") from None
             raise RayUnavailable(f"cannot join the Ray cluster at {address} (runner.address): {str(exc).strip()}") from None
         said.seek(0)
-        sys.stderr.buffer.write(said.read())  # joined: what Ray said on the way is the user's to see
+        sys.stderr.write(said.read().decode(errors="replace"))  # joined: what Ray said on the way is the user's to see
 
 
 @contextlib.contextmanager
