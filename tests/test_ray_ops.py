@@ -48,11 +48,12 @@ def test_version_mismatch_names_the_node_and_both_versions():
     assert "record schema none (the driver has harness.evaluation/1)" in version_mismatch("n1/abc", {"harness": "0.2.0"}, driver)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="class")
 def cluster(tmp_path_factory):
     """A head without CPUs (the driver's) and one worker whose phases run on a private engine. The
     driver starts outside the checkout: Ray puts its current directory on every worker's sys.path,
-    and the checkout's harness.egg-info would speak for a node's own install."""
+    and the checkout's harness.egg-info would speak for a node's own install. Class-scoped: gone
+    before the ``ray start --head`` below starts (the two at once leave that head without a job agent)."""
     cwd = os.getcwd()
     os.chdir(tmp_path_factory.mktemp("driver-cwd"))
     try:
@@ -77,71 +78,73 @@ def add_node(cluster, environment: dict[str, str]):
     return node
 
 
-def test_a_node_of_another_release_is_refused(cluster, competition, behave_image, tmp_path):
-    ray_cluster, _, _ = cluster
-    # That node's Python finds another harness release first: the installed metadata
-    # ``harness.__version__`` is read from says OTHER_RELEASE there, as after a partial upgrade.
-    other = tmp_path / "other-release"
-    (other / f"harness-{OTHER_RELEASE}.dist-info").mkdir(parents=True)
-    (other / f"harness-{OTHER_RELEASE}.dist-info" / "METADATA").write_text(
-        f"Metadata-Version: 2.1\nName: harness\nVersion: {OTHER_RELEASE}\n"
-    )
-    node = add_node(ray_cluster, {"PYTHONPATH": f"{other}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"})
-    try:
-        on_node = NodeAffinitySchedulingStrategy(node.node_id, soft=False)
-        found = ray.get(ray.remote(num_cpus=0)(release_versions).options(scheduling_strategy=on_node).remote())
-        assert found == {**release_versions(), "harness": OTHER_RELEASE} and harness.__version__ != OTHER_RELEASE
+class TestOnACluster:
+    """On the cluster of a head without CPUs and a worker on a private engine."""
 
-        comp = round_competition(competition, tmp_path / "nodes")
+    def test_a_node_of_another_release_is_refused(self, cluster, competition, behave_image, tmp_path):
+        ray_cluster, _, _ = cluster
+        # That node's Python finds another harness release first: the installed metadata
+        # ``harness.__version__`` is read from says OTHER_RELEASE there, as after a partial upgrade.
+        other = tmp_path / "other-release"
+        (other / f"harness-{OTHER_RELEASE}.dist-info").mkdir(parents=True)
+        (other / f"harness-{OTHER_RELEASE}.dist-info" / "METADATA").write_text(
+            f"Metadata-Version: 2.1\nName: harness\nVersion: {OTHER_RELEASE}\n"
+        )
+        node = add_node(ray_cluster, {"PYTHONPATH": f"{other}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"})
+        try:
+            on_node = NodeAffinitySchedulingStrategy(node.node_id, soft=False)
+            found = ray.get(ray.remote(num_cpus=0)(release_versions).options(scheduling_strategy=on_node).remote())
+            assert found == {**release_versions(), "harness": OTHER_RELEASE} and harness.__version__ != OTHER_RELEASE
+
+            comp = round_competition(competition, tmp_path / "nodes")
+            submission_id = submit(comp, "team-a", behave_image("constant"))
+            with pytest.raises(NodeVersionMismatch) as refused:
+                drive_round(comp, None)
+            said = str(refused.value)
+            assert f"/{node.node_id[:12]} runs harness {OTHER_RELEASE} (the driver has {harness.__version__})" in said
+            assert said.count("runs harness") == 1  # the head and the other worker run the driver's release
+            assert [s.id for s in Ledger.of(comp).pending()] == [submission_id]  # the round never started
+            assert list((comp.paths.root / "rounds").glob("round-*.json")) == []
+
+            # A node that joins after the check: each phase it is handed is an INFRA_ERROR that says why.
+            pool = RayPhasePool(versions=release_versions)
+            spec = PhaseSpec("r1", "train", behave_image("constant"), ("train",), (), {}, PhaseLimits(), str(tmp_path), labels={})
+            result = ray.get(_run_phase.options(scheduling_strategy=on_node).remote(spec, None, "docker", release_versions, pool.expected))
+            assert result.verdict.value == "INFRA_ERROR"
+            assert f"runs harness {OTHER_RELEASE} (the driver has {harness.__version__})" in result.message
+            assert node_of({"node": result.node}) == node.node_id[:12]
+        finally:
+            ray_cluster.remove_node(node)
+
+    def test_each_phase_records_the_host_of_its_node_and_is_named_after_what_it_runs(
+        self, cluster, home, competition, behave_image, docker_client, tmp_path
+    ):
+        ray_cluster, worker, engine = cluster
+        comp = round_competition(competition, tmp_path / "nodes", "competition.smoke.enabled=true")
         submission_id = submit(comp, "team-a", behave_image("constant"))
-        with pytest.raises(NodeVersionMismatch) as refused:
-            drive_round(comp, None)
-        said = str(refused.value)
-        assert f"/{node.node_id[:12]} runs harness {OTHER_RELEASE} (the driver has {harness.__version__})" in said
-        assert said.count("runs harness") == 1  # the head and the other worker run the driver's release
-        assert [s.id for s in Ledger.of(comp).pending()] == [submission_id]  # the round never started
-        assert list((comp.paths.root / "rounds").glob("round-*.json")) == []
+        image_id = docker_client.images.get(behave_image("constant")).id
+        try:
+            summary = drive_round(comp, docker_client, out=sys.stderr)
+        finally:
+            engine.images.remove(image_id, force=True)
+        assert summary.verdicts == {"SCORED": 1}
+        (record,) = records(home)
+        node_root, driver_root = engine.info()["DockerRootDir"], docker_client.info()["DockerRootDir"]
+        assert node_root != driver_root
+        assert set(record["phases"]) == set(record["smoke"]["phases"]) == {"train", "infer"}
+        for ran in [*record["phases"].values(), *record["smoke"]["phases"].values()]:
+            assert node_of(ran) == worker.node_id[:12]  # the head has no CPUs: the worker ran them all
+            host = ran["host"]  # measured on that node: its engine, not the driver's
+            assert host["docker_root_dir"] == node_root
+            assert host["docker_version"] == engine.version()["Version"]
+            assert host["cgroup_version"] == str(engine.info()["CgroupVersion"])
+            assert host["hostname"] == socket.gethostname() and host["memory_bytes"] > 0 and host["kernel"]
+        assert "docker_root_dir" not in record["manifest"]["host"]  # the driver's machine, as before
 
-        # A node that joins after the check: each phase it is handed is an INFRA_ERROR that says why.
-        pool = RayPhasePool(versions=release_versions)
-        spec = PhaseSpec("r1", "train", behave_image("constant"), ("train",), (), {}, PhaseLimits(), str(tmp_path), labels={})
-        result = ray.get(_run_phase.options(scheduling_strategy=on_node).remote(spec, None, "docker", release_versions, pool.expected))
-        assert result.verdict.value == "INFRA_ERROR"
-        assert f"runs harness {OTHER_RELEASE} (the driver has {harness.__version__})" in result.message
-        assert node_of({"node": result.node}) == node.node_id[:12]
-    finally:
-        ray_cluster.remove_node(node)
+        from ray.util.state import list_tasks
 
-
-def test_each_phase_records_the_host_of_its_node_and_is_named_after_what_it_runs(
-    cluster, home, competition, behave_image, docker_client, tmp_path
-):
-    ray_cluster, worker, engine = cluster
-    comp = round_competition(competition, tmp_path / "nodes", "competition.smoke.enabled=true")
-    submission_id = submit(comp, "team-a", behave_image("constant"))
-    image_id = docker_client.images.get(behave_image("constant")).id
-    try:
-        summary = drive_round(comp, docker_client, out=sys.stderr)
-    finally:
-        engine.images.remove(image_id, force=True)
-    assert summary.verdicts == {"SCORED": 1}
-    (record,) = records(home)
-    node_root, driver_root = engine.info()["DockerRootDir"], docker_client.info()["DockerRootDir"]
-    assert node_root != driver_root
-    assert set(record["phases"]) == set(record["smoke"]["phases"]) == {"train", "infer"}
-    for ran in [*record["phases"].values(), *record["smoke"]["phases"].values()]:
-        assert node_of(ran) == worker.node_id[:12]  # the head has no CPUs: the worker ran them all
-        host = ran["host"]  # measured on that node: its engine, not the driver's
-        assert host["docker_root_dir"] == node_root
-        assert host["docker_version"] == engine.version()["Version"]
-        assert host["cgroup_version"] == str(engine.info()["CgroupVersion"])
-        assert host["hostname"] == socket.gethostname() and host["memory_bytes"] > 0 and host["kernel"]
-    assert "docker_root_dir" not in record["manifest"]["host"]  # the driver's machine, as before
-
-    from ray.util.state import list_tasks
-
-    names = {task.name for task in list_tasks(address=ray_cluster.address, limit=10000)}
-    assert {f"{stage}{phase}:{submission_id}" for stage in ("", "smoke-") for phase in ("train", "infer")} <= names
+        names = {task.name for task in list_tasks(address=ray_cluster.address, limit=10000)}
+        assert {f"{stage}{phase}:{submission_id}" for stage in ("", "smoke-") for phase in ("train", "infer")} <= names
 
 
 # A real `ray start --head` with token authentication, on loopback.
@@ -161,8 +164,8 @@ def token_head(tmp_path_factory):
     root = tmp_path_factory.mktemp("head")
     head_home, temp_dir = root / "home", Path(f"/tmp/hx-ray-{root.name}")
     head_home.mkdir()
-    env = {**os.environ, "HOME": str(head_home), "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}"}
-    env.pop("RAY_ADDRESS", None)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}  # what ray.init left in this process
+    env.update(HOME=str(head_home), PATH=f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}")
     subprocess.run([VENV_BIN / "ray", "get-auth-token", "--generate"], env=env, check=True, capture_output=True, timeout=60)
     port, dashboard = free_port(), free_port()
     command = [VENV_BIN / "ray", "start", "--head", "--block", f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=2"]
