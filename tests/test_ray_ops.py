@@ -53,7 +53,7 @@ def cluster(tmp_path_factory):
     """A head without CPUs (the driver's) and one worker whose phases run on a private engine. The
     driver starts outside the checkout: Ray puts its current directory on every worker's sys.path,
     and the checkout's harness.egg-info would speak for a node's own install. Class-scoped: gone
-    before the ``ray start --head`` below starts (the two at once leave that head without a job agent)."""
+    before the ``ray start --head`` below starts (two clusters at once on two cores are slow)."""
     cwd = os.getcwd()
     os.chdir(tmp_path_factory.mktemp("driver-cwd"))
     try:
