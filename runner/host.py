@@ -1,4 +1,7 @@
-"""What the host running a phase is: CPU, memory, kernel, engine, GPUs and driver."""
+"""What the host running a phase is: CPU, memory, kernel, engine, GPUs and driver.
+
+On a Ray cluster each phase's record carries the facts of the node that ran it, measured there
+(``phases.<phase>.host``); the record's ``manifest.host`` is the driver's machine."""
 
 from __future__ import annotations
 
@@ -22,6 +25,18 @@ def host_info(docker_version: str = "") -> dict[str, Any]:
         "docker_version": docker_version,
         **gpu_info(),
     }
+
+
+def engine_facts(client: Any) -> dict[str, Any]:
+    """The Docker engine's version, data root and cgroup layout (``docker info``), as a node's engine reports them."""
+    info = client.info()
+    facts = {
+        "docker_version": info.get("ServerVersion", ""),
+        "docker_root_dir": info.get("DockerRootDir", ""),
+        "cgroup_version": str(info.get("CgroupVersion", "")),
+        "cgroup_driver": info.get("CgroupDriver", ""),
+    }
+    return {key: value for key, value in facts.items() if value}
 
 
 def gpu_info() -> dict[str, Any]:

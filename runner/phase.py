@@ -72,6 +72,8 @@ class PhaseResult:
     timeout_overshoot_s: float | None = None
     limits: dict[str, Any] = field(default_factory=dict)
     node: str = ""
+    # The facts of the node that ran it, measured there (``host.host_info``); None off a Ray cluster.
+    host: dict[str, Any] | None = None
     log_tail: str = ""
     gpu_ids: list[str] = field(default_factory=list)
     peak_gpu_memory_bytes: int | None = None  # None for a CPU phase

@@ -7,35 +7,61 @@ Smoke phases (a submission's quick check on a few rows, ``submit(..., smoke=True
 of their own: they are dispatched before any full phase, and full phases never take the last
 ``smoke_slots`` of the phases that can run at once (always leaving them at least one), so a smoke
 phase never waits behind long full runs. A pool made with ``smoke_slots=0`` keeps none back.
+
+A phase's Ray task is named after what it runs (``train:SUBMISSION``, ``smoke-infer:SUBMISSION``), as
+``ray list tasks`` and the dashboard show it. Every node must run the driver's release: ``warm_up``
+refuses a cluster with a node that reports other versions, and a node that joins later with them
+gets an INFRA_ERROR for each phase it is handed, never a silent run. A phase's result carries the
+host facts of the node that ran it, measured there.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import logging
 import os
 import socket
+import sys
+import tempfile
 import time
 from collections import Counter
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable, Iterator
+from pathlib import Path
 from typing import Any
 
 import ray
 import ray.exceptions
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+import harness
 from harness.limits import PhaseVerdict
 from harness.runner.backend import Backend, create_backend
 from harness.runner.fair_queue import FairQueue
+from harness.runner.host import engine_facts, host_info
 from harness.runner.phase import PhaseResult, PhaseSpec
 from harness.runner.staging import Staging, StagingError
+from harness.util.errors import HarnessError
 from harness.util.sizes import format_size
 
 NODE_LABEL = "harness.node"  # the Ray node a container was started from
 NODES_TTL_S = 2.0  # how long the list of live nodes (and so the capacity) is trusted
 CANCEL_WAIT_S = 10.0
 _RAY_RESOURCE = {"num_cpus": "CPU", "memory": "memory", "num_gpus": "GPU"}
+AUTH_REFUSED = "Authentication token is missing or incorrect"  # what Ray's core says, retrying, when a cluster refuses a token
+
+
+Versions = Callable[[], dict[str, str]]
+
+
+class NodeVersionMismatch(HarnessError):
+    """A node of the cluster runs another release than the driver."""
+
+
+def harness_versions() -> dict[str, str]:
+    """The versions a node must share with the driver, read where it runs (a node reads its own install)."""
+    return {"harness": harness.__version__}
 
 
 @functools.cache
@@ -44,9 +70,32 @@ def _backend(name: str) -> Backend:
     return create_backend(name)
 
 
+@functools.cache
+def _node_host(backend_name: str) -> dict[str, Any]:
+    """This node's host facts and its engine's, measured here once per worker process."""
+    backend = _backend(backend_name)
+    client = getattr(backend, "client", None)  # a Docker engine's data root and cgroup layout, where there is one
+    return {**host_info(backend.engine_version()), **(engine_facts(client) if client is not None else {})}
+
+
+def _node_name() -> str:
+    return f"{socket.gethostname()}/{ray.get_runtime_context().get_node_id()[:12]}"
+
+
+def version_mismatch(node: str, found: dict[str, str], expected: dict[str, str]) -> str | None:
+    """What differs between a node's versions and the driver's, in words; None when they agree."""
+    differ = [f"{name} {found.get(name, 'none')} (the driver has {want})" for name, want in expected.items() if found.get(name) != want]
+    return f"node {node} runs {', '.join(differ)}" if differ else None
+
+
 @ray.remote(max_retries=0)
-def _run_phase(spec: PhaseSpec, staging: Staging | None, backend_name: str) -> PhaseResult:
+def _run_phase(spec: PhaseSpec, staging: Staging | None, backend_name: str, versions: Versions, expected: dict[str, str]) -> PhaseResult:
     node_id = ray.get_runtime_context().get_node_id()
+    problem = version_mismatch(_node_name(), versions(), expected)
+    if problem:
+        result = infra_result(spec, f"{problem}; install the driver's release there")
+        result.node = _node_name()
+        return result
     spec = dataclasses.replace(with_ray_gpus(spec), labels={**spec.labels, NODE_LABEL: node_id})
     backend = _backend(backend_name)
     try:
@@ -56,13 +105,18 @@ def _run_phase(spec: PhaseSpec, staging: Staging | None, backend_name: str) -> P
             staging.bring_back(spec, ran, result, node_id)
     except StagingError as exc:
         result = infra_result(spec, f"could not bring its image or data to node {node_id[:12]} ({exc})")
-    result.node = f"{socket.gethostname()}/{node_id[:12]}"
+    result.node = _node_name()
+    result.host = _node_host(backend_name)
     return result
 
 
 @ray.remote(num_cpus=0, max_retries=0)
-def _warm_up(backend_name: str) -> None:
-    _backend(backend_name)
+def _warm_up(backend_name: str, versions: Versions, expected: dict[str, str]) -> str | None:
+    """Connect this worker to its engine, unless its node runs another release (then say so)."""
+    problem = version_mismatch(_node_name(), versions(), expected)
+    if problem is None:
+        _backend(backend_name)
+    return problem
 
 
 def with_ray_gpus(spec: PhaseSpec) -> PhaseSpec:
@@ -72,14 +126,78 @@ def with_ray_gpus(spec: PhaseSpec) -> PhaseSpec:
     return dataclasses.replace(spec, gpu_ids=tuple(ray.get_runtime_context().get_accelerator_ids().get("GPU", [])))
 
 
+class RayUnavailable(HarnessError):
+    """The Ray cluster of ``runner.address`` cannot be joined; the message says what is missing."""
+
+
 def connect_ray(address: str | None = None, num_cpus: int | None = None) -> None:
-    """Join the Ray cluster at ``address`` ("auto", "host:port"), or start a local one (None); once per process."""
+    """Join the Ray cluster at ``address`` ("auto", "host:port"), or start a local one (None); once per process.
+
+    A cluster with token authentication (``ray start --head`` turns it on where a token exists) is
+    joined as Ray documents it: the cluster's token in ``RAY_AUTH_TOKEN``, ``RAY_AUTH_TOKEN_PATH`` or
+    ``~/.ray/auth_token``, and ``RAY_AUTH_MODE=token``, which is set here, as ``ray start`` does, when
+    it is unset and a token is there. ``RayUnavailable`` when the cluster refuses this driver or does
+    not answer: Ray's own complaints while it retries are kept off the terminal and read for the cause.
+    Ray Client (``ray://``) is refused: the driver must be a node of the cluster."""
+    if address is not None and address.startswith("ray://"):
+        raise RayUnavailable(
+            f"runner.address={address}: Ray Client is not supported, the driver must run on a node of the cluster; "
+            "run `harness round` there with runner.address=auto, or send it there with `ray job submit -- harness round ...`"
+        )
     if ray.is_initialized():
         return
     options: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False}
     if address is None:  # "local": never join a cluster some other process left running here
         options.update(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, object_store_memory=128 * 1024**2)
-    ray.init(address=address or "local", **options)
+        ray.init(address="local", **options)
+        return
+    try:
+        from ray._private.authentication.authentication_token_setup import maybe_enable_token_auth_if_token_available
+    except ImportError:  # a Ray from before token authentication
+        pass
+    else:
+        maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+    with tempfile.TemporaryFile() as said:
+        try:
+            with _stderr_to(said):
+                ray.init(address=address, **options)
+        except ConnectionError as exc:
+            ray.shutdown()
+            said.seek(0)
+            if AUTH_REFUSED in said.read().decode(errors="replace"):
+                raise RayUnavailable(f"the Ray cluster at {address} refused this driver: {_token_problem()}") from None
+            raise RayUnavailable(f"cannot join the Ray cluster at {address} (runner.address): {str(exc).strip()}") from None
+        said.seek(0)
+        sys.stderr.write(said.read().decode(errors="replace"))  # joined: what Ray said on the way is the user's to see
+
+
+@contextlib.contextmanager
+def _stderr_to(file: Any) -> Iterator[None]:
+    """Point this process's stderr (the file descriptor: Ray's C++ core writes there) at ``file`` for a while."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        os.dup2(file.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _token_problem() -> str:
+    """Which token this driver offered, and where the cluster's goes."""
+    where = (
+        "give this driver the cluster's token (on the head node: `ray get-auth-token`) in RAY_AUTH_TOKEN "
+        "or ~/.ray/auth_token, and RAY_AUTH_MODE=token"
+    )
+    offered = [name for name in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH") if os.environ.get(name)]
+    if not offered and (Path.home() / ".ray" / "auth_token").is_file():
+        offered = ["~/.ray/auth_token"]
+    if not offered:
+        return f"it wants an authentication token and this driver has none; {where}"
+    if os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
+        return f"this driver has a token ({' and '.join(offered)}) but RAY_AUTH_MODE is {os.environ.get('RAY_AUTH_MODE')!r}; set RAY_AUTH_MODE=token"
+    return f"the token in {' and '.join(offered)} is not the cluster's; {where}"
 
 
 def resource_demand(spec: PhaseSpec) -> dict[str, Any]:
@@ -103,8 +221,12 @@ class RayPhasePool:
         staging: Staging | None = None,
         backend: str = "docker",
         smoke_slots: int = 0,
+        versions: Versions = harness_versions,
     ) -> None:
         connect_ray(address, num_cpus)
+        # A module-level function, so that a node runs its own install of it; the driver's answer is the rule.
+        self.versions = versions
+        self.expected = versions()
         self.max_parallel = max_parallel
         self.staging = staging
         self.backend = backend  # the ``runner.backend`` each worker runs its phases with
@@ -127,9 +249,22 @@ class RayPhasePool:
         return [key for key, *_ in self._running.values()]
 
     def warm_up(self) -> None:
-        """Start a worker per CPU and connect it to its engine, so that start-up is not charged to the first phases."""
-        cpus = int(sum(node.get("CPU", 0) for node in self._live_nodes()))
-        ray.get([_warm_up.remote(self.backend) for _ in range(max(1, cpus))])
+        """Start a worker per CPU of each node and connect it to its engine, so that start-up is not
+        charged to the first phases; ``NodeVersionMismatch`` when a node runs another release."""
+        refs = []
+        for node in ray.nodes():
+            if node["Alive"]:
+                on_node = _warm_up.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False))
+                refs += [
+                    on_node.remote(self.backend, self.versions, self.expected) for _ in range(max(1, int(node["Resources"].get("CPU", 0))))
+                ]
+        said: set[str] = set()
+        for ref in refs:
+            with contextlib.suppress(ray.exceptions.NodeDiedError, ray.exceptions.TaskUnschedulableError):  # a node gone meanwhile
+                said.add(ray.get(ref) or "")
+        problems = sorted(said - {""})
+        if problems:
+            raise NodeVersionMismatch(f"{'; '.join(problems)}: install the same harness release on every node, or stop those nodes")
 
     def submit(self, key: Hashable, spec: PhaseSpec, group: str = "", *, first: bool = False, smoke: bool = False) -> None:
         """Queue ``spec``; ``first`` puts it before the rest of its group (a follow-up of started work),
@@ -157,7 +292,9 @@ class RayPhasePool:
                 if len(self._running) >= room:
                     break
                 queue.pop(group)
-                ref = _run_phase.options(**resource_demand(spec), **self._placement(spec)).remote(spec, self.staging, self.backend)
+                name = f"{'' if full else 'smoke-'}{spec.phase}:{spec.labels.get('harness.submission', spec.run_id)}"
+                on_cluster = _run_phase.options(name=name, **resource_demand(spec), **self._placement(spec))
+                ref = on_cluster.remote(spec, self.staging, self.backend, self.versions, self.expected)
                 self._running[ref] = (key, spec, group, full)
                 self._running_full += full
                 self._per_group[group] += 1

@@ -4,7 +4,7 @@
 (``python -m harness.records.schema``); a test fails when the checked-in file drifts from them.
 
 Closed objects (the record, ``submission``, ``phases``, ``scores``, ``origin``, ``history`` entries,
-the signatures) refuse unknown keys; open ones (``manifest``, ``manifest.host``, a phase's figures and
+the signatures) refuse unknown keys; open ones (``manifest``, ``manifest.host``, a phase's ``host``, a phase's figures and
 its ``limits``) type the keys they know and keep any others. A key that may be absent but is never
 null when present (``origin.audit_id``, ``manifest.host.gpus``, …) reads as None here when absent;
 the schema does not accept an explicit null for it.
@@ -77,6 +77,31 @@ class Submission(_Closed):
     submitted_at: Timestamp | None = Field(None, description="when it was submitted (UTC); absent for a local check")
 
 
+class Gpu(_Open):
+    """One GPU of the host, as NVML names it."""
+
+    name: str | SkipJsonSchema[None] = optional("the GPU's model name")
+    uuid: str | SkipJsonSchema[None] = optional("the GPU's UUID")
+    memory_bytes: Count | SkipJsonSchema[None] = optional("the GPU's memory")
+
+
+class Host(_Open):
+    """A machine's facts: the one the record was made on (``manifest.host``), or the node that ran a phase."""
+
+    hostname: str | SkipJsonSchema[None] = optional("the host's name")
+    cpu_model: str | SkipJsonSchema[None] = optional("the CPU model")
+    cpu_cores: Count | None = Field(None, description="logical CPU cores; null when psutil cannot tell")
+    memory_bytes: Count | SkipJsonSchema[None] = optional("physical memory")
+    kernel: str | SkipJsonSchema[None] = optional("the kernel release")
+    os: str | SkipJsonSchema[None] = optional("the operating system")
+    docker_version: str | SkipJsonSchema[None] = optional("the Docker engine's version; empty when unknown")
+    docker_root_dir: str | SkipJsonSchema[None] = optional("the Docker engine's data root (a node's phase host only)")
+    cgroup_version: str | SkipJsonSchema[None] = optional("the cgroup version the engine runs on: 1 or 2 (a node's phase host only)")
+    cgroup_driver: str | SkipJsonSchema[None] = optional("the engine's cgroup driver: cgroupfs or systemd (a node's phase host only)")
+    gpu_driver: str | SkipJsonSchema[None] = optional("the GPU driver's version, where NVML answers")
+    gpus: list[Gpu] | SkipJsonSchema[None] = optional("the host's GPUs, where NVML answers")
+
+
 class PhaseLimitsRecord(_Open):
     """The limits a phase ran under (``limits.<phase>`` of the configuration, sizes in bytes)."""
 
@@ -114,6 +139,7 @@ class PhaseRecord(_Open):
     )
     limits: PhaseLimitsRecord = Field(description="the limits the phase ran under")
     node: str = Field("", description="the node (Ray node or host) the phase ran on")
+    host: Host | SkipJsonSchema[None] = optional("the facts of the Ray node that ran the phase, measured there; absent off a cluster")
     gpu_ids: list[str] = Field(
         default_factory=list, description="the GPUs the phase was given (NVML indices or UUIDs); empty for a CPU phase"
     )
@@ -146,28 +172,6 @@ class Scores(_Closed):
 
     public: Metrics | SkipJsonSchema[None] = optional("scores on the public part (shown during the competition)")
     private: Metrics | SkipJsonSchema[None] = optional("scores on the private part (the final ranking)")
-
-
-class Gpu(_Open):
-    """One GPU of the host, as NVML names it."""
-
-    name: str | SkipJsonSchema[None] = optional("the GPU's model name")
-    uuid: str | SkipJsonSchema[None] = optional("the GPU's UUID")
-    memory_bytes: Count | SkipJsonSchema[None] = optional("the GPU's memory")
-
-
-class Host(_Open):
-    """The machine the record was made on."""
-
-    hostname: str | SkipJsonSchema[None] = optional("the host's name")
-    cpu_model: str | SkipJsonSchema[None] = optional("the CPU model")
-    cpu_cores: Count | None = Field(None, description="logical CPU cores; null when psutil cannot tell")
-    memory_bytes: Count | SkipJsonSchema[None] = optional("physical memory")
-    kernel: str | SkipJsonSchema[None] = optional("the kernel release")
-    os: str | SkipJsonSchema[None] = optional("the operating system")
-    docker_version: str | SkipJsonSchema[None] = optional("the Docker engine's version; empty when unknown")
-    gpu_driver: str | SkipJsonSchema[None] = optional("the GPU driver's version, where NVML answers")
-    gpus: list[Gpu] | SkipJsonSchema[None] = optional("the host's GPUs, where NVML answers")
 
 
 class Manifest(_Open):

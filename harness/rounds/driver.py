@@ -13,6 +13,7 @@ import docker
 from harness.competition.core import Competition
 from harness.competition.smoke import smoke_config
 from harness.proofs.sync import sync
+from harness.records.record import SCHEMA_ID
 from harness.records.sinks import RecordSinks
 from harness.records.tracking import Tracker
 from harness.rounds.distribution import cluster_staging
@@ -21,9 +22,15 @@ from harness.rounds.recovery import recover
 from harness.rounds.round import Round, RoundSummary
 from harness.runner.backend import check_backend
 from harness.runner.cleanup import sweep
-from harness.runner.ray_pool import RayPhasePool, connect_ray
+from harness.runner.ray_pool import RayPhasePool, connect_ray, harness_versions
 from harness.submissions.ledger import Ledger
 from harness.util.errors import ConfigError
+
+
+def release_versions() -> dict[str, str]:
+    """What every node must share with the driver: the harness release and the record schema it writes.
+    Run on each node (it reads that node's install), compared with the driver's answer."""
+    return {**harness_versions(), "record schema": SCHEMA_ID}
 
 
 def drive_round(competition: Competition, client: docker.DockerClient, out: TextIO = sys.stderr) -> RoundSummary | None:
@@ -41,7 +48,6 @@ def drive_round(competition: Competition, client: docker.DockerClient, out: Text
             print(f"the driver of {', '.join(journal.dead)} died; {len(kept)} evaluation(s) it finished are kept{resuming}", file=out)
         if not journal.dead and not ledger.pending():
             return None
-        journal.start()
         started = time.monotonic()
         connect_ray(runner.get("address"))
         pool = RayPhasePool(
@@ -49,9 +55,11 @@ def drive_round(competition: Competition, client: docker.DockerClient, out: Text
             staging=cluster_staging(competition, runner.get("node_cache")),
             backend=backend,
             smoke_slots=runner.smoke_slots if smoke_config(competition).enabled else 0,
+            versions=release_versions,
         )
-        pool.warm_up()
+        pool.warm_up()  # refuses a cluster with a node of another release, before the round starts
         ray_s = time.monotonic() - started
+        journal.start()
         tracker = Tracker.for_competition(competition)
         with suppress(Exception):  # a tracking server that is down now: records wait for `harness sync`
             tracker.experiment_id  # noqa: B018 - connect (and create the experiment) before the first record
