@@ -39,22 +39,27 @@ def ray_cluster(head_cpus: int, worker_environments: list[dict[str, str]]) -> It
     workers = []
     try:
         for environment in worker_environments:
-            saved = {name: os.environ.get(name) for name in environment}
-            os.environ.update(environment)  # a node's processes inherit the environment it starts with
-            try:
-                workers.append(cluster.add_node(num_cpus=1))
-            finally:
-                for name, value in saved.items():
-                    if value is None:
-                        del os.environ[name]
-                    else:
-                        os.environ[name] = value
+            workers.append(add_node(cluster, environment))
         ray.init(address=cluster.address, log_to_driver=False, logging_level=logging.ERROR)
         cluster.wait_for_nodes()
         yield cluster, workers
     finally:
         ray.shutdown()
         cluster.shutdown()
+
+
+def add_node(cluster, environment: dict[str, str], num_cpus: int = 1):
+    """A one-CPU node whose processes (and so its Ray workers) start with ``environment`` added."""
+    saved = {name: os.environ.get(name) for name in environment}
+    os.environ.update(environment)
+    try:
+        return cluster.add_node(num_cpus=num_cpus)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                del os.environ[name]
+            else:
+                os.environ[name] = value
 
 
 @contextlib.contextmanager

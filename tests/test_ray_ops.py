@@ -19,6 +19,7 @@ from pathlib import Path
 import psutil
 import pytest
 import ray
+from clusters import add_node as add_cluster_node
 from clusters import node_of, private_engine, ray_cluster, records, round_competition, submit
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -64,16 +65,7 @@ def cluster(tmp_path_factory):
 
 
 def add_node(cluster, environment: dict[str, str]):
-    saved = {name: os.environ.get(name) for name in environment}
-    os.environ.update(environment)  # the node's processes (and so its Ray workers) start with it
-    try:
-        node = cluster.add_node(num_cpus=1)
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                del os.environ[name]
-            else:
-                os.environ[name] = value
+    node = add_cluster_node(cluster, environment)
     cluster.wait_for_nodes()
     return node
 

@@ -5,14 +5,12 @@ image the registry lacks, and nothing the dead service started keeps running."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
-import tarfile
 import threading
 import time
 from pathlib import Path
@@ -24,7 +22,7 @@ from harness.competition.core import Competition
 from harness.registry import IssuerKey, RegistryClient, registry_binary
 from harness.submissions.ledger import Ledger
 from harness.util.children import command_line
-from tests.service_helpers import Service, harness, push, running_service
+from tests.service_helpers import Service, harness, push, running_service, tiny_image
 
 PER_DAY = 3
 DEATH_S = 30.0  # Ray's workers notice their raylet's death within a few seconds
@@ -143,15 +141,7 @@ def _listening(port: int) -> bool:
 
 def big_image(docker_client, tag: str, megabytes: int = 24) -> None:
     """A FROM-scratch image holding random data: its upload takes long enough to be cut."""
-    data = os.urandom(megabytes * 1024 * 1024)
-    context = io.BytesIO()
-    with tarfile.open(fileobj=context, mode="w") as tar:
-        for name, body in (("Dockerfile", b'FROM scratch\nCOPY noise /noise\nENTRYPOINT ["/noise"]\n'), ("noise", data)):
-            info = tarfile.TarInfo(name)
-            info.size = len(body)
-            tar.addfile(info, io.BytesIO(body))
-    context.seek(0)
-    docker_client.images.build(fileobj=context, custom_context=True, tag=tag, network_mode="none", rm=True)
+    tiny_image(docker_client, tag, note=os.urandom(megabytes * 1024 * 1024))
 
 
 def test_sigkill_during_a_push_loses_nothing_and_charges_nothing(service, root, docker_client):
