@@ -70,9 +70,18 @@ def _backend(name: str) -> Backend:
     return create_backend(name)
 
 
-@functools.cache
 def _node_host(backend_name: str) -> dict[str, Any]:
-    """This node's host facts and its engine's, measured here once per worker process."""
+    """This node's host facts and its engine's; an engine that does not answer now gives the
+    machine's facts alone (the phase's own result says what failed), and is asked again next time."""
+    try:
+        return _measured_host(backend_name)
+    except Exception:  # noqa: BLE001 - the engine is gone (a restart, a lost socket): never lose the phase's result to it
+        return host_info("")
+
+
+@functools.cache
+def _measured_host(backend_name: str) -> dict[str, Any]:
+    """Measured once per worker process."""
     backend = _backend(backend_name)
     client = getattr(backend, "client", None)  # a Docker engine's data root and cgroup layout, where there is one
     return {**host_info(backend.engine_version()), **(engine_facts(client) if client is not None else {})}
@@ -98,6 +107,7 @@ def _run_phase(spec: PhaseSpec, staging: Staging | None, backend_name: str, vers
         return result
     spec = dataclasses.replace(with_ray_gpus(spec), labels={**spec.labels, NODE_LABEL: node_id})
     backend = _backend(backend_name)
+    host = _node_host(backend_name)  # before the phase: an engine that goes away during it must not cost its result
     try:
         ran = spec if staging is None else staging.prepare(spec, node_id, backend.client)  # the depot moves Docker images
         result = backend.run(ran)
@@ -106,7 +116,7 @@ def _run_phase(spec: PhaseSpec, staging: Staging | None, backend_name: str, vers
     except StagingError as exc:
         result = infra_result(spec, f"could not bring its image or data to node {node_id[:12]} ({exc})")
     result.node = _node_name()
-    result.host = _node_host(backend_name)
+    result.host = host
     return result
 
 
