@@ -17,6 +17,7 @@ import jinja2
 
 from harness.leaderboard.board import SCORED, Attempt, Entry
 from harness.scoring import Metric
+from harness.util.templates import html_environment
 
 PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac")
 VERDICT_CLASS = {"SCORED": "ok", "INFRA_ERROR": "infra", "TIMEOUT": "warn", "MEMORY_LIMIT": "warn", "OUTPUT_LIMIT": "warn"}
@@ -57,13 +58,7 @@ class Plot:
 
 @cache
 def environment() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("harness.leaderboard", "templates"),
-        autoescape=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        undefined=jinja2.StrictUndefined,
-    )
+    env = html_environment("harness.leaderboard")
     env.filters["short_time"] = _short_time
     return env
 

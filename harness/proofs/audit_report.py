@@ -6,6 +6,8 @@ import json
 from functools import cache
 from typing import Any
 
+from harness.util.templates import html_environment
+
 _COLOURS = {"PASS": "#1a7f37", "FAIL": "#cf222e", "REFUSED": "#9a6700"}
 
 
@@ -50,16 +52,7 @@ def render_html(report: dict[str, Any]) -> str:
 
 @cache
 def _environment():
-    import jinja2  # only the HTML report needs it
-
-    return jinja2.Environment(
-        loader=jinja2.PackageLoader("harness.proofs", "templates"),
-        autoescape=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-        undefined=jinja2.StrictUndefined,
-    )
+    return html_environment("harness.proofs", keep_trailing_newline=True)  # only the HTML report needs it
 
 
 def _facts(report: dict[str, Any]) -> list[str]:

@@ -34,6 +34,7 @@ from harness.service.auth import check_token, client_address
 from harness.service.context import ServiceContext
 from harness.service.errors import ServiceError
 from harness.submissions.teams import Team
+from harness.util.templates import html_environment
 
 router = APIRouter(include_in_schema=False)
 
@@ -59,13 +60,7 @@ CROSS_SITE = "This form only works from this site's own page; open it here and s
 
 @cache
 def environment() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("harness.service", "templates"),
-        autoescape=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        undefined=jinja2.StrictUndefined,
-    )
+    env = html_environment("harness.service")
     env.filters.update(state=state_label, when=short_time, score=score_text, scores=scores_text, logs_note=logs_note)
     return env
 
