@@ -3,13 +3,16 @@
 Where no registry exists, a node that lacks an image (or the competition data) asks the depot for
 it: the depot writes the archive once (``docker save`` of the pinned image id; a tar of the data),
 names it by its content and serves it to any node in chunks through Ray. The node verifies what
-it received (``runner.staging``).
+it received (``runner.staging``). The other way, a node sends the depot what the driver keeps of a
+phase that ran there (a trained model's archive, ``send``), and the driver takes it from the depot
+(``hand_over``): each checked by its hash on arrival.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 import tarfile
 import tempfile
 import threading
@@ -66,6 +69,31 @@ class Depot:
 
         return self._once(f"data-{stage.sha256}.tar", pack)
 
+    def write(self, upload: str, offset: int, data: bytes) -> None:
+        """A chunk of what a node sends (``send``), at ``offset`` of the upload ``upload``."""
+        fd = os.open(self._upload(upload), os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            os.pwrite(fd, data, offset)
+        finally:
+            os.close(fd)
+
+    def seal(self, upload: str, name: str, sha256: str) -> Archive:
+        """The upload, once it proved to hash to ``sha256``, kept as the archive ``name``."""
+        path = self._upload(upload)
+        with open(path, "rb") as fh:
+            found = hashlib.file_digest(fh, "sha256").hexdigest()
+        if found != sha256:
+            path.unlink()
+            raise ValueError(f"{name} arrived damaged (sha256 {found[:12]}, expected {sha256[:12]})")
+        size = path.stat().st_size
+        os.replace(path, self._path(name))
+        return Archive(name, sha256, size)
+
+    def hand_over(self, name: str, target: str) -> None:
+        """Move the archive ``name`` to ``target`` on this node (the driver's, where the depot runs)."""
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self._path(name), target)
+
     def read(self, name: str, offset: int, size: int) -> bytes:
         with open(self._path(name), "rb") as fh:
             fh.seek(offset)
@@ -75,6 +103,11 @@ class Depot:
         if Path(name).name != name or name.startswith("."):
             raise ValueError(f"not an archive name: {name!r}")
         return self.directory / name
+
+    def _upload(self, upload: str) -> Path:
+        if not upload.isalnum():
+            raise ValueError(f"not an upload id: {upload!r}")
+        return self.directory / f".upload-{upload}"
 
     def _once(self, name: str, write: Callable[[BinaryIO], None]) -> Archive:
         """The archive ``name``, written by ``write`` the first time it is asked for; its hash in a sidecar."""
@@ -95,6 +128,23 @@ class Depot:
                     raise
                 sidecar.write_text(digest)
             return Archive(name, sidecar.read_text().strip(), path.stat().st_size)
+
+
+def send(depot: ray.actor.ActorHandle, source: Path, name: str) -> Archive:
+    """Copy the file ``source`` to the depot, as the archive ``name``, checked by its hash there."""
+    upload = secrets.token_hex(8)
+    digest = hashlib.sha256()
+    in_flight: deque[ray.ObjectRef] = deque()
+    with open(source, "rb") as fh:
+        offset = 0
+        while chunk := fh.read(CHUNK_BYTES):
+            digest.update(chunk)
+            if len(in_flight) >= WINDOW:
+                ray.get(in_flight.popleft())
+            in_flight.append(depot.write.remote(upload, offset, chunk))
+            offset += len(chunk)
+    ray.get(list(in_flight))
+    return ray.get(depot.seal.remote(upload, name, digest.hexdigest()))
 
 
 def fetch(depot: ray.actor.ActorHandle, archive: Archive, target: Path) -> None:

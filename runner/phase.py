@@ -49,6 +49,9 @@ class PhaseSpec:
     # Where a node whose engine lacks ``image`` pulls it from (``registry_reference``); None: the
     # depot's archive is the only way (and stays the fallback when the pull fails).
     pull_from: str | None = None
+    # Whether the driver keeps the model this train leaves (a full train's, not a smoke test's): a
+    # node that shares no disk with the driver sends it back as an archive (``Staging.bring_back``).
+    keep_model: bool = False
 
 
 @dataclass
@@ -81,10 +84,12 @@ class PhaseResult:
     # Telemetry series for MLflow, not the record: name -> [(unix time, value)].
     series: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
     # A phase that ran on another node's disk (``Staging.bring_back``), not the record: the tree hash
-    # of the model it left there (train) and that node's Ray id, the files the driver keeps (its path -> bytes).
+    # of the model it left there (train) and that node's Ray id, the files the driver keeps (its path
+    # -> bytes), and the archives sent to the depot for it (its path -> the depot's name for it).
     model_sha256: str | None = None
     model_node: str = ""
     returned: dict[str, bytes] = field(default_factory=dict)
+    sent: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)

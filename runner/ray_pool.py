@@ -114,7 +114,7 @@ def _run_phase(spec: PhaseSpec, staging: Staging | None, backend_name: str, vers
         if staging is not None:
             staging.bring_back(spec, ran, result, node_id)
     except StagingError as exc:
-        result = infra_result(spec, f"could not bring its image or data to node {node_id[:12]} ({exc})")
+        result = infra_result(spec, f"node {node_id[:12]} {exc}")
     result.node = _node_name()
     result.host = host
     return result
@@ -328,7 +328,8 @@ class RayPhasePool:
             result = self._collect(ref, spec)
             if result.model_node:
                 self._models[next(m.source for m in spec.mounts if m.target == "/model")] = result.model_node
-            Staging.receive(result)
+            if self.staging is not None:
+                self.staging.receive(result)
             finished.append((key, result))
         return finished
 

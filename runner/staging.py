@@ -8,7 +8,10 @@ output and logs, under the driver's ``runs`` directory) are made on the node ins
 ``<cache>/<node>/runs/``, and the result brings back what the driver keeps (``bring_back``): the
 predictions file (at most one byte over its size limit, so an oversized one is still refused as
 such) and the bounded logs; the telemetry series and the model's tree hash travel in the result
-itself. The model stays on the node, and infer is scheduled there (``RayPhasePool``)."""
+itself. A full train's model is also archived (``harness.util.archives``) and sent to the depot,
+and the driver moves it to the run directory's ``model.tar``, from where it reaches the artifact
+store with the record; so the model outlives the node. Infer is scheduled on the node that keeps
+the model (``RayPhasePool``)."""
 
 from __future__ import annotations
 
@@ -31,8 +34,10 @@ import ray
 import ray.exceptions
 from ray.actor import ActorHandle
 
-from harness.runner.depot import DataStage, fetch
+from harness.limits import PhaseVerdict
+from harness.runner.depot import DataStage, fetch, send
 from harness.runner.phase import PhaseResult, PhaseSpec
+from harness.util.archives import ArchiveError, archive_path, write_tree_archive
 from harness.util.hashing import listing_sha256, scan_tree, tree_sha256
 
 VERIFIED = ".verified"
@@ -81,7 +86,7 @@ class Staging:
             for path in (*(moved.get(w, w) for w in spec.writable), moved.get(spec.log_dir, spec.log_dir)):
                 Path(path).mkdir(parents=True, exist_ok=True)
         except (ray.exceptions.RayError, docker.errors.DockerException, OSError, ValueError, tarfile.TarError) as exc:
-            raise StagingError(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
+            raise StagingError(f"could not bring its image or data here ({_one_line(exc)})") from exc
         return dataclasses.replace(
             spec,
             mounts=tuple(dataclasses.replace(m, source=moved.get(m.source, m.source)) for m in spec.mounts),
@@ -115,16 +120,37 @@ class Staging:
         if "/output" in targets and (data := _read_regular(Path(targets["/output"][1]) / name, limit + 1)) is not None:
             files[str(Path(targets["/output"][0]) / name)] = data
         if spec.phase == "train" and "/model" in targets:
-            result.model_sha256, result.model_node = tree_sha256(Path(targets["/model"][1])), node_id
+            model = Path(targets["/model"][1])
+            result.model_sha256, result.model_node = tree_sha256(model), node_id
+            if spec.keep_model and result.verdict is PhaseVerdict.OK:
+                result.sent[str(archive_path(Path(targets["/model"][0])))] = self._send_model(model, result.model_sha256, node_id)
         result.returned = files
 
-    @staticmethod
-    def receive(result: PhaseResult) -> None:
-        """On the driver: write the files a phase on another node brought back where they belong."""
+    def _send_model(self, model: Path, sha256: str, node_id: str) -> str:
+        """The model's archive, sent to the depot; its name there."""
+        archive = self.node_dir(node_id) / f".model-{sha256}.tar"
+        try:
+            with open(archive, "wb") as fh:
+                write_tree_archive(model, fh)
+            return send(self.depot, archive, f"model-{sha256}.tar").name
+        except (ray.exceptions.RayError, OSError, ValueError, ArchiveError, tarfile.TarError) as exc:
+            raise StagingError(f"could not send its model back to the driver ({_one_line(exc)})") from exc
+        finally:
+            archive.unlink(missing_ok=True)
+
+    def receive(self, result: PhaseResult) -> None:
+        """On the driver: write the files a phase on another node brought back where they belong,
+        and take what it sent to the depot."""
         for path, data in result.returned.items():
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             Path(path).write_bytes(data)
-        result.returned = {}
+        for path, name in result.sent.items():
+            ray.get(self.depot.hand_over.remote(name, path))
+        result.returned, result.sent = {}, {}
+
+
+def _one_line(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
 
 
 def _read_regular(path: Path, most: int) -> bytes | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import sys
 import threading
 import time
@@ -21,7 +22,7 @@ import ray
 from clusters import node_of, ray_cluster, records, round_competition, submit
 
 from harness.rounds.driver import drive_round
-from harness.runner.depot import Archive, DataStage, Depot, fetch
+from harness.runner.depot import CHUNK_BYTES, Archive, DataStage, Depot, fetch, send
 from harness.runner.ray_pool import NODE_LABEL
 from harness.runner.staging import VERIFIED, stage_data
 
@@ -124,3 +125,15 @@ def test_staged_data_and_archives_are_verified(cluster, tmp_path):
     archive = ray.get(depot.data.remote(DataStage(sha256, ((str(source), "data/train"),))))
     with pytest.raises(ValueError, match="arrived damaged"):
         fetch(depot, Archive(archive.name, "f" * 64, archive.size), node / "copy.tar")
+
+    # The other way: a node sends a file in chunks, the depot checks it and hands it to the driver.
+    sent = node / "model.tar"
+    sent.write_bytes(os.urandom(2 * CHUNK_BYTES + 5))
+    arrived = send(depot, sent, "model-sent.tar")
+    assert (arrived.sha256, arrived.size) == (hashlib.sha256(sent.read_bytes()).hexdigest(), sent.stat().st_size)
+    ray.get(depot.hand_over.remote(arrived.name, str(tmp_path / "run" / "model.tar")))
+    assert (tmp_path / "run" / "model.tar").read_bytes() == sent.read_bytes() and not (tmp_path / "depot" / arrived.name).exists()
+    ray.get(depot.write.remote("feed", 0, b"x"))
+    with pytest.raises(ray.exceptions.RayTaskError, match="arrived damaged"):
+        ray.get(depot.seal.remote("feed", "model-forged.tar", "0" * 64))
+    assert not list((tmp_path / "depot").glob("*forged*")) and not list((tmp_path / "depot").glob(".upload-*"))

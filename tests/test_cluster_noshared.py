@@ -2,7 +2,8 @@
 with no CPU of its own, so every phase runs elsewhere) and a worker node with its own Docker engine
 and its own view of the disk (``clusters.isolated_node``: the driver's work directories are an empty
 tmpfs there). What this proves that tests/test_cluster.py cannot: nothing a phase needs, nor anything
-it leaves, goes through the driver's disk."""
+it leaves, goes through the driver's disk; and once the node that trained a model is gone, the
+model comes back from the artifact store."""
 
 from __future__ import annotations
 
@@ -23,6 +24,9 @@ from clusters import isolated_node, node_of, ray_cluster, records, round_competi
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from harness.proofs.audit import audit
+from harness.proofs.reinfer import reinfer
+from harness.records.model_store import ModelStore
+from harness.records.sinks import RecordSinks
 from harness.rounds.driver import drive_round
 from harness.runner.ray_pool import NODE_LABEL
 from harness.util.hashing import tree_sha256
@@ -91,7 +95,8 @@ def test_a_round_on_a_node_without_the_drivers_disk_scores_as_on_one_machine(clu
     assert {node_of(p) for r in found for p in r["phases"].values()} == {node.node_id[:12]}  # every phase ran there
     for record in found:
         run = home / "competitions/digits/runs" / record["evaluation_id"]
-        assert not any((run / "model").iterdir())  # the model stayed on the node
+        assert not any((run / "model").iterdir())  # trained on the node's disk, and sent back as an archive:
+        assert ModelStore.for_competition(comp).has(record["manifest"]["model_sha256"])  # in the artifact store now
         assert (run / "logs" / "infer.stdout.log").is_file() and (run / "telemetry.json").is_file()
         kept = NODE_CACHE / node.node_id[:16] / "runs" / record["evaluation_id"] / "model"
         assert tree_sha256(kept) == record["manifest"]["model_sha256"]
@@ -125,3 +130,18 @@ def test_node_lost_mid_train_still_scores_each_submission_once(cluster, tmp_path
     assert sorted(r["submission"]["id"] for r in found) == sorted(ids)  # one record each, no more
     assert max(r["attempt"] for r in found) == 2
     assert {node_of(p) for r in found for p in r["phases"].values()} == {other.node_id[:12]}
+
+    # The node that trained them is gone, with its engine and its disk: each record is still audited
+    # and re-inferred here, from the record and the model in the artifact store alone.
+    shutil.rmtree(NODE_CACHE / other.node_id[:16])
+    assert other.node_id not in {n["NodeID"] for n in ray.nodes() if n["Alive"]}
+    for record in found:
+        report = audit(comp, record["evaluation_id"], docker_client)
+        assert report.status == "PASS" and not [d for d in report.differences if d.fatal or d.kind == "model"], report.differences
+    again = reinfer(comp, ids, docker_client, RecordSinks())
+    by_submission = {r["submission"]["id"]: r for r in found}
+    for new in again:
+        before = by_submission[new.submission["id"]]
+        assert new.verdict == "SCORED" and new.origin == {"kind": "reinfer", "evaluation_id": before["evaluation_id"]}
+        assert new.manifest["model_sha256"] == before["manifest"]["model_sha256"]
+        assert new.manifest["predictions_sha256"] == before["manifest"]["predictions_sha256"]

@@ -17,8 +17,11 @@ import pytest
 from evaluations import evaluate
 
 from harness.cli import main
+from harness.competition.config import load_settings
+from harness.competition.core import Competition
 from harness.competition.paths import TELEMETRY_FILE
 from harness.proofs.sync import sync
+from harness.records.model_store import ModelStore
 from harness.records.publish import publish
 from harness.records.record import load_records
 from harness.records.tracking import Tracker
@@ -134,8 +137,11 @@ def test_server_stopped_mid_round_then_sync_leaves_one_run_per_evaluation(home, 
     assert sorted(run.data.tags["harness.evaluation"] for run in runs) == sorted(records)  # exactly one run each
     (group,) = client.search_runs([experiment.experiment_id], "tags.`harness.kind` = 'round'")
     round_id = group.data.tags["harness.round"]
+    store = ModelStore.for_competition(Competition.load(load_settings("digits", [tracking]), home))
     for run in runs:
         record = records[run.data.tags["harness.evaluation"]]
+        if record["manifest"]["model_sha256"]:  # archived in the server's own artifact store, with the run
+            assert store.has(record["manifest"]["model_sha256"]) and store.uri == "mlflow-artifacts:/harness-models"
         assert record["mlflow_run_id"] == run.info.run_id and run.info.status == "FINISHED"
         assert run.data.tags["mlflow.parentRunId"] == group.info.run_id and run.data.tags["harness.round"] == round_id == record["round_id"]
         assert (

@@ -18,6 +18,7 @@ from test_accounting_nonroot import NONROOT_UID, interpreter
 from test_check import check
 
 from harness.limits.output_watch import MAX_DEPTH, measure
+from harness.records.model_store import ModelStore
 
 MIB = 1024**2
 
@@ -64,6 +65,12 @@ def test_links_and_pipes_in_model_are_never_followed(competition, docker_client,
     # the 1 MiB file counts once, whatever links to it; the links' targets count nothing
     assert MIB <= train["output_bytes"] <= MIB + 64 * 1024
     assert record.manifest["model_sha256"]  # hashing the model went through the links and the FIFO untouched
+    # Archived and restored as it is: the links as links (never followed), the FIFO as a FIFO.
+    model, restored = home / "competitions/digits/runs" / record.evaluation_id / "model", home / "restored"
+    store = ModelStore((home / "store").as_uri())
+    store.archive(model, record.manifest["model_sha256"])
+    store.restore(record.manifest["model_sha256"], restored)  # checks the tree hash
+    assert os.readlink(restored / "labels.csv") == os.readlink(model / "labels.csv") and (restored / "pipe").is_fifo()
 
 
 def _tree(root: Path, spec: dict[str, object]) -> None:

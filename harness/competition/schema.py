@@ -186,6 +186,10 @@ class TrackingConfig:
     # MLflow tracking URI; null: embedded sqlite under the work directory ($HARNESS_HOME/mlflow.db).
     uri: str | None = key(None, must="an MLflow tracking URI or null", nonempty=True)
     experiment: str = key("${competition.name}", must="an experiment name", nonempty=True)
+    # Where every evaluation's trained model is archived (an MLflow artifact URI: a directory,
+    # s3://, gs://, mlflow-artifacts:/...); null: $HARNESS_HOME/mlartifacts/models with the embedded
+    # store, the tracking server's own artifact store (mlflow-artifacts:/models) with a server.
+    models: str | None = key(None, must="an MLflow artifact URI or null", nonempty=True)
 
 
 @dataclass

@@ -25,7 +25,7 @@ from harness.competition.paths import RunPaths
 from harness.competition.smoke import smoke_stage
 from harness.limits import PhaseVerdict, Verdict
 from harness.limits.docker_options import contract_environment
-from harness.records.artifacts import stored_model, stored_predictions
+from harness.records.artifacts import stored_predictions
 from harness.records.record import EvaluationRecord
 from harness.runner.host import host_info
 from harness.runner.phase import Mount, PhaseResult, PhaseSpec, registry_reference
@@ -51,19 +51,19 @@ class Evaluation:
         # Phases done by an earlier evaluation, as recorded there (re-infer carries its train phase).
         self.carried: dict[str, dict[str, Any]] = {}
         self.origin: dict[str, Any] | None = None
-        self.model_dir = self.paths.model
         self.smoke = smoke_stage(competition)
         self.smoke_results: dict[str, PhaseResult] = {}
         self.smoke_problem: str | None = None  # why the smoke predictions do not validate
         self.smoke_passed = False
 
     def reuse_model(self, earlier: EvaluationRecord) -> None:
-        """Run only ``infer``, with the model ``earlier`` used (re-infer on a replaced test set);
-        ``origin`` names the evaluation that trained it."""
+        """Run only ``infer``, with the model ``earlier`` used, which the caller restores into this
+        evaluation's model directory (re-infer on a replaced test set); ``origin`` names the
+        evaluation that trained it."""
         self.carried = {"train": earlier.phases["train"]}
         self.smoke = None  # the model is trained already: there is nothing to check first
-        self.model_dir = stored_model(self.competition, earlier)
-        self.origin = {"kind": "reinfer", "evaluation_id": self.model_dir.parent.name}
+        reinferred = earlier.origin is not None and earlier.origin["kind"] == "reinfer"
+        self.origin = {"kind": "reinfer", "evaluation_id": earlier.origin["evaluation_id"] if reinferred else earlier.evaluation_id}
 
     @property
     def output_dir(self) -> Path:
@@ -146,7 +146,7 @@ class Evaluation:
             run_id, model_dir = f"{self.id}-smoke", run.model
         else:
             data, limits, run = self.competition.paths, settings.limits.phase(phase), self.paths
-            run_id, model_dir = self.id, self.model_dir
+            run_id, model_dir = self.id, self.paths.model
         if phase == "train":
             model_dir.mkdir(parents=True, exist_ok=True)  # the backend hands it to the container's user
             mounts = (Mount(str(data.train), "/data/train"), Mount(str(model_dir), "/model", read_only=False))
@@ -177,6 +177,7 @@ class Evaluation:
             },
             runtime=settings.runner.get("runtime"),
             pull_from=registry_reference(self.submission.get("image", "")),
+            keep_model=phase == "train" and not self.in_smoke,
         )
 
     @property
@@ -255,7 +256,7 @@ class Evaluation:
         if not self.phase_ok.get("train"):
             return None
         train = self.results.get("train")
-        return train.model_sha256 if train is not None and train.model_sha256 else tree_sha256(self.model_dir)
+        return train.model_sha256 if train is not None and train.model_sha256 else tree_sha256(self.paths.model)
 
     def _predictions_sha256(self) -> str | None:
         if not self.phase_ok.get("infer"):
@@ -285,6 +286,7 @@ def _phase_record(result: PhaseResult) -> dict[str, Any]:
     data.pop("model_sha256")  # the manifest's
     data.pop("model_node")
     data.pop("returned")
+    data.pop("sent")
     if data["host"] is None:  # a phase not run on a Ray node: manifest.host is its machine
         del data["host"]
     return data

@@ -6,12 +6,15 @@ from the record's (naming each file), or the image is gone. Otherwise it runs th
 ``repeats`` times with the recorded configuration and seed, and compares verdicts, model and
 prediction hashes and scores with the record (a difference fails the audit), and the host and the
 harness version (noted). Two or more repeats also say whether the submission is deterministic.
+It restores the record's model from the artifact store too: one that does not hash as recorded
+fails the audit, one the store does not hold is noted. Nothing here needs the node that trained it.
 """
 
 from __future__ import annotations
 
 import statistics
 import sys
+import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -28,6 +31,7 @@ from harness.evaluation.local_run import local_backend, missing_image, run_phase
 from harness.evaluation.recording import record_evaluation
 from harness.proofs.audit_report import render_html, render_text
 from harness.proofs.listing import listed_evaluations
+from harness.records.model_store import ModelDamaged, ModelStore, ModelStoreError
 from harness.records.record import EvaluationRecord, RecordError, latest_record, load_record, unlisted
 from harness.records.redact import redact_config
 from harness.records.sinks import RecordSinks
@@ -126,6 +130,7 @@ def audit(
             }
         )
         report.differences += compare(record, rerun, f"repeat {n}", with_host=n == 1)
+    report.differences += archived_model_differences(competition, record)
     if repeats > 1:
         report.deterministic = len({r.manifest.get("predictions_sha256") for r in [record, *reruns]}) == 1
         report.spread = score_spread([record, *reruns])
@@ -142,6 +147,20 @@ def data_differences(competition: Competition, record: EvaluationRecord) -> list
             Difference("data", "data_sha256 (no per-file manifest of the recorded data is kept here)", recorded, competition.data_sha256)
         ]
     return [Difference("data", f"{c.path} ({c.change})", c.recorded, c.current) for c in changes]
+
+
+def archived_model_differences(competition: Competition, record: EvaluationRecord) -> list[Difference]:
+    """Whether the artifact store holds the model the record names, intact (restored and hashed):
+    a damaged one fails the audit; one the store does not hold, or a store that does not answer, is noted."""
+    sha256 = record.manifest.get("model_sha256")
+    if not sha256:
+        return []
+    with tempfile.TemporaryDirectory(prefix="harness-audit-") as work:
+        try:
+            ModelStore.for_competition(competition).restore(sha256, Path(work) / "model")
+        except ModelStoreError as exc:
+            return [Difference("model", "the archived model", sha256, str(exc), fatal=isinstance(exc, ModelDamaged))]
+    return []
 
 
 def _recorded_competition(

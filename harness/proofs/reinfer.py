@@ -3,8 +3,10 @@
 For a replaced test set (a leak was found): the organizer puts the new test inputs in
 ``data/test`` and the new labels in ``hidden/labels.csv``; each chosen submission's model, as its
 latest record trained it, predicts the new test set. Everything is checked before anything runs:
-the training data must be the data the model was trained on, the stored model must still have
-the hash its record gives, and the image must still be here. Each result is a new record
+the training data must be the data the model was trained on, the model must be restored from the
+artifact store (or, not archived yet, from this machine) with the hash its record gives, and the
+image must still be here. So a re-infer runs on any machine with the competition's work directory,
+whichever node trained the model. Each result is a new record
 (``origin.kind: reinfer``), listed in the ledger under its submission, which the leaderboard
 takes as the submission's latest. After ``finalize`` a re-infer changes final results: it is
 refused unless forced, and a forced one keeps the outcome it replaced in the new record's history.
@@ -12,7 +14,9 @@ refused unless forced, and a forced one keeps the outcome it replaced in the new
 
 from __future__ import annotations
 
+import shutil
 import sys
+from pathlib import Path
 from typing import TextIO
 
 import docker
@@ -23,11 +27,11 @@ from harness.evaluation.evaluation import Evaluation
 from harness.evaluation.local_run import local_backend, missing_image, run_phases
 from harness.proofs.listing import list_evaluation, listed_evaluations, moderated_submissions, refuse_after_finalize
 from harness.records.artifacts import stored_model
+from harness.records.model_store import ModelMissing, ModelStore, ModelStoreError, restore_kept
 from harness.records.record import EvaluationRecord, RecordError, latest_record, load_record, unlisted
 from harness.records.sinks import RecordSinks
 from harness.util.clock import stamped_id, utc_now
 from harness.util.errors import HarnessError
-from harness.util.hashing import tree_sha256
 
 TRAINING_DATA = ("data/train/",)
 
@@ -50,12 +54,11 @@ def reinfer(
         raise HarnessError(f"cannot re-infer {', '.join(ended)}: a withdrawn or disqualified submission is never evaluated again")
     earlier = [_earlier(competition, key, client, listed) for key in submission_ids]  # all checked before any runs
     batch = stamped_id("reinfer")
+    evaluations = _with_models(competition, earlier, batch)
     backend = local_backend(competition, client)
     docker_version = backend.engine_version()
     records = []
-    for before in earlier:
-        evaluation = Evaluation(competition, before.submission, round_id=batch)
-        evaluation.reuse_model(before)
+    for before, evaluation in zip(earlier, evaluations, strict=True):
         run_phases(evaluation, backend, out, before.submission["image"])
         if evaluation.infra_failed:
             print(f"{before.submission['id']}: infrastructure failure, nothing recorded; run it again", file=out)
@@ -67,6 +70,38 @@ def reinfer(
         sinks.evaluated(record, competition.paths.records)
         records.append(record)
     return records
+
+
+def _with_models(competition: Competition, earlier: list[EvaluationRecord], batch: str) -> list[Evaluation]:
+    """An evaluation for each record, its model restored and checked; none is left when one cannot be."""
+    store = ModelStore.for_competition(competition)
+    evaluations: list[Evaluation] = []
+    try:
+        for before in earlier:
+            evaluations.append(evaluation := Evaluation(competition, before.submission, round_id=batch))
+            evaluation.reuse_model(before)
+            _restore(competition, store, before, evaluation.paths.model)
+    except HarnessError:
+        for evaluation in evaluations:
+            shutil.rmtree(evaluation.run_dir, ignore_errors=True)
+        raise
+    return evaluations
+
+
+def _restore(competition: Competition, store: ModelStore, record: EvaluationRecord, target: Path) -> None:
+    """The model ``record`` used, into ``target``: from the artifact store, else from this machine
+    (a model whose archive ``harness sync`` has not sent yet), its hash checked either way."""
+    sha256 = record.manifest["model_sha256"]
+    try:
+        try:
+            store.restore(sha256, target)
+        except ModelMissing as missing:
+            kept = stored_model(competition, record)
+            if kept is None:
+                raise ModelStoreError(f"{missing}, and this machine does not keep it either") from None
+            restore_kept(kept, sha256, target)
+    except ModelStoreError as exc:
+        raise HarnessError(f"{record.submission['id']}: cannot re-infer from {record.evaluation_id}: {exc}") from None
 
 
 def _replaced(earlier: EvaluationRecord, reason: str) -> dict:
@@ -99,11 +134,8 @@ def _earlier(competition: Competition, key: str, client: docker.DockerClient, li
 
 
 def _unusable(competition: Competition, record: EvaluationRecord) -> str | None:
-    recorded_model = record.manifest.get("model_sha256")
-    if record.phases.get("train", {}).get("verdict") != "OK" or not recorded_model:
+    if record.phases.get("train", {}).get("verdict") != "OK" or not record.manifest.get("model_sha256"):
         return "its train phase did not succeed, so there is no model"
-    if tree_sha256(stored_model(competition, record)) != recorded_model:
-        return "the stored model is gone or differs from the one its record hashed"
     changed = changes_since(competition.paths.root, competition.data_manifest, record.manifest["data_sha256"], *TRAINING_DATA)
     if changed is None:
         return "the data changed and the record's per-file manifest is not kept here, so the training data cannot be compared"

@@ -9,6 +9,7 @@ from pathlib import Path
 from harness.competition.core import Competition
 from harness.competition.data_manifest import snapshot_path
 from harness.records.record import EvaluationRecord
+from harness.util.archives import archive_path
 
 
 def run_artifacts(competition: Competition, record: EvaluationRecord) -> list[tuple[Path, str]]:
@@ -23,10 +24,15 @@ def run_artifacts(competition: Competition, record: EvaluationRecord) -> list[tu
     return files
 
 
-def stored_model(competition: Competition, record: EvaluationRecord) -> Path:
-    """Where the model an evaluation used is kept: its own run's, or the one a re-infer reused."""
-    trained_by = record.origin["evaluation_id"] if record.origin and record.origin["kind"] == "reinfer" else record.evaluation_id
-    return competition.paths.run(trained_by).model
+def stored_model(competition: Competition, record: EvaluationRecord) -> Path | None:
+    """The model an evaluation used, as this machine keeps it: the archive a node sent back, else the
+    directory it was trained in (its own run's, or the one a re-infer reused); None when neither is here."""
+    model = competition.paths.run(record.evaluation_id).model
+    if record.origin and record.origin["kind"] == "reinfer" and not model.is_dir():  # a re-infer from before models were restored
+        model = competition.paths.run(record.origin["evaluation_id"]).model
+    if archive_path(model).is_file():
+        return archive_path(model)
+    return model if model.is_dir() else None
 
 
 def stored_predictions(competition: Competition, evaluation_id: str) -> Path:

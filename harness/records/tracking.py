@@ -26,6 +26,15 @@ TERMINATED = ("FINISHED", "FAILED", "KILLED")
 HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
 
 
+def quiet_mlflow() -> None:
+    """MLflow's client as the harness wants it: bounded retries and timeouts, no progress bars, no chatter."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    for name, value in HTTP_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+    for noisy in ("alembic", "mlflow.store.db.utils"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
 def default_tracking_uri(home: Path) -> str:
     return f"sqlite:///{home / 'mlflow.db'}"
 
@@ -41,11 +50,7 @@ class Tracker:
         return cls(tracking.get("uri"), tracking.experiment, competition.home)
 
     def __init__(self, uri: str | None, experiment: str, home: Path) -> None:
-        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-        for name, value in HTTP_DEFAULTS.items():
-            os.environ.setdefault(name, value)
-        for noisy in ("alembic", "mlflow.store.db.utils"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
+        quiet_mlflow()
         from mlflow.tracking import MlflowClient  # slow import: only when tracking is used
 
         self.uri = uri or default_tracking_uri(home)
