@@ -3,9 +3,9 @@
 Where no registry exists, a node that lacks an image (or the competition data) asks the depot for
 it: the depot writes the archive once (``docker save`` of the pinned image id; a tar of the data),
 names it by its content and serves it to any node in chunks through Ray. The node verifies what
-it received (``runner.staging``). The other way, a node sends the depot what the driver keeps of a
-phase that ran there (a trained model's archive, ``send``), and the driver takes it from the depot
-(``hand_over``): each checked by its hash on arrival.
+it received (``runner.staging``). The other way, a node sends the depot a trained model's archive
+(``send``), checked by its hash on arrival; the driver takes a copy (``deliver``), and the depot
+serves it like any archive to a node that must run that model's infer after its node is gone.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+import shutil
 import tarfile
 import tempfile
 import threading
@@ -85,14 +86,21 @@ class Depot:
         if found != sha256:
             path.unlink()
             raise ValueError(f"{name} arrived damaged (sha256 {found[:12]}, expected {sha256[:12]})")
-        size = path.stat().st_size
         os.replace(path, self._path(name))
-        return Archive(name, sha256, size)
+        self._path(f"{name}.sha256").write_text(sha256)
+        return self.archive(name)
 
-    def hand_over(self, name: str, target: str) -> None:
-        """Move the archive ``name`` to ``target`` on this node (the driver's, where the depot runs)."""
+    def archive(self, name: str) -> Archive:
+        """The archive ``name`` the depot holds (``FileNotFoundError`` when it holds none)."""
+        return Archive(name, self._path(f"{name}.sha256").read_text().strip(), self._path(name).stat().st_size)
+
+    def deliver(self, name: str, target: str) -> None:
+        """A copy of the archive ``name`` at ``target`` on this node (the driver's, where the depot runs)."""
         Path(target).parent.mkdir(parents=True, exist_ok=True)
-        os.replace(self._path(name), target)
+        try:
+            os.link(self._path(name), target)
+        except OSError:  # another filesystem
+            shutil.copyfile(self._path(name), target)
 
     def read(self, name: str, offset: int, size: int) -> bytes:
         with open(self._path(name), "rb") as fh:
@@ -127,7 +135,7 @@ class Depot:
                     Path(tmp).unlink(missing_ok=True)
                     raise
                 sidecar.write_text(digest)
-            return Archive(name, sidecar.read_text().strip(), path.stat().st_size)
+            return self.archive(name)
 
 
 def send(depot: ray.actor.ActorHandle, source: Path, name: str) -> Archive:

@@ -52,6 +52,9 @@ class PhaseSpec:
     # Whether the driver keeps the model this train leaves (a full train's, not a smoke test's): a
     # node that shares no disk with the driver sends it back as an archive (``Staging.bring_back``).
     keep_model: bool = False
+    # An infer whose model a node sent back: the depot's name for its archive. A node that lacks the
+    # model (its train ran on a node now gone) unpacks it from there (``Staging.prepare``).
+    model_from: str | None = None
 
 
 @dataclass
@@ -84,12 +87,12 @@ class PhaseResult:
     # Telemetry series for MLflow, not the record: name -> [(unix time, value)].
     series: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
     # A phase that ran on another node's disk (``Staging.bring_back``), not the record: the tree hash
-    # of the model it left there (train) and that node's Ray id, the files the driver keeps (its path
-    # -> bytes), and the archives sent to the depot for it (its path -> the depot's name for it).
+    # of the model it left there (train), that node's Ray id and the depot's name for the model's
+    # archive (a full train's), the files the driver keeps (its path -> bytes).
     model_sha256: str | None = None
     model_node: str = ""
+    model_archive: str = ""
     returned: dict[str, bytes] = field(default_factory=dict)
-    sent: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)

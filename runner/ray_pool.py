@@ -249,7 +249,8 @@ class RayPhasePool:
         self._refused: list[tuple[Hashable, PhaseResult]] = []
         self._nodes: list[dict[str, float]] = []
         self._nodes_at = float("-inf")
-        self._models: dict[str, str] = {}  # a model directory of the driver's -> the node that keeps it
+        # a model directory of the driver's -> the node that keeps it, and the depot's name for its archive ("": none)
+        self._models: dict[str, tuple[str, str]] = {}
 
     @property
     def busy(self) -> bool:
@@ -303,7 +304,8 @@ class RayPhasePool:
                     break
                 queue.pop(group)
                 name = f"{'' if full else 'smoke-'}{spec.phase}:{spec.labels.get('harness.submission', spec.run_id)}"
-                on_cluster = _run_phase.options(name=name, **resource_demand(spec), **self._placement(spec))
+                spec, placement = self._placement(spec)
+                on_cluster = _run_phase.options(name=name, **resource_demand(spec), **placement)
                 ref = on_cluster.remote(spec, self.staging, self.backend, self.versions, self.expected)
                 self._running[ref] = (key, spec, group, full)
                 self._running_full += full
@@ -327,19 +329,26 @@ class RayPhasePool:
             self._running_full -= full
             result = self._collect(ref, spec)
             if result.model_node:
-                self._models[next(m.source for m in spec.mounts if m.target == "/model")] = result.model_node
+                self._models[next(m.source for m in spec.mounts if m.target == "/model")] = (result.model_node, result.model_archive)
             if self.staging is not None:
-                self.staging.receive(result)
+                self.staging.receive(spec, result)
             finished.append((key, result))
         return finished
 
-    def _placement(self, spec: PhaseSpec) -> dict[str, Any]:
-        """An infer runs on the node that keeps its model (when that node is gone, Ray fails the task:
-        an infrastructure error, and the evaluation starts again)."""
-        node = next(
+    def _placement(self, spec: PhaseSpec) -> tuple[PhaseSpec, dict[str, Any]]:
+        """An infer runs on the node that keeps its model. When the model's archive reached the depot,
+        the infer runs elsewhere if that node is gone (the node there unpacks the archive); otherwise
+        Ray fails the task: an infrastructure error, and the evaluation starts again."""
+        kept = next(
             (self._models[m.source] for m in spec.mounts if m.target == "/model" and m.read_only and m.source in self._models), None
         )
-        return {} if node is None else {"scheduling_strategy": NodeAffinitySchedulingStrategy(node, soft=False)}
+        if kept is None:
+            return spec, {}
+        node, archive = kept
+        if archive:
+            spec = dataclasses.replace(spec, model_from=archive)
+        # soft: only when the node is gone (or cannot ever hold it); a busy node is waited for
+        return spec, {"scheduling_strategy": NodeAffinitySchedulingStrategy(node, soft=bool(archive))}
 
     @staticmethod
     def _collect(ref: ray.ObjectRef, spec: PhaseSpec) -> PhaseResult:

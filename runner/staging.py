@@ -9,9 +9,10 @@ output and logs, under the driver's ``runs`` directory) are made on the node ins
 predictions file (at most one byte over its size limit, so an oversized one is still refused as
 such) and the bounded logs; the telemetry series and the model's tree hash travel in the result
 itself. A full train's model is also archived (``harness.util.archives``) and sent to the depot,
-and the driver moves it to the run directory's ``model.tar``, from where it reaches the artifact
+and the driver keeps a copy as the run directory's ``model.tar``, from where it reaches the artifact
 store with the record; so the model outlives the node. Infer is scheduled on the node that keeps
-the model (``RayPhasePool``)."""
+the model (``RayPhasePool``); when that node is gone, another node unpacks the depot's archive of
+the model (``restore_model``) and runs it."""
 
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ from ray.actor import ActorHandle
 from harness.limits import PhaseVerdict
 from harness.runner.depot import DataStage, fetch, send
 from harness.runner.phase import PhaseResult, PhaseSpec
-from harness.util.archives import ArchiveError, archive_path, write_tree_archive
+from harness.util.archives import ArchiveError, archive_path, extract_tree_archive, write_tree_archive
 from harness.util.hashing import listing_sha256, scan_tree, tree_sha256
 
 VERIFIED = ".verified"
@@ -77,9 +78,12 @@ class Staging:
         node_dir.mkdir(parents=True, exist_ok=True)
         try:
             ensure_image(client, spec.image, self.depot, node_dir, pull_from=spec.pull_from, credential=self.registry)
+            moved = {} if node_id == self.home_node else self._run_dirs(spec, node_dir)
+            if spec.model_from is not None:
+                model = next(m.source for m in spec.mounts if m.target == "/model")
+                restore_model(spec.model_from, Path(moved.get(model, model)), self.depot, node_dir)
             if node_id == self.home_node:
                 return spec
-            moved = self._run_dirs(spec, node_dir)
             if self.data is not None:
                 staged = stage_data(self.data, self.depot, node_dir)
                 moved.update({source: str(staged / name) for source, name in self.data.roots})
@@ -123,7 +127,7 @@ class Staging:
             model = Path(targets["/model"][1])
             result.model_sha256, result.model_node = tree_sha256(model), node_id
             if spec.keep_model and result.verdict is PhaseVerdict.OK:
-                result.sent[str(archive_path(Path(targets["/model"][0])))] = self._send_model(model, result.model_sha256, node_id)
+                result.model_archive = self._send_model(model, result.model_sha256, node_id)
         result.returned = files
 
     def _send_model(self, model: Path, sha256: str, node_id: str) -> str:
@@ -138,15 +142,16 @@ class Staging:
         finally:
             archive.unlink(missing_ok=True)
 
-    def receive(self, result: PhaseResult) -> None:
+    def receive(self, spec: PhaseSpec, result: PhaseResult) -> None:
         """On the driver: write the files a phase on another node brought back where they belong,
-        and take what it sent to the depot."""
+        and a copy of the model's archive it sent to the depot beside the model's directory."""
         for path, data in result.returned.items():
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             Path(path).write_bytes(data)
-        for path, name in result.sent.items():
-            ray.get(self.depot.hand_over.remote(name, path))
-        result.returned, result.sent = {}, {}
+        result.returned = {}
+        if result.model_archive:
+            model = next(m.source for m in spec.mounts if m.target == "/model")
+            ray.get(self.depot.deliver.remote(result.model_archive, str(archive_path(Path(model)))))
 
 
 def _one_line(exc: BaseException) -> str:
@@ -161,6 +166,25 @@ def _read_regular(path: Path, most: int) -> bytes | None:
         return None
     with os.fdopen(fd, "rb") as fh:
         return fh.read(most) if stat.S_ISREG(os.fstat(fd).st_mode) else None
+
+
+def restore_model(name: str, target: Path, depot: ActorHandle, node_dir: Path) -> None:
+    """Unpack the depot's model archive ``name`` into ``target`` unless this node has the model there
+    (its train ran here); the archive is checked by its hash on the way."""
+    if target.is_dir() and any(target.iterdir()):
+        return
+    with _node_lock(node_dir, "model"):
+        archive = ray.get(depot.archive.remote(name))
+        path = node_dir / f".{name}"
+        try:
+            fetch(depot, archive, path)
+            shutil.rmtree(target, ignore_errors=True)
+            with open(path, "rb") as fh:
+                extract_tree_archive(fh, target)
+        except ArchiveError as exc:
+            raise ValueError(f"the model archive {name} cannot be unpacked: {exc}") from None
+        finally:
+            path.unlink(missing_ok=True)
 
 
 def has_image(client: docker.DockerClient, digest: str) -> bool:

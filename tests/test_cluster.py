@@ -126,13 +126,16 @@ def test_staged_data_and_archives_are_verified(cluster, tmp_path):
     with pytest.raises(ValueError, match="arrived damaged"):
         fetch(depot, Archive(archive.name, "f" * 64, archive.size), node / "copy.tar")
 
-    # The other way: a node sends a file in chunks, the depot checks it and hands it to the driver.
+    # The other way: a node sends a file in chunks, the depot checks it, the driver takes a copy, and
+    # the depot serves it to another node.
     sent = node / "model.tar"
     sent.write_bytes(os.urandom(2 * CHUNK_BYTES + 5))
     arrived = send(depot, sent, "model-sent.tar")
     assert (arrived.sha256, arrived.size) == (hashlib.sha256(sent.read_bytes()).hexdigest(), sent.stat().st_size)
-    ray.get(depot.hand_over.remote(arrived.name, str(tmp_path / "run" / "model.tar")))
-    assert (tmp_path / "run" / "model.tar").read_bytes() == sent.read_bytes() and not (tmp_path / "depot" / arrived.name).exists()
+    ray.get(depot.deliver.remote(arrived.name, str(tmp_path / "run" / "model.tar")))
+    assert (tmp_path / "run" / "model.tar").read_bytes() == sent.read_bytes()
+    fetch(depot, ray.get(depot.archive.remote(arrived.name)), node / "again.tar")
+    assert (node / "again.tar").read_bytes() == sent.read_bytes()
     ray.get(depot.write.remote("feed", 0, b"x"))
     with pytest.raises(ray.exceptions.RayTaskError, match="arrived damaged"):
         ray.get(depot.seal.remote("feed", "model-forged.tar", "0" * 64))

@@ -23,12 +23,16 @@ import ray
 from clusters import isolated_node, node_of, ray_cluster, records, round_competition, submit
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from harness.evaluation.evaluation import Evaluation
 from harness.proofs.audit import audit
 from harness.proofs.reinfer import reinfer
 from harness.records.model_store import ModelStore
 from harness.records.sinks import RecordSinks
+from harness.rounds.distribution import cluster_staging
 from harness.rounds.driver import drive_round
-from harness.runner.ray_pool import NODE_LABEL
+from harness.runner.ray_pool import NODE_LABEL, RayPhasePool
+from harness.submissions.intake import pin_image
+from harness.util.clock import utc_now
 from harness.util.hashing import tree_sha256
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -145,3 +149,41 @@ def test_node_lost_mid_train_still_scores_each_submission_once(cluster, tmp_path
         assert new.verdict == "SCORED" and new.origin == {"kind": "reinfer", "evaluation_id": before["evaluation_id"]}
         assert new.manifest["model_sha256"] == before["manifest"]["model_sha256"]
         assert new.manifest["predictions_sha256"] == before["manifest"]["predictions_sha256"]
+
+
+def test_an_infer_whose_trainer_node_is_gone_runs_elsewhere_on_the_model_from_the_depot(
+    cluster, tmp_path_factory, home, competition, behave_image, docker_client
+):
+    ray_cluster, first = cluster
+    comp = round_competition(competition, NODE_CACHE)
+    image = behave_image("constant")
+    submission = {"id": "sub-moved", "team": "team", "image": image, "image_digest": pin_image(docker_client, image).digest}
+    evaluation = Evaluation(comp, {**submission, "submitted_at": utc_now()}, round_id="round-moved")
+    hidden = tmp_path_factory.getbasetemp()
+    with isolated_node(ray_cluster, hidden) as trainer, isolated_node(ray_cluster, hidden) as other:
+        pool = RayPhasePool(staging=cluster_staging(comp, str(NODE_CACHE)))
+        train = run_one(pool, evaluation)
+        assert train.verdict.value == "OK" and train.model_archive
+        gone = {n.node_id: n for n in (first, trainer, other)}[train.model_node]
+        gone.kill()  # after train, before infer: the only copy of the model on a node is gone with it
+        deadline = time.monotonic() + 60
+        while gone.node_id in {n["NodeID"] for n in ray.nodes() if n["Alive"]}:
+            assert time.monotonic() < deadline, "Ray never noticed the node was gone"
+            time.sleep(0.2)
+        infer = run_one(pool, evaluation)
+
+    assert infer.verdict.value == "OK", infer.message
+    assert node_of({"node": infer.node}) != gone.node_id[:12]  # not run again from train: infer ran elsewhere
+    record = evaluation.conclude()
+    assert record.verdict == "SCORED" and record.manifest["model_sha256"] == train.model_sha256
+
+
+def run_one(pool: RayPhasePool, evaluation: Evaluation):
+    """Run the evaluation's next phase on the pool and hand it its result."""
+    pool.submit(evaluation.id, evaluation.next_phase())
+    deadline = time.monotonic() + 300
+    while not (done := pool.wait(timeout=1.0)):
+        assert time.monotonic() < deadline, "the phase never finished"
+    ((_, result),) = done
+    evaluation.accept(result)
+    return result

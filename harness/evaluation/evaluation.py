@@ -286,7 +286,7 @@ def _phase_record(result: PhaseResult) -> dict[str, Any]:
     data.pop("model_sha256")  # the manifest's
     data.pop("model_node")
     data.pop("returned")
-    data.pop("sent")
+    data.pop("model_archive")
     if data["host"] is None:  # a phase not run on a Ray node: manifest.host is its machine
         del data["host"]
     return data
