@@ -113,8 +113,10 @@ class Staging:
         """On the node, after ``ran`` (``spec`` as ``prepare`` moved it): put in ``result`` what the
         driver keeps of a phase that ran on this node's disk, under the driver's paths: the logs, the
         predictions file (infer), the model's tree hash (train)."""
-        if ran.log_dir == spec.log_dir:
-            return  # it ran on the driver's disk
+        if ran.log_dir == spec.log_dir:  # it ran on the driver's disk
+            if spec.phase == "train":
+                result.model_node = node_id  # its infer must run here too: no other node sees that disk
+            return
         files = {}
         for entry in Path(ran.log_dir).iterdir():
             if entry.is_file() and not entry.is_symlink():

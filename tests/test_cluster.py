@@ -76,6 +76,7 @@ def test_round_uses_every_node_and_brings_a_missing_image(cluster, home, competi
     assert set(found) == {*ids, absent_id}
     used = {node_of(p) for r in found.values() for p in r["phases"].values()}
     assert used == {n.node_id[:12] for n in [ray_cluster.head_node, *workers]}  # all three nodes ran phases
+    assert all(node_of(r["phases"]["infer"]) == node_of(r["phases"]["train"]) for r in found.values())  # where its model is
     staged = {p.parts[-3] for p in (tmp_path / "nodes").glob(f"*/data-*/{VERIFIED}")}
     assert staged == {w.node_id[:16] for w in workers}  # each worker staged the data once, verified; the head needs none
 
