@@ -134,9 +134,10 @@ class Staging:
 
     def _send_model(self, model: Path, sha256: str, node_id: str) -> str:
         """The model's archive, sent to the depot; its name there."""
-        archive = self.node_dir(node_id) / f".model-{sha256}.tar"
+        fd, name = tempfile.mkstemp(dir=self.node_dir(node_id), prefix=".model-")  # two trains may make the same model at once
+        archive = Path(name)
         try:
-            with open(archive, "wb") as fh:
+            with os.fdopen(fd, "wb") as fh:
                 write_tree_archive(model, fh)
             return send(self.depot, archive, f"model-{sha256}.tar").name
         except (ray.exceptions.RayError, OSError, ValueError, ArchiveError, tarfile.TarError) as exc:
