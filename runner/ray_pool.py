@@ -4,9 +4,13 @@ The pool keeps the queue itself and hands Ray only what the cluster can run now 
 ``max_parallel``), so the order is the pool's: fair across groups (teams, see ``FairQueue``).
 
 Smoke phases (a submission's quick check on a few rows, ``submit(..., smoke=True)``) have a lane
-of their own: they are dispatched before any full phase, and full phases never take the last
-``smoke_slots`` of the phases that can run at once (always leaving them at least one), so a smoke
-phase never waits behind long full runs. A pool made with ``smoke_slots=0`` keeps none back.
+of their own: they are dispatched before any full phase, and while smoke phases are queued or
+running, full phases never take the last ``smoke_slots`` of the phases that can run at once (always
+leaving them at least one), so a smoke phase never waits behind long full runs. Once no smoke
+phase is queued or running, full phases take those slots too: a round queues every smoke phase at
+its start (a smoke-infer before the dispatch after its smoke-train), so a slot kept then would stay
+idle (on a two-slot cluster, half of it); only a retry's smoke phase, queued later, may wait for a
+full one to end. A pool made with ``smoke_slots=0`` keeps none back.
 
 A phase's Ray task is named after what it runs (``train:SUBMISSION``, ``smoke-infer:SUBMISSION``), as
 ``ray list tasks`` and the dashboard show it. Every node must run the driver's release: ``warm_up``
@@ -289,6 +293,7 @@ class RayPhasePool:
         """Hand Ray the next specs, smoke ones first, in fair order, while the cluster has room for them."""
         for lane, queue in enumerate(self._lanes):
             full = lane == 1
+            smoke_in_sight = bool(self._lanes[0]) or self._running_full < len(self._running)
             while (group := queue.next_group(self._per_group)) is not None:
                 key, spec = queue.head(group)
                 capacity = self._capacity(spec)
@@ -297,7 +302,8 @@ class RayPhasePool:
                     self._refused.append((key, infra_result(spec, f"no live node of the Ray cluster can hold it ({_demand_text(spec)})")))
                     continue
                 room = capacity if self.max_parallel is None else min(self.max_parallel, capacity)
-                if full and self._running_full >= room - min(self.smoke_slots, room - 1):
+                kept_for_smoke = min(self.smoke_slots, room - 1) if smoke_in_sight else 0
+                if full and self._running_full >= room - kept_for_smoke:
                     break
                 if len(self._running) >= room:
                     break
