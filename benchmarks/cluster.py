@@ -3,8 +3,9 @@
 private ``dockerd`` with its own data root: tests/clusters.py), against the floor on the same engines.
 
 (a) A round's throughput (job ``nap1``, 1 s per phase) against a plain Python loop of raw
-``docker run --rm`` (train, infer) on the same engines, one run at a time per engine (each worker
-node has one CPU, each phase asks for one), with the same limits, isolation, environment and mounts.
+``docker run --rm`` of the same phases (the smoke stage's train and infer, then train and infer:
+``common.raw_submission``) on the same engines, one run at a time per engine (each worker node has
+one CPU, each phase asks for one), with the same limits, isolation, environment and mounts.
 
 (b) The time to bring a new image (the 223 MB ``nap1``, pushed to a real registry) to every engine
 through the round's path (a Ray task per worker node calling ``runner.staging.ensure_image``, which

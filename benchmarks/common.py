@@ -24,7 +24,9 @@ sys.path.insert(0, str(ROOT))
 
 from harness.competition.config import compose_config, load_settings  # noqa: E402
 from harness.competition.core import Competition  # noqa: E402
-from harness.limits import PhaseLimits  # noqa: E402
+from harness.competition.paths import CompetitionPaths  # noqa: E402
+from harness.competition.smoke import smoke_stage  # noqa: E402
+from harness.limits import Limits, PhaseLimits  # noqa: E402
 from harness.limits.docker_options import contract_environment  # noqa: E402
 from harness.participant.images import build_context_image, ensure_os_base  # noqa: E402
 from harness.rounds.driver import drive_round  # noqa: E402
@@ -135,12 +137,20 @@ def raw_phase(image: str, phase: str, limits: PhaseLimits, mounts: Sequence[tupl
 
 
 def raw_submission(comp: Competition, image: str, work: Path) -> list[list[str]]:
-    """The two raw runs (train, then infer) of one submission, in fresh directories under ``work``."""
+    """The raw runs of one submission as a round runs them: the smoke stage's train and infer first
+    when the competition has one (on its data, under its limits), then train and infer; each pair in
+    fresh directories under ``work``."""
+    smoke = smoke_stage(comp)
+    stages = ([(smoke.paths, smoke.limits)] if smoke is not None else []) + [(comp.paths, comp.settings.limits)]
+    return [run for paths, limits in stages for run in raw_pair(image, paths, limits, work)]
+
+
+def raw_pair(image: str, paths: CompetitionPaths, limits: Limits, work: Path) -> list[list[str]]:
+    """The two raw runs (train, then infer) on ``paths``' data, in fresh directories under ``work``."""
     run = Path(tempfile.mkdtemp(dir=work))
     model, output = run / "model", run / "output"
     make_writable_dir(model)
     make_writable_dir(output)
-    limits, paths = comp.settings.limits, comp.paths
     return [
         raw_phase(image, "train", limits.phase("train"), [(paths.train, "/data/train", True), (model, "/model", False)]),
         raw_phase(
