@@ -45,7 +45,7 @@ from harness.runner.backend import Backend, create_backend
 from harness.runner.fair_queue import FairQueue
 from harness.runner.host import engine_facts, host_info
 from harness.runner.phase import PhaseResult, PhaseSpec
-from harness.runner.staging import Staging, StagingError
+from harness.runner.staging import Staging, StagingError, stage_data
 from harness.util.errors import HarnessError
 from harness.util.sizes import format_size
 
@@ -125,12 +125,28 @@ def _run_phase(spec: PhaseSpec, staging: Staging | None, backend_name: str, vers
 
 
 @ray.remote(num_cpus=0, max_retries=0)
-def _warm_up(backend_name: str, versions: Versions, expected: dict[str, str]) -> str | None:
-    """Connect this worker to its engine, unless its node runs another release (then say so)."""
+def _warm_up(backend_name: str, versions: Versions, expected: dict[str, str], staging: Staging | None) -> str | None:
+    """Connect this worker to its engine and stage the data on its node, unless the node runs another
+    release (then say so)."""
     problem = version_mismatch(_node_name(), versions(), expected)
     if problem is None:
         _backend(backend_name)
+        if staging is not None:
+            _stage_data_early(staging)
     return problem
+
+
+def _stage_data_early(staging: Staging) -> None:
+    """The data this node's phases mount, staged now rather than in its first phase (a second on a
+    small cluster, out of each node's first container); a failure is left to that phase, which
+    stages it again and reports what went wrong."""
+    node_id = ray.get_runtime_context().get_node_id()
+    if staging.data is None or node_id == staging.home_node:
+        return
+    node_dir = staging.node_dir(node_id)
+    with contextlib.suppress(Exception):  # the phase's own staging says what failed
+        node_dir.mkdir(parents=True, exist_ok=True)
+        stage_data(staging.data, staging.depot, node_dir)
 
 
 def with_ray_gpus(spec: PhaseSpec) -> PhaseSpec:
@@ -263,14 +279,16 @@ class RayPhasePool:
         return [key for key, *_ in self._running.values()]
 
     def warm_up(self) -> None:
-        """Start a worker per CPU of each node and connect it to its engine, so that start-up is not
-        charged to the first phases; ``NodeVersionMismatch`` when a node runs another release."""
+        """Start a worker per CPU of each node, connect it to its engine and stage the data there, so
+        that start-up is not charged to the first phases; ``NodeVersionMismatch`` when a node runs
+        another release."""
         refs = []
         for node in ray.nodes():
             if node["Alive"]:
                 on_node = _warm_up.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False))
                 refs += [
-                    on_node.remote(self.backend, self.versions, self.expected) for _ in range(max(1, int(node["Resources"].get("CPU", 0))))
+                    on_node.remote(self.backend, self.versions, self.expected, self.staging)
+                    for _ in range(max(1, int(node["Resources"].get("CPU", 0))))
                 ]
         said: set[str] = set()
         for ref in refs:
