@@ -15,9 +15,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+
+import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -178,3 +181,43 @@ def load_average() -> str:
 def on_engine(commands: Sequence[Sequence[str]], host: str) -> list[list[str]]:
     """The same ``docker ...`` commands sent to another engine (``-H``: its ``DOCKER_HOST``)."""
     return [["docker", "-H", host, *command[1:]] for command in commands]
+
+
+ENGINE_PROCESSES = ("dockerd", "containerd", "containerd-shim", "containerd-shim-runc-v2", "runc", "docker-init")
+
+
+def process_role(process: psutil.Process, ours: bool) -> str:
+    """Who a process works for: this benchmark (itself, the Ray nodes and engines it started) or not."""
+    if not ours:
+        return "other processes"
+    if process.pid == os.getpid():
+        return "driver"
+    name = process.name()
+    if name in ENGINE_PROCESSES:
+        return "engines"
+    return "Ray workers" if name.startswith("ray::") or "default_worker.py" in " ".join(process.cmdline()) else "Ray services"
+
+
+def cpu_seconds() -> dict[int, tuple[str, float]]:
+    """Each live process's role and the CPU seconds it has used (user and system)."""
+    found = {}
+    ours = {os.getpid()}
+    for process in sorted(psutil.process_iter(["ppid", "create_time"]), key=lambda p: p.info["create_time"] or 0.0):  # parents first
+        try:
+            if process.info["ppid"] in ours:
+                ours.add(process.pid)
+            with process.oneshot():
+                times = process.cpu_times()
+                found[process.pid] = (process_role(process, process.pid in ours), times.user + times.system)
+        except psutil.Error:
+            pass  # gone, or not ours to read
+    return found
+
+
+def cpu_used(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]) -> Counter[str]:
+    """CPU seconds per role between two ``cpu_seconds()`` (of the processes alive at the second: one
+    that ended between them, such as a container's, is missed)."""
+    used: Counter[str] = Counter()
+    for pid, (role, seconds) in after.items():
+        used[role] += seconds - before.get(pid, (role, 0.0))[1]
+    return used
