@@ -3,8 +3,13 @@
 private ``dockerd`` with its own data root: tests/clusters.py), against the floor on the same engines.
 
 (a) A round's throughput (job ``nap1``, 1 s per phase) against a plain Python loop of raw
-``docker run --rm`` (train, infer) on the same engines, one run at a time per engine (each worker
-node has one CPU, each phase asks for one), with the same limits, isolation, environment and mounts.
+``docker run --rm`` of the same phases (the smoke stage's train and infer, then train and infer:
+``common.raw_submission``) on the same engines, one run at a time per engine (each worker node has
+one CPU, each phase asks for one), with the same limits, isolation, environment and mounts. To say
+where the time goes it also prints, per engine and phase, the raw loops' time per ``docker run`` and
+the round's per phase with its time inside the container (the records' ``wall_s``), and the CPU
+seconds used during each (the driver, the Ray nodes' services and workers, the private engines, and
+the machine's other processes, which share its cores).
 
 (b) The time to bring a new image (the 223 MB ``nap1``, pushed to a real registry) to every engine
 through the round's path (a Ray task per worker node calling ``runner.staging.ensure_image``, which
@@ -26,9 +31,11 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
-from contextlib import ExitStack
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from unittest.mock import patch
 
 import docker
 import ray
@@ -36,6 +43,8 @@ from common import (
     arguments,
     behave_image,
     competition,
+    cpu_seconds,
+    cpu_used,
     load_average,
     median,
     on_engine,
@@ -49,10 +58,11 @@ from common import (
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from harness.rounds.distribution import WORKER_USERNAME
+from harness.rounds.round import Round, RoundSummary
 from harness.runner.depot import Depot
 from harness.runner.engine import connect
 from harness.runner.staging import RegistryCredential, ensure_image
-from tests.clusters import private_engine, ray_cluster
+from tests.clusters import private_engine, ray_cluster, records
 from tests.registry_helpers import push, running_registry
 
 WORKERS = 2
@@ -113,6 +123,33 @@ def raw_loops(comp, image: str, hosts: Sequence[str], work: Path, submissions: i
             timed(on_engine(raw_submission(comp, image, work), host))
 
     return in_parallel([lambda h=host: loop(h) for host in hosts])
+
+
+@contextmanager
+def cpu_of_rounds() -> Iterator[Counter[str]]:
+    """CPU seconds per role (``common.cpu_used``) while ``Round.run`` runs, its start-up left out."""
+    used: Counter[str] = Counter()
+    run = Round.run
+
+    def measured(self: Round) -> RoundSummary:
+        before = cpu_seconds()
+        try:
+            return run(self)
+        finally:
+            used.update(cpu_used(before, cpu_seconds()))
+
+    with patch.object(Round, "run", measured):
+        yield used
+
+
+def record_phases(record: dict) -> list[dict]:
+    """A record's phases, its smoke stage's first."""
+    return [*(record.get("smoke") or {}).get("phases", {}).values(), *record["phases"].values()]
+
+
+def cpu_line(used: Counter[str], seconds: float) -> str:
+    roles = ("driver", "Ray services", "Ray workers", "engines", "other processes")
+    return ", ".join(f"{role} {used[role]:.1f} s ({used[role] / seconds:.0%} of a core)" for role in roles)
 
 
 def forget(engines: Sequence[docker.DockerClient], image_id: str) -> None:
@@ -177,11 +214,16 @@ def main() -> None:
 
         # (a) a round against raw loops on the same engines.
         comp = competition(home, f"runner.node_cache={home / 'nodes'}")
+        before = cpu_seconds()
         raw_s = raw_loops(comp, image_id, hosts, home, submissions)  # by id: the engines hold it untagged
+        raw_cpu = cpu_used(before, cpu_seconds())
+        raw_runs = submissions * len(raw_submission(comp, image_id, home))
         submit_many(comp, image, submissions)
         started = time.monotonic()
-        summary, log = run_round(comp)
+        with cpu_of_rounds() as round_cpu:
+            summary, log = run_round(comp)
         with_startup_s = time.monotonic() - started
+        in_containers = [phase["wall_s"] for record in records(home) for phase in record_phases(record)]
 
     harness_pull_s, floor_pull_s = median(harness_pulls), median(floor_pulls)
     print(
@@ -200,6 +242,13 @@ def main() -> None:
     print(
         f"    harness round with its start-up                    {with_startup_s:6.1f} s                          ratio {raw_s / with_startup_s:.2f}"
     )
+    print(
+        f"    per engine and phase: raw loops {raw_s * WORKERS / raw_runs:.2f} s a docker run; round {summary.wall_s * WORKERS / len(in_containers):.2f} s"
+        f" a phase, {sum(in_containers) / len(in_containers):.2f} s of it in the container ({len(in_containers)} phases: each engine ran a container"
+        f" {sum(in_containers) / (summary.wall_s * WORKERS):.0%} of the round)"
+    )
+    print(f"    CPU during the raw loops: {cpu_line(raw_cpu, raw_s)}")
+    print(f"    CPU during the round:     {cpu_line(round_cpu, summary.wall_s)}")
     print(f"    one-time {startup_line(log)}")
     print(
         f"  (b) image nap1 ({connect().images.get(image).attrs['Size'] / 1e6:.0f} MB) to {WORKERS} engines from the registry, {tries} tries each"

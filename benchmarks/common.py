@@ -15,16 +15,21 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+
+import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from harness.competition.config import compose_config, load_settings  # noqa: E402
 from harness.competition.core import Competition  # noqa: E402
-from harness.limits import PhaseLimits  # noqa: E402
+from harness.competition.paths import CompetitionPaths  # noqa: E402
+from harness.competition.smoke import smoke_stage  # noqa: E402
+from harness.limits import Limits, PhaseLimits  # noqa: E402
 from harness.limits.docker_options import contract_environment  # noqa: E402
 from harness.participant.images import build_context_image, ensure_os_base  # noqa: E402
 from harness.rounds.driver import drive_round  # noqa: E402
@@ -135,12 +140,20 @@ def raw_phase(image: str, phase: str, limits: PhaseLimits, mounts: Sequence[tupl
 
 
 def raw_submission(comp: Competition, image: str, work: Path) -> list[list[str]]:
-    """The two raw runs (train, then infer) of one submission, in fresh directories under ``work``."""
+    """The raw runs of one submission as a round runs them: the smoke stage's train and infer first
+    when the competition has one (on its data, under its limits), then train and infer; each pair in
+    fresh directories under ``work``."""
+    smoke = smoke_stage(comp)
+    stages = ([(smoke.paths, smoke.limits)] if smoke is not None else []) + [(comp.paths, comp.settings.limits)]
+    return [run for paths, limits in stages for run in raw_pair(image, paths, limits, work)]
+
+
+def raw_pair(image: str, paths: CompetitionPaths, limits: Limits, work: Path) -> list[list[str]]:
+    """The two raw runs (train, then infer) on ``paths``' data, in fresh directories under ``work``."""
     run = Path(tempfile.mkdtemp(dir=work))
     model, output = run / "model", run / "output"
     make_writable_dir(model)
     make_writable_dir(output)
-    limits, paths = comp.settings.limits, comp.paths
     return [
         raw_phase(image, "train", limits.phase("train"), [(paths.train, "/data/train", True), (model, "/model", False)]),
         raw_phase(
@@ -168,3 +181,43 @@ def load_average() -> str:
 def on_engine(commands: Sequence[Sequence[str]], host: str) -> list[list[str]]:
     """The same ``docker ...`` commands sent to another engine (``-H``: its ``DOCKER_HOST``)."""
     return [["docker", "-H", host, *command[1:]] for command in commands]
+
+
+ENGINE_PROCESSES = ("dockerd", "containerd", "containerd-shim", "containerd-shim-runc-v2", "runc", "docker-init")
+
+
+def process_role(process: psutil.Process, ours: bool) -> str:
+    """Who a process works for: this benchmark (itself, the Ray nodes and engines it started) or not."""
+    if not ours:
+        return "other processes"
+    if process.pid == os.getpid():
+        return "driver"
+    name = process.name()
+    if name in ENGINE_PROCESSES:
+        return "engines"
+    return "Ray workers" if name.startswith("ray::") or "default_worker.py" in " ".join(process.cmdline()) else "Ray services"
+
+
+def cpu_seconds() -> dict[int, tuple[str, float]]:
+    """Each live process's role and the CPU seconds it has used (user and system)."""
+    found = {}
+    ours = {os.getpid()}
+    for process in sorted(psutil.process_iter(["ppid", "create_time"]), key=lambda p: p.info["create_time"] or 0.0):  # parents first
+        try:
+            if process.info["ppid"] in ours:
+                ours.add(process.pid)
+            with process.oneshot():
+                times = process.cpu_times()
+                found[process.pid] = (process_role(process, process.pid in ours), times.user + times.system)
+        except psutil.Error:
+            pass  # gone, or not ours to read
+    return found
+
+
+def cpu_used(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]) -> Counter[str]:
+    """CPU seconds per role between two ``cpu_seconds()`` (of the processes alive at the second: one
+    that ended between them, such as a container's, is missed)."""
+    used: Counter[str] = Counter()
+    for pid, (role, seconds) in after.items():
+        used[role] += seconds - before.get(pid, (role, 0.0))[1]
+    return used

@@ -1,5 +1,6 @@
 """Overhead: the time per submission inside a round, and of one ``harness check``, against the floor:
-two raw ``docker run --rm`` (train, infer) of the same image with the same limits and mounts.
+raw ``docker run --rm`` of the same phases (the smoke stage's train and infer, then train and infer:
+``common.raw_submission``) of the same image with the same limits and mounts.
 
 The job sleeps 1 s in each phase (test submission ``nap1``). The round runs one phase at a time
 (``runner.max_parallel=1``) so that its time per submission compares with the floor's; Ray's and
@@ -52,7 +53,7 @@ def main() -> None:
 
     floor_s, per_submission_s, check_s = median(floor), summary.wall_s / submissions, median(check)
     print(f"overhead benchmark: job nap1 (1 s per phase), {submissions} submissions, {repeats}+{repeats} floor runs, load {load_average()}")
-    print(f"  floor: two raw docker run --rm       {floor_s:6.2f} s per submission (median; min {min(floor):.2f}, max {max(floor):.2f})")
+    print(f"  floor: raw docker run --rm per phase {floor_s:6.2f} s per submission (median; min {min(floor):.2f}, max {max(floor):.2f})")
     print(
         f"  inside a round (max_parallel=1)      {per_submission_s:6.2f} s per submission   ratio {per_submission_s / floor_s:.2f}  (target <= 1.25)"
     )

@@ -1,5 +1,6 @@
-"""Throughput: a round of short submissions (1 CPU each, 2 phases of 1 s of CPU) on this machine's
-cores, against a raw loop of ``docker run --rm`` doing the same work with as many runs in parallel.
+"""Throughput: a round of short submissions (1 CPU each, phases of 1 s of CPU: the smoke stage's
+train and infer, then train and infer) on this machine's cores, against a raw loop of
+``docker run --rm`` doing the same work (``common.raw_submission``) with as many runs in parallel.
 
 Usage: ``python benchmarks/throughput.py [--quick]`` (50 submissions; 10 with --quick).
 """

@@ -4,9 +4,13 @@ The pool keeps the queue itself and hands Ray only what the cluster can run now 
 ``max_parallel``), so the order is the pool's: fair across groups (teams, see ``FairQueue``).
 
 Smoke phases (a submission's quick check on a few rows, ``submit(..., smoke=True)``) have a lane
-of their own: they are dispatched before any full phase, and full phases never take the last
-``smoke_slots`` of the phases that can run at once (always leaving them at least one), so a smoke
-phase never waits behind long full runs. A pool made with ``smoke_slots=0`` keeps none back.
+of their own: they are dispatched before any full phase, and while smoke phases are queued or
+running, full phases never take the last ``smoke_slots`` of the phases that can run at once (always
+leaving them at least one), so a smoke phase never waits behind long full runs. Once no smoke
+phase is queued or running, full phases take those slots too: a round queues every smoke phase at
+its start (a smoke-infer before the dispatch after its smoke-train), so a slot kept then would stay
+idle (on a two-slot cluster, half of it); only a retry's smoke phase, queued later, may wait for a
+full one to end. A pool made with ``smoke_slots=0`` keeps none back.
 
 A phase's Ray task is named after what it runs (``train:SUBMISSION``, ``smoke-infer:SUBMISSION``), as
 ``ray list tasks`` and the dashboard show it. Every node must run the driver's release: ``warm_up``
@@ -41,7 +45,7 @@ from harness.runner.backend import Backend, create_backend
 from harness.runner.fair_queue import FairQueue
 from harness.runner.host import engine_facts, host_info
 from harness.runner.phase import PhaseResult, PhaseSpec
-from harness.runner.staging import Staging, StagingError
+from harness.runner.staging import Staging, StagingError, stage_data
 from harness.util.errors import HarnessError
 from harness.util.sizes import format_size
 
@@ -121,12 +125,28 @@ def _run_phase(spec: PhaseSpec, staging: Staging | None, backend_name: str, vers
 
 
 @ray.remote(num_cpus=0, max_retries=0)
-def _warm_up(backend_name: str, versions: Versions, expected: dict[str, str]) -> str | None:
-    """Connect this worker to its engine, unless its node runs another release (then say so)."""
+def _warm_up(backend_name: str, versions: Versions, expected: dict[str, str], staging: Staging | None) -> str | None:
+    """Connect this worker to its engine and stage the data on its node, unless the node runs another
+    release (then say so)."""
     problem = version_mismatch(_node_name(), versions(), expected)
     if problem is None:
         _backend(backend_name)
+        if staging is not None:
+            _stage_data_early(staging)
     return problem
+
+
+def _stage_data_early(staging: Staging) -> None:
+    """The data this node's phases mount, staged now rather than in its first phase (a second on a
+    small cluster, out of each node's first container); a failure is left to that phase, which
+    stages it again and reports what went wrong."""
+    node_id = ray.get_runtime_context().get_node_id()
+    if staging.data is None or node_id == staging.home_node:
+        return
+    node_dir = staging.node_dir(node_id)
+    with contextlib.suppress(Exception):  # the phase's own staging says what failed
+        node_dir.mkdir(parents=True, exist_ok=True)
+        stage_data(staging.data, staging.depot, node_dir)
 
 
 def with_ray_gpus(spec: PhaseSpec) -> PhaseSpec:
@@ -260,14 +280,16 @@ class RayPhasePool:
         return [key for key, *_ in self._running.values()]
 
     def warm_up(self) -> None:
-        """Start a worker per CPU of each node and connect it to its engine, so that start-up is not
-        charged to the first phases; ``NodeVersionMismatch`` when a node runs another release."""
+        """Start a worker per CPU of each node, connect it to its engine and stage the data there, so
+        that start-up is not charged to the first phases; ``NodeVersionMismatch`` when a node runs
+        another release."""
         refs = []
         for node in ray.nodes():
             if node["Alive"]:
                 on_node = _warm_up.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False))
                 refs += [
-                    on_node.remote(self.backend, self.versions, self.expected) for _ in range(max(1, int(node["Resources"].get("CPU", 0))))
+                    on_node.remote(self.backend, self.versions, self.expected, self.staging)
+                    for _ in range(max(1, int(node["Resources"].get("CPU", 0))))
                 ]
         said: set[str] = set()
         for ref in refs:
@@ -290,6 +312,7 @@ class RayPhasePool:
         """Hand Ray the next specs, smoke ones first, in fair order, while the cluster has room for them."""
         for lane, queue in enumerate(self._lanes):
             full = lane == 1
+            smoke_in_sight = bool(self._lanes[0]) or self._running_full < len(self._running)
             while (group := queue.next_group(self._per_group)) is not None:
                 key, spec = queue.head(group)
                 capacity = self._capacity(spec)
@@ -298,7 +321,8 @@ class RayPhasePool:
                     self._refused.append((key, infra_result(spec, f"no live node of the Ray cluster can hold it ({_demand_text(spec)})")))
                     continue
                 room = capacity if self.max_parallel is None else min(self.max_parallel, capacity)
-                if full and self._running_full >= room - min(self.smoke_slots, room - 1):
+                kept_for_smoke = min(self.smoke_slots, room - 1) if smoke_in_sight else 0
+                if full and self._running_full >= room - kept_for_smoke:
                     break
                 if len(self._running) >= room:
                     break

@@ -249,8 +249,9 @@ def test_an_infra_error_in_smoke_is_retried(home, behave_image, docker_client, t
 
 @pytest.mark.docker
 def test_smoke_phases_go_first_and_keep_their_slot(home, docker_client, behave_image):
-    """Two slots, one kept for smoke: three full trains take only one; a smoke phase queued after
-    them starts at once, ahead of the full ones waiting."""
+    """Three slots, two kept for smoke while a smoke phase runs: three full trains take only one; a
+    smoke phase queued after them starts at once, ahead of the full ones waiting. With no smoke phase
+    queued or running, full phases take every slot."""
     competition = load(home, "limits.train.cpus=0.1", "limits.train.memory=64m")
     image = behave_image("nap5")
     digest = pin_image(docker_client, image).digest
@@ -262,20 +263,37 @@ def test_smoke_phases_go_first_and_keep_their_slot(home, docker_client, behave_i
             made.smoke = None  # straight to the full phases
         return made
 
-    round_id = f"round-lanes-{secrets.token_hex(4)}"
-    pool = RayPhasePool(max_parallel=2, num_cpus=2, smoke_slots=1)
-    try:
-        fulls = [evaluation(False) for _ in range(3)]
-        for e in fulls:
-            pool.submit(e, e.next_phase(), group=e.submission["team"])
-        pool.dispatch()
-        assert pool.running_keys() == [fulls[0]]  # the second slot stays free for smoke
+    def submit_smoke(pool: RayPhasePool) -> Evaluation:
         smoke = evaluation(True)
         spec = smoke.next_phase()
         assert spec.run_id.endswith("-smoke") and spec.limits.wall_clock_s == 60
         pool.submit(smoke, spec, group=smoke.submission["team"], smoke=True)
+        return smoke
+
+    def submit_fulls(pool: RayPhasePool) -> list[Evaluation]:
+        fulls = [evaluation(False) for _ in range(3)]
+        for e in fulls:
+            pool.submit(e, e.next_phase(), group=e.submission["team"])
+        return fulls
+
+    round_id = f"round-lanes-{secrets.token_hex(4)}"
+    pool = RayPhasePool(max_parallel=3, num_cpus=3, smoke_slots=2)
+    try:
+        first = submit_smoke(pool)
+        fulls = submit_fulls(pool)
         pool.dispatch()
-        assert set(pool.running_keys()) == {fulls[0], smoke}
+        assert set(pool.running_keys()) == {first, fulls[0]}  # the third slot stays free for smoke
+        second = submit_smoke(pool)
+        pool.dispatch()
+        assert set(pool.running_keys()) == {first, fulls[0], second}
+    finally:
+        pool.cancel()
+        sweep(docker_client, {"harness.round": round_id})
+    pool = RayPhasePool(max_parallel=2, num_cpus=3, smoke_slots=1)
+    try:
+        fulls = submit_fulls(pool)
+        pool.dispatch()
+        assert set(pool.running_keys()) == set(fulls[:2])  # no smoke in sight: no slot kept idle
     finally:
         pool.cancel()
         sweep(docker_client, {"harness.round": round_id})

@@ -175,7 +175,8 @@ class RunnerConfig:
     # The container backend, by its name in the backend registry.
     backend: str = key("docker", must="a container backend's name", nonempty=True)
     # Of the phases running at once, how many are kept for smoke phases when the competition has a
-    # smoke stage (full phases never take the last ones, so a smoke phase never waits behind them).
+    # smoke stage, while any are queued or running (full phases never take the last ones then, so a
+    # smoke phase never waits behind them).
     smoke_slots: int = key(1, must="a whole number, 0 or more", least=0)
 
 
