@@ -59,7 +59,7 @@ def no_organizer_dirs(monkeypatch):
         ("limits.train.files=many", "limits.train.files: must be a whole number, got 'many'"),
         ("tracking.uri=''", "tracking.uri: must be an MLflow tracking URI or null, got ''"),
         ("tracking.experiment=''", "tracking.experiment: must be an experiment name, got ''"),
-        ("tracking.user=me", "tracking.user: no such configuration key (known: uri, experiment)"),
+        ("tracking.user=me", "tracking.user: no such configuration key (known: uri, experiment, models)"),
         ("images.python=banana", "images.python: must be a Python version such as 3.11, 3.12 or 3.13, got 'banana'"),
         ("images.pull_timeout_s=nan", "images.pull_timeout_s: must be a finite number, got nan"),
         ("images.pull_timeout_s=-1", "images.pull_timeout_s: must be a number of seconds, 0 or more, got -1.0"),
