@@ -39,6 +39,7 @@ from harness.limits import PhaseVerdict
 from harness.runner.depot import DataStage, fetch, send
 from harness.runner.phase import PhaseResult, PhaseSpec
 from harness.util.archives import ArchiveError, archive_path, extract_tree_archive, write_tree_archive
+from harness.util.errors import first_line
 from harness.util.hashing import listing_sha256, scan_tree, tree_sha256
 
 VERIFIED = ".verified"
@@ -90,7 +91,7 @@ class Staging:
             for path in (*(moved.get(w, w) for w in spec.writable), moved.get(spec.log_dir, spec.log_dir)):
                 Path(path).mkdir(parents=True, exist_ok=True)
         except (ray.exceptions.RayError, docker.errors.DockerException, OSError, ValueError, tarfile.TarError) as exc:
-            raise StagingError(f"could not bring its image or data here ({_one_line(exc)})") from exc
+            raise StagingError(f"could not bring its image or data here ({first_line(exc)})") from exc
         return dataclasses.replace(
             spec,
             mounts=tuple(dataclasses.replace(m, source=moved.get(m.source, m.source)) for m in spec.mounts),
@@ -141,7 +142,7 @@ class Staging:
                 write_tree_archive(model, fh)
             return send(self.depot, archive, f"model-{sha256}.tar").name
         except (ray.exceptions.RayError, OSError, ValueError, ArchiveError, tarfile.TarError) as exc:
-            raise StagingError(f"could not send its model back to the driver ({_one_line(exc)})") from exc
+            raise StagingError(f"could not send its model back to the driver ({first_line(exc)})") from exc
         finally:
             archive.unlink(missing_ok=True)
 
@@ -155,10 +156,6 @@ class Staging:
         if result.model_archive:
             model = next(m.source for m in spec.mounts if m.target == "/model")
             ray.get(self.depot.deliver.remote(result.model_archive, str(archive_path(Path(model)))))
-
-
-def _one_line(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
 
 
 def _read_regular(path: Path, most: int) -> bytes | None:
@@ -241,7 +238,7 @@ def pull_image(client: docker.DockerClient, reference: str, digest: str, credent
             problem = f"it holds image {client.images.get(reference).id[:19]}, not the pinned {digest[:19]}"
             client.images.remove(reference)
     except (docker.errors.DockerException, OSError) as exc:
-        problem = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        problem = first_line(exc)
     if problem is not None:
         log.warning("could not pull %s from the registry (%s); the depot brings the image instead", reference, problem)
     return problem is None

@@ -21,7 +21,7 @@ from harness.records.record import EvaluationRecord
 from harness.records.redact import redact_text
 from harness.records.tracking import quiet_mlflow
 from harness.util.archives import ArchiveError, extract_tree_archive, write_tree_archive
-from harness.util.errors import HarnessError
+from harness.util.errors import HarnessError, first_line
 from harness.util.hashing import tree_sha256
 
 FOLDER = "harness-models"
@@ -108,10 +108,7 @@ class ModelStore:
         return get_artifact_repository(self.uri, tracking_uri=self.tracking_uri)
 
     def _failed(self, doing: str, sha256: str, exc: Exception) -> ModelStoreError:
-        said = str(exc).splitlines()[0] if str(exc) else ""
-        return ModelStoreError(
-            f"could not {doing} the model {sha256[:12]} in {redact_text(self.uri)}: {redact_text(f'{type(exc).__name__}: {said}')}"
-        )
+        return ModelStoreError(f"could not {doing} the model {sha256[:12]} in {redact_text(self.uri)}: {redact_text(first_line(exc))}")
 
 
 def _place(sha256: str) -> tuple[str, str]:

@@ -15,6 +15,7 @@ from harness.records.model_store import ModelStore
 from harness.records.record import EvaluationRecord, save_record
 from harness.records.redact import redact_text
 from harness.records.tracking import Tracker
+from harness.util.errors import first_line
 
 
 def publish(tracker: Tracker, competition: Competition, record: EvaluationRecord, directory: Path) -> str | None:
@@ -28,5 +29,5 @@ def publish(tracker: Tracker, competition: Competition, record: EvaluationRecord
         tracker.fill_run(run_id, record, path, run_artifacts(competition, record), load_series(competition, record.evaluation_id))
     except Exception as exc:  # noqa: BLE001 - any tracking failure: the record stays on disk for `harness sync`
         # The client's message may name the tracking URI, with its user and password: never shown.
-        return redact_text(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+        return redact_text(first_line(exc))
     return None

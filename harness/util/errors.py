@@ -11,3 +11,8 @@ class ConfigError(HarnessError):
 
 class IntakeError(HarnessError):
     """A submission's image cannot be accepted (verdict INVALID_IMAGE)."""
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception as its type and the first line of its message (a client's error can run to pages)."""
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
