@@ -56,6 +56,15 @@ def sample_image(docker_client, images_cfg, tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="session")
+def wheel(tmp_path_factory) -> Path:
+    """The project's wheel, built once from a copy of the checkout (tests/test_package.py and
+    tests/test_light_install.py install it)."""
+    from wheels import build_wheel
+
+    return build_wheel(tmp_path_factory.mktemp("wheel"))
+
+
+@pytest.fixture(scope="session")
 def prepared_data(tmp_path_factory) -> Path:
     """A work directory with the digits data prepared once; tests copy it."""
     home = tmp_path_factory.mktemp("prepared-home")

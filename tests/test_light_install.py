@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from wheels import build_wheel, run_in
+from wheels import run_in
 
 from harness.cli import main
 from tests.service_helpers import running_service, tiny_image
@@ -26,10 +26,9 @@ ORGANIZER_ONLY = ("ray", "mlflow", "sklearn")
 
 
 @pytest.fixture(scope="module")
-def light(tmp_path_factory) -> Path:
+def light(wheel, tmp_path_factory) -> Path:
     """A fresh virtual environment holding the wheel built from this checkout and its light dependencies."""
     tmp = tmp_path_factory.mktemp("light")
-    wheel = build_wheel(tmp)
     venv = tmp / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     proc = subprocess.run(

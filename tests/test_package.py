@@ -24,12 +24,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from wheels import ROOT, build_wheel, run_in
-
-
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory) -> Path:
-    return build_wheel(tmp_path_factory.mktemp("wheel"))
+from wheels import ROOT, run_in
 
 
 @pytest.fixture(scope="module")
