@@ -349,7 +349,25 @@ def test_status_exit_codes(service, capsys, fields, code):
     assert got == code and json.loads(out)["state"] == fields["state"]
 
 
-def test_status_wait_follows_the_states_until_final(service, capsys):
+def sleeps(monkeypatch, real: bool) -> list[float]:
+    """The pauses ``harness status --wait`` takes between its polls, recorded (and taken only if ``real``)."""
+    from types import SimpleNamespace
+
+    import harness.cli.remote as remote
+
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        if real:
+            time.sleep(seconds)
+
+    monkeypatch.setattr(remote, "time", SimpleNamespace(monotonic=time.monotonic, sleep=sleep))
+    return slept
+
+
+def test_status_wait_follows_the_states_until_final(service, capsys, monkeypatch):
+    slept = sleeps(monkeypatch, real=False)
     states = iter(
         [
             submission(queue_position=2),
@@ -361,7 +379,6 @@ def test_status_wait_follows_the_states_until_final(service, capsys):
         + [submission(state="evaluated", verdict="TIMEOUT", failed_phase="infer", queue_position=None)]
     )
     service.route("GET", "/competitions/digits/submissions/sub-aaaaaaaaaaaa", lambda r: (200, next(states), {}))
-    started = time.monotonic()
     code, out, err = run(capsys, "status", "digits", "sub-aaaaaaaaaaaa", "--wait")
     assert code == 1, err
     assert err.splitlines() == [
@@ -372,18 +389,18 @@ def test_status_wait_follows_the_states_until_final(service, capsys):
         "sub-aaaaaaaaaaaa: running infer -> evaluated TIMEOUT (infer)",
     ]
     assert "verdict       TIMEOUT" in out
-    # Backoff 0.25, 0.5, 1, 2, 2, 2 s between the seven polls: about 7.75 s, not a busy loop.
-    assert 7 <= time.monotonic() - started < 15
+    # Backoff 0.25, 0.5, 1, 2, 2, 2 s between the seven polls, not a busy loop.
+    assert slept == [0.25, 0.5, 1.0, 2.0, 2.0, 2.0]
     times = [r for r in service.requests if r["path"].endswith("sub-aaaaaaaaaaaa")]
     assert len(times) == 7
 
 
-def test_status_wait_gives_up_at_the_timeout(service, capsys):
+def test_status_wait_gives_up_at_the_timeout(service, capsys, monkeypatch):
+    slept = sleeps(monkeypatch, real=True)
     service.route("GET", "/competitions/digits/submissions/sub-aaaaaaaaaaaa", (200, submission(state="running", phase="train"), {}))
-    started = time.monotonic()
     code, out, err = run(capsys, "status", "digits", "sub-aaaaaaaaaaaa", "--wait", "--timeout", "1")
     assert code == 2 and out == ""
-    assert time.monotonic() - started < 3
+    assert slept and sum(slept) <= 1.0 + 1e-9  # it never waits past the timeout (the last pause is cut to what is left)
     assert "still running train after 1 s" in err and "--wait` waits again" in err
 
 

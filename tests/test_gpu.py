@@ -243,11 +243,10 @@ def test_container_over_gpu_memory_is_killed(competition, docker_client, behave_
     monkeypatch.setattr("harness.runner.docker_backend.container_pids", container_pids)
     monkeypatch.setattr("harness.runner.gpus.load_nvml", lambda: nvml)
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    started = time.monotonic()
     gpu_competition = competition("limits.train.gpus=1", "limits.train.gpu_memory=2g", "limits.train.wall_clock_s=30")
     record = check_image(gpu_competition, behave_image("sleeper"), docker_client, out=open(os.devnull, "w"))
-    assert time.monotonic() - started < 15
     train = record.phases["train"]
+    assert train["wall_s"] < 30  # killed by the GPU memory watch, before its wall clock
     assert record.verdict == "MEMORY_LIMIT" and record.failed_phase == "train"
     assert record.message.startswith("train used ") and "of GPU memory, over its limit of 2.0 GiB, and was killed" in record.message
     assert train["gpu_ids"] == ["0"]

@@ -8,7 +8,6 @@ submission and check the end of the message it gets.
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -116,14 +115,13 @@ def test_runtime_hint(case):
     assert runtime_hint(phase, tail) == expected
 
 
+@pytest.mark.timeout(60, method="thread")  # a hang catcher: quadratic over this line takes hours, the window milliseconds
 def test_a_long_hostile_line_is_read_around_its_phrase_only():
     """A megabyte line without a space would make a path regex run over it quadratic: only a window
     around the phrase is searched, and a path longer than the window is not quoted at all."""
-    started = time.monotonic()
     path = "/d" * (1 << 19)
     assert runtime_hint("train", f"cat: {path}: Read-only file system: '{path}") == f"the file system is read-only there: {TRAIN_RO}"
     assert runtime_hint("infer", f"cat: {path}: No such file or directory: '{path}") is None
-    assert time.monotonic() - started < 1
 
 
 def test_a_long_path_is_cut():

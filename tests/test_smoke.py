@@ -94,17 +94,15 @@ def test_smoke_limits_take_the_full_phase_and_never_more_time(home):
 def test_slow_train_that_crashes_in_infer_fails_in_smoke_without_a_full_train(home, docker_client, behave_image):
     """0.1 s per training row: ~2.5 min on the full training data, 5 s on the smoke rows; its infer
     crashes. The verdict comes within the smoke limits and the full train never starts."""
-    started = time.monotonic()
     record = check_image(load(home), behave_image("slowcrash"), docker_client, out=quiet())
-    took = time.monotonic() - started
-    assert took < 60, took
     assert (record.verdict, record.failed_phase, record.failed_stage) == ("RUNTIME_ERROR", "infer", "smoke")
     assert record.message.startswith(f"{SMOKE_LABEL}: infer exited with code 1: RuntimeError: slowcrash: inference is broken")
     data = record.to_dict()
     validate_record(data)
     assert data["phases"] == data["smoke"]["phases"]  # the phases that ran are the smoke ones
     train = data["phases"]["train"]
-    assert train["verdict"] == "OK" and 4.8 <= train["wall_s"] < 30 and train["limits"]["wall_clock_s"] == 60
+    # OK under the smoke's 60 s (the full data's ~2.5 min would be a TIMEOUT), after its 48 rows' 4.8 s
+    assert train["verdict"] == "OK" and 4.8 <= train["wall_s"] and train["limits"]["wall_clock_s"] == 60
     assert data["smoke"]["train_rows"] == 48 and data["smoke"]["test_rows"] == 32
     assert data["smoke"]["data_sha256"] == smoke_stage(load(home)).data_sha256
     assert data["manifest"]["data_sha256"] == load(home).data_sha256  # the competition's data hash, as before
@@ -189,11 +187,9 @@ def test_a_smoke_failure_in_a_round_is_not_charged_unless_configured(home, behav
 
     first = submit_one()
     assert first.returncode == 0, first.stderr
-    started = time.monotonic()
     done = harness(home, "round", "digits")
     assert done.returncode == 0, done.stderr
-    assert time.monotonic() - started < 120  # the smoke limits (60 s + 60 s), not the full train's minutes
-    (record,) = records(home)
+    (record,) = records(home)  # ended in the smoke stage (below): the full train's minutes never ran
     assert (record["verdict"], record["failed_stage"], record["failed_phase"]) == ("RUNTIME_ERROR", "smoke", "infer")
     assert record["message"].startswith(f"{SMOKE_LABEL}: infer exited with code 1")
     assert not (home / "competitions/digits/runs" / record["evaluation_id"] / "model").exists()

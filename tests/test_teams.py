@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
-import time
 
 from harness.submissions.teams import Teams, team_key
 from tests.service_helpers import harness
@@ -43,18 +43,26 @@ def test_rotate_and_revoke_take_effect_at_once(tmp_path):
     assert json.loads(harness(tmp_path, "teams", "list", "digits", "--json").stdout)["teams"][0]["revoked_at"]
 
 
-def test_malformed_tokens_never_reach_scrypt_and_wrong_ones_fail(tmp_path):
+def test_malformed_tokens_never_reach_scrypt_and_wrong_ones_fail(tmp_path, monkeypatch):
     teams = Teams(tmp_path, "digits")
     team, token = teams.add("Speedy")
-    started = time.perf_counter()
+    calls: list[bytes] = []
+    real_scrypt = hashlib.scrypt
+
+    def counted_scrypt(password, **kwargs):
+        calls.append(password)
+        return real_scrypt(password, **kwargs)
+
+    monkeypatch.setattr(hashlib, "scrypt", counted_scrypt)  # the module calls hashlib.scrypt at each use
     for bad in ("", "hx_", "Bearer x", token + "x", token[:-1], "hx_team-000000000000_" + "a" * 43, "x" * 10_000):
         assert teams.authenticate(bad) is None
-    assert time.perf_counter() - started < 0.05  # no scrypt for any of them (one takes ~50 ms)
-    assert teams.authenticate(token[:-1] + ("A" if token[-1] != "A" else "B")) is None  # right shape, wrong secret
-    started = time.perf_counter()
+    assert calls == []  # no scrypt for any of them (one takes ~50 ms)
+    wrong = token[:-1] + ("A" if token[-1] != "A" else "B")
+    assert teams.authenticate(wrong) is None  # right shape, wrong secret: scrypt says no
+    assert calls == [wrong.encode()]
     for _ in range(100):
         assert teams.authenticate(token) == team
-    assert time.perf_counter() - started < 1.0  # verified once, then remembered
+    assert calls == [wrong.encode(), token.encode()]  # verified once, then remembered
 
 
 def test_namespaces_are_slugs_or_the_team_id(tmp_path):
