@@ -66,10 +66,17 @@ def wheel(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def prepared_data(tmp_path_factory) -> Path:
-    """A work directory with the digits data prepared once; tests copy it."""
+    """A work directory with the digits data prepared once, and the embedded MLflow store's tables
+    made once (MLflow's schema migrations take seconds per new store); tests copy it."""
+    from mlflow.tracking import MlflowClient
+
+    from harness.records.tracking import default_tracking_uri, quiet_mlflow
+
     home = tmp_path_factory.mktemp("prepared-home")
     competition = Competition.load(load_settings("digits"), home)
     competition.ensure_data()
+    quiet_mlflow()
+    MlflowClient(tracking_uri=default_tracking_uri(home)).search_experiments()  # an empty store: MLflow's Default experiment only
     return home
 
 
