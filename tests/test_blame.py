@@ -12,7 +12,6 @@ import io
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -134,10 +133,11 @@ def test_unstartable_image_in_a_round_is_evaluated_and_charged(home, docker_clie
     """Not retried, not pending: evaluated once with its verdict, charged, and finalize is not blocked."""
     body, reason = BROKEN["not-executable"]
     image = build(docker_client, behave_image("constant"), "not-executable", body)
-    env = {**os.environ, "HARNESS_HOME": str(home)}
 
     def harness(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "harness.cli", *args], env=env, capture_output=True, text=True, timeout=600)
+        from test_round import in_process  # the command line in this process: its round on this process's Ray
+
+        return in_process(home, *args)
 
     submitted = harness("submit", "digits", "--team", "blamed", "--image", image)
     assert submitted.returncode == 0, submitted.stderr

@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -266,8 +265,9 @@ def test_redirects_timeouts_and_a_missing_secret_are_failed_attempts(home, compe
 
 
 def run_harness(home: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HARNESS_HOME": str(home)}
-    return subprocess.run([sys.executable, "-m", "harness.cli", *args], env=env, capture_output=True, text=True, timeout=timeout)
+    from test_round import in_process  # the command line in this process: its round on this process's Ray
+
+    return in_process(home, *args)
 
 
 @pytest.mark.docker
