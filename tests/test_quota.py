@@ -66,7 +66,8 @@ def test_a_round_whose_engine_fails_charges_nothing_until_a_real_verdict(home, b
 
     first = submit().stdout.strip()
     assert submit().returncode == 2  # the quota of one is used
-    done = round_with_the_engine_cut(home, docker_client, tmp_path, "runner.infra_retries=0")
+    no_smoke = "competition.smoke.enabled=false"  # the full phases only (tests/test_smoke.py cuts the engine in the smoke stage)
+    done = round_with_the_engine_cut(home, docker_client, tmp_path, "runner.infra_retries=0", no_smoke)
     assert done.returncode == 0, done.stderr
     assert "INFRA_ERROR      1" in done.stderr and "left pending: 1" in done.stderr
 
@@ -77,7 +78,7 @@ def test_a_round_whose_engine_fails_charges_nothing_until_a_real_verdict(home, b
     assert second.returncode == 0, second.stderr  # the slot the engine's failure took is free again
     assert submit().returncode == 2  # and the second submission holds it
 
-    again = harness(home, "round", "digits")
+    again = harness(home, "round", "digits", no_smoke)
     assert again.returncode == 0, again.stderr
     evaluated = ledger.get(first)
     assert evaluated.state == EVALUATED and evaluated.charged  # a verdict of its own: charged now
