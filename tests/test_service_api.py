@@ -1,6 +1,6 @@
 """The service's JSON API, from outside: the real `harness serve` under uvicorn on loopback, its
 real registry, real SQLite, pushes through the docker SDK. One service for the module (the
-failure window is shortened to 4 s so the rate-limit test can see it pass)."""
+failure window is shortened to 2 s so the rate-limit test can see it pass)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from harness.submissions.ledger import Ledger
 from tests.service_helpers import harness, push, running_service, tiny_image
 
 REQUIRED = {"detail": "a valid team token is required"}
-WINDOW_S = 4
+WINDOW_S = 2
 
 
 @pytest.fixture(scope="module")

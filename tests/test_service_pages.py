@@ -2,7 +2,7 @@
 registry, a tiny image pushed through the docker SDK; plain HTTP for headers, escaping and the
 hostile requests; a real headless Chromium (Debian's, driven by Playwright) for the live pages.
 
-The failure window is shortened to 10 s so the rate-limit test can see the 429 and then wait it out."""
+The failure window is shortened to 4 s so the rate-limit test can see the 429 and then wait it out."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import requests
 from harness.service.pages import CROSS_SITE, ENDED, WRONG_TOKEN
 from tests.service_helpers import harness, push, running_service, tiny_image
 
-WINDOW_S = 10
+WINDOW_S = 4
 MAX_FAILURES = 10
 ALPHA = 'Alpha <script>alert(3)</script> & "Co"'  # no "=": `harness teams add` would read it as an override
 MESSAGE = "<script>alert(1)</script> & <img src=x onerror=alert(2)> \"quoted\" 'single'"
