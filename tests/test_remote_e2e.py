@@ -55,25 +55,26 @@ def participant_env(tmp_path, monkeypatch):
     monkeypatch.delenv("HARNESS_ALLOW_HTTP", raising=False)
 
 
-def test_two_teams_push_and_each_sees_only_its_own(home, sample_image, behave_image, participant_env, capsys, monkeypatch, tmp_path):
-    crash = behave_image("crash")
+def test_two_teams_push_and_each_sees_only_its_own(home, behave_image, participant_env, capsys, monkeypatch, tmp_path):
+    # a scored image that trains in no time (the sample through the service is tests/test_demo.py's)
+    scored, crash = behave_image("constant"), behave_image("crash")
     with running_service(home) as service:
         alpha, beta = add_team(capsys, "Team Alpha"), add_team(capsys, "Team Beta")
         as_alpha = As(capsys, monkeypatch, service.url, alpha["token"])
         as_beta = As(capsys, monkeypatch, service.url, beta["token"])
 
-        # Alpha logs in the way a participant does (the file, not the environment) and pushes the sample.
+        # Alpha logs in the way a participant does (the file, not the environment) and pushes a scored image.
         monkeypatch.delenv("HARNESS_SERVER", raising=False)
         monkeypatch.delenv("HARNESS_TOKEN", raising=False)
         code, out, err = harness(capsys, "login", service.url, "--token", alpha["token"], "--json")
         assert code == 0, err
         assert json.loads(out)["team_id"] == alpha["id"] and alpha["token"] not in out + err
-        code, out, err = harness(capsys, "push", "digits", sample_image, "-m", "the sample, as shipped", "--json")
+        code, out, err = harness(capsys, "push", "digits", scored, "-m", "the sample, as shipped", "--json")
         assert code == 0, err
         submitted_alpha = json.loads(out)
         a_id = submitted_alpha["id"]
         assert submitted_alpha["message"] == "the sample, as shipped" and submitted_alpha["state"] in ("queued", "running")
-        assert submitted_alpha["image"].split("@")[0].endswith("/sample-submission") and "/teams/" in submitted_alpha["image"]
+        assert submitted_alpha["image"].split("@")[0].endswith("/constant") and "/teams/" in submitted_alpha["image"]
 
         code, out, err = as_beta("push", "digits", crash, "-m", "it will crash")
         assert code == 0, err
