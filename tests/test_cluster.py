@@ -81,33 +81,6 @@ def test_round_uses_every_node_and_brings_a_missing_image(cluster, home, competi
     assert staged == {w.node_id[:16] for w in workers}  # each worker staged the data once, verified; the head needs none
 
 
-def test_node_lost_mid_round_still_scores_each_submission_once(cluster, home, competition, behave_image, docker_client, tmp_path):
-    ray_cluster, workers = cluster
-    comp = round_competition(competition, tmp_path / "nodes")
-    ids = [submit(comp, f"team{i}", behave_image("nap2")) for i in range(3)]
-    victim = workers[0]
-    result: dict = {}
-    driver = threading.Thread(target=lambda: result.update(summary=drive_round(comp, docker_client, out=sys.stderr)))
-    driver.start()
-    deadline = time.monotonic() + 120
-    while not docker_client.containers.list(filters={"label": f"{NODE_LABEL}={victim.node_id}", "status": "running"}):
-        assert time.monotonic() < deadline and driver.is_alive(), "no phase ever ran on the victim node"
-        time.sleep(0.1)
-    ray_cluster.remove_node(victim, allow_graceful=False)
-    driver.join(timeout=300)
-    workers[0] = ray_cluster.add_node(num_cpus=1)  # the next test gets three nodes again
-
-    summary = result["summary"]
-    assert summary.retried >= 1 and summary.verdicts == {"SCORED": 3}
-    found = records(home)
-    assert sorted(r["submission"]["id"] for r in found) == sorted(ids)  # one record each, no more
-    assert max(r["attempt"] for r in found) == 2
-    assert all(node_of(p) != victim.node_id[:12] for r in found for p in r["phases"].values())
-    runs = evaluation_runs(home)
-    assert sorted(run.data.tags["harness.submission"] for run in runs) == sorted(ids)  # one MLflow run each
-    assert not docker_client.containers.list(all=True, filters={"label": f"harness.round={summary.round_id}"})
-
-
 def test_staged_data_and_archives_are_verified(cluster, tmp_path):
     source = tmp_path / "source" / "data" / "train"
     source.mkdir(parents=True)
@@ -141,3 +114,29 @@ def test_staged_data_and_archives_are_verified(cluster, tmp_path):
     with pytest.raises(ray.exceptions.RayTaskError, match="arrived damaged"):
         ray.get(depot.seal.remote("feed", "model-forged.tar", "0" * 64))
     assert not list((tmp_path / "depot").glob("*forged*")) and not list((tmp_path / "depot").glob(".upload-*"))
+
+
+def test_node_lost_mid_round_still_scores_each_submission_once(cluster, home, competition, behave_image, docker_client, tmp_path):
+    ray_cluster, workers = cluster
+    comp = round_competition(competition, tmp_path / "nodes")
+    ids = [submit(comp, f"team{i}", behave_image("nap2")) for i in range(3)]
+    victim = workers[0]
+    result: dict = {}
+    driver = threading.Thread(target=lambda: result.update(summary=drive_round(comp, docker_client, out=sys.stderr)))
+    driver.start()
+    deadline = time.monotonic() + 120
+    while not docker_client.containers.list(filters={"label": f"{NODE_LABEL}={victim.node_id}", "status": "running"}):
+        assert time.monotonic() < deadline and driver.is_alive(), "no phase ever ran on the victim node"
+        time.sleep(0.1)
+    ray_cluster.remove_node(victim, allow_graceful=False)
+    driver.join(timeout=300)  # the module's last test: no node is added back for a next one
+
+    summary = result["summary"]
+    assert summary.retried >= 1 and summary.verdicts == {"SCORED": 3}
+    found = records(home)
+    assert sorted(r["submission"]["id"] for r in found) == sorted(ids)  # one record each, no more
+    assert max(r["attempt"] for r in found) == 2
+    assert all(node_of(p) != victim.node_id[:12] for r in found for p in r["phases"].values())
+    runs = evaluation_runs(home)
+    assert sorted(run.data.tags["harness.submission"] for run in runs) == sorted(ids)  # one MLflow run each
+    assert not docker_client.containers.list(all=True, filters={"label": f"harness.round={summary.round_id}"})
