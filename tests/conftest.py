@@ -10,12 +10,13 @@ import pytest
 
 from harness.competition.config import compose_config, load_settings
 from harness.competition.core import Competition
-from harness.participant.images import build_context_image, build_images, ensure_os_base
+from harness.participant.images import OS_BASE_REPO, build_context_image, build_images, ensure_os_base
 from harness.runner.engine import connect
 
 TESTS = Path(__file__).resolve().parent
 BEHAVE_DIR = TESTS / "images" / "behave"
 SAMPLE_IMAGE = "harness/sample-submission:latest"
+_BOOTSTRAPPED: dict[str, str] = {}  # the OS base tag this session bootstrapped -> its image id
 
 
 @pytest.fixture(scope="session")
@@ -30,7 +31,20 @@ def images_cfg():
 
 @pytest.fixture(scope="session")
 def os_base(docker_client, images_cfg) -> str:
-    return ensure_os_base(images_cfg, log=lambda line: None)
+    before = {tag: image.id for image in docker_client.images.list(name=OS_BASE_REPO) for tag in image.tags}
+    tag = ensure_os_base(images_cfg, log=lambda line: None)
+    built = docker_client.images.get(tag).id
+    if tag.startswith(f"{OS_BASE_REPO}:") and before.get(tag) != built:
+        _BOOTSTRAPPED[tag] = built
+    return tag
+
+
+@pytest.fixture(scope="session")
+def os_base_bootstrapped(os_base) -> str | None:
+    """The image id of the OS base that this session bootstrapped with mmdebstrap (a fresh machine's
+    first build), or None where it was there already: tests/test_images_reproducible.py compares it
+    with a second bootstrap instead of making two of its own."""
+    return _BOOTSTRAPPED.get(os_base)
 
 
 @pytest.fixture(scope="session")
