@@ -19,8 +19,8 @@ from pathlib import Path
 import psutil
 import pytest
 import ray
+from clusters import NO_DRAIN, node_of, private_engine, ray_cluster, records, round_competition, submit
 from clusters import add_node as add_cluster_node
-from clusters import node_of, private_engine, ray_cluster, records, round_competition, submit
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 import harness
@@ -157,7 +157,7 @@ def token_head(tmp_path_factory):
     head_home, temp_dir = root / "home", Path(f"/tmp/hx-ray-{root.name}")
     head_home.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}  # what ray.init left in this process
-    env.update(HOME=str(head_home), PATH=f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}")
+    env.update(HOME=str(head_home), PATH=f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}", **NO_DRAIN)
     subprocess.run([VENV_BIN / "ray", "get-auth-token", "--generate"], env=env, check=True, capture_output=True, timeout=60)
     port, dashboard = free_port(), free_port()
     command = [VENV_BIN / "ray", "start", "--head", "--block", f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=2"]
@@ -208,7 +208,9 @@ def harness_round(env: dict[str, str], *overrides: str) -> subprocess.CompletedP
 def test_a_driver_without_the_clusters_token_is_told_what_is_missing(token_head, home, competition, behave_image, tmp_path, auth, said):
     port, _, _ = token_head
     submit(competition(), "team-a", behave_image("constant"))
-    done = harness_round(driver_env(home, tmp_path, **auth), f"runner.address=127.0.0.1:{port}")
+    # Ray tries a refused connection once a second for ~20 s (NUM_REDIS_GET_RETRIES); two tries say the same
+    env = {**driver_env(home, tmp_path, **auth), "RAY_gcs_server_port_wait_time_s": "2"}
+    done = harness_round(env, f"runner.address=127.0.0.1:{port}")
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
         f"harness: the Ray cluster at 127.0.0.1:{port} refused this driver: {said}; "
