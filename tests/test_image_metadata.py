@@ -262,8 +262,22 @@ def test_image_labels_cannot_make_cleanup_take_or_spare_a_container(competition,
         ('VOLUME ["/dev/shm"]', "declares VOLUME /dev/shm, over a path the container engine provides"),
         ('VOLUME ["/model/checkpoints"]', "declares VOLUME /model/checkpoints, inside /model, which the harness mounts; remove it"),
         ("VOLUME " + " ".join(f"/v{i}" for i in range(65)), "declares 65 VOLUMEs, more than the 64 the harness overlays"),
+        ("WORKDIR /proc/self/fd/8", "has WORKDIR /proc/self/fd/8, under /proc, which the container engine provides"),
+        ("WORKDIR /sys/fs/cgroup", "has WORKDIR /sys/fs/cgroup, under /sys, which the container engine provides"),
+        ("ENV LD_PRELOAD=/tmp/hook.so", "sets ENV LD_PRELOAD: the dynamic loader would load it into every program"),
+        ("ENV LD_AUDIT=/tmp/audit.so LD_PRELOAD=", "sets ENV LD_AUDIT, LD_PRELOAD: the dynamic loader would load it"),
     ],
-    ids=["harness-label", "volume-proc", "volume-dev", "volume-in-model", "many-volumes"],
+    ids=[
+        "harness-label",
+        "volume-proc",
+        "volume-dev",
+        "volume-in-model",
+        "many-volumes",
+        "workdir-proc",
+        "workdir-sys",
+        "ld-preload",
+        "ld-audit",
+    ],
 )
 def test_metadata_intake_refuses(body, reason, competition, docker_client, behave_image):
     image = build(docker_client, behave_image("constant"), "refused", body)
