@@ -2,7 +2,8 @@
 
 Each directory is opened by name, relative to its parent's descriptor, with ``O_NOFOLLOW``: a
 directory swapped for a symbolic link mid-walk is skipped, never entered, and a path longer than
-``PATH_MAX`` is measured like any other. Hard-linked files count once. Output the harness cannot
+``PATH_MAX`` is measured like any other. Hard-linked files count once on disk, and once per name
+in what reading the tree would cost (its apparent size). Output the harness cannot
 measure (nested deeper than ``MAX_DEPTH``, or made unreadable) is itself a violation.
 """
 
@@ -30,6 +31,9 @@ class OutputUsage:
     files: int
     # Why part of the output could not be measured, phrased as what the container did.
     problem: str | None = None
+    # What reading every name in full would read: each hard link counted, a sparse file at its
+    # length. The harness reads the model after the phase (hash, archive, depot), so this is bounded too.
+    apparent_bytes: int = 0
 
     def exceeds(self, max_bytes: int, max_files: int) -> str | None:
         """A message when a limit is passed (or the output is unmeasurable), else None."""
@@ -37,6 +41,12 @@ class OutputUsage:
             return self.problem
         if self.bytes > max_bytes:
             return f"wrote {format_size(self.bytes)}, over the disk limit of {format_size(max_bytes)}"
+        if self.apparent_bytes > max_bytes:
+            return (
+                f"wrote files that read as {format_size(self.apparent_bytes)} in full (each name counted: hard links and "
+                f"sparse files at their length), {format_size(self.apparent_bytes - max_bytes)} over the disk limit of "
+                f"{format_size(max_bytes)}; write each file once, as plain data"
+            )
         if self.files > max_files:
             return f"created more than its limit of {max_files} files and directories"
         return None
@@ -49,7 +59,7 @@ def measure(paths: tuple[str, ...] | list[str], stop_after_files: int | None = N
         fd = walk.open(path, None)
         if fd is not None:
             walk.directory(fd, 0)
-    return OutputUsage(walk.bytes, walk.files, walk.problem)
+    return OutputUsage(walk.bytes, walk.files, walk.problem, walk.apparent_bytes)
 
 
 class OutputWatch:
@@ -75,13 +85,14 @@ class OutputWatch:
     def final(self) -> OutputUsage:
         """The full count once the container is gone; bytes are the most ever seen."""
         usage = measure(self.paths)
-        return OutputUsage(max(usage.bytes, self.peak_bytes), usage.files, usage.problem)
+        return OutputUsage(max(usage.bytes, self.peak_bytes), usage.files, usage.problem, usage.apparent_bytes)
 
 
 class _Walk:
     def __init__(self, stop_after_files: int | None) -> None:
         self.stop_after_files = stop_after_files
         self.bytes = 0
+        self.apparent_bytes = 0
         self.files = 0
         self.problem: str | None = None
         self._linked: set[tuple[int, int]] = set()
@@ -126,10 +137,12 @@ class _Walk:
                     continue  # removed meanwhile
                 if stat.S_ISDIR(info.st_mode):
                     subdirs.append(entry.name)
-                elif info.st_nlink > 1:
-                    if (info.st_dev, info.st_ino) in self._linked:
-                        continue
-                    self._linked.add((info.st_dev, info.st_ino))
+                else:
+                    self.apparent_bytes += info.st_size
+                    if info.st_nlink > 1:
+                        if (info.st_dev, info.st_ino) in self._linked:
+                            continue
+                        self._linked.add((info.st_dev, info.st_ino))
                 self.bytes += info.st_blocks * 512
                 if self.done:
                     break

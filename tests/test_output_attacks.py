@@ -183,3 +183,23 @@ def _write_relative(path: Path, data: bytes) -> None:
         os.close(out)
     finally:
         os.close(fd)
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize(
+    ("behaviour", "reads_as"),
+    [("hardlinks", "800.0 MiB"), ("sparse", "600.0 MiB")],
+    ids=["hard-links", "sparse-file"],
+)
+def test_a_model_small_on_disk_but_huge_to_read_is_over_the_disk_limit(competition, docker_client, behave_image, behaviour, reads_as):
+    """8 MiB of blocks behind 100 names, or ten 60 MiB files of holes (each under the kernel's file-size cap): the disk limit bounds what
+    reading the model name by name would read (the harness hashes, archives and sends it after the
+    phase), so the phase ends OUTPUT_LIMIT saying by how much, and nothing of it is read or archived."""
+    record = check(competition, docker_client, behave_image(behaviour), "limits.train.disk=64m")
+    assert (record.verdict, record.failed_phase) == ("OUTPUT_LIMIT", "train"), record.message
+    over = float(reads_as.split()[0]) - 64
+    assert (
+        f"wrote files that read as {reads_as} in full (each name counted: hard links and sparse files at their length), {over:.1f} MiB over the disk limit of 64.0 MiB"
+        in record.message
+    )
+    assert "infer" not in record.phases and record.manifest["model_sha256"] is None

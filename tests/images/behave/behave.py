@@ -172,6 +172,22 @@ def modeltrap():
         os.link("/model/big.bin", f"/model/big-{i}.bin")
 
 
+def hardlinks():
+    """One 8 MiB file and 99 hard links to it: 8 MiB on disk, 800 MiB to read name by name."""
+    with open("/model/weights.bin", "wb") as fh:
+        fh.write(b"\1" * 8 * MIB)
+    for i in range(99):
+        os.link("/model/weights.bin", f"/model/weights-{i}.bin")
+    time.sleep(5)  # long enough for the watch to see it mid-phase, too
+
+
+def sparse():
+    """Ten 60 MiB files with no data in them, each under the file-size limit: no blocks on disk, 600 MiB to read."""
+    for i in range(10):
+        with open(f"/model/holes-{i}.bin", "wb") as fh:
+            fh.truncate(60 * MIB)
+
+
 # -- the probe: what a container can see and do -----------------------------------------------------
 
 
@@ -260,7 +276,7 @@ def probe(report_path):
         json.dump(report, fh)
 
 
-TRAIN = {f.__name__: f for f in (sleeper, detach, balloon, hold, crash, flood, diskfill, diskfill_many, manyfiles, deepdir, forkbomb, cpuburn, modeltrap)}
+TRAIN = {f.__name__: f for f in (sleeper, detach, balloon, hold, crash, flood, diskfill, diskfill_many, manyfiles, deepdir, forkbomb, cpuburn, modeltrap, hardlinks, sparse)}
 
 
 # -- (b) live logs (issue 15): train phases whose logs grow while they run --------------------------
