@@ -19,21 +19,38 @@ import pytest
 from harness.competition.config import load_settings
 from harness.competition.core import Competition
 from harness.evaluation.check import check_image
-from harness.limits.docker_options import container_options, contract_environment
+from harness.limits.docker_options import container_options
 from harness.limits.spec import PhaseLimits
 from harness.runner.docker_backend import DockerBackend, container_user
-from harness.runner.gpus import gpu_environment
 from harness.runner.phase import PhaseSpec
 
 pytestmark = pytest.mark.docker
 
 TMP_LIMIT = 8 * 1024**2
-OVERRIDES = (f"limits.train.tmp={TMP_LIMIT}", f"limits.infer.tmp={TMP_LIMIT}")
+# Two CPUs for train, digits' one for infer: the thread counts must follow each phase's own limit.
+OVERRIDES = (f"limits.train.tmp={TMP_LIMIT}", f"limits.infer.tmp={TMP_LIMIT}", "limits.train.cpus=2")
 DOCKER_DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # The probe looks for this marker; the organizer's secrets start with it.
 SECRET_MARKER = "HARNESS-ORGANIZER-SECRET"
 # Planted in the harness's environment while the probe runs: an organizer's cloud key and API token.
 PLANTED = ("AWS_SECRET_ACCESS_KEY", "ORGANIZER_API_TOKEN")
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
+# The container contract's environment as the README, docs/participant-guide.md and DESIGN.md list
+# it, written out for digits under OVERRIDES (seed 42; train 600 s, 2 CPUs; infer 300 s, 1 CPU;
+# 2 GiB each), not computed by the code under test.
+DOCUMENTED = {
+    phase: {
+        "HARNESS_PHASE": phase,
+        "HARNESS_SEED": "42",
+        "HARNESS_TIME_LIMIT_S": seconds,
+        "HARNESS_CPUS": cpus,
+        "HARNESS_MEMORY_BYTES": "2147483648",
+        "HOME": "/tmp",
+        **dict.fromkeys(THREAD_VARIABLES, cpus),
+        "NVIDIA_VISIBLE_DEVICES": "void",  # a CPU phase
+    }
+    for phase, seconds, cpus in (("train", "600", "2"), ("infer", "300", "1"))
+}
 
 
 @pytest.fixture(scope="module")
@@ -68,14 +85,18 @@ def test_environment_is_exactly_the_contract(probed, docker_client, phase):
     competition, record, reports, _ = probed
     settings = competition.settings
     image_env = dict(item.split("=", 1) for item in docker_client.images.get(record.submission["image_digest"]).attrs["Config"]["Env"])
-    expected = {
-        "PATH": DOCKER_DEFAULT_PATH,
-        **image_env,
-        **contract_environment(phase, settings.limits.phase(phase), settings.seed),
-        **gpu_environment(()),
-        "HOSTNAME": "sandbox",
-    }
+    expected = {"PATH": DOCKER_DEFAULT_PATH, **image_env, **DOCUMENTED[phase], "HOSTNAME": "sandbox"}
+    assert not set(image_env) & set(DOCUMENTED[phase])  # the probe's image sets none of them: each value is the harness's
     assert reports[phase]["env"] == expected
+    # the premise of the literal list: the competition ran with the limits it was written for
+    limits = settings.limits.phase(phase)
+    assert (settings.seed, limits.wall_clock_s, limits.cpus, limits.memory, limits.gpus) == (
+        42,
+        {"train": 600, "infer": 300}[phase],
+        {"train": 2, "infer": 1}[phase],
+        2 * 1024**3,
+        0,
+    )
 
 
 @pytest.mark.parametrize("phase", ["train", "infer"])

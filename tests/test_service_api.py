@@ -9,20 +9,28 @@ import threading
 import time
 
 import pytest
+import requests
 
 from harness.submissions.ledger import Ledger
+from harness.util.pause import PAUSE_DIR_ENV
 from tests.service_helpers import harness, push, running_service, tiny_image
 
 REQUIRED = {"detail": "a valid team token is required"}
 WINDOW_S = 4
+PAUSES = "pause-points"  # under the service's home: the pause points a test arms (harness/util/pause.py)
 
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
     # no smoke stage: a smoke failure is not charged, and the quota test counts every submission (tests/test_smoke.py has the rule)
     overrides = (f"service.sign_in.window_s={WINDOW_S}", "competition.quota.per_day=3", "competition.smoke.enabled=false")
-    with running_service(tmp_path_factory.mktemp("serve"), *overrides) as running:
-        yield running
+    home = tmp_path_factory.mktemp("serve")
+    (home / PAUSES).mkdir()
+    # the service and its restarts may be held at a pause point (none is armed but by killed_at)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv(PAUSE_DIR_ENV, str(home / PAUSES))
+        with running_service(home, *overrides) as running:
+            yield running
 
 
 @pytest.fixture(scope="module")
@@ -190,26 +198,63 @@ def test_repeated_failures_are_rate_limited_until_the_window_passes(service, tea
     assert service.call("GET", "/api/v1/whoami", teams["Beta"]["token"]).status_code == 200
 
 
+def killed_at(service, point: str, call):
+    """Run ``call`` (a request) in a thread with the service's pause point ``point`` armed; once the
+    request is held there, SIGKILL the service (its whole group). What the call got back, or raised."""
+    armed, reached = service.home / PAUSES / point, service.home / PAUSES / f"{point}.reached"
+    armed.touch()
+    answers: list = []
+    thread = threading.Thread(target=lambda: answers.append(_try(call)))
+    thread.start()
+    try:
+        deadline = time.monotonic() + 120
+        while not reached.exists():
+            assert thread.is_alive(), f"the request ended before {point}: {answers}"
+            assert time.monotonic() < deadline, f"the request never reached {point}: {service.log.read_text()[-2000:]}"
+            time.sleep(0.05)
+        assert thread.is_alive()  # held there: the kill lands inside the request
+        service.kill()
+    finally:
+        armed.unlink()
+        reached.unlink(missing_ok=True)
+        thread.join()
+    return answers[0]
+
+
 def test_a_sigkill_during_submit_loses_nothing_and_charges_nothing_twice(service, teams, pushed, docker_client):
     gamma = service.add_team("Gamma")
     reference = f"{service.registry}/teams/gamma/tiny:1"
     docker_client.images.get(pushed[0]).tag(reference)
     digest = push(docker_client, reference, gamma)
-    harness(service.home, "service", "pause", "digits", "evaluation")
-    answers = []
-    thread = threading.Thread(target=lambda: answers.append(_try(lambda: submit(service, gamma, reference, digest, "crash"))))
-    thread.start()
-    time.sleep(0.3)
-    service.kill()
-    thread.join()
-    rows = Ledger(service.home, "digits").of_team("Gamma")
-    assert len(rows) <= 1 and all(r.message == "crash" and r.image_digest.startswith("sha256:") for r in rows)
+    harness(service.home, "service", "pause", "digits", "evaluation")  # rows stay pending: nothing else writes them
+    ledger = Ledger(service.home, "digits")
+    image = f"{service.registry}/teams/gamma/tiny@{digest}"
+
+    # killed after every check, the pull and the pin, before the ledger's row: nothing stored, nothing charged
+    lost = killed_at(service, "submit.pinned", lambda: submit(service, gamma, reference, digest, "crash"))
+    assert isinstance(lost, requests.ConnectionError), lost
+    assert ledger.of_team("Gamma") == []
     service.start()
+    assert service.call("GET", "c/submissions", gamma["token"]).json() == {"submissions": []}
+    assert service.call("GET", "c/quota", gamma["token"]).json()["used"] == 0
+
+    # killed after the row's commit, before the answer: the row is whole, and charged once
+    unanswered = killed_at(service, "submit.recorded", lambda: submit(service, gamma, reference, digest, "crash"))
+    assert isinstance(unanswered, requests.ConnectionError), unanswered
+    (row,) = ledger.of_team("Gamma")
+    assert (row.message, row.image, row.state) == ("crash", image, "pending") and row.image_digest.startswith("sha256:")
+    service.start()
+    (listed,) = service.call("GET", "c/submissions", gamma["token"]).json()["submissions"]
+    assert (listed["id"], listed["state"], listed["message"], listed["image"]) == (row.id, "queued", "crash", image)
+    assert listed["image_digest"] == row.image_digest
+    assert service.call("GET", "c/quota", gamma["token"]).json()["used"] == 1
+
+    # the team, never answered, submits again: one more row, charged once more, the first one unchanged
     answer = submit(service, gamma, reference, digest, "again")
     assert answer.status_code == 201, answer.text
-    rows = Ledger(service.home, "digits").of_team("Gamma")
-    assert len({r.id for r in rows}) == len(rows) and len(rows) in (1, 2)
-    assert service.call("GET", "c/quota", gamma["token"]).json()["used"] == len(rows)
+    rows = {r.id: r for r in ledger.of_team("Gamma")}
+    assert set(rows) == {row.id, answer.json()["id"]} and rows[row.id] == row
+    assert service.call("GET", "c/quota", gamma["token"]).json()["used"] == 2
 
 
 def _try(call):

@@ -350,28 +350,19 @@ def test_browser_signs_in_sees_the_submission_appear_and_its_verdict_arrive(serv
 LOG = "<script>alert(4)</script> <img src=x onerror=alert(5)> </pre><b>bold</b> &amp; \u00e9\n"
 
 
+def dom_text(page, selector: str) -> str:
+    return page.locator(selector).text_content()
+
+
 @pytest.mark.skipif(platform.machine() != "x86_64", reason="the talking program is x86-64 machine code")
-def test_logs_are_shown_as_text(service, teams, docker_client, browser):
+def test_logs_are_shown_as_text_and_arrive_on_the_open_page(service, teams, docker_client, browser):
+    """The submission's page is opened while it waits (evaluation paused): nothing has run. The
+    evaluation then runs server-side; the open page, never reloaded, shows the verdict and the
+    logs as they arrive, as text."""
     beta = teams["Beta"]
     reference = f"{service.registry}/{beta['namespace']}/talk:1"
     talking_image(docker_client, reference, LOG.encode())
     digest = push(docker_client, reference, beta)
-    answer = service.call("POST", "c/submissions", beta["token"], json={"image": reference, "digest": digest, "message": "talks"})
-    assert answer.status_code == 201, answer.text
-    sid = answer.json()["id"]
-    deadline = time.monotonic() + VERDICT_TIMEOUT_MS / 1000
-    while service.call("GET", f"c/submissions/{sid}", beta["token"]).json()["state"] != "evaluated":
-        assert time.monotonic() < deadline, f"{sid} was not evaluated: {service.log.read_text()[-2000:]}"
-        time.sleep(0.5)
-    logs = service.call("GET", f"c/submissions/{sid}/logs?phase=train", beta["token"]).json()
-    assert logs["stdout"] == LOG and logs["stderr"] == LOG  # the program ran and was heard
-
-    page = signed_in(service, beta).get(f"{service.url}/team/submissions/{sid}", timeout=30)
-    doc = Document(page.text)
-    assert_no_markup_from_participants(doc)
-    assert doc.fields["stdout"][0] == LOG and doc.fields["stderr"][0] == LOG  # train's, as text
-    assert "</pre><b>" not in page.text
-
     context = browser.new_context()
     dialogs: list[str] = []
     tab = context.new_page()
@@ -380,12 +371,47 @@ def test_logs_are_shown_as_text(service, teams, docker_client, browser):
     tab.fill("#token", beta["token"])
     tab.click("#sign-in")
     tab.wait_for_url(f"{service.url}/team")
-    tab.goto(f"{service.url}/team/submissions/{sid}")
-    tab.wait_for_timeout(2500)  # one poll: the live update writes the same text
-    train = tab.locator('[data-phase="train"]')
-    assert train.locator('[data-field="stdout"]').text_content() == LOG and train.locator('[data-field="stderr"]').text_content() == LOG
+    train = '[data-phase="train"] '
+    harness(service.home, "service", "pause", "digits", "evaluation")  # the page opens before anything has run
+    try:
+        answer = service.call("POST", "c/submissions", beta["token"], json={"image": reference, "digest": digest, "message": "talks"})
+        assert answer.status_code == 201, answer.text
+        sid = answer.json()["id"]
+        tab.goto(f"{service.url}/team/submissions/{sid}")
+        # the premise: the page the server rendered holds no verdict and no logs
+        assert dom_text(tab, '#submission [data-field="state"]').startswith("queued")
+        assert dom_text(tab, '#submission [data-field="verdict"]') == dom_text(tab, '#submission [data-field="failed_phase"]') == ""
+        assert dom_text(tab, train + '[data-field="stdout"]') == dom_text(tab, train + '[data-field="stderr"]') == ""
+        assert dom_text(tab, train + '[data-field="note"]') == "The train phase has not run (yet)."
+        tab.evaluate("window.notReloaded = true")
+    finally:
+        harness(service.home, "service", "resume", "digits", "evaluation")
+    deadline = time.monotonic() + VERDICT_TIMEOUT_MS / 1000
+    while service.call("GET", f"c/submissions/{sid}", beta["token"]).json()["state"] != "evaluated":
+        assert time.monotonic() < deadline, f"{sid} was not evaluated: {service.log.read_text()[-2000:]}"
+        time.sleep(0.5)
+    logs = service.call("GET", f"c/submissions/{sid}/logs?phase=train", beta["token"]).json()
+    assert logs["stdout"] == LOG and logs["stderr"] == LOG  # the program ran and was heard
+
+    # the open page catches up by itself (its script polls about every 2 s)
+    tab.locator('#submission [data-field="verdict"]', has_text="RUNTIME_ERROR").wait_for(timeout=60_000)
+    for stream in ("stdout", "stderr"):
+        tab.wait_for_function(
+            "([sel, text]) => document.querySelector(sel).textContent === text", arg=[train + f'[data-field="{stream}"]', LOG]
+        )
+    assert dom_text(tab, '#submission [data-field="state"]') == "evaluated"
+    assert dom_text(tab, '#submission [data-field="failed_phase"]') == "train"
+    assert dom_text(tab, train + '[data-field="note"]') == ""
+    assert tab.evaluate("window.notReloaded") is True
     assert tab.locator("main b, main img, main script").count() == 0 and dialogs == []
     context.close()
+
+    # and the page as the server renders it now: the same text, no markup
+    page = signed_in(service, beta).get(f"{service.url}/team/submissions/{sid}", timeout=30)
+    doc = Document(page.text)
+    assert_no_markup_from_participants(doc)
+    assert doc.fields["stdout"][0] == LOG and doc.fields["stderr"][0] == LOG  # train's, as text
+    assert "</pre><b>" not in page.text
 
 
 def test_browser_wrong_token_shows_the_form_then_429(service, teams, browser):
