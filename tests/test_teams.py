@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 
@@ -63,3 +64,26 @@ def test_namespaces_are_slugs_or_the_team_id(tmp_path):
     taken = teams.add("caf noir")[0]
     assert taken.namespace == f"teams/{taken.id}"
     assert (odd := teams.add("東京")[0]).namespace == f"teams/{odd.id}"
+
+
+def test_unknown_and_revoked_team_ids_cost_one_scrypt_like_a_wrong_secret(tmp_path, monkeypatch):
+    """A token shaped right for a team id that does not exist, or is revoked, takes one scrypt of the
+    same cost as a known team's wrong secret: the time of a refusal does not tell which ids exist."""
+    teams = Teams(tmp_path, "digits")
+    team, token = teams.add("Known")
+    gone, gone_token = teams.add("Gone")
+    teams.revoke(gone.id)
+    costs: list[tuple[int, int, int]] = []
+    real_scrypt = hashlib.scrypt
+
+    def counted_scrypt(password, *, salt, n, r, p, dklen=64, **kwargs):
+        costs.append((n, r, p))
+        return real_scrypt(password, salt=salt, n=n, r=r, p=p, dklen=dklen, **kwargs)
+
+    teams.authenticate("hx_team-000000000000_" + "a" * 43)  # the decoy hash is made once, before counting
+    monkeypatch.setattr(hashlib, "scrypt", counted_scrypt)
+    wrong = token[:-1] + ("A" if token[-1] != "A" else "B")
+    assert teams.authenticate(wrong) is None
+    assert teams.authenticate("hx_team-000000000000_" + "a" * 43) is None
+    assert teams.authenticate(gone_token) is None
+    assert len(costs) == 3 and len(set(costs)) == 1, costs

@@ -8,11 +8,14 @@ A token is ``hx_<team id>_<43 url-safe characters>``; only a salted scrypt hash 
 so the database never lets anyone act as a team. scrypt is slow on purpose (tens of ms): a
 successful verification is remembered, keyed by the token's SHA-256, and each later request only
 checks that the team's row still holds the same hash and is not revoked, so ``rotate`` and
-``revoke`` take effect at once. A token that is not even shaped like one never reaches scrypt.
+``revoke`` take effect at once. A token that is not even shaped like one never reaches scrypt; one
+shaped like a token for an unknown or revoked team costs one scrypt all the same, so the time of
+an answer does not tell which team ids exist.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
@@ -173,6 +176,7 @@ class Teams:
         with self.ledger.transaction() as con:
             team = self._find(con, "id = ?", match.group(1))
         if team is None or team.revoked:
+            token_matches(token, _decoy_hash())  # the same scrypt cost: no team id is told apart by the time it takes
             return None
         fingerprint = hashlib.sha256(token.encode()).digest()
         with self._lock:
@@ -191,6 +195,12 @@ class Teams:
     def _find(self, con: sqlite3.Connection, where: str, value: str) -> Team | None:
         row = con.execute(f"SELECT {COLUMNS} FROM teams WHERE competition = ? AND {where}", (self.competition, value)).fetchone()
         return Team(*row) if row else None
+
+
+@functools.cache
+def _decoy_hash() -> str:
+    """A stored hash no token matches, for the answers that need no verification to cost the same."""
+    return hash_token(secrets.token_urlsafe(32))
 
 
 def _new_token(team_id: str) -> str:
