@@ -436,3 +436,21 @@ def test_browser_wrong_token_shows_the_form_then_429(service, teams, browser):
     context.close()
     wait_out_failures(service, teams["Beta"])
     assert signed_in(service, teams["Beta"]).get(f"{service.url}/team", timeout=30).status_code == 200
+
+
+def test_the_api_docs_load_nothing_from_outside_the_service(service, browser):
+    """/docs is Swagger UI served by the service itself (an organizer's service may be offline): in
+    Chromium the page renders the API's operations from /openapi.json, and every request it made
+    went to the service's own origin."""
+    page = browser.new_page()
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    try:
+        page.goto(f"{service.url}/docs")
+        page.wait_for_selector(".opblock-summary-path", timeout=60_000)
+        paths = {text.strip() for text in page.locator(".opblock-summary-path").all_inner_texts()}
+    finally:
+        page.close()
+    assert {"/api/v1/health", "/api/v1/competitions/{c}/leaderboard", "/api/v1/competitions/{c}/kit"} <= {p.replace("\u200b", "") for p in paths}, paths
+    assert f"{service.url}/docs/assets/swagger-ui-bundle.js" in requested and f"{service.url}/openapi.json" in requested
+    assert [url for url in requested if not url.startswith(service.url + "/")] == []
