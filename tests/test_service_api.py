@@ -262,3 +262,27 @@ def _try(call):
         return call()
     except Exception as exc:  # noqa: BLE001 - the connection dies with the service
         return exc
+
+
+@pytest.mark.parametrize(
+    ("host", "public_url", "warned"),
+    [
+        ("127.0.0.1", None, False),
+        ("::1", None, False),
+        ("localhost", None, False),
+        ("0.0.0.0", None, True),
+        ("::", None, True),
+        ("192.0.2.7", "http://competition.example", True),
+        ("service.internal", None, True),
+        ("0.0.0.0", "https://competition.example", False),
+    ],
+)
+def test_plain_http_beyond_loopback_is_warned_about(host, public_url, warned):
+    """`harness serve` says so when it listens beyond this machine with no TLS in front of it (a
+    public_url that is https says a proxy terminates TLS)."""
+    from harness.service.serve import plain_http_warning
+
+    said = plain_http_warning(host, public_url)
+    assert (said is not None) == warned
+    if warned:
+        assert said.startswith(f"harness serve: warning: listening on {host} over plain HTTP") and "TLS reverse proxy" in said

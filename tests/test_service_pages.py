@@ -451,6 +451,8 @@ def test_the_api_docs_load_nothing_from_outside_the_service(service, browser):
         paths = {text.strip() for text in page.locator(".opblock-summary-path").all_inner_texts()}
     finally:
         page.close()
-    assert {"/api/v1/health", "/api/v1/competitions/{c}/leaderboard", "/api/v1/competitions/{c}/kit"} <= {p.replace("\u200b", "") for p in paths}, paths
+    assert {"/api/v1/health", "/api/v1/competitions/{c}/leaderboard", "/api/v1/competitions/{c}/kit"} <= {
+        p.replace("\u200b", "") for p in paths
+    }, paths
     assert f"{service.url}/docs/assets/swagger-ui-bundle.js" in requested and f"{service.url}/openapi.json" in requested
     assert [url for url in requested if not url.startswith(service.url + "/")] == []
