@@ -93,6 +93,13 @@ def crash():
     raise RuntimeError("model exploded at epoch 3")
 
 
+def ansicrash():
+    """Output that would drive a terminal: clear the screen, retitle the window, a fake prompt."""
+    sys.stderr.write("\x1b[2J\x1b]0;owned\x07\x1b[31mharness: all clear\x1b[0m\r\n")
+    sys.stderr.flush()
+    sys.exit(3)
+
+
 def flood():
     line = b"x" * 1023 + b"\n"
     out = sys.stdout.buffer
@@ -276,7 +283,7 @@ def probe(report_path):
         json.dump(report, fh)
 
 
-TRAIN = {f.__name__: f for f in (sleeper, detach, balloon, hold, crash, flood, diskfill, diskfill_many, manyfiles, deepdir, forkbomb, cpuburn, modeltrap, hardlinks, sparse)}
+TRAIN = {f.__name__: f for f in (sleeper, detach, balloon, hold, crash, flood, diskfill, diskfill_many, manyfiles, deepdir, forkbomb, cpuburn, modeltrap, hardlinks, sparse, ansicrash)}
 
 
 # -- (b) live logs (issue 15): train phases whose logs grow while they run --------------------------
