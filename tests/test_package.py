@@ -111,16 +111,17 @@ def test_wheelhouse_is_for_the_image_python_not_the_host(tmp_path):
     Python runs the harness, and again when it changes: a real `pip download` of a small package
     that ships one binary wheel per CPython version."""
     from harness.participant import images
+    from harness.participant.wheelhouse import prepare_wheelhouse
 
     host = f"{sys.version_info.major}.{sys.version_info.minor}"
     target = "3.13" if host != "3.13" else "3.12"
     wheelhouse = tmp_path / "wheelhouse"
-    images.prepare_wheelhouse(["markupsafe==3.0.2"], wheelhouse, log=lambda line: None, python=target)
+    prepare_wheelhouse(["markupsafe==3.0.2"], wheelhouse, log=lambda line: None, python=target)
     (wheel,) = wheelhouse.glob("*.whl")
     abi = "cp" + target.replace(".", "")
     assert f"-{abi}-{abi}-" in wheel.name and "manylinux" in wheel.name and platform.machine() in wheel.name
-    images.prepare_wheelhouse(["markupsafe==3.0.2"], wheelhouse, log=lambda line: None, python=target)
+    prepare_wheelhouse(["markupsafe==3.0.2"], wheelhouse, log=lambda line: None, python=target)
     assert wheel.exists()  # up to date: not downloaded again
-    images.prepare_wheelhouse(["markupsafe==3.0.2"], wheelhouse, log=lambda line: None, python=host)
+    prepare_wheelhouse(["markupsafe==3.0.2"], wheelhouse, log=lambda line: None, python=host)
     assert [w.name for w in wheelhouse.glob("*.whl")] == [wheel.name.replace(abi, "cp" + host.replace(".", ""))]
     assert images.base_tag({"python": "3.13"}) == "harness/python:3.13" and images.base_tag({}) == images.BASE_TAG

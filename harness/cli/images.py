@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from harness.cli.common import add_command, add_json, docker_client, print_json
+from harness.cli.common import add_command, add_json, docker_client, print_json, progress
 from harness.util.errors import HarnessError
 
 
@@ -16,7 +15,11 @@ def register(commands) -> None:
     build = add_command(images, "build", _build, "build harness/python:3.11 and harness/sample-submission:latest", competition=False)
     add_json(build, "each image's tag and id")
     lock = add_command(
-        images, "lock", _lock, "download the wheelhouse of images.packages and write its lock (images.lock)", competition=False
+        images,
+        "lock",
+        _lock,
+        "resolve images.packages afresh and write the wheelhouse lock that every build then downloads exactly (images.lock)",
+        competition=False,
     )
     lock.add_argument("--output", metavar="FILE", help="where to write the lock (default: the file images.lock names)")
 
@@ -29,7 +32,7 @@ def build(overrides: list[str]) -> dict[str, str]:
     docker_client()
     cfg = compose_config("digits", overrides)
     try:
-        return build_images(cfg.images, harness_home(), log=lambda line: print(line, file=sys.stderr, flush=True))
+        return build_images(cfg.images, harness_home(), log=progress)
     except ImageBuildError as exc:
         raise HarnessError(str(exc)) from None
 
@@ -46,11 +49,12 @@ def _build(args: argparse.Namespace) -> int:
 
 def _lock(args: argparse.Namespace) -> int:
     from harness.competition.config import compose_config
-    from harness.participant.images import ImageBuildError, write_lock
+    from harness.participant.images import ImageBuildError, image_python
+    from harness.participant.wheelhouse import write_lock
 
     cfg = compose_config("digits", args.overrides)
     try:
-        path = write_lock(cfg.images, args.output, log=lambda line: print(line, file=sys.stderr, flush=True))
+        path = write_lock(cfg.images, args.output, python=image_python(cfg.images), log=progress)
     except ImageBuildError as exc:
         raise HarnessError(str(exc)) from None
     print(path)

@@ -210,7 +210,8 @@ class ImagesConfig:
     # The Python version of the participant base image (its wheelhouse is built for it).
     python: str = key("3.11", must="a Python version such as 3.11, 3.12 or 3.13", pattern=r"3\.\d+")
     # The wheelhouse lock (every wheel's file name and sha256), a file name in the bundled
-    # configs/images/ or a path; null: the wheelhouse is not verified. `harness images lock` writes it.
+    # configs/images/ or a path, which the download follows exactly; null: images.packages resolved
+    # afresh, unverified. `harness images lock` writes it.
     lock: str | None = key("wheelhouse.lock", must="a lock file name or path, or null", nonempty=True)
     # The timestamp (seconds since 1970) of the bootstrapped Debian base: its files and its image
     # config carry it, so that two bootstraps from the same mirror state give the same image id.

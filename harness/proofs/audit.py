@@ -37,6 +37,7 @@ from harness.records.redact import redact_config
 from harness.records.sinks import RecordSinks
 from harness.records.tracking import flat_params
 from harness.util.clock import stamped_id, utc_now
+from harness.util.environment import environment_changes
 from harness.util.errors import ConfigError, HarnessError
 from harness.util.files import write_json_atomic
 
@@ -209,6 +210,7 @@ def compare(record: EvaluationRecord, rerun: EvaluationRecord, label: str, *, wi
         differences.append(
             Difference("harness", "harness_version", record.manifest["harness_version"], rerun.manifest["harness_version"], fatal=False)
         )
+    differences += environment_differences(record.manifest.get("environment"), rerun.manifest.get("environment"))
     if with_host:
         before, after = record.manifest.get("host") or {}, rerun.manifest.get("host") or {}
         differences += [
@@ -217,6 +219,19 @@ def compare(record: EvaluationRecord, rerun: EvaluationRecord, label: str, *, wi
             if before.get(k) != after.get(k)
         ]
     return differences
+
+
+def environment_differences(recorded: dict[str, Any] | None, observed: dict[str, Any] | None) -> list[Difference]:
+    """The auditing harness's Python environment against the one that made the record (noted, never
+    fatal): each package added, removed or of another version, or that the record has no fingerprint."""
+    if not observed or (recorded or {}).get("sha256") == observed.get("sha256"):
+        return []
+    if not recorded:
+        return [Difference("harness", "environment", None, observed["sha256"], fatal=False)]
+    return [
+        Difference("harness", f"environment: {change}", recorded["sha256"], observed["sha256"], fatal=False)
+        for change in environment_changes(recorded, observed)
+    ] or [Difference("harness", "environment", recorded["sha256"], observed["sha256"], fatal=False)]
 
 
 def score_spread(records: list[EvaluationRecord]) -> dict[str, dict[str, float]]:

@@ -201,6 +201,8 @@ def params_of(record: EvaluationRecord) -> dict[str, Any]:
         for key in ("image_digest", "data_sha256", "config_sha256", "seed", "harness_version")
         if manifest.get(key) is not None
     }
+    if manifest.get("environment"):
+        params["environment_sha256"] = manifest["environment"]["sha256"]
     limits = (manifest.get("config") or {}).get("limits")
     if limits:
         params.update(flat_params(Limits.from_mapping(limits, "limits").to_dict(), "limits."))
