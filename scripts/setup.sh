@@ -2,8 +2,8 @@
 # Set up everything harness needs, idempotently: Python (3.11, 3.12 or 3.13) and a virtual
 # environment installed from the lock scripts/requirements.lock, and a Docker engine that answers. As root on a fresh
 # Debian machine it installs what is missing (python3, docker.io, mmdebstrap, docker-registry,
-# chromium) and starts the engine; on a workstation that already has Docker it only creates the
-# virtual environment.
+# chromium, runsc) and starts the engine, with gVisor registered as its runtime "runsc"; on a
+# workstation that already has Docker it only creates the virtual environment.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -140,8 +140,59 @@ setup_browser() {
     fi
 }
 
+engine_has_runsc() {
+    "$VENV/bin/python" -c 'import docker, sys; sys.exit("runsc" not in (docker.from_env().info().get("Runtimes") or {}))' >/dev/null 2>&1
+}
+
+setup_sandbox() {
+    # gVisor (`runner.runtime=runsc`): Debian packages it as runsc (bookworm: 0.0~20221219). As root
+    # where apt knows the package it is installed and registered with the engine as "runsc" in
+    # /etc/docker/daemon.json (merged into what is there); an engine that is running already
+    # re-reads its runtimes on SIGHUP, so no running container is disturbed.
+    is_root || return 0
+    if ! command -v runsc >/dev/null 2>&1; then
+        command -v apt-cache >/dev/null 2>&1 || return 0
+        if [ -z "$(apt-cache policy runsc 2>/dev/null | awk '/Candidate:/ && $2 != "(none)" {print $2}')" ]; then
+            DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null && _APT_UPDATED=1
+        fi
+        if [ -z "$(apt-cache policy runsc 2>/dev/null | awk '/Candidate:/ && $2 != "(none)" {print $2}')" ]; then
+            say "gVisor (runsc) is not packaged for this system; runner.runtime=runsc stays unavailable"
+            return 0
+        fi
+        apt_install runsc
+    fi
+    engine_has_runsc && return 0
+    local runsc config=/etc/docker/daemon.json
+    runsc="$(command -v runsc)"
+    mkdir -p /etc/docker
+    "$VENV/bin/python" - "$config" "$runsc" <<'EOF'
+import json, os, sys
+path, runsc = sys.argv[1], sys.argv[2]
+config = json.load(open(path)) if os.path.exists(path) and os.path.getsize(path) else {}
+# gVisor's own network stack refuses the network namespace Docker's "none" gives a container
+# ("cannot run with network enabled in root network namespace"); evaluation has no network anyway
+config.setdefault("runtimes", {})["runsc"] = {"path": runsc, "runtimeArgs": ["--network=none"]}
+with open(path + ".tmp", "w") as fh:
+    json.dump(config, fh, indent=2)
+    fh.write("\n")
+os.replace(path + ".tmp", path)
+EOF
+    local pid
+    pid="$(cat /var/run/docker.pid 2>/dev/null || true)"
+    if [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = dockerd ]; then
+        say "registering gVisor (runsc) with the running engine (pid $pid): $config, then SIGHUP"
+        kill -HUP "$pid"
+    fi
+    for _ in $(seq 1 20); do
+        engine_has_runsc && return 0
+        sleep 0.5
+    done
+    say "the engine does not list runsc after reloading $config; see $DOCKERD_LOG"
+    exit 1
+}
+
 # `setup.sh` does every step; `setup.sh python` (or any list of steps) only those.
-ALL_STEPS="python docker image_tools registry browser"
+ALL_STEPS="python docker image_tools registry browser sandbox"
 for step in "$@"; do
     case " $ALL_STEPS " in
         *" $step "*) ;;

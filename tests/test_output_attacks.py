@@ -27,8 +27,6 @@ MIB = 1024**2
 @pytest.mark.parametrize(
     ("behaviour", "fault"),
     [
-        # a link to the hidden labels' host path (read from mountinfo): followed, it would score 100 %
-        ("symlink", "/output/predictions.csv is a symbolic link (to '/"),
         ("fifo", "/output/predictions.csv is a named pipe (FIFO), not a regular file"),
         # mknod needs CAP_MKNOD, which no container has: the file is never made
         ("device", "/output/predictions.csv was not written"),
@@ -47,6 +45,35 @@ def test_hostile_predictions_are_refused(competition, docker_client, behave_imag
     assert record.phases["infer"]["verdict"] == "OK"
 
 
+def planted_link(home: Path, record, path: str) -> Path:
+    """The link a behaviour planted in its run's ``path``, once its premise is checked: the target
+    the container computed (from its mountinfo) is the real hidden labels file on this host, so a
+    harness that followed it would read the labels."""
+    link = home / "competitions/digits/runs" / record.evaluation_id / path
+    labels = home / "competitions/digits/hidden/labels.csv"
+    assert link.is_symlink(), f"{link} is not the link the behaviour plants"
+    target = os.readlink(link)
+    assert os.path.isabs(target) and os.path.exists(target) and os.path.samefile(target, labels), (
+        f"the planted link points to {target}, not to {labels}"
+    )
+    assert Path(target).read_bytes() == labels.read_bytes() and labels.read_bytes().startswith(b"id,label,split\n")
+    return link
+
+
+@pytest.mark.docker
+def test_predictions_linked_to_the_hidden_labels_are_refused_never_followed(competition, docker_client, behave_image, home):
+    """The infer phase makes /output/predictions.csv a link to the hidden labels' host path (read
+    from the data mount's source in mountinfo): followed, it would hand the harness the labels."""
+    record = check(competition, docker_client, behave_image("symlink"))
+    link = planted_link(home, record, "output/predictions.csv")
+    assert record.phases["infer"]["verdict"] == "OK"
+    assert record.verdict == "INVALID_PREDICTIONS" and record.failed_phase == "score", record.message
+    assert record.message == (
+        f"/output/predictions.csv is a symbolic link (to {os.readlink(link)!r}), not a regular file; write the predictions into a plain file"
+    )
+    assert not record.scores
+
+
 @pytest.mark.docker
 def test_device_node_cannot_be_made(competition, docker_client, behave_image, home):
     record = check(competition, docker_client, behave_image("device"))
@@ -59,6 +86,7 @@ def test_links_and_pipes_in_model_are_never_followed(competition, docker_client,
     """/model holds a link to the hidden labels, one to /, a loop, a FIFO and hard links."""
     record = check(competition, docker_client, behave_image("modeltrap"))
     assert record.verdict == "SCORED", record.message
+    planted_link(home, record, "model/labels.csv")  # the premise: that link reaches the real labels
     train = record.phases["train"]
     # model.json, big.bin and its 3 hard links, 3 symbolic links and a FIFO
     assert train["output_files"] == 9

@@ -7,7 +7,6 @@ The failure window is shortened to 10 s so the rate-limit test can see the 429 a
 from __future__ import annotations
 
 import io
-import os
 import platform
 import re
 import struct
@@ -19,13 +18,13 @@ import pytest
 import requests
 
 from harness.service.pages import CROSS_SITE, ENDED, WRONG_TOKEN
+from tests.browser import launched_chromium
 from tests.service_helpers import harness, push, running_service, tiny_image
 
 WINDOW_S = 10
 MAX_FAILURES = 10
 ALPHA = 'Alpha <script>alert(3)</script> & "Co"'  # no "=": `harness teams add` would read it as an override
 MESSAGE = "<script>alert(1)</script> & <img src=x onerror=alert(2)> \"quoted\" 'single'"
-CHROMIUM = "/usr/bin/chromium"
 VERDICT_TIMEOUT_MS = 240_000
 
 
@@ -101,14 +100,8 @@ def talking_image(docker_client, tag: str, text: bytes) -> None:
 
 @pytest.fixture(scope="module")
 def browser():
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium (scripts/setup.sh does it as root)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+    with launched_chromium() as launched:
         yield launched
-        launched.close()
 
 
 class Document(HTMLParser):
