@@ -350,6 +350,7 @@ def test_the_service_delivers_a_signed_verdict_and_retries_it(home, docker_clien
         "train",
         None,
     )
-    assert body["message"] == "the train phase ended RUNTIME_ERROR" and view["verdict"] == "RUNTIME_ERROR"  # it could not start: no exit code
+    # it could not start, so no exit code: the summary names the phase and the verdict only
+    assert body["message"] == "the train phase ended RUNTIME_ERROR" and view["verdict"] == "RUNTIME_ERROR"
     (row,) = Outbox(home, "digits").all()
     assert (row.state, row.attempts, row.id) == (DELIVERED, 2, delivered["headers"]["X-Harness-Delivery"])
