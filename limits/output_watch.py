@@ -21,6 +21,9 @@ MAX_DEPTH = 64
 # The share of a CPU that measuring may take: polls space out as the tree grows. CPU time, not wall
 # time: a measure blocked behind the container's own file creation must not delay the next one.
 MEASURE_BUDGET = 0.1
+# A host filesystem with less free than this (for an unprivileged writer) is full: a phase that
+# failed under its own disk limit then is the host's fault, not the submission's.
+HOST_FULL_BYTES = 1024 * 1024
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _GONE = (errno.ENOENT, errno.ENOTDIR, errno.ELOOP)  # removed or replaced while being measured
 
@@ -50,6 +53,22 @@ class OutputUsage:
         if self.files > max_files:
             return f"created more than its limit of {max_files} files and directories"
         return None
+
+
+def host_disk_full(paths: tuple[str, ...] | list[str]) -> str | None:
+    """How the host filesystem of a writable directory is full, as the container's (unprivileged)
+    user sees it: under ``HOST_FULL_BYTES`` free, or no inode left; None when each has room."""
+    for path in paths:
+        try:
+            fs = os.statvfs(path)
+        except OSError:
+            continue
+        free = fs.f_bavail * fs.f_frsize
+        if free < HOST_FULL_BYTES:
+            return f"{format_size(free)} free"
+        if fs.f_files and fs.f_favail == 0:  # a filesystem without an inode count reports 0 files
+            return "no inode free"
+    return None
 
 
 def measure(paths: tuple[str, ...] | list[str], stop_after_files: int | None = None) -> OutputUsage:

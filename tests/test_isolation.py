@@ -132,6 +132,14 @@ def test_identity_non_root_no_capabilities_no_new_privileges(probed, phase):
     assert report["setuid_id"] == f"uid={uid} gid={gid} groups={gid}"
 
 
+@pytest.mark.parametrize("phase", ["train", "infer"])
+def test_the_kernel_kills_a_submission_first_when_the_host_runs_short(probed, phase):
+    """``oom_score_adj: 1000`` (docs/security.md): every process of the container, read from inside."""
+    seen = probed[2][phase]["oom_score_adj"]
+    assert "1" in seen and "child" in seen  # its init (the probe itself), every other process then, a child it started
+    assert set(seen.values()) == {"1000"}, seen
+
+
 def test_filesystem_is_read_only_but_for_the_contract(probed):
     _, _, reports, _ = probed
     assert reports["train"]["write"] == {

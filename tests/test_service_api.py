@@ -4,13 +4,17 @@ failure window is shortened to 4 s so the rate-limit test can see it pass)."""
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import threading
 import time
 
+import docker
 import pytest
 import requests
 
+from harness.service.context import SERVICE_NAME
 from harness.submissions.ledger import Ledger
 from harness.util.pause import PAUSE_DIR_ENV
 from tests.service_helpers import harness, push, running_service, tiny_image
@@ -219,6 +223,65 @@ def killed_at(service, point: str, call):
         reached.unlink(missing_ok=True)
         thread.join()
     return answers[0]
+
+
+def registry_token(service, username: str, password: str, scope: str) -> requests.Response:
+    """The service's own token endpoint, as the engine calls it (``docker login``, push, pull): HTTP Basic."""
+    return requests.get(
+        f"{service.url}/api/v1/registry/token", params={"service": SERVICE_NAME, "scope": scope}, auth=(username, password), timeout=30
+    )
+
+
+def jwt_claims(token: str) -> dict:
+    part = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+
+
+def test_a_team_pulling_another_teams_image_through_the_services_issuer_is_refused(service, teams, pushed, docker_client):
+    alpha, beta = teams["Alpha"], teams["Beta"]
+    repository = "teams/beta/private"
+    reference = f"{service.registry}/{repository}"
+    docker_client.images.get(pushed[0]).tag(f"{reference}:1")
+    digest = push(docker_client, f"{reference}:1", beta)
+
+    def manifest(token: str) -> requests.Response:
+        accept = "application/vnd.docker.distribution.manifest.v2+json"
+        url = f"http://{service.registry}/v2/{repository}/manifests/{digest}"
+        return requests.get(url, headers={"Authorization": f"Bearer {token}", "Accept": accept}, timeout=30)
+
+    # the issuer signs Alpha a token for the scope asked, granting nothing on Beta's repository
+    asked = registry_token(service, alpha["id"], alpha["token"], f"repository:{repository}:pull,push")
+    assert asked.status_code == 200, asked.text
+    stolen = jwt_claims(asked.json()["token"])
+    assert stolen["sub"] == alpha["id"] and stolen["aud"] == SERVICE_NAME
+    assert stolen["access"] == [{"type": "repository", "name": repository, "actions": []}]
+    # the same scope for Beta is granted, and the registry takes the issuer's tokens: the premise
+    own = registry_token(service, beta["id"], beta["token"], f"repository:{repository}:pull")
+    assert jwt_claims(own.json()["token"])["access"] == [{"type": "repository", "name": repository, "actions": ["pull"]}]
+    assert manifest(own.json()["token"]).status_code == 200
+    # the real registry refuses Alpha's token: the API call and a pull through the engine with Alpha's credentials
+    refused = manifest(asked.json()["token"])
+    assert refused.status_code == 401 and refused.json()["errors"][0]["code"] == "UNAUTHORIZED", refused.text
+    with pytest.raises(docker.errors.APIError, match="denied|unauthorized"):
+        docker_client.images.pull(reference, tag=digest, auth_config={"username": alpha["id"], "password": alpha["token"]})
+    pulled = docker_client.images.pull(reference, tag=digest, auth_config={"username": beta["id"], "password": beta["token"]})
+    assert pulled.id == docker_client.images.get(pushed[0]).id
+
+
+def test_the_registry_basic_auth_path_is_rate_limited_like_the_api(service, teams, docker_client):
+    beta, scope = teams["Beta"], "repository:teams/beta/tiny:pull"
+    assert registry_token(service, beta["id"], beta["token"], scope).status_code == 200
+    for _ in range(10):
+        assert registry_token(service, beta["id"], "hx_wrong", scope).status_code == 401
+    # the right credentials too, at the registry's issuer and at the API, until the window passes
+    limited = registry_token(service, beta["id"], beta["token"], scope)
+    assert limited.status_code == 429 and 1 <= int(limited.headers["Retry-After"]) <= WINDOW_S, limited.text
+    assert registry_token(service, "harness-worker", "hx_wrong", scope).status_code == 429
+    assert service.call("GET", "/api/v1/whoami", beta["token"]).status_code == 429
+    with pytest.raises(docker.errors.APIError, match="429|Too Many Requests"):  # `docker login`, through the engine
+        docker_client.login(username=beta["id"], password=beta["token"], registry=service.registry, reauth=True)
+    time.sleep(int(limited.headers["Retry-After"]) + 0.5)
+    assert registry_token(service, beta["id"], beta["token"], scope).status_code == 200
 
 
 def test_a_sigkill_during_submit_loses_nothing_and_charges_nothing_twice(service, teams, pushed, docker_client):

@@ -17,6 +17,8 @@ from typing import Any
 
 from harness.limits import Limits
 from harness.records.record import EvaluationRecord
+from harness.records.redact import redact_text
+from harness.util.errors import ConfigError, first_line
 
 log = logging.getLogger(__name__)
 MAX_METRICS_PER_BATCH = 1000  # MLflow's limit for one log_batch
@@ -57,7 +59,10 @@ class Tracker:
         self.experiment = experiment
         # Embedded: artifacts under the work directory. A server keeps them where it is told to.
         self._artifact_location = (home / "mlartifacts" / experiment).as_uri() if self.uri.startswith("sqlite:") else None
-        self.client = MlflowClient(tracking_uri=self.uri)
+        try:
+            self.client = MlflowClient(tracking_uri=self.uri)
+        except Exception as exc:  # noqa: BLE001 - an unknown scheme, a database driver not installed: the URI names a password, perhaps
+            raise ConfigError(f"tracking.uri {redact_text(self.uri)} cannot be used: {redact_text(first_line(exc))}") from None
         self._experiment_id: str | None = None
         self._group_runs: dict[str, str] = {}
 

@@ -264,12 +264,21 @@ def scan_files():
     return secrets, labels
 
 
+def oom_score_adj():
+    """The kernel's OOM preference of every process in the container (its init, any other, a child it starts)."""
+    child = "print(open('/proc/self/oom_score_adj').read().strip())"
+    seen = {pid: open(f"/proc/{pid}/oom_score_adj").read().strip() for pid in os.listdir("/proc") if pid.isdigit()}
+    seen["child"] = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True).stdout.strip()
+    return seen
+
+
 def probe(report_path):
     secrets, labels = scan_files()
     report = {
         "env": dict(os.environ),
         "ids": [os.getuid(), os.geteuid(), os.getgid(), os.getegid(), os.getgroups()],
         "status": status_fields(),
+        "oom_score_adj": oom_score_adj(),
         "setuid_id": subprocess.run(["/usr/local/bin/suid-id"], capture_output=True, text=True).stdout.strip(),
         "interfaces": sorted(os.listdir("/sys/class/net")),
         "connect": network(),
