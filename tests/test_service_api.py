@@ -193,13 +193,18 @@ def test_a_port_in_use_is_one_line_and_exit_2(service):
     assert taken.stderr.startswith(f"harness: the service cannot listen on 127.0.0.1:{service.port}")
 
 
-def test_repeated_failures_are_rate_limited_until_the_window_passes(service, teams):
+def test_failures_throttle_the_guesser_never_a_valid_token(service, teams):
+    """Fifteen made-up tokens from one address (behind a proxy: every participant's): the wrong ones
+    get 429 past the budget, until the window passes; a valid token from the same address is
+    answered all along (before, it was refused with them)."""
     for _ in range(10):
-        assert service.call("GET", "/api/v1/whoami", "hx_wrong").status_code == 401
-    limited = service.call("GET", "/api/v1/whoami", teams["Beta"]["token"])
-    assert limited.status_code == 429 and 1 <= int(limited.headers["Retry-After"]) <= WINDOW_S
-    time.sleep(int(limited.headers["Retry-After"]) + 0.5)
+        assert service.call("GET", "/api/v1/whoami", "hx_team-000000000000_" + "a" * 43).status_code == 401
+    for _ in range(5):
+        limited = service.call("GET", "/api/v1/whoami", "hx_wrong")
+        assert limited.status_code == 429 and 1 <= int(limited.headers["Retry-After"]) <= WINDOW_S
     assert service.call("GET", "/api/v1/whoami", teams["Beta"]["token"]).status_code == 200
+    time.sleep(int(limited.headers["Retry-After"]) + 0.5)
+    assert service.call("GET", "/api/v1/whoami", "hx_wrong").status_code == 401
 
 
 def killed_at(service, point: str, call):
@@ -269,19 +274,44 @@ def test_a_team_pulling_another_teams_image_through_the_services_issuer_is_refus
 
 
 def test_the_registry_basic_auth_path_is_rate_limited_like_the_api(service, teams, docker_client):
+    """Wrong Basic credentials at the service's own token issuer count with the API's failures: past
+    the budget the wrong ones (a team's, the worker's) get 429 at the issuer and at the API, while
+    the right ones get their token, answer the API and `docker login` through the engine."""
+    time.sleep(WINDOW_S)  # the earlier tests' failures leave the window: this one counts from zero
     beta, scope = teams["Beta"], "repository:teams/beta/tiny:pull"
     assert registry_token(service, beta["id"], beta["token"], scope).status_code == 200
     for _ in range(10):
         assert registry_token(service, beta["id"], "hx_wrong", scope).status_code == 401
-    # the right credentials too, at the registry's issuer and at the API, until the window passes
-    limited = registry_token(service, beta["id"], beta["token"], scope)
+    limited = registry_token(service, beta["id"], "hx_wrong", scope)
     assert limited.status_code == 429 and 1 <= int(limited.headers["Retry-After"]) <= WINDOW_S, limited.text
     assert registry_token(service, "harness-worker", "hx_wrong", scope).status_code == 429
-    assert service.call("GET", "/api/v1/whoami", beta["token"]).status_code == 429
-    with pytest.raises(docker.errors.APIError, match="429|Too Many Requests"):  # `docker login`, through the engine
-        docker_client.login(username=beta["id"], password=beta["token"], registry=service.registry, reauth=True)
-    time.sleep(int(limited.headers["Retry-After"]) + 0.5)
+    assert service.call("GET", "/api/v1/whoami", "hx_wrong").status_code == 429
     assert registry_token(service, beta["id"], beta["token"], scope).status_code == 200
+    assert service.call("GET", "/api/v1/whoami", beta["token"]).status_code == 200
+    assert docker_client.login(username=beta["id"], password=beta["token"], registry=service.registry, reauth=True)["Status"] == (
+        "Login Succeeded"
+    )
+    time.sleep(int(limited.headers["Retry-After"]) + 0.5)
+    assert registry_token(service, beta["id"], "hx_wrong", scope).status_code == 401
+
+
+def test_behind_a_trusted_proxy_failures_count_per_forwarded_client(tmp_path):
+    """With the proxy's address in service.trusted_proxies, a stranger's failures (forwarded as
+    203.0.113.9) throttle the stranger only: another participant behind the same proxy still gets a
+    401 for a wrong token, not a 429. A forged X-Forwarded-For from a client that is not a trusted
+    proxy is ignored (tests/test_service_auth.py has the address rule)."""
+    with running_service(tmp_path, f"service.sign_in.window_s={WINDOW_S}", "service.trusted_proxies=[127.0.0.1]") as proxied:
+        team = proxied.add_team("Proxied")
+
+        def whoami(token: str, client: str) -> int:
+            answer = requests.get(f"{proxied.url}/api/v1/whoami", headers={"Authorization": f"Bearer {token}", "X-Forwarded-For": client})
+            return answer.status_code
+
+        for _ in range(10):
+            assert whoami("hx_wrong", "203.0.113.9") == 401
+        assert whoami("hx_wrong", "203.0.113.9") == 429
+        assert whoami("hx_wrong", "198.51.100.7") == 401
+        assert whoami(team["token"], "203.0.113.9") == 200
 
 
 def test_a_sigkill_during_submit_loses_nothing_and_charges_nothing_twice(service, teams, pushed, docker_client):

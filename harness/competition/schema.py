@@ -253,6 +253,9 @@ class ServiceConfig:
     public_url: str | None = key(None, must="an http:// or https:// URL, or null", pattern=r"https?://[^\s/?#]+(/[^\s?#]*)?")
     # The address participants push to (host:port); null: registry_host:registry_port.
     registry_public: str | None = key(None, must="host:port or null", nonempty=True)
+    # The reverse proxies in front of the service, by address: from them (and only them) the client's
+    # address is read from X-Forwarded-For, so that failed sign-ins count per participant, not per proxy.
+    trusted_proxies: list[str] = key(factory=list, must="a list of IP addresses, e.g. [127.0.0.1]")
     max_body_bytes: int = key(65536, must="a positive whole number of bytes", least=1)  # larger request bodies: 413
     max_message_chars: int = key(500, must="a whole number from 0 to 500", least=0, most=500)  # a submission's message
     sign_in: SignInConfig = field(default_factory=SignInConfig)
