@@ -197,3 +197,23 @@ def test_the_leak_search_finds_what_is_planted_in_any_file_or_archive(home, tmp_
         ("data/train/more.zip!img.png", image),
         ("README.md", "the secret key (hex)"),
     } <= found, found
+
+
+@pytest.mark.parametrize(
+    ("mirror", "secret"),
+    [
+        ("http://mirror-user:Pa55word-in-kit@mirror.example/debian", b"Pa55word-in-kit"),
+        ("https://ghp_TokenOnlyUserinfo123@mirror.example/debian", b"ghp_TokenOnlyUserinfo123"),
+        ("http://user%40corp:p%40ss-w0rd-kit@mirror.example/debian", b"p%40ss-w0rd-kit"),
+    ],
+    ids=["user-and-password", "token-as-user", "percent-encoded"],
+)
+def test_the_kit_carries_no_organizer_credential(competition, tmp_path, mirror, secret):
+    """The organizer's private Debian mirror, credentials in its URL: the kit every team downloads
+    (kit.json, base-image/images.yaml, any file or archive member) holds neither the password nor
+    the user part, redacted as a record's configuration is, and still names the mirror's host."""
+    kit = make_kit(competition, tmp_path, f"images.debian_mirror={mirror}")
+    assert leaks(kit, {"the credential": secret, "the whole userinfo": mirror.split("://")[1].split("@")[0].encode()}) == []
+    images = (kit / "base-image" / "images.yaml").read_text()
+    assert "debian_mirror: http" in images and "://***@mirror.example/debian" in images
+    assert json.loads((kit / "kit.json").read_text())["config"]["images"]["debian_mirror"].endswith("://***@mirror.example/debian")

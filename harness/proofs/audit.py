@@ -33,13 +33,13 @@ from harness.proofs.audit_report import render_html, render_text
 from harness.proofs.listing import listed_evaluations
 from harness.records.model_store import ModelDamaged, ModelStore, ModelStoreError
 from harness.records.record import EvaluationRecord, RecordError, latest_record, load_record, unlisted
-from harness.records.redact import redact_config
 from harness.records.sinks import RecordSinks
 from harness.records.tracking import flat_params
 from harness.util.clock import stamped_id, utc_now
 from harness.util.environment import environment_changes
 from harness.util.errors import ConfigError, HarnessError
 from harness.util.files import write_json_atomic
+from harness.util.redact import redact_config
 
 PASS, FAIL, REFUSED = "PASS", "FAIL", "REFUSED"
 # Configuration that says where and how the harness runs, not what a submission is evaluated with.

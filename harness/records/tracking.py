@@ -17,8 +17,8 @@ from typing import Any
 
 from harness.limits import Limits
 from harness.records.record import EvaluationRecord
-from harness.records.redact import redact_text
 from harness.util.errors import ConfigError, first_line
+from harness.util.redact import redact_text
 
 log = logging.getLogger(__name__)
 MAX_METRICS_PER_BATCH = 1000  # MLflow's limit for one log_batch
