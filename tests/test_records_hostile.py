@@ -16,10 +16,10 @@ from test_record import make_record
 from harness import leaderboard
 from harness.cli import main
 from harness.competition.config import load_settings
-from harness.util.redact import MASK, config_sha256, redact_config, redact_text, secret_name
 from harness.records.signing import HMAC_KEY_ENV, HMAC_KEY_FILE_ENV, KEY_ENV, KEY_FILE_ENV, VERIFY_KEY_ENV
 from harness.scoring import METRICS, get_metric
 from harness.submissions.ledger import EVALUATED, RUNNING, Ledger, Submission
+from harness.util.redact import MASK, config_sha256, redact_config, redact_text, secret_name
 
 DIGEST = "sha256:" + "0" * 64
 
