@@ -3,7 +3,8 @@
 Nothing here touches a container: the runner measures (exit code, the kernel's OOM flag, the
 output it found, why a watchdog stopped the phase) and ``judge`` decides, in a fixed order:
 a watchdog's reason first (it acted before the exit), then an output over its limits, the memory
-cgroup's kill, a write refused at the disk limit, and a non-zero exit (ending with a hint when its
+cgroup's kill, a write refused at the disk limit, a failure while the host's disk was full (the
+organizer's ``INFRA_ERROR``: the phase was under its own limit), and a non-zero exit (ending with a hint when its
 output shows a mistake the contract explains: ``harness.limits.hints``).
 """
 
@@ -34,6 +35,8 @@ class Observation:
     stopped_for: PhaseVerdict | None = None
     stop_message: str = ""
     log_tail: str = ""  # the last lines of its output, for a runtime error's message
+    # Set when the host filesystem of a writable directory was full at the end (``host_disk_full``).
+    host_disk_full: str | None = None
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,13 @@ def judge(seen: Observation) -> Judgement:
     if seen.exit_code and seen.output.bytes >= limits.disk:
         return Judgement(
             PhaseVerdict.OUTPUT_LIMIT, f"{phase} hit the disk limit of {format_size(limits.disk)} (a write failed: file too large)"
+        )
+    if seen.exit_code and seen.host_disk_full:
+        return Judgement(
+            PhaseVerdict.INFRA_ERROR,
+            f"{phase} failed while the host's disk was full ({seen.host_disk_full}), under its own disk limit "
+            f"({format_size(seen.output.bytes)} of {format_size(limits.disk)} written); "
+            "this is not the submission's fault and it will be retried",
         )
     if seen.exit_code:
         message = f"{phase} exited with code {seen.exit_code}{_signal_name(seen.exit_code)}"

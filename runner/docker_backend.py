@@ -20,7 +20,7 @@ from harness.limits.docker_options import container_options, runtime_problem
 from harness.limits.gpu import GpuWatch, NvmlError
 from harness.limits.judge import Observation, judge
 from harness.limits.local_container import ContainerInit
-from harness.limits.output_watch import OutputUsage, OutputWatch
+from harness.limits.output_watch import OutputUsage, OutputWatch, host_disk_full
 from harness.limits.telemetry import Telemetry
 from harness.runner.gpus import assignment_problem, container_pids, device_requests, gpu_environment, gpu_figures, gpu_watch
 from harness.runner.image_faults import RESERVED_LABEL_PREFIX, exec_failure_after_start, start_failure, volume_mounts, volume_problem
@@ -317,6 +317,7 @@ class _Run:
                 stopped_for=self.kill_reason,
                 stop_message=self.kill_message,
                 log_tail=result.log_tail,
+                host_disk_full=host_disk_full(spec.writable) if exit_code else None,
             )
         )
         result.verdict, result.message, result.timeout_overshoot_s = judgement.verdict, judgement.message, judgement.timeout_overshoot_s

@@ -29,6 +29,8 @@ MAX_VOLUMES = 64
 CONTRACT_MOUNTS = ("/data/train", "/data/test", "/model", "/output")
 # Paths the engine itself mounts: a VOLUME there cannot be overlaid without breaking the container.
 _ENGINE_PATHS = ("/proc", "/sys", "/dev")
+# Variables that make the dynamic loader load code into every program started in the image.
+LOADER_VARIABLES = frozenset({"LD_PRELOAD", "LD_AUDIT"})
 
 # "... unable to start container process: [error during container init: ]exec: "X": REASON: unknown"
 _EXEC = re.compile(
@@ -148,6 +150,16 @@ def image_problem(config: Mapping[str, Any] | None) -> str | None:
     workdir = config.get("WorkingDir") or ""
     if workdir and not workdir.startswith("/"):
         return f"has a relative WORKDIR {workdir!r}; it must be an absolute path"
+    if engine_path := next((top for top in _ENGINE_PATHS if _at_or_under(_normal(workdir), top)), None):
+        return (
+            f"has WORKDIR {workdir}, under {engine_path}, which the container engine provides: known escapes from the container "
+            "start there (CVE-2024-21626); use a directory of the image's own, e.g. WORKDIR /app"
+        )
+    if preloads := sorted({name for name, _, _ in (e.partition("=") for e in config.get("Env") or []) if name in LOADER_VARIABLES}):
+        return (
+            f"sets ENV {', '.join(preloads)}: the dynamic loader would load it into every program the engine and the GPU "
+            "toolkit start, which known escapes use (CVE-2025-23266); load the library from your program instead"
+        )
     if problem := volume_problem(config.get("Volumes") or {}):
         return problem
     reserved = sorted(k for k in config.get("Labels") or {} if k.startswith(RESERVED_LABEL_PREFIX))

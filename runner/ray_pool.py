@@ -181,12 +181,7 @@ def connect_ray(address: str | None = None, num_cpus: int | None = None) -> None
         options.update(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, object_store_memory=128 * 1024**2)
         ray.init(address="local", **options)
         return
-    try:
-        from ray._private.authentication.authentication_token_setup import maybe_enable_token_auth_if_token_available
-    except ImportError:  # a Ray from before token authentication
-        pass
-    else:
-        maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+    _enable_token_auth(address)
     with tempfile.TemporaryFile() as said:
         try:
             with _stderr_to(said):
@@ -199,6 +194,24 @@ def connect_ray(address: str | None = None, num_cpus: int | None = None) -> None
             raise RayUnavailable(f"cannot join the Ray cluster at {address} (runner.address): {str(exc).strip()}") from None
         said.seek(0)
         sys.stderr.write(said.read().decode(errors="replace"))  # joined: what Ray said on the way is the user's to see
+
+
+def _enable_token_auth(address: str) -> None:
+    """Turn on token authentication where a token is there, as ``ray start`` does, through Ray's own
+    (private) module. Where this Ray has no such module and a token is offered, the driver cannot
+    present it: that is said and refused, never joined without authentication."""
+    try:
+        from ray._private.authentication.authentication_token_setup import maybe_enable_token_auth_if_token_available
+    except ImportError as exc:
+        offered = _offered_tokens()
+        if offered or os.environ.get("RAY_AUTH_MODE", "").lower() == "token":
+            raise RayUnavailable(
+                f"cannot join the Ray cluster at {address} with token authentication: this Ray ({ray.__version__}) has no "
+                f"ray._private.authentication module ({exc}), so the token in {' and '.join(offered) or 'RAY_AUTH_MODE=token'} "
+                "would not be presented; install the Ray release scripts/requirements.lock pins"
+            ) from None
+        return
+    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
 
 
 @contextlib.contextmanager
@@ -214,15 +227,21 @@ def _stderr_to(file: Any) -> Iterator[None]:
         os.close(saved)
 
 
+def _offered_tokens() -> list[str]:
+    """Where this driver has a Ray token: the variables Ray reads, else the file it falls back to."""
+    offered = [name for name in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH") if os.environ.get(name)]
+    if not offered and (Path.home() / ".ray" / "auth_token").is_file():
+        offered = ["~/.ray/auth_token"]
+    return offered
+
+
 def _token_problem() -> str:
     """Which token this driver offered, and where the cluster's goes."""
     where = (
         "give this driver the cluster's token (on the head node: `ray get-auth-token`) in RAY_AUTH_TOKEN "
         "or ~/.ray/auth_token, and RAY_AUTH_MODE=token"
     )
-    offered = [name for name in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH") if os.environ.get(name)]
-    if not offered and (Path.home() / ".ray" / "auth_token").is_file():
-        offered = ["~/.ray/auth_token"]
+    offered = _offered_tokens()
     if not offered:
         return f"it wants an authentication token and this driver has none; {where}"
     if os.environ.get("RAY_AUTH_MODE", "").lower() != "token":

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Set up everything harness needs, idempotently: Python (3.11, 3.12 or 3.13) and a virtual
-# environment with the project installed, and a Docker engine that answers. As root on a fresh
+# environment installed from the lock scripts/requirements.lock, and a Docker engine that answers. As root on a fresh
 # Debian machine it installs what is missing (python3, docker.io, mmdebstrap, docker-registry,
-# chromium) and starts the engine; on a workstation that already has Docker it only creates the
-# virtual environment.
+# chromium, runsc) and starts the engine, with gVisor registered as its runtime "runsc"; on a
+# workstation that already has Docker it only creates the virtual environment.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${HARNESS_VENV:-$ROOT/.venv}"
+LOCK="${HARNESS_ENV_LOCK:-$ROOT/scripts/requirements.lock}"
 DOCKERD_LOG="${HARNESS_DOCKERD_LOG:-/var/log/harness-dockerd.log}"
 
 say() { printf 'setup: %s\n' "$*" >&2; }
@@ -50,27 +51,40 @@ find_python() {
     return 1
 }
 
+# The environment is the lock (scripts/lock.sh writes it): every package pinned with its files'
+# sha256, installed by pip in hash-checking mode, then the project itself without resolving anything.
+# A changed lock (or pyproject.toml) makes a new environment, so nothing the lock dropped stays behind.
 setup_python() {
     local python
     if ! python="$(find_python)"; then
         apt_install python3 python3-venv python3-pip
         python="$(find_python)" || { say "Python 3.11, 3.12 or 3.13 with venv is required"; exit 1; }
     fi
+    [ -f "$LOCK" ] || { say "the environment lock $LOCK is missing: write it with scripts/lock.sh"; exit 1; }
     local stamp="$VENV/.harness-installed"
     local want
-    want="$(cat "$ROOT/pyproject.toml" | sha256sum | cut -d' ' -f1)"
-    if [ -x "$VENV/bin/python" ] && python_in_range "$VENV/bin/python" && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+    want="$(cat "$LOCK" "$ROOT/pyproject.toml" | sha256sum | cut -d' ' -f1)"
+    local had
+    had="$(cat "$stamp" 2>/dev/null || true)"
+    if [ -x "$VENV/bin/python" ] && python_in_range "$VENV/bin/python" && [ "$had" = "$want" ]; then
         return 0
     fi
-    local clear=()
-    if [ -x "$VENV/bin/python" ] && ! python_in_range "$VENV/bin/python"; then
-        clear=(--clear) # made with a Python the project no longer supports: start over
+    local version
+    version="$("$python" -c 'import sys; print("Python %d.%d" % sys.version_info[:2])')"
+    if [ -x "$VENV/bin/python" ] && [ -n "$had" ]; then
+        say "the environment lock $LOCK (or pyproject.toml) changed since $VENV was installed: reinstalling it with $version ($python)"
+    else
+        say "creating $VENV with $version ($python) from the lock $LOCK (first time: a few minutes)"
     fi
-    say "creating $VENV with $("$python" -c 'import sys; print("Python %d.%d" % sys.version_info[:2])') ($python) and installing harness (first time: a few minutes)"
-    "$python" -m venv "${clear[@]}" "$VENV"
-    "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
-    "$VENV/bin/python" -m pip install -q -e "$ROOT[test,organizer]"
+    rm -f "$stamp"
+    "$python" -m venv --clear "$VENV"
+    if ! "$VENV/bin/python" -m pip install -q --require-hashes -r "$LOCK"; then
+        say "installing the locked environment $LOCK failed (above); a package the index no longer serves or a hash that differs needs a new lock: scripts/lock.sh"
+        exit 1
+    fi
+    "$VENV/bin/python" -m pip install -q --no-deps --no-build-isolation -e "$ROOT"
     echo "$want" >"$stamp"
+    say "installed $(grep -c '==' "$LOCK") locked packages and harness into $VENV"
 }
 
 docker_answers() {
@@ -126,9 +140,66 @@ setup_browser() {
     fi
 }
 
-setup_python
-setup_docker
-setup_image_tools
-setup_registry
-setup_browser
-say "ready: $VENV/bin/harness, Docker engine answering"
+engine_has_runsc() {
+    "$VENV/bin/python" -c 'import docker, sys; sys.exit("runsc" not in (docker.from_env().info().get("Runtimes") or {}))' >/dev/null 2>&1
+}
+
+setup_sandbox() {
+    # gVisor (`runner.runtime=runsc`): Debian packages it as runsc (bookworm: 0.0~20221219). As root
+    # where apt knows the package it is installed and registered with the engine as "runsc" in
+    # /etc/docker/daemon.json (merged into what is there); an engine that is running already
+    # re-reads its runtimes on SIGHUP, so no running container is disturbed.
+    is_root || return 0
+    if ! command -v runsc >/dev/null 2>&1; then
+        command -v apt-cache >/dev/null 2>&1 || return 0
+        if [ -z "$(apt-cache policy runsc 2>/dev/null | awk '/Candidate:/ && $2 != "(none)" {print $2}')" ]; then
+            DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null && _APT_UPDATED=1
+        fi
+        if [ -z "$(apt-cache policy runsc 2>/dev/null | awk '/Candidate:/ && $2 != "(none)" {print $2}')" ]; then
+            say "gVisor (runsc) is not packaged for this system; runner.runtime=runsc stays unavailable"
+            return 0
+        fi
+        apt_install runsc
+    fi
+    engine_has_runsc && return 0
+    local runsc config=/etc/docker/daemon.json
+    runsc="$(command -v runsc)"
+    mkdir -p /etc/docker
+    "$VENV/bin/python" - "$config" "$runsc" <<'EOF'
+import json, os, sys
+path, runsc = sys.argv[1], sys.argv[2]
+config = json.load(open(path)) if os.path.exists(path) and os.path.getsize(path) else {}
+# gVisor's own network stack refuses the network namespace Docker's "none" gives a container
+# ("cannot run with network enabled in root network namespace"); evaluation has no network anyway
+config.setdefault("runtimes", {})["runsc"] = {"path": runsc, "runtimeArgs": ["--network=none"]}
+with open(path + ".tmp", "w") as fh:
+    json.dump(config, fh, indent=2)
+    fh.write("\n")
+os.replace(path + ".tmp", path)
+EOF
+    local pid
+    pid="$(cat /var/run/docker.pid 2>/dev/null || true)"
+    if [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = dockerd ]; then
+        say "registering gVisor (runsc) with the running engine (pid $pid): $config, then SIGHUP"
+        kill -HUP "$pid"
+    fi
+    for _ in $(seq 1 20); do
+        engine_has_runsc && return 0
+        sleep 0.5
+    done
+    say "the engine does not list runsc after reloading $config; see $DOCKERD_LOG"
+    exit 1
+}
+
+# `setup.sh` does every step; `setup.sh python` (or any list of steps) only those.
+ALL_STEPS="python docker image_tools registry browser sandbox"
+for step in "$@"; do
+    case " $ALL_STEPS " in
+        *" $step "*) ;;
+        *) say "unknown step $step: the steps are $ALL_STEPS"; exit 2 ;;
+    esac
+done
+for step in ${*:-$ALL_STEPS}; do
+    "setup_$step"
+done
+[ $# -gt 0 ] || say "ready: $VENV/bin/harness, Docker engine answering"

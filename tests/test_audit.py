@@ -3,12 +3,15 @@ changed data file refuses the audit and is named, a non-deterministic image is f
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
+import platform
 
 import pytest
 from evaluations import evaluate
 
+import harness
 from harness.cli import main
 from harness.proofs.audit import FAIL, PASS, REFUSED, audit, audit_dir
 from harness.records.sinks import RecordSinks
@@ -92,3 +95,33 @@ def test_non_deterministic_image_is_flagged_with_the_spread_of_its_scores(compet
     assert any(figures["max"] > figures["min"] for figures in report.spread.values())
     assert {d.kind for d in report.differences if d.fatal} >= {"hashes", "scores"}
     assert not [d for d in report.differences if d.kind == "hashes" and "model" in d.what]  # its model is deterministic
+
+
+def test_an_audit_by_another_environment_passes_and_names_each_package_that_differs(competition, docker_client, behave_image):
+    """The record keeps the Python environment that made it; an audit made with another one passes
+    (the run is the same) and notes each package added, removed or of another version."""
+    import numpy
+
+    digits = competition()
+    record = evaluate(digits, docker_client, behave_image("constant"))
+    path = digits.paths.records / f"{record.evaluation_id}.json"
+    data = json.loads(path.read_text())
+    made_by = data["manifest"]["environment"]
+    assert made_by["packages"]["numpy"] == numpy.__version__ and made_by["packages"]["harness"] == harness.__version__
+    assert made_by["python"] == platform.python_version() and len(made_by["sha256"]) == 64
+    made_by["packages"]["numpy"] = "0.0.1"
+    made_by["packages"]["left-pad"] = "1.0"
+    del made_by["packages"]["pyyaml"]
+    made_by["sha256"] = "0" * 64
+    path.write_text(json.dumps(data))
+
+    report = audit(digits, record.evaluation_id, docker_client, out=quiet())
+    assert report.status == PASS, report.differences
+    noted = {d.what for d in report.differences if d.kind == "harness"}
+    assert noted == {
+        f"environment: numpy 0.0.1 -> {numpy.__version__}",
+        "environment: -left-pad 1.0",
+        f"environment: +pyyaml {importlib.metadata.version('pyyaml')}",
+    }
+    assert not [d for d in report.differences if d.fatal]
+    assert f"numpy 0.0.1 -> {numpy.__version__}" in (audit_dir(digits, report.audit_id) / "report.txt").read_text()

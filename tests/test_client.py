@@ -522,28 +522,65 @@ def test_target_names(reference, tags, expected):
     assert target_name(reference, "sha256:" + "f" * 64, tags) == expected
 
 
+REGISTRY_START_S = 20  # an upper bound for a registry's start on a loaded machine: past it, the fixture fails
+
+
+def start_registry(root: Path, port: int) -> subprocess.Popen:
+    """Debian's registry without auth on 127.0.0.1:``port``, once ``GET /v2/`` answers as a registry
+    (status 200 and its API version header: something else listening there does not count). Fails
+    the test with the registry's log when it exits, or does not answer within REGISTRY_START_S."""
+    import requests
+
+    (root / "config.yml").write_text(
+        f"version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n"
+        f"    rootdirectory: {root / 'data'}\nhttp:\n  addr: 127.0.0.1:{port}\n"
+    )
+    log_path = root / "registry.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(["/usr/bin/docker-registry", "serve", str(root / "config.yml")], stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + REGISTRY_START_S
+    problem = "it did not answer"
+    while process.poll() is None and time.monotonic() < deadline:
+        try:
+            answer = requests.get(f"http://127.0.0.1:{port}/v2/", timeout=2)
+            if answer.status_code == 200 and answer.headers.get("Docker-Distribution-Api-Version") == "registry/2.0":
+                return process
+            problem = f"GET /v2/ answered {answer.status_code} {answer.headers.get('Docker-Distribution-Api-Version')!r}"
+        except requests.RequestException as exc:
+            problem = f"GET /v2/ failed: {exc}"
+        time.sleep(0.1)
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+        problem = f"{problem} within {REGISTRY_START_S} s"
+    else:
+        problem = f"it exited with status {process.returncode}"
+    pytest.fail(f"the registry on 127.0.0.1:{port} is not serving ({problem}); its log:\n{log_path.read_text(errors='replace')}")
+
+
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory):
     """A real registry on loopback, without auth (the service's token auth is the e2e test's)."""
-    root = tmp_path_factory.mktemp("registry")
     port = free_port()
-    (root / "config.yml").write_text(
-        f"version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {root / 'data'}\nhttp:\n  addr: 127.0.0.1:{port}\n"
-    )
-    process = subprocess.Popen(
-        ["/usr/bin/docker-registry", "serve", str(root / "config.yml")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    address = f"127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            time.sleep(0.1)
-    yield address
+    process = start_registry(tmp_path_factory.mktemp("registry"), port)
+    yield f"127.0.0.1:{port}"
     process.terminate()
     process.wait(timeout=10)
+
+
+def test_the_registry_fixture_fails_with_the_registrys_log_when_the_registry_does_not_serve(tmp_path):
+    """Something else listens on the port (a TCP connect succeeds): the registry cannot bind it and
+    exits, and the fixture fails saying so, with the registry's own words, instead of yielding."""
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()  # the premise: the port takes connections
+        with pytest.raises(pytest.fail.Exception) as failed:
+            start_registry(tmp_path, port)
+    message = str(failed.value)
+    assert f"the registry on 127.0.0.1:{port} is not serving (it exited with status " in message
+    assert "address already in use" in message.split("its log:\n", 1)[1]
 
 
 @pytest.fixture(scope="module")

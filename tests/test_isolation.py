@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
+import subprocess
 import threading
 import time
 
@@ -19,21 +21,38 @@ import pytest
 from harness.competition.config import load_settings
 from harness.competition.core import Competition
 from harness.evaluation.check import check_image
-from harness.limits.docker_options import container_options, contract_environment
+from harness.limits.docker_options import container_options
 from harness.limits.spec import PhaseLimits
 from harness.runner.docker_backend import DockerBackend, container_user
-from harness.runner.gpus import gpu_environment
 from harness.runner.phase import PhaseSpec
 
 pytestmark = pytest.mark.docker
 
 TMP_LIMIT = 8 * 1024**2
-OVERRIDES = (f"limits.train.tmp={TMP_LIMIT}", f"limits.infer.tmp={TMP_LIMIT}")
+# Two CPUs for train, digits' one for infer: the thread counts must follow each phase's own limit.
+OVERRIDES = (f"limits.train.tmp={TMP_LIMIT}", f"limits.infer.tmp={TMP_LIMIT}", "limits.train.cpus=2")
 DOCKER_DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # The probe looks for this marker; the organizer's secrets start with it.
 SECRET_MARKER = "HARNESS-ORGANIZER-SECRET"
 # Planted in the harness's environment while the probe runs: an organizer's cloud key and API token.
 PLANTED = ("AWS_SECRET_ACCESS_KEY", "ORGANIZER_API_TOKEN")
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
+# The container contract's environment as the README, docs/participant-guide.md and DESIGN.md list
+# it, written out for digits under OVERRIDES (seed 42; train 600 s, 2 CPUs; infer 300 s, 1 CPU;
+# 2 GiB each), not computed by the code under test.
+DOCUMENTED = {
+    phase: {
+        "HARNESS_PHASE": phase,
+        "HARNESS_SEED": "42",
+        "HARNESS_TIME_LIMIT_S": seconds,
+        "HARNESS_CPUS": cpus,
+        "HARNESS_MEMORY_BYTES": "2147483648",
+        "HOME": "/tmp",
+        **dict.fromkeys(THREAD_VARIABLES, cpus),
+        "NVIDIA_VISIBLE_DEVICES": "void",  # a CPU phase
+    }
+    for phase, seconds, cpus in (("train", "600", "2"), ("infer", "300", "1"))
+}
 
 
 @pytest.fixture(scope="module")
@@ -68,14 +87,18 @@ def test_environment_is_exactly_the_contract(probed, docker_client, phase):
     competition, record, reports, _ = probed
     settings = competition.settings
     image_env = dict(item.split("=", 1) for item in docker_client.images.get(record.submission["image_digest"]).attrs["Config"]["Env"])
-    expected = {
-        "PATH": DOCKER_DEFAULT_PATH,
-        **image_env,
-        **contract_environment(phase, settings.limits.phase(phase), settings.seed),
-        **gpu_environment(()),
-        "HOSTNAME": "sandbox",
-    }
+    expected = {"PATH": DOCKER_DEFAULT_PATH, **image_env, **DOCUMENTED[phase], "HOSTNAME": "sandbox"}
+    assert not set(image_env) & set(DOCUMENTED[phase])  # the probe's image sets none of them: each value is the harness's
     assert reports[phase]["env"] == expected
+    # the premise of the literal list: the competition ran with the limits it was written for
+    limits = settings.limits.phase(phase)
+    assert (settings.seed, limits.wall_clock_s, limits.cpus, limits.memory, limits.gpus) == (
+        42,
+        {"train": 600, "infer": 300}[phase],
+        {"train": 2, "infer": 1}[phase],
+        2 * 1024**3,
+        0,
+    )
 
 
 @pytest.mark.parametrize("phase", ["train", "infer"])
@@ -107,6 +130,14 @@ def test_identity_non_root_no_capabilities_no_new_privileges(probed, phase):
     assert status["Seccomp"] == "2"  # Docker's default seccomp filter
     # the image's setuid-root `id` runs as the caller: no euid=0
     assert report["setuid_id"] == f"uid={uid} gid={gid} groups={gid}"
+
+
+@pytest.mark.parametrize("phase", ["train", "infer"])
+def test_the_kernel_kills_a_submission_first_when_the_host_runs_short(probed, phase):
+    """``oom_score_adj: 1000`` (docs/security.md): every process of the container, read from inside."""
+    seen = probed[2][phase]["oom_score_adj"]
+    assert "1" in seen and "child" in seen  # its init (the probe itself), every other process then, a child it started
+    assert set(seen.values()) == {"1000"}, seen
 
 
 def test_filesystem_is_read_only_but_for_the_contract(probed):
@@ -192,9 +223,10 @@ def test_hidden_labels_are_unreachable(probed, phase):
 
 
 def test_runtime_passes_through(competition, docker_client, behave_image):
-    """``runner.runtime`` reaches the container: a runtime other than the engine's default (runsc is
-    not installed here; Docker also registers runc under its containerd shim name) is what the
-    engine records for the running phase's container."""
+    """``runner.runtime`` reaches the container: a runtime other than the engine's default (runc
+    under its containerd shim name, which Docker registers at start but drops when a SIGHUP reloads
+    daemon.json's runtimes, else runsc where setup registered it) is what the engine records for the
+    running phase's container."""
     info = docker_client.info()
     others = sorted(set(info.get("Runtimes") or {}) - {info.get("DefaultRuntime", "runc"), "io.containerd.runtime.v1.linux"})
     if not others:
@@ -225,8 +257,25 @@ def test_missing_runtime_is_the_organizers_error(competition, docker_client, beh
     assert "runc" in record.message
 
 
-def test_gvisor_when_installed(competition, docker_client, behave_image):
+def gvisor_expected() -> bool:
+    """Whether scripts/setup.sh registers gVisor here: as root, where apt knows a runsc package."""
+    if os.geteuid() != 0 or not shutil.which("apt-cache"):
+        return False
+    policy = subprocess.run(["apt-cache", "policy", "runsc"], capture_output=True, text=True).stdout
+    return any(line.split()[1:] not in ([], ["(none)"]) for line in policy.splitlines() if line.strip().startswith("Candidate:"))
+
+
+def test_gvisor_runs_each_phase_in_its_own_kernel(competition, docker_client, behave_image, home):
+    """``runner.runtime=runsc``: the phases run, and the train phase's system calls are answered by
+    gVisor's kernel, not the host's (a runc container always reports the host's kernel release)."""
     if "runsc" not in (docker_client.info().get("Runtimes") or {}):
-        pytest.skip("gVisor (runsc) is not installed in this Docker engine")
-    record = check_image(competition("runner.runtime=runsc"), behave_image("constant"), docker_client, out=open(os.devnull, "w"))
+        if gvisor_expected():
+            pytest.fail("the Docker engine has no runsc runtime: scripts/setup.sh installs Debian's runsc and registers it as root")
+        pytest.skip(
+            "gVisor (runsc) is not registered with this Docker engine, and scripts/setup.sh cannot install it here (not root, or no runsc package)"
+        )
+    record = check_image(competition("runner.runtime=runsc"), behave_image("kernel"), docker_client, out=open(os.devnull, "w"))
     assert record.verdict == "SCORED", record.message
+    log = (home / "competitions/digits/runs" / record.evaluation_id / "logs/train.stdout.log").read_text()
+    assert re.fullmatch(r"kernel \S+\n", log), log
+    assert log != f"kernel {os.uname().release}\n"

@@ -54,6 +54,21 @@ CASES = {
         seen(exit_code=1, output=OutputUsage(64 * MIB, 1)),
         Judgement(PhaseVerdict.OUTPUT_LIMIT, "train hit the disk limit of 64.0 MiB (a write failed: file too large)"),
     ),
+    "a failure while the host's disk was full, under the phase's own limit": (
+        seen(
+            exit_code=1, output=OutputUsage(8 * MIB, 1), host_disk_full="0 B free", log_tail="OSError: [Errno 28] No space left on device"
+        ),
+        Judgement(
+            PhaseVerdict.INFRA_ERROR,
+            "train failed while the host's disk was full (0 B free), under its own disk limit (8.0 MiB of 64.0 MiB written); "
+            "this is not the submission's fault and it will be retried",
+        ),
+    ),
+    "the host's disk full too, but the phase hit its own limit": (
+        seen(exit_code=1, output=OutputUsage(64 * MIB, 1), host_disk_full="0 B free"),
+        Judgement(PhaseVerdict.OUTPUT_LIMIT, "train hit the disk limit of 64.0 MiB (a write failed: file too large)"),
+    ),
+    "the host's disk full, but a clean exit": (seen(exit_code=0, host_disk_full="0 B free"), Judgement(PhaseVerdict.OK)),
     "non-zero exit with output": (
         seen(exit_code=3, log_tail="loading\nValueError: bad shape"),
         Judgement(

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import base64
+import bz2
+import gzip
 import hashlib
+import io
 import json
+import lzma
 import math
+import re
+import tarfile
+import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,6 +25,68 @@ from harness.evaluation.check import check_image, check_kit
 
 def digests(root: Path) -> dict[str, str]:
     return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in root.rglob("*") if p.is_file()}
+
+
+def every_bytes(name: str, data: bytes, depth: int = 0) -> Iterator[tuple[str, bytes]]:
+    """``(name, data)``, then every member of it, when it is an archive (zip, tar) or a compressed
+    stream (gzip, bzip2, xz), unpacked recursively: the bytes a participant could read out of it."""
+    yield name, data
+    if depth >= 4:
+        return
+    if zipfile.is_zipfile(io.BytesIO(data)):
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            for member in archive.infolist():
+                yield from every_bytes(f"{name}!{member.filename}", archive.read(member), depth + 1)
+        return
+    for decompress in (gzip.decompress, bz2.decompress, lzma.decompress):
+        try:
+            inner = decompress(data)
+        except (OSError, EOFError, ValueError, lzma.LZMAError):
+            continue
+        yield from every_bytes(f"{name}!", inner, depth + 1)
+        return
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as archive:
+            for member in archive.getmembers():
+                if member.isfile():
+                    yield from every_bytes(f"{name}!{member.name}", archive.extractfile(member).read(), depth + 1)
+    except tarfile.TarError:
+        pass
+
+
+def secrets_of(organizer: Path) -> dict[str, bytes]:
+    """What must never be in a kit, each under a name that says what it is: every test id, every
+    row of the hidden labels, every test image that is not also a training file, and the
+    competition's secret key (raw, hex, base64)."""
+    public = set(digests(organizer / "data" / "train").values())
+    found = {}
+    for line in (organizer / "hidden" / "labels.csv").read_text().splitlines()[1:]:
+        found[f"label row {line}"] = line.encode()
+        found[f"test id {line.split(',')[0]}"] = line.split(",")[0].encode()
+    for path in (organizer / "data" / "test" / "images").iterdir():
+        if hashlib.sha256(path.read_bytes()).hexdigest() not in public:
+            found[f"test image {path.name}"] = path.read_bytes()
+    key = (organizer / "hidden" / "secret").read_bytes()
+    for form, value in {
+        "raw": key,
+        "hex": key.hex().encode(),
+        "HEX": key.hex().upper().encode(),
+        "base64": base64.b64encode(key).rstrip(b"="),
+        "base64url": base64.urlsafe_b64encode(key).rstrip(b"="),
+    }.items():
+        found[f"the secret key ({form})"] = value
+    return found
+
+
+def leaks(kit: Path, secret: dict[str, bytes]) -> list[tuple[str, str]]:
+    """(file in the kit, what of ``secret`` its bytes hold), for every file and archive member."""
+    pattern = re.compile(b"|".join(re.escape(value) for value in sorted(set(secret.values()), key=len, reverse=True)))
+    names = {value: name for name, value in secret.items()}
+    found = []
+    for path in sorted(p for p in kit.rglob("*") if p.is_file()):
+        for name, data in every_bytes(path.relative_to(kit).as_posix(), path.read_bytes()):
+            found += [(name, names[match.group()]) for match in pattern.finditer(data)]
+    return found
 
 
 def make_kit(competition, tmp_path: Path, *overrides: str) -> Path:
@@ -38,6 +109,11 @@ def test_kit_holds_nothing_of_the_test_inputs_or_hidden_labels(competition, home
     leaked = {path for path, digest in kept.items() if digest in set(secret.values()) - public}
     assert not leaked
     assert not [p for p in kit.rglob("*") if p.name == "hidden"]
+    # Nor inside any file: no test id, hidden label row, test image or the secret key in any bytes
+    # of the kit (kit.json, the README, the tables, members of any archive).
+    secret = secrets_of(organizer)
+    assert sum(name.startswith("test id ") for name in secret) == len((organizer / "hidden/labels.csv").read_text().splitlines()) - 1
+    assert leaks(kit, secret) == []
     # Every file is in the manifest with its hash; the dev split is drawn from the training rows only.
     manifest = json.loads((kit / "kit-manifest.json").read_text())["files"]
     assert manifest == {p: d for p, d in kept.items() if p != "kit-manifest.json"}
@@ -91,3 +167,53 @@ def test_a_changed_kit_is_refused(competition, tmp_path):
     (kit / "dev-labels/labels.csv").write_text("id,label,split\n")
     with pytest.raises(Exception, match="differs from its manifest"):
         KitCompetition.from_kit(kit).ensure_data()
+
+
+def test_the_leak_search_finds_what_is_planted_in_any_file_or_archive(home, tmp_path):
+    """The search above, shown to work: a test id in kit.json, a label row in a .tar.gz, a test
+    image in a .zip, the key's hex in the README, each planted in a copy of a kit, is found."""
+    assert main(["kit", "digits", "--output", str(tmp_path / "kit")]) == 0
+    kit, organizer = tmp_path / "kit", home / "competitions" / "digits"
+    secret = secrets_of(organizer)
+    assert leaks(kit, secret) == []
+    test_id, row = next(name for name in secret if name.startswith("test id ")), next(n for n in secret if n.startswith("label row "))
+    image = next(name for name in secret if name.startswith("test image "))
+    spec = json.loads((kit / "kit.json").read_text())
+    (kit / "kit.json").write_text(json.dumps({**spec, "note": f"x{secret[test_id].decode()}x"}))
+    packed = io.BytesIO()
+    with tarfile.open(fileobj=packed, mode="w:gz") as tar:
+        info = tarfile.TarInfo("deep/labels.csv")
+        info.size = len(b"id,label\n" + secret[row])
+        tar.addfile(info, io.BytesIO(b"id,label\n" + secret[row]))
+    (kit / "sample-submission" / "extra.tar.gz").write_bytes(packed.getvalue())
+    with zipfile.ZipFile(kit / "data" / "train" / "more.zip", "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("img.png", secret[image])
+    with (kit / "README.md").open("a") as readme:
+        readme.write(secret["the secret key (hex)"].decode())
+    found = set(leaks(kit, secret))
+    assert {
+        ("kit.json", test_id),
+        ("sample-submission/extra.tar.gz!!deep/labels.csv", row),
+        ("data/train/more.zip!img.png", image),
+        ("README.md", "the secret key (hex)"),
+    } <= found, found
+
+
+@pytest.mark.parametrize(
+    ("mirror", "secret"),
+    [
+        ("http://mirror-user:Pa55word-in-kit@mirror.example/debian", b"Pa55word-in-kit"),
+        ("https://ghp_TokenOnlyUserinfo123@mirror.example/debian", b"ghp_TokenOnlyUserinfo123"),
+        ("http://user%40corp:p%40ss-w0rd-kit@mirror.example/debian", b"p%40ss-w0rd-kit"),
+    ],
+    ids=["user-and-password", "token-as-user", "percent-encoded"],
+)
+def test_the_kit_carries_no_organizer_credential(competition, tmp_path, mirror, secret):
+    """The organizer's private Debian mirror, credentials in its URL: the kit every team downloads
+    (kit.json, base-image/images.yaml, any file or archive member) holds neither the password nor
+    the user part, redacted as a record's configuration is, and still names the mirror's host."""
+    kit = make_kit(competition, tmp_path, f"images.debian_mirror={mirror}")
+    assert leaks(kit, {"the credential": secret, "the whole userinfo": mirror.split("://")[1].split("@")[0].encode()}) == []
+    images = (kit / "base-image" / "images.yaml").read_text()
+    assert "debian_mirror: http" in images and "://***@mirror.example/debian" in images
+    assert json.loads((kit / "kit.json").read_text())["config"]["images"]["debian_mirror"].endswith("://***@mirror.example/debian")

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
+from tests.browser import chromium_path, setup_installs_chromium
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 SCRIPT_TEAM = "<script>alert(1)</script>"
@@ -99,19 +100,10 @@ def test_page_is_static_and_escapes_participant_text(page):
     assert ranked == EXPECTED
 
 
-def chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found:
-        return found
-    if os.geteuid() == 0:
-        pytest.fail("chromium is missing: scripts/setup.sh installs Debian's chromium package when run as root")
-    pytest.skip("chromium is not installed and this is not root: apt-get install chromium (scripts/setup.sh does it as root)")
-
-
 def run_chromium(tmp_path: Path, *args: str) -> str:
     profile = tmp_path / "chromium-profile"
     argv = [
-        chromium(),
+        chromium_path(),
         "--headless",
         "--no-sandbox",
         "--disable-gpu",
@@ -138,3 +130,35 @@ def test_chromium_renders_ranks_and_shows_script_names_as_text(page, tmp_path):
     shot.unlink(missing_ok=True)
     run_chromium(tmp_path, f"--screenshot={shot}", "--window-size=1100,1300", "--hide-scrollbars", page.as_uri())
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+
+
+@pytest.mark.parametrize(
+    ("root", "on_path", "outcome"),
+    [
+        (True, ["apt-get"], "fail"),  # where scripts/setup.sh installs chromium, its absence is a broken setup
+        (True, [], "skip"),  # root without apt-get: setup cannot install it
+        (False, ["apt-get"], "skip"),  # not root: setup does not install it
+        (True, ["apt-get", "chromium"], "run"),
+        (False, ["chromium"], "run"),
+    ],
+)
+def test_the_browser_rule_never_skips_where_setup_installs_chromium(monkeypatch, tmp_path, root, on_path, outcome):
+    """tests/browser.py, the rule of every browser test, on a PATH holding only ``on_path``."""
+    for name in on_path:
+        (tmp_path / name).symlink_to(shutil.which(name) or "/bin/true")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(os, "geteuid", lambda: 0 if root else 1000)
+    assert setup_installs_chromium() == (root and "apt-get" in on_path)
+    try:  # a skip here must not skip this test: each outcome is caught and compared
+        found, said = "run", chromium_path()
+    except pytest.fail.Exception as exc:
+        found, said = "fail", str(exc)
+    except pytest.skip.Exception as exc:
+        found, said = "skip", str(exc)
+    assert found == outcome, said
+    if outcome == "fail":
+        assert "scripts/setup.sh installs Debian's chromium here" in said
+    elif outcome == "skip":
+        assert "apt-get install chromium" in said
+    else:
+        assert said == str(tmp_path / "chromium")

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
+import json
 import re
 import signal
 import sqlite3
 import subprocess
 import sys
 import threading
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -95,33 +94,138 @@ def test_concurrent_submissions_cannot_exceed_the_quota(tmp_path):
     assert len(ledger.all()) == 3
 
 
-WRITER = """
-import sys
+# The child that crashes mid-write: it runs one ledger operation through a connection that stops the
+# process for good once the operation has run ``stop_after`` write statements, before the next
+# statement (a later write of the same operation, or its COMMIT) runs. It says where it stopped and
+# waits for the test's SIGKILL, so the kill lands at that exact point, every time.
+WRITER = r"""
+import json, sys, time
 from pathlib import Path
-from harness.submissions.ledger import Ledger
-ledger = Ledger(Path(sys.argv[1]), "digits")
-print("ready", flush=True)
-while True:
-    s = ledger.add("writer", "img:" + "x" * 2000, "sha256:" + "0" * 64)
-    s.state, s.evaluations = "evaluated", ["ev"] * 50
+from harness.util import sqlite as shared
+from harness.submissions.ledger import DISQUALIFIED, EVALUATED, Ledger
+
+home, operation, stop_after, ids = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), json.loads(sys.argv[4])
+armed, writes = False, 0
+
+
+class Stopping:
+    def __init__(self, con):
+        self._con = con
+
+    def __getattr__(self, name):
+        return getattr(self._con, name)
+
+    def execute(self, sql, *args):
+        global writes
+        if armed and writes == stop_after:
+            print(f"stopped after {writes} write(s), before {sql.split()[0].upper()}", flush=True)
+            while True:
+                time.sleep(60)
+        cursor = self._con.execute(sql, *args)
+        writes += armed and sql.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE", "REPLACE"))
+        return cursor
+
+    def executemany(self, sql, rows):  # row by row, so that a stop can land between two rows
+        for row in rows:
+            cursor = self.execute(sql, row)
+        return cursor
+
+
+new_connection = shared.Connections._new
+shared.Connections._new = lambda self: Stopping(new_connection(self))
+ledger = Ledger(home, "digits")
+armed = True
+if operation == "add":
+    ledger.add("C", "img:c", "sha256:" + "0" * 64, per_day=5)
+elif operation == "save":
+    s = ledger.get(ids["b1"])
+    s.state, s.evaluations = EVALUATED, ["ev-9"]
     ledger.save(s)
+elif operation == "select":
+    ledger.select("A", [ids["a1"], ids["a2"]], limit=2, scored={ids["a1"], ids["a2"]})
+elif operation == "moderate":
+    ledger.moderate(ids["a1"], DISQUALIFIED, "copied team B's model")
+elif operation == "set_phase":
+    ledger.set_phase(ids["r1"], "infer", "ev-r")
+print("done", flush=True)
 """
+# Each operation's write statements, in order, then its COMMIT: a stop after write n lands before item n.
+WRITE_STATEMENTS = {
+    "add": ["INSERT", "COMMIT"],
+    "save": ["INSERT", "COMMIT"],
+    "select": ["DELETE", "INSERT", "INSERT", "COMMIT"],
+    "moderate": ["UPDATE", "DELETE", "COMMIT"],
+    "set_phase": ["UPDATE", "COMMIT"],
+}
+CRASH_POINTS = [(op, n) for op, statements in WRITE_STATEMENTS.items() for n in range(1, len(statements))]
 
 
-def test_a_crash_mid_write_leaves_a_consistent_ledger(tmp_path):
-    """SIGKILL a process that writes as fast as it can; every row that is there is whole."""
-    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path)], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout.readline().strip() == "ready"
-    time.sleep(0.5)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    with sqlite3.connect(tmp_path / "ledger.sqlite3") as con:
+def _crash_baseline(home) -> dict[str, str]:
+    """Two evaluated submissions of team A (one selected), one pending of B, one running of R."""
+    ledger = Ledger(home, "digits")
+    ids = {}
+    for name, team, state in (("a1", "A", EVALUATED), ("a2", "A", EVALUATED), ("b1", "B", PENDING), ("r1", "R", RUNNING)):
+        s = ledger.add(team, "img:" + "x" * 2000, DIGEST)
+        s.state, s.evaluations = state, ["ev"] * 50
+        ledger.save(s)
+        ids[name] = s.id
+    ledger.set_phase(ids["r1"], "train", "ev-r0")
+    ledger.select("A", [ids["a1"]], limit=2, scored={ids["a1"], ids["a2"]})
+    return ids
+
+
+def _dump(home) -> dict[str, list[tuple]]:
+    with sqlite3.connect(home / "ledger.sqlite3") as con:
         assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         assert con.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-    submissions = Ledger(tmp_path, "digits").all()
-    assert len(submissions) > 5
-    assert all(s.image == "img:" + "x" * 2000 and s.state in (PENDING, EVALUATED) for s in submissions)
-    assert all(s.evaluations in ([], ["ev"] * 50) for s in submissions)
+        return {table: sorted(con.execute(f"SELECT * FROM {table}"), key=repr) for table in ("submissions", "selections", "finalized")}
+
+
+def _writer(home, operation: str, stop_after: int, ids: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(home), operation, str(stop_after), json.dumps(ids)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.mark.parametrize("operation", sorted(WRITE_STATEMENTS))
+def test_each_crash_test_operation_changes_the_ledger(tmp_path, operation):
+    """The premise of the crash test below: run to its end, each operation changes the ledger."""
+    ids = _crash_baseline(tmp_path)
+    before = _dump(tmp_path)
+    proc = _writer(tmp_path, operation, -1, ids)
+    out, err = proc.communicate(timeout=60)
+    assert (proc.returncode, out) == (0, "done\n"), err
+    assert _dump(tmp_path) != before
+
+
+@pytest.mark.parametrize(("operation", "stop_after"), CRASH_POINTS)
+def test_a_crash_mid_write_leaves_the_ledger_as_it_was_before_the_write(tmp_path, operation, stop_after):
+    """SIGKILL a process inside a ledger write, after ``stop_after`` of its write statements ran and
+    before the rest and the COMMIT: the ledger, reopened, is exactly what it was before the write."""
+    ids = _crash_baseline(tmp_path)
+    before = _dump(tmp_path)
+    proc = _writer(tmp_path, operation, stop_after, ids)
+    try:
+        line = proc.stdout.readline()
+        # the premise: the child stopped where the test means, inside the write's transaction
+        assert line == f"stopped after {stop_after} write(s), before {WRITE_STATEMENTS[operation][stop_after]}\n", (
+            proc.stderr.read() if not line else line
+        )
+        with sqlite3.connect(tmp_path / "ledger.sqlite3", timeout=0, isolation_level=None) as probe:
+            with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+                probe.execute("BEGIN IMMEDIATE")  # the child holds the write lock: its write is under way
+        probe.close()
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert _dump(tmp_path) == before
+    ledger = Ledger(tmp_path, "digits")  # and it opens and takes the next write
+    assert [s.id for s in ledger.all()] == [ids["a1"], ids["a2"], ids["b1"], ids["r1"]]
+    ledger.add("D", "img", DIGEST)
 
 
 def test_selection_rules(tmp_path):

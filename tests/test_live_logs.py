@@ -16,12 +16,12 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
 from harness.runner.logs import BoundedLog, LiveLogs, log_path, parse_cursor, read_phase_logs, sidecar_path
 from harness.submissions.ledger import RUNNING, Ledger
+from tests.browser import launched_chromium
 from tests.service_helpers import Service, push, running_service
 
 LOG_LIMIT = 16 * 1024  # limits.train.log_bytes on the service: "gush" writes ~80 KiB past it
@@ -285,13 +285,5 @@ def test_the_team_page_log_grows_while_the_phase_runs(service, teams, submit, br
 
 @pytest.fixture(scope="module")
 def browser():
-    from tests.test_service_pages import CHROMIUM
-
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium (scripts/setup.sh does it as root)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+    with launched_chromium() as launched:
         yield launched
-        launched.close()

@@ -6,9 +6,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import platform
 import sys
 import types
 
+import numpy
 import pytest
 from evaluations import evaluate
 
@@ -18,6 +20,7 @@ from harness.competition.data_manifest import CACHE_NAME, changes_since, load_sn
 from harness.competition.paths import TELEMETRY_FILE
 from harness.records.record import validate_record
 from harness.runner.host import gpu_info
+from harness.util.environment import environment_fingerprint
 from harness.util.hashing import regular_file_sha256, tree_sha256
 
 
@@ -115,6 +118,8 @@ def test_every_manifest_field_of_a_real_evaluation(competition, docker_client, b
     assert m["config"] == settings.as_dict() and m["config"]["limits"]["train"]["wall_clock_s"] == settings.limits.train.wall_clock_s
     assert m["image_digest"] == saved["submission"]["image_digest"] == docker_client.images.get(behave_image("constant")).id
     assert m["harness_version"] == __version__ and m["seed"] == settings.seed == 42
+    assert m["environment"] == environment_fingerprint() and m["environment"]["packages"]["harness"] == __version__
+    assert m["environment"]["packages"]["numpy"] == numpy.__version__ and m["environment"]["python"] == platform.python_version()
     host = m["host"]
     assert host["cpu_cores"] == os.cpu_count() and host["memory_bytes"] > 0 and host["cpu_model"]
     assert host["kernel"] == os.uname().release and host["docker_version"] == docker_client.version()["Version"]

@@ -151,6 +151,7 @@ def test_server_stopped_mid_round_then_sync_leaves_one_run_per_evaluation(home, 
             and run.data.tags["harness.submission"] == record["submission"]["id"]
         )
         assert run.data.params["data_sha256"] == record["manifest"]["data_sha256"]
+        assert run.data.params["environment_sha256"] == record["manifest"]["environment"]["sha256"]
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
         assert {f"{record['evaluation_id']}.json", "logs", "predictions", "manifest", "telemetry"} <= artifacts
         assert client.list_artifacts(run.info.run_id, "manifest")[0].path == f"manifest/{record['manifest']['data_sha256']}.json"

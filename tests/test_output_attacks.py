@@ -27,8 +27,6 @@ MIB = 1024**2
 @pytest.mark.parametrize(
     ("behaviour", "fault"),
     [
-        # a link to the hidden labels' host path (read from mountinfo): followed, it would score 100 %
-        ("symlink", "/output/predictions.csv is a symbolic link (to '/"),
         ("fifo", "/output/predictions.csv is a named pipe (FIFO), not a regular file"),
         # mknod needs CAP_MKNOD, which no container has: the file is never made
         ("device", "/output/predictions.csv was not written"),
@@ -47,6 +45,35 @@ def test_hostile_predictions_are_refused(competition, docker_client, behave_imag
     assert record.phases["infer"]["verdict"] == "OK"
 
 
+def planted_link(home: Path, record, path: str) -> Path:
+    """The link a behaviour planted in its run's ``path``, once its premise is checked: the target
+    the container computed (from its mountinfo) is the real hidden labels file on this host, so a
+    harness that followed it would read the labels."""
+    link = home / "competitions/digits/runs" / record.evaluation_id / path
+    labels = home / "competitions/digits/hidden/labels.csv"
+    assert link.is_symlink(), f"{link} is not the link the behaviour plants"
+    target = os.readlink(link)
+    assert os.path.isabs(target) and os.path.exists(target) and os.path.samefile(target, labels), (
+        f"the planted link points to {target}, not to {labels}"
+    )
+    assert Path(target).read_bytes() == labels.read_bytes() and labels.read_bytes().startswith(b"id,label,split\n")
+    return link
+
+
+@pytest.mark.docker
+def test_predictions_linked_to_the_hidden_labels_are_refused_never_followed(competition, docker_client, behave_image, home):
+    """The infer phase makes /output/predictions.csv a link to the hidden labels' host path (read
+    from the data mount's source in mountinfo): followed, it would hand the harness the labels."""
+    record = check(competition, docker_client, behave_image("symlink"))
+    link = planted_link(home, record, "output/predictions.csv")
+    assert record.phases["infer"]["verdict"] == "OK"
+    assert record.verdict == "INVALID_PREDICTIONS" and record.failed_phase == "score", record.message
+    assert record.message == (
+        f"/output/predictions.csv is a symbolic link (to {os.readlink(link)!r}), not a regular file; write the predictions into a plain file"
+    )
+    assert not record.scores
+
+
 @pytest.mark.docker
 def test_device_node_cannot_be_made(competition, docker_client, behave_image, home):
     record = check(competition, docker_client, behave_image("device"))
@@ -59,6 +86,7 @@ def test_links_and_pipes_in_model_are_never_followed(competition, docker_client,
     """/model holds a link to the hidden labels, one to /, a loop, a FIFO and hard links."""
     record = check(competition, docker_client, behave_image("modeltrap"))
     assert record.verdict == "SCORED", record.message
+    planted_link(home, record, "model/labels.csv")  # the premise: that link reaches the real labels
     train = record.phases["train"]
     # model.json, big.bin and its 3 hard links, 3 symbolic links and a FIFO
     assert train["output_files"] == 9
@@ -183,3 +211,23 @@ def _write_relative(path: Path, data: bytes) -> None:
         os.close(out)
     finally:
         os.close(fd)
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize(
+    ("behaviour", "reads_as"),
+    [("hardlinks", "800.0 MiB"), ("sparse", "600.0 MiB")],
+    ids=["hard-links", "sparse-file"],
+)
+def test_a_model_small_on_disk_but_huge_to_read_is_over_the_disk_limit(competition, docker_client, behave_image, behaviour, reads_as):
+    """8 MiB of blocks behind 100 names, or ten 60 MiB files of holes (each under the kernel's file-size cap): the disk limit bounds what
+    reading the model name by name would read (the harness hashes, archives and sends it after the
+    phase), so the phase ends OUTPUT_LIMIT saying by how much, and nothing of it is read or archived."""
+    record = check(competition, docker_client, behave_image(behaviour), "limits.train.disk=64m")
+    assert (record.verdict, record.failed_phase) == ("OUTPUT_LIMIT", "train"), record.message
+    over = float(reads_as.split()[0]) - 64
+    assert (
+        f"wrote files that read as {reads_as} in full (each name counted: hard links and sparse files at their length), {over:.1f} MiB over the disk limit of 64.0 MiB"
+        in record.message
+    )
+    assert "infer" not in record.phases and record.manifest["model_sha256"] is None

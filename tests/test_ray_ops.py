@@ -41,6 +41,28 @@ def test_ray_client_addresses_are_refused_with_what_to_do_instead():
         connect_ray("ray://127.0.0.1:10001")
 
 
+def test_a_ray_without_its_token_module_refuses_to_join_rather_than_join_unauthenticated(tmp_path):
+    """Token authentication is configured through a private Ray module: where this Ray lacks it and
+    a token is offered, joining is refused with a message naming the module and the token, before
+    any connection is tried (a fresh process, where the module is made unimportable)."""
+    script = (
+        "import sys\n"
+        "from harness.runner.ray_pool import RayUnavailable, connect_ray\n"
+        "sys.modules['ray._private.authentication.authentication_token_setup'] = None\n"
+        "try:\n"
+        "    connect_ray('127.0.0.1:1')\n"
+        "except RayUnavailable as exc:\n"
+        "    print(exc)\n"
+    )
+    env = {**os.environ, "RAY_AUTH_TOKEN": "x" * 32, "HOME": str(tmp_path)}
+    env.pop("RAY_AUTH_MODE", None)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    said = proc.stdout.strip()
+    assert said.startswith("cannot join the Ray cluster at 127.0.0.1:1 with token authentication: this Ray (")
+    assert "has no ray._private.authentication module" in said and "the token in RAY_AUTH_TOKEN would not be presented" in said
+
+
 def test_version_mismatch_names_the_node_and_both_versions():
     driver = {"harness": "0.2.0", "record schema": "harness.evaluation/1"}
     assert version_mismatch("n1/abc", dict(driver), driver) is None

@@ -16,10 +16,10 @@ from test_record import make_record
 from harness import leaderboard
 from harness.cli import main
 from harness.competition.config import load_settings
-from harness.records.redact import MASK, config_sha256, redact_config, redact_text, secret_name
 from harness.records.signing import HMAC_KEY_ENV, HMAC_KEY_FILE_ENV, KEY_ENV, KEY_FILE_ENV, VERIFY_KEY_ENV
 from harness.scoring import METRICS, get_metric
 from harness.submissions.ledger import EVALUATED, RUNNING, Ledger, Submission
+from harness.util.redact import MASK, config_sha256, redact_config, redact_text, secret_name
 
 DIGEST = "sha256:" + "0" * 64
 
@@ -356,6 +356,43 @@ def test_no_secret_in_anything_the_harness_wrote(home, competition, docker_clien
     leaks = [str(p) for p in written for secret in (password, mirror_password) if secret.encode() in contents(p)]
     assert leaks == []
     shutil.rmtree(home / "mlflow-server", ignore_errors=True)
+
+
+@pytest.mark.docker
+def test_no_secret_in_tracking_errors_or_a_commands_error_output(home, competition, docker_client, behave_image, capfd):
+    """A tracking URI with a password that fails: MLflow not listening while a record is uploaded (the
+    client's own message names the URI), then ``harness sync`` on it, then commands whose URI cannot
+    be used at all (a scheme MLflow does not know, a database driver not installed). What the user
+    sees says which URI with its password masked; no file under HARNESS_HOME holds the password."""
+    from evaluations import evaluate
+
+    from harness.records.tracking import Tracker
+    from tests.service_helpers import free_port, harness
+
+    password = "tr4ck-5e1f9b"
+    down = f"http://alice:{password}@127.0.0.1:{free_port()}"  # nothing listens there
+    digits = competition(f"tracking.uri={down}")
+    record = evaluate(digits, docker_client, behave_image("constant"), tracker=Tracker.for_competition(digits))
+    assert record.mlflow_run_id is None
+    warned = capfd.readouterr().err
+    assert f"MLflow tracking failed for {record.evaluation_id}" in warned and down.replace(f"alice:{password}", MASK) in warned
+    assert password not in warned
+
+    cases = [
+        (("sync", "digits", f"tracking.uri={down}"), f"MLflow at {down.replace(f'alice:{password}', MASK)} cannot be reached"),
+        (("sync", "digits", f"tracking.uri=bogus://alice:{password}@h/x"), f"tracking.uri bogus://{MASK}@h/x cannot be used"),
+        (
+            ("rescore", "digits", f"tracking.uri=postgresql://alice:{password}@127.0.0.1:1/db"),
+            f"tracking.uri postgresql://{MASK}@127.0.0.1:1/db cannot be used: ModuleNotFoundError",
+        ),
+    ]
+    for argv, says in cases:
+        done = harness(home, *argv, check=False)
+        assert (done.returncode, done.stdout) == (2, ""), done.stderr
+        assert done.stderr.startswith(f"harness: {says}") and done.stderr.count("\n") == 1, done.stderr
+        assert password not in done.stderr
+    leaks = [str(p) for p in home.rglob("*") if p.is_file() and not p.is_symlink() and password.encode() in contents(p)]
+    assert leaks == []
 
 
 def contents(path: Path) -> bytes:

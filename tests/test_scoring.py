@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -500,3 +502,48 @@ class _no_warnings:
 
     def __exit__(self, *exc):
         return self._catch.__exit__(*exc)
+
+
+def test_millions_of_rows_under_the_size_cap_are_counted_not_kept(tmp_path):
+    """A file just under the 10 MB cap of 2.4 million `1,a` rows (one unknown id, repeated): the
+    verdict counts every row and names the fault, and validating it raises the process's peak
+    memory by less than a small multiple of the file (the rows are checked as a stream; before,
+    every row was kept: about 480 MiB more for this file). Measured in a fresh process."""
+    rows = 2_400_000
+    path = write(tmp_path, "id,label\n" + "1,a\n" * rows)
+    size = path.stat().st_size
+    assert size < LABEL.max_bytes
+    probe = (
+        "import resource, sys\n"
+        "from harness.scoring import PredictionsError, PredictionsSpec, validate_predictions\n"
+        "spec = PredictionsSpec(kind='label', classes=('a', 'b', 'c'))\n"
+        "ids = [f'x{i}' for i in range(1797)]\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "try:\n"
+        "    validate_predictions(sys.argv[1], ids, spec)\n"
+        "except PredictionsError as exc:\n"
+        "    print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024)\n"
+        "    print(exc.message)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", probe, str(path)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    grown, message = proc.stdout.split("\n", 1)
+    assert message.startswith(
+        f"predictions.csv has {rows} rows, expected 1797 (one per test id); 1797 missing ids: x0, x1, x2, x3, x4 (and 1792 more)"
+    )
+    assert f"; {rows - 1} duplicate ids: 1 (lines 2 and 3), 1 (lines 2 and 4)" in message and message.strip().endswith(
+        "; 1 unknown id: 1 (line 2)"
+    )
+    assert int(grown) < 4 * size, f"validating a {size}-byte file raised the peak memory by {int(grown)} bytes"
+
+
+def test_unknown_ids_past_the_bound_still_count_and_never_grow_memory(tmp_path, monkeypatch):
+    """Distinct unknown ids are remembered (to tell their repeats as duplicates) only up to a bound;
+    past it they are still counted as unknown."""
+    import harness.scoring.validate as validate
+
+    monkeypatch.setattr(validate, "UNKNOWN_IDS_TRACKED", 2)
+    path = write(tmp_path, label_csv([(f"u{i}", "a") for i in range(12)] + [("u0", "a"), ("u11", "a")]))
+    message = verdict(path, ids=IDS[:1])
+    assert message.startswith("predictions.csv has 14 rows, expected 1 (one per test id); 1 missing id: 1")
+    assert "; 1 duplicate id: u0 (lines 2 and 14); 13 unknown ids: u0 (line 2), u1 (line 3)" in message

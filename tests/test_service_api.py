@@ -4,25 +4,37 @@ failure window is shortened to 2 s so the rate-limit test can see it pass)."""
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import threading
 import time
 
+import docker
 import pytest
+import requests
 
+from harness.service.context import SERVICE_NAME
 from harness.submissions.ledger import Ledger
+from harness.util.pause import PAUSE_DIR_ENV
 from tests.service_helpers import harness, push, running_service, tiny_image
 
 REQUIRED = {"detail": "a valid team token is required"}
 WINDOW_S = 2
+PAUSES = "pause-points"  # under the service's home: the pause points a test arms (harness/util/pause.py)
 
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
     # no smoke stage: a smoke failure is not charged, and the quota test counts every submission (tests/test_smoke.py has the rule)
     overrides = (f"service.sign_in.window_s={WINDOW_S}", "competition.quota.per_day=3", "competition.smoke.enabled=false")
-    with running_service(tmp_path_factory.mktemp("serve"), *overrides) as running:
-        yield running
+    home = tmp_path_factory.mktemp("serve")
+    (home / PAUSES).mkdir()
+    # the service and its restarts may be held at a pause point (none is armed but by killed_at)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv(PAUSE_DIR_ENV, str(home / PAUSES))
+        with running_service(home, *overrides) as running:
+            yield running
 
 
 @pytest.fixture(scope="module")
@@ -181,13 +193,125 @@ def test_a_port_in_use_is_one_line_and_exit_2(service):
     assert taken.stderr.startswith(f"harness: the service cannot listen on 127.0.0.1:{service.port}")
 
 
-def test_repeated_failures_are_rate_limited_until_the_window_passes(service, teams):
+def test_failures_throttle_the_guesser_never_a_valid_token(service, teams):
+    """Fifteen made-up tokens from one address (behind a proxy: every participant's): the wrong ones
+    get 429 past the budget, until the window passes; a valid token from the same address is
+    answered all along (before, it was refused with them)."""
     for _ in range(10):
-        assert service.call("GET", "/api/v1/whoami", "hx_wrong").status_code == 401
-    limited = service.call("GET", "/api/v1/whoami", teams["Beta"]["token"])
-    assert limited.status_code == 429 and 1 <= int(limited.headers["Retry-After"]) <= WINDOW_S
-    time.sleep(int(limited.headers["Retry-After"]) + 0.5)
+        assert service.call("GET", "/api/v1/whoami", "hx_team-000000000000_" + "a" * 43).status_code == 401
+    for _ in range(5):
+        limited = service.call("GET", "/api/v1/whoami", "hx_wrong")
+        assert limited.status_code == 429 and 1 <= int(limited.headers["Retry-After"]) <= WINDOW_S
     assert service.call("GET", "/api/v1/whoami", teams["Beta"]["token"]).status_code == 200
+    time.sleep(int(limited.headers["Retry-After"]) + 0.5)
+    assert service.call("GET", "/api/v1/whoami", "hx_wrong").status_code == 401
+
+
+def killed_at(service, point: str, call):
+    """Run ``call`` (a request) in a thread with the service's pause point ``point`` armed; once the
+    request is held there, SIGKILL the service (its whole group). What the call got back, or raised."""
+    armed, reached = service.home / PAUSES / point, service.home / PAUSES / f"{point}.reached"
+    armed.touch()
+    answers: list = []
+    thread = threading.Thread(target=lambda: answers.append(_try(call)))
+    thread.start()
+    try:
+        deadline = time.monotonic() + 120
+        while not reached.exists():
+            assert thread.is_alive(), f"the request ended before {point}: {answers}"
+            assert time.monotonic() < deadline, f"the request never reached {point}: {service.log.read_text()[-2000:]}"
+            time.sleep(0.05)
+        assert thread.is_alive()  # held there: the kill lands inside the request
+        service.kill()
+    finally:
+        armed.unlink()
+        reached.unlink(missing_ok=True)
+        thread.join()
+    return answers[0]
+
+
+def registry_token(service, username: str, password: str, scope: str) -> requests.Response:
+    """The service's own token endpoint, as the engine calls it (``docker login``, push, pull): HTTP Basic."""
+    return requests.get(
+        f"{service.url}/api/v1/registry/token", params={"service": SERVICE_NAME, "scope": scope}, auth=(username, password), timeout=30
+    )
+
+
+def jwt_claims(token: str) -> dict:
+    part = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+
+
+def test_a_team_pulling_another_teams_image_through_the_services_issuer_is_refused(service, teams, pushed, docker_client):
+    alpha, beta = teams["Alpha"], teams["Beta"]
+    repository = "teams/beta/private"
+    reference = f"{service.registry}/{repository}"
+    docker_client.images.get(pushed[0]).tag(f"{reference}:1")
+    digest = push(docker_client, f"{reference}:1", beta)
+
+    def manifest(token: str) -> requests.Response:
+        accept = "application/vnd.docker.distribution.manifest.v2+json"
+        url = f"http://{service.registry}/v2/{repository}/manifests/{digest}"
+        return requests.get(url, headers={"Authorization": f"Bearer {token}", "Accept": accept}, timeout=30)
+
+    # the issuer signs Alpha a token for the scope asked, granting nothing on Beta's repository
+    asked = registry_token(service, alpha["id"], alpha["token"], f"repository:{repository}:pull,push")
+    assert asked.status_code == 200, asked.text
+    stolen = jwt_claims(asked.json()["token"])
+    assert stolen["sub"] == alpha["id"] and stolen["aud"] == SERVICE_NAME
+    assert stolen["access"] == [{"type": "repository", "name": repository, "actions": []}]
+    # the same scope for Beta is granted, and the registry takes the issuer's tokens: the premise
+    own = registry_token(service, beta["id"], beta["token"], f"repository:{repository}:pull")
+    assert jwt_claims(own.json()["token"])["access"] == [{"type": "repository", "name": repository, "actions": ["pull"]}]
+    assert manifest(own.json()["token"]).status_code == 200
+    # the real registry refuses Alpha's token: the API call and a pull through the engine with Alpha's credentials
+    refused = manifest(asked.json()["token"])
+    assert refused.status_code == 401 and refused.json()["errors"][0]["code"] == "UNAUTHORIZED", refused.text
+    with pytest.raises(docker.errors.APIError, match="denied|unauthorized"):
+        docker_client.images.pull(reference, tag=digest, auth_config={"username": alpha["id"], "password": alpha["token"]})
+    pulled = docker_client.images.pull(reference, tag=digest, auth_config={"username": beta["id"], "password": beta["token"]})
+    assert pulled.id == docker_client.images.get(pushed[0]).id
+
+
+def test_the_registry_basic_auth_path_is_rate_limited_like_the_api(service, teams, docker_client):
+    """Wrong Basic credentials at the service's own token issuer count with the API's failures: past
+    the budget the wrong ones (a team's, the worker's) get 429 at the issuer and at the API, while
+    the right ones get their token, answer the API and `docker login` through the engine."""
+    time.sleep(WINDOW_S)  # the earlier tests' failures leave the window: this one counts from zero
+    beta, scope = teams["Beta"], "repository:teams/beta/tiny:pull"
+    assert registry_token(service, beta["id"], beta["token"], scope).status_code == 200
+    for _ in range(10):
+        assert registry_token(service, beta["id"], "hx_wrong", scope).status_code == 401
+    limited = registry_token(service, beta["id"], "hx_wrong", scope)
+    assert limited.status_code == 429 and 1 <= int(limited.headers["Retry-After"]) <= WINDOW_S, limited.text
+    assert registry_token(service, "harness-worker", "hx_wrong", scope).status_code == 429
+    assert service.call("GET", "/api/v1/whoami", "hx_wrong").status_code == 429
+    assert registry_token(service, beta["id"], beta["token"], scope).status_code == 200
+    assert service.call("GET", "/api/v1/whoami", beta["token"]).status_code == 200
+    assert docker_client.login(username=beta["id"], password=beta["token"], registry=service.registry, reauth=True)["Status"] == (
+        "Login Succeeded"
+    )
+    time.sleep(int(limited.headers["Retry-After"]) + 0.5)
+    assert registry_token(service, beta["id"], "hx_wrong", scope).status_code == 401
+
+
+def test_behind_a_trusted_proxy_failures_count_per_forwarded_client(tmp_path):
+    """With the proxy's address in service.trusted_proxies, a stranger's failures (forwarded as
+    203.0.113.9) throttle the stranger only: another participant behind the same proxy still gets a
+    401 for a wrong token, not a 429. A forged X-Forwarded-For from a client that is not a trusted
+    proxy is ignored (tests/test_service_auth.py has the address rule)."""
+    with running_service(tmp_path, f"service.sign_in.window_s={WINDOW_S}", "service.trusted_proxies=[127.0.0.1]") as proxied:
+        team = proxied.add_team("Proxied")
+
+        def whoami(token: str, client: str) -> int:
+            answer = requests.get(f"{proxied.url}/api/v1/whoami", headers={"Authorization": f"Bearer {token}", "X-Forwarded-For": client})
+            return answer.status_code
+
+        for _ in range(10):
+            assert whoami("hx_wrong", "203.0.113.9") == 401
+        assert whoami("hx_wrong", "203.0.113.9") == 429
+        assert whoami("hx_wrong", "198.51.100.7") == 401
+        assert whoami(team["token"], "203.0.113.9") == 200
 
 
 def test_a_sigkill_during_submit_loses_nothing_and_charges_nothing_twice(service, teams, pushed, docker_client):
@@ -195,21 +319,35 @@ def test_a_sigkill_during_submit_loses_nothing_and_charges_nothing_twice(service
     reference = f"{service.registry}/teams/gamma/tiny:1"
     docker_client.images.get(pushed[0]).tag(reference)
     digest = push(docker_client, reference, gamma)
-    harness(service.home, "service", "pause", "digits", "evaluation")
-    answers = []
-    thread = threading.Thread(target=lambda: answers.append(_try(lambda: submit(service, gamma, reference, digest, "crash"))))
-    thread.start()
-    time.sleep(0.3)
-    service.kill()
-    thread.join()
-    rows = Ledger(service.home, "digits").of_team("Gamma")
-    assert len(rows) <= 1 and all(r.message == "crash" and r.image_digest.startswith("sha256:") for r in rows)
+    harness(service.home, "service", "pause", "digits", "evaluation")  # rows stay pending: nothing else writes them
+    ledger = Ledger(service.home, "digits")
+    image = f"{service.registry}/teams/gamma/tiny@{digest}"
+
+    # killed after every check, the pull and the pin, before the ledger's row: nothing stored, nothing charged
+    lost = killed_at(service, "submit.pinned", lambda: submit(service, gamma, reference, digest, "crash"))
+    assert isinstance(lost, requests.ConnectionError), lost
+    assert ledger.of_team("Gamma") == []
     service.start()
+    assert service.call("GET", "c/submissions", gamma["token"]).json() == {"submissions": []}
+    assert service.call("GET", "c/quota", gamma["token"]).json()["used"] == 0
+
+    # killed after the row's commit, before the answer: the row is whole, and charged once
+    unanswered = killed_at(service, "submit.recorded", lambda: submit(service, gamma, reference, digest, "crash"))
+    assert isinstance(unanswered, requests.ConnectionError), unanswered
+    (row,) = ledger.of_team("Gamma")
+    assert (row.message, row.image, row.state) == ("crash", image, "pending") and row.image_digest.startswith("sha256:")
+    service.start()
+    (listed,) = service.call("GET", "c/submissions", gamma["token"]).json()["submissions"]
+    assert (listed["id"], listed["state"], listed["message"], listed["image"]) == (row.id, "queued", "crash", image)
+    assert listed["image_digest"] == row.image_digest
+    assert service.call("GET", "c/quota", gamma["token"]).json()["used"] == 1
+
+    # the team, never answered, submits again: one more row, charged once more, the first one unchanged
     answer = submit(service, gamma, reference, digest, "again")
     assert answer.status_code == 201, answer.text
-    rows = Ledger(service.home, "digits").of_team("Gamma")
-    assert len({r.id for r in rows}) == len(rows) and len(rows) in (1, 2)
-    assert service.call("GET", "c/quota", gamma["token"]).json()["used"] == len(rows)
+    rows = {r.id: r for r in ledger.of_team("Gamma")}
+    assert set(rows) == {row.id, answer.json()["id"]} and rows[row.id] == row
+    assert service.call("GET", "c/quota", gamma["token"]).json()["used"] == 2
 
 
 def _try(call):
@@ -217,3 +355,27 @@ def _try(call):
         return call()
     except Exception as exc:  # noqa: BLE001 - the connection dies with the service
         return exc
+
+
+@pytest.mark.parametrize(
+    ("host", "public_url", "warned"),
+    [
+        ("127.0.0.1", None, False),
+        ("::1", None, False),
+        ("localhost", None, False),
+        ("0.0.0.0", None, True),
+        ("::", None, True),
+        ("192.0.2.7", "http://competition.example", True),
+        ("service.internal", None, True),
+        ("0.0.0.0", "https://competition.example", False),
+    ],
+)
+def test_plain_http_beyond_loopback_is_warned_about(host, public_url, warned):
+    """`harness serve` says so when it listens beyond this machine with no TLS in front of it (a
+    public_url that is https says a proxy terminates TLS)."""
+    from harness.service.serve import plain_http_warning
+
+    said = plain_http_warning(host, public_url)
+    assert (said is not None) == warned
+    if warned:
+        assert said.startswith(f"harness serve: warning: listening on {host} over plain HTTP") and "TLS reverse proxy" in said

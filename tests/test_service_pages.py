@@ -7,7 +7,6 @@ The failure window is shortened to 4 s so the rate-limit test can see the 429 an
 from __future__ import annotations
 
 import io
-import os
 import platform
 import re
 import struct
@@ -19,13 +18,13 @@ import pytest
 import requests
 
 from harness.service.pages import CROSS_SITE, ENDED, WRONG_TOKEN
+from tests.browser import launched_chromium
 from tests.service_helpers import harness, push, running_service, tiny_image
 
 WINDOW_S = 4
 MAX_FAILURES = 10
 ALPHA = 'Alpha <script>alert(3)</script> & "Co"'  # no "=": `harness teams add` would read it as an override
 MESSAGE = "<script>alert(1)</script> & <img src=x onerror=alert(2)> \"quoted\" 'single'"
-CHROMIUM = "/usr/bin/chromium"
 VERDICT_TIMEOUT_MS = 240_000
 
 
@@ -101,14 +100,8 @@ def talking_image(docker_client, tag: str, text: bytes) -> None:
 
 @pytest.fixture(scope="module")
 def browser():
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium (scripts/setup.sh does it as root)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+    with launched_chromium() as launched:
         yield launched
-        launched.close()
 
 
 class Document(HTMLParser):
@@ -350,28 +343,19 @@ def test_browser_signs_in_sees_the_submission_appear_and_its_verdict_arrive(serv
 LOG = "<script>alert(4)</script> <img src=x onerror=alert(5)> </pre><b>bold</b> &amp; \u00e9\n"
 
 
+def dom_text(page, selector: str) -> str:
+    return page.locator(selector).text_content()
+
+
 @pytest.mark.skipif(platform.machine() != "x86_64", reason="the talking program is x86-64 machine code")
-def test_logs_are_shown_as_text(service, teams, docker_client, browser):
+def test_logs_are_shown_as_text_and_arrive_on_the_open_page(service, teams, docker_client, browser):
+    """The submission's page is opened while it waits (evaluation paused): nothing has run. The
+    evaluation then runs server-side; the open page, never reloaded, shows the verdict and the
+    logs as they arrive, as text."""
     beta = teams["Beta"]
     reference = f"{service.registry}/{beta['namespace']}/talk:1"
     talking_image(docker_client, reference, LOG.encode())
     digest = push(docker_client, reference, beta)
-    answer = service.call("POST", "c/submissions", beta["token"], json={"image": reference, "digest": digest, "message": "talks"})
-    assert answer.status_code == 201, answer.text
-    sid = answer.json()["id"]
-    deadline = time.monotonic() + VERDICT_TIMEOUT_MS / 1000
-    while service.call("GET", f"c/submissions/{sid}", beta["token"]).json()["state"] != "evaluated":
-        assert time.monotonic() < deadline, f"{sid} was not evaluated: {service.log.read_text()[-2000:]}"
-        time.sleep(0.5)
-    logs = service.call("GET", f"c/submissions/{sid}/logs?phase=train", beta["token"]).json()
-    assert logs["stdout"] == LOG and logs["stderr"] == LOG  # the program ran and was heard
-
-    page = signed_in(service, beta).get(f"{service.url}/team/submissions/{sid}", timeout=30)
-    doc = Document(page.text)
-    assert_no_markup_from_participants(doc)
-    assert doc.fields["stdout"][0] == LOG and doc.fields["stderr"][0] == LOG  # train's, as text
-    assert "</pre><b>" not in page.text
-
     context = browser.new_context()
     dialogs: list[str] = []
     tab = context.new_page()
@@ -380,15 +364,52 @@ def test_logs_are_shown_as_text(service, teams, docker_client, browser):
     tab.fill("#token", beta["token"])
     tab.click("#sign-in")
     tab.wait_for_url(f"{service.url}/team")
-    tab.goto(f"{service.url}/team/submissions/{sid}")
-    tab.wait_for_timeout(2500)  # one poll: the live update writes the same text
-    train = tab.locator('[data-phase="train"]')
-    assert train.locator('[data-field="stdout"]').text_content() == LOG and train.locator('[data-field="stderr"]').text_content() == LOG
+    train = '[data-phase="train"] '
+    harness(service.home, "service", "pause", "digits", "evaluation")  # the page opens before anything has run
+    try:
+        answer = service.call("POST", "c/submissions", beta["token"], json={"image": reference, "digest": digest, "message": "talks"})
+        assert answer.status_code == 201, answer.text
+        sid = answer.json()["id"]
+        tab.goto(f"{service.url}/team/submissions/{sid}")
+        # the premise: the page the server rendered holds no verdict and no logs
+        assert dom_text(tab, '#submission [data-field="state"]').startswith("queued")
+        assert dom_text(tab, '#submission [data-field="verdict"]') == dom_text(tab, '#submission [data-field="failed_phase"]') == ""
+        assert dom_text(tab, train + '[data-field="stdout"]') == dom_text(tab, train + '[data-field="stderr"]') == ""
+        assert dom_text(tab, train + '[data-field="note"]') == "The train phase has not run (yet)."
+        tab.evaluate("window.notReloaded = true")
+    finally:
+        harness(service.home, "service", "resume", "digits", "evaluation")
+    deadline = time.monotonic() + VERDICT_TIMEOUT_MS / 1000
+    while service.call("GET", f"c/submissions/{sid}", beta["token"]).json()["state"] != "evaluated":
+        assert time.monotonic() < deadline, f"{sid} was not evaluated: {service.log.read_text()[-2000:]}"
+        time.sleep(0.5)
+    logs = service.call("GET", f"c/submissions/{sid}/logs?phase=train", beta["token"]).json()
+    assert logs["stdout"] == LOG and logs["stderr"] == LOG  # the program ran and was heard
+
+    # the open page catches up by itself (its script polls about every 2 s)
+    tab.locator('#submission [data-field="verdict"]', has_text="RUNTIME_ERROR").wait_for(timeout=60_000)
+    for stream in ("stdout", "stderr"):
+        tab.wait_for_function(
+            "([sel, text]) => document.querySelector(sel).textContent === text", arg=[train + f'[data-field="{stream}"]', LOG]
+        )
+    assert dom_text(tab, '#submission [data-field="state"]') == "evaluated"
+    assert dom_text(tab, '#submission [data-field="failed_phase"]') == "train"
+    assert dom_text(tab, train + '[data-field="note"]') == ""
+    assert tab.evaluate("window.notReloaded") is True
     assert tab.locator("main b, main img, main script").count() == 0 and dialogs == []
     context.close()
 
+    # and the page as the server renders it now: the same text, no markup
+    page = signed_in(service, beta).get(f"{service.url}/team/submissions/{sid}", timeout=30)
+    doc = Document(page.text)
+    assert_no_markup_from_participants(doc)
+    assert doc.fields["stdout"][0] == LOG and doc.fields["stderr"][0] == LOG  # train's, as text
+    assert "</pre><b>" not in page.text
 
-def test_browser_wrong_token_shows_the_form_then_429(service, teams, browser):
+
+def test_browser_wrong_token_shows_the_form_then_429_but_the_right_one_signs_in(service, teams, browser):
+    """Failures throttle the guesser, never a valid token: past the budget a wrong token gets the
+    429 page, and the right one, from the same address, still signs in."""
     time.sleep(WINDOW_S)  # the earlier tests' failures leave the window: this one counts from zero
     context = browser.new_context()
     page = context.new_page()
@@ -401,12 +422,36 @@ def test_browser_wrong_token_shows_the_form_then_429(service, teams, browser):
     for _ in range(MAX_FAILURES - 1):  # the rest of the budget, from the same address
         again = requests.post(f"{service.url}/team/sign-in", data={"token": wrong}, headers={"Origin": service.url})
         assert again.status_code == 401 and Document(again.text).fields == {"error": [WRONG_TOKEN]}
-    page.fill("#token", teams["Beta"]["token"])  # even the right one, while over the budget
+    page.fill("#token", wrong)  # again, over the budget
     with page.expect_navigation() as sent:
         page.click("#sign-in")
     assert sent.value.status == 429 and int(sent.value.headers["retry-after"]) <= WINDOW_S
     assert re.fullmatch(r"too many failed sign-ins from 127\.0\.0\.1; try again in \d+ s", page.text_content("#error"))
     assert not context.cookies()
+    page.goto(f"{service.url}/team")
+    page.fill("#token", teams["Beta"]["token"])  # the right one, from the same throttled address
+    with page.expect_navigation() as sent:
+        page.click("#sign-in")
+    assert sent.value.status == 200 and page.url == f"{service.url}/team" and [c["name"] for c in context.cookies()]
     context.close()
     wait_out_failures(service, teams["Beta"])
-    assert signed_in(service, teams["Beta"]).get(f"{service.url}/team", timeout=30).status_code == 200
+
+
+def test_the_api_docs_load_nothing_from_outside_the_service(service, browser):
+    """/docs is Swagger UI served by the service itself (an organizer's service may be offline): in
+    Chromium the page renders the API's operations from /openapi.json, and every request it made
+    went to the service's own origin."""
+    page = browser.new_page()
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    try:
+        page.goto(f"{service.url}/docs")
+        page.wait_for_selector(".opblock-summary-path", timeout=60_000)
+        paths = {text.strip() for text in page.locator(".opblock-summary-path").all_inner_texts()}
+    finally:
+        page.close()
+    assert {"/api/v1/health", "/api/v1/competitions/{c}/leaderboard", "/api/v1/competitions/{c}/kit"} <= {
+        p.replace("\u200b", "") for p in paths
+    }, paths
+    assert f"{service.url}/docs/assets/swagger-ui-bundle.js" in requested and f"{service.url}/openapi.json" in requested
+    assert [url for url in requested if not url.startswith(service.url + "/")] == []

@@ -21,7 +21,7 @@ from harness.competition.config import load_settings
 from harness.competition.core import Competition
 from harness.competition.kit import participant_config
 from harness.competition.schema import NotifyConfig
-from harness.records.outbox import DELIVERED, FAILED, PENDING, Outbox, webhooks
+from harness.records.outbox import DELIVERED, FAILED, PENDING, Outbox, verdict_summary, webhooks
 from harness.records.record import EvaluationRecord
 from harness.records.sinks import OutboxSink
 from harness.service.notify import Notifier
@@ -306,7 +306,7 @@ def test_a_round_is_not_held_by_a_hanging_receiver_and_its_verdicts_arrive(home,
         assert set(body) == BODY_KEYS and body["event"] == "verdict" and body["competition"] == "digits"
         assert (body["verdict"], body["message"], body["failed_phase"], body["team"]) == (
             record["verdict"],
-            record["message"],
+            verdict_summary(EvaluationRecord.from_dict(record)),
             record["failed_phase"],
             record["submission"]["team"],
         )
@@ -350,6 +350,7 @@ def test_the_service_delivers_a_signed_verdict_and_retries_it(home, docker_clien
         "train",
         None,
     )
-    assert "no-such-program" in body["message"] and view["verdict"] == "RUNTIME_ERROR"
+    # it could not start, so no exit code: the summary names the phase and the verdict only
+    assert body["message"] == "the train phase ended RUNTIME_ERROR" and view["verdict"] == "RUNTIME_ERROR"
     (row,) = Outbox(home, "digits").all()
     assert (row.state, row.attempts, row.id) == (DELIVERED, 2, delivered["headers"]["X-Harness-Delivery"])

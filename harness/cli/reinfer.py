@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from harness.cli.common import add_ids_command, add_json, docker_client, load_competition, open_sinks, print_json
+from harness.client.text import shown
 
 
 def register(commands) -> None:
@@ -31,5 +32,5 @@ def _reinfer(args: argparse.Namespace) -> int:
     else:
         for record in records:
             scores = ", ".join(f"{part}.{k}={v:.5f}" for part, named in record.scores.items() for k, v in named.items())
-            print(f"{record.submission['id']} {record.evaluation_id}: {record.verdict} {scores or record.message.splitlines()[0]}")
+            print(f"{record.submission['id']} {record.evaluation_id}: {record.verdict} {scores or shown(record.message.splitlines()[0])}")
     return 0 if len(records) == len(args.ids) and all(r.verdict == "SCORED" for r in records) else 1

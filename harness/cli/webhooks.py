@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 from harness.cli.common import add_command, add_ids_command, add_json, print_json, progress
+from harness.client.text import shown
 
 STATES = ("pending", "delivered", "failed")
 
@@ -37,7 +38,7 @@ def _list(args: argparse.Namespace) -> int:
     if not deliveries:
         progress(f"{args.competition}: no webhook deliveries" + (f" {args.state}" if args.state else ""))
     for d in deliveries:
-        error = f"  last error: {d['last_error']}" if d["last_error"] else ""
+        error = f"  last error: {shown(d['last_error'])}" if d["last_error"] else ""  # the receiver's words: shown, never acted on
         print(f"{d['id']}  {d['state']:<9}  {d['event']} {d['submission']} {d['verdict']}  {d['url']}  attempts {d['attempts']}{error}")
     return 0
 

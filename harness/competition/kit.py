@@ -45,6 +45,7 @@ from harness.competition.paths import CompetitionPaths, harness_home
 from harness.util.errors import HarnessError
 from harness.util.files import write_json_atomic
 from harness.util.hashing import scan_tree
+from harness.util.redact import redact_config
 
 CONTRACT_VERSION = 1  # the container contract: /data/train, /data/test, /model, /output, the phases' commands and limits
 KIT_SCHEMA = "harness.kit/1"
@@ -61,13 +62,15 @@ VERIFIED = ("data/", "dev-labels/", KIT_FILE)  # what check --kit refuses to run
 
 
 def participant_config(settings: Settings) -> dict[str, Any]:
-    """The resolved configuration minus what only the organizer uses (runner, tracking, the data builder)."""
+    """The resolved configuration minus what only the organizer uses (runner, tracking, the data
+    builder), with its credentials redacted as a record's are (a mirror's password, a key named like
+    a token): the kit goes to every team."""
     config = settings.as_dict()
     for group in ORGANIZER_ONLY:
         config.pop(group, None)
     for key in ORGANIZER_KEYS:
         config["competition"].pop(key, None)
-    return config
+    return redact_config(config)
 
 
 def dev_split(rows: list[dict[str, str]], settings: Settings) -> tuple[set[str], dict[str, Any]]:
@@ -138,7 +141,8 @@ def build_kit(competition: Competition, output: Path) -> dict[str, Any]:
     shutil.copytree(images / "base", output / "base-image", ignore=shutil.ignore_patterns("__pycache__"))
     if (BUNDLED_DIR / "images").is_dir():
         shutil.copytree(BUNDLED_DIR / "images", output / "base-image" / "configs" / "images")
-    (output / "base-image" / "images.yaml").write_text(OmegaConf.to_yaml(settings.images, resolve=True), encoding="utf-8")
+    images_config = redact_config(OmegaConf.to_container(settings.images, resolve=True))
+    (output / "base-image" / "images.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(images_config)), encoding="utf-8")
 
     kit = {
         "schema": KIT_SCHEMA,

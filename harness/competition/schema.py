@@ -210,7 +210,8 @@ class ImagesConfig:
     # The Python version of the participant base image (its wheelhouse is built for it).
     python: str = key("3.11", must="a Python version such as 3.11, 3.12 or 3.13", pattern=r"3\.\d+")
     # The wheelhouse lock (every wheel's file name and sha256), a file name in the bundled
-    # configs/images/ or a path; null: the wheelhouse is not verified. `harness images lock` writes it.
+    # configs/images/ or a path, which the download follows exactly; null: images.packages resolved
+    # afresh, unverified. `harness images lock` writes it.
     lock: str | None = key("wheelhouse.lock", must="a lock file name or path, or null", nonempty=True)
     # The timestamp (seconds since 1970) of the bootstrapped Debian base: its files and its image
     # config carry it, so that two bootstraps from the same mirror state give the same image id.
@@ -252,6 +253,9 @@ class ServiceConfig:
     public_url: str | None = key(None, must="an http:// or https:// URL, or null", pattern=r"https?://[^\s/?#]+(/[^\s?#]*)?")
     # The address participants push to (host:port); null: registry_host:registry_port.
     registry_public: str | None = key(None, must="host:port or null", nonempty=True)
+    # The reverse proxies in front of the service, by address: from them (and only them) the client's
+    # address is read from X-Forwarded-For, so that failed sign-ins count per participant, not per proxy.
+    trusted_proxies: list[str] = key(factory=list, must="a list of IP addresses, e.g. [127.0.0.1]")
     max_body_bytes: int = key(65536, must="a positive whole number of bytes", least=1)  # larger request bodies: 413
     max_message_chars: int = key(500, must="a whole number from 0 to 500", least=0, most=500)  # a submission's message
     sign_in: SignInConfig = field(default_factory=SignInConfig)

@@ -31,6 +31,7 @@ from harness.runner.host import host_info
 from harness.runner.phase import Mount, PhaseResult, PhaseSpec, registry_reference
 from harness.scoring import LabelsError, PredictionsError, score_predictions, validate_predictions
 from harness.util.clock import utc_now
+from harness.util.environment import environment_fingerprint
 from harness.util.files import write_json_atomic
 from harness.util.hashing import regular_file_sha256, tree_sha256
 
@@ -213,6 +214,7 @@ class Evaluation:
                 "config": settings.as_dict(),
                 "image_digest": self.submission.get("image_digest"),
                 "harness_version": __version__,
+                "environment": environment_fingerprint(),
                 "seed": settings.seed,
                 "host": host_info(docker_version),
                 "model_sha256": self._model_sha256(),

@@ -33,12 +33,13 @@ from harness.proofs.audit_report import render_html, render_text
 from harness.proofs.listing import listed_evaluations
 from harness.records.model_store import ModelDamaged, ModelStore, ModelStoreError
 from harness.records.record import EvaluationRecord, RecordError, latest_record, load_record, unlisted
-from harness.records.redact import redact_config
 from harness.records.sinks import RecordSinks
 from harness.records.tracking import flat_params
 from harness.util.clock import stamped_id, utc_now
+from harness.util.environment import environment_changes
 from harness.util.errors import ConfigError, HarnessError
 from harness.util.files import write_json_atomic
+from harness.util.redact import redact_config
 
 PASS, FAIL, REFUSED = "PASS", "FAIL", "REFUSED"
 # Configuration that says where and how the harness runs, not what a submission is evaluated with.
@@ -209,6 +210,7 @@ def compare(record: EvaluationRecord, rerun: EvaluationRecord, label: str, *, wi
         differences.append(
             Difference("harness", "harness_version", record.manifest["harness_version"], rerun.manifest["harness_version"], fatal=False)
         )
+    differences += environment_differences(record.manifest.get("environment"), rerun.manifest.get("environment"))
     if with_host:
         before, after = record.manifest.get("host") or {}, rerun.manifest.get("host") or {}
         differences += [
@@ -217,6 +219,19 @@ def compare(record: EvaluationRecord, rerun: EvaluationRecord, label: str, *, wi
             if before.get(k) != after.get(k)
         ]
     return differences
+
+
+def environment_differences(recorded: dict[str, Any] | None, observed: dict[str, Any] | None) -> list[Difference]:
+    """The auditing harness's Python environment against the one that made the record (noted, never
+    fatal): each package added, removed or of another version, or that the record has no fingerprint."""
+    if not observed or (recorded or {}).get("sha256") == observed.get("sha256"):
+        return []
+    if not recorded:
+        return [Difference("harness", "environment", None, observed["sha256"], fatal=False)]
+    return [
+        Difference("harness", f"environment: {change}", recorded["sha256"], observed["sha256"], fatal=False)
+        for change in environment_changes(recorded, observed)
+    ] or [Difference("harness", "environment", recorded["sha256"], observed["sha256"], fatal=False)]
 
 
 def score_spread(records: list[EvaluationRecord]) -> dict[str, dict[str, float]]:

@@ -13,9 +13,9 @@ from harness.competition.core import Competition
 from harness.proofs.listing import listed_evaluations
 from harness.records.publish import publish
 from harness.records.record import records_to_rewrite
-from harness.records.redact import redact_text
 from harness.records.tracking import TERMINATED, Tracker
 from harness.util.errors import HarnessError
+from harness.util.redact import redact_text
 
 
 @dataclass

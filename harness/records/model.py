@@ -174,6 +174,14 @@ class Scores(_Closed):
     private: Metrics | SkipJsonSchema[None] = optional("scores on the private part (the final ranking)")
 
 
+class Environment(_Closed):
+    """The Python environment of the harness that made the record: `harness audit` names what differs in its own."""
+
+    sha256: Sha256 = Field(description="SHA-256 of the Python version and the sorted name==version lines of every installed distribution")
+    python: str = Field(description="the Python version the harness ran on")
+    packages: dict[str, str] = Field(description="every installed distribution: canonical name -> version")
+
+
 class Manifest(_Open):
     """What is needed to reproduce the evaluation."""
 
@@ -182,6 +190,9 @@ class Manifest(_Open):
     config: dict[str, Any] | SkipJsonSchema[None] = optional("the resolved configuration config_sha256 is the hash of")
     image_digest: ImageDigest | None = Field(None, description="the image's content digest the phases ran")
     harness_version: str = Field(description="the harness release that made the record")
+    environment: Environment | SkipJsonSchema[None] = optional(
+        "the harness's Python environment that made the record (absent in records made before 0.2.1)"
+    )
     seed: int = Field(description="the HARNESS_SEED the containers got")
     host: Host = Field(description="the machine the record was made on")
     model_sha256: Sha256 | None = Field(None, description="tree hash of the model directory after a successful train; null otherwise")

@@ -18,11 +18,11 @@ from pathlib import Path
 from harness.competition.core import Competition
 from harness.records.artifacts import stored_model
 from harness.records.record import EvaluationRecord
-from harness.records.redact import redact_text
 from harness.records.tracking import quiet_mlflow
 from harness.util.archives import ArchiveError, extract_tree_archive, write_tree_archive
 from harness.util.errors import HarnessError, first_line
 from harness.util.hashing import tree_sha256
+from harness.util.redact import redact_text
 
 FOLDER = "harness-models"
 

@@ -12,7 +12,8 @@ for a webhook that asks for it, a verdict or scores that ``harness rescore`` rep
 ``rescore``). INFRA_ERROR is not a verdict: the organizer's infrastructure failed, the submission
 is pending again, and its next evaluation is notified. Records a round did not make (an audit's
 re-run, a re-inference) are the organizer's proofs, not news for a team. A body carries the public
-scores only: never the private ones, the logs or the image.
+scores only: never the private ones, the logs, the image, or any text the submission wrote (its
+message is the harness's summary of the verdict, ``verdict_summary``).
 """
 
 from __future__ import annotations
@@ -91,7 +92,8 @@ def webhooks(competition: Competition) -> list[WebhookConfig]:
 
 
 def notification(record: EvaluationRecord, event: str) -> dict[str, Any]:
-    """The body of a record's notification: its verdict and public scores, nothing private."""
+    """The body of a record's notification: its verdict and public scores, nothing private, and
+    nothing the submission wrote."""
     public = record.scores.get("public") if record.verdict == "SCORED" else None
     return {
         "event": event,
@@ -99,11 +101,28 @@ def notification(record: EvaluationRecord, event: str) -> dict[str, Any]:
         "submission": record.submission.get("id"),
         "team": record.submission.get("team"),
         "verdict": record.verdict,
-        "message": record.message,
+        "message": verdict_summary(record),
         "public_score": dict(public) if public else None,
         "failed_phase": record.failed_phase,
         "evaluated_at": record.created_at,
     }
+
+
+def verdict_summary(record: EvaluationRecord) -> str:
+    """The verdict in the harness's own words. A record's ``message`` quotes what the submission
+    wrote (its output's last lines, its entrypoint, its predictions' ids), which is never sent to
+    an organizer's channel: the team reads it on its own page."""
+    if record.verdict == "SCORED":
+        return "scored"
+    if record.verdict == "INVALID_IMAGE":
+        return "the image was refused at intake"
+    if record.verdict == "INVALID_PREDICTIONS":
+        return "the predictions were refused when scored"
+    phase = record.failed_phase or "a"
+    exit_code = (record.phases.get(record.failed_phase or "") or {}).get("exit_code")
+    if record.verdict == "RUNTIME_ERROR" and exit_code is not None:
+        return f"the {phase} phase failed (exit code {exit_code})"
+    return f"the {phase} phase ended {record.verdict}"
 
 
 class Outbox:

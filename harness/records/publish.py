@@ -13,9 +13,9 @@ from harness.competition.core import Competition
 from harness.records.artifacts import load_series, run_artifacts
 from harness.records.model_store import ModelStore
 from harness.records.record import EvaluationRecord, save_record
-from harness.records.redact import redact_text
 from harness.records.tracking import Tracker
 from harness.util.errors import first_line
+from harness.util.redact import redact_text
 
 
 def publish(tracker: Tracker, competition: Competition, record: EvaluationRecord, directory: Path) -> str | None:

@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 import jsonschema
 
-from harness.records.redact import redact_manifest
 from harness.records.signing import Check, check, sign, signing_key, verification_keys
 from harness.util.errors import HarnessError
 from harness.util.files import write_json_atomic
+from harness.util.redact import redact_manifest
 
 if TYPE_CHECKING:
     from harness.records.model import Record

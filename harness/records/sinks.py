@@ -21,9 +21,9 @@ from harness.limits import Verdict
 from harness.records.outbox import Outbox, notification, webhooks
 from harness.records.publish import publish
 from harness.records.record import EvaluationRecord, save_record
-from harness.records.redact import redact_text
 from harness.records.tracking import Tracker
 from harness.util.errors import HarnessError
+from harness.util.redact import redact_text
 
 
 class SinkError(Exception):

@@ -17,6 +17,8 @@ from typing import Any
 
 from harness.limits import Limits
 from harness.records.record import EvaluationRecord
+from harness.util.errors import ConfigError, first_line
+from harness.util.redact import redact_text
 
 log = logging.getLogger(__name__)
 MAX_METRICS_PER_BATCH = 1000  # MLflow's limit for one log_batch
@@ -57,7 +59,10 @@ class Tracker:
         self.experiment = experiment
         # Embedded: artifacts under the work directory. A server keeps them where it is told to.
         self._artifact_location = (home / "mlartifacts" / experiment).as_uri() if self.uri.startswith("sqlite:") else None
-        self.client = MlflowClient(tracking_uri=self.uri)
+        try:
+            self.client = MlflowClient(tracking_uri=self.uri)
+        except Exception as exc:  # noqa: BLE001 - an unknown scheme, a database driver not installed: the URI names a password, perhaps
+            raise ConfigError(f"tracking.uri {redact_text(self.uri)} cannot be used: {redact_text(first_line(exc))}") from None
         self._experiment_id: str | None = None
         self._group_runs: dict[str, str] = {}
 
@@ -201,6 +206,8 @@ def params_of(record: EvaluationRecord) -> dict[str, Any]:
         for key in ("image_digest", "data_sha256", "config_sha256", "seed", "harness_version")
         if manifest.get(key) is not None
     }
+    if manifest.get("environment"):
+        params["environment_sha256"] = manifest["environment"]["sha256"]
     limits = (manifest.get("config") or {}).get("limits")
     if limits:
         params.update(flat_params(Limits.from_mapping(limits, "limits").to_dict(), "limits."))

@@ -19,7 +19,9 @@ from harness.registry.scopes import Access, grant, parse_scopes
 from harness.util.clock import timestamp
 
 ISSUER = "harness"
-TOKEN_TTL_S = 300
+# A revoked or rotated team keeps pushing and pulling until its registry token expires: the shortest
+# lifetime Docker's clients honour (they read anything shorter as 60 s, and fetch a new token as it runs out).
+TOKEN_TTL_S = 60
 _P256_BYTES = 32
 
 

@@ -1,7 +1,8 @@
 """Check a participant's predictions file against the test ids, with messages a participant can act on.
 
 The file is read without following links and without blocking, and never parsed beyond
-``spec.max_bytes``. Every check raises ``PredictionsError`` naming the problem, its count and
+``spec.max_bytes``; its rows are checked as a stream, and only the rows of test ids are kept, so
+what a file holds beyond them costs no memory. Every check raises ``PredictionsError`` naming the problem, its count and
 up to ``EXAMPLES`` examples (line numbers and ids).
 """
 
@@ -13,8 +14,8 @@ import io
 import math
 import os
 import stat
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,8 @@ from harness.util.sizes import format_size
 
 EXAMPLES = 5
 SUM_TOLERANCE = 1e-3
+# Distinct unknown ids remembered (beyond the expected count) to tell their repeats as duplicates.
+UNKNOWN_IDS_TRACKED = 10_000
 
 
 class PredictionsError(Exception):
@@ -66,12 +69,11 @@ def validate_predictions(path: Path, expected_ids: Sequence[str], spec: Predicti
     expected = [str(i).strip() for i in expected_ids]
     if len(set(expected)) != len(expected):
         raise ValueError("expected_ids repeat an id; the test set is malformed")
-    text = _decode(_read(Path(path), spec), spec)
-    header, rows = _parse(text, spec)
-    positions = _check_header(header, spec)
-    _check_field_counts(rows, len(header), spec)
-    by_id = _check_ids(rows, positions[spec.id_column], expected, spec)
-    ordered = [by_id[i] for i in expected]
+    data = _read(Path(path), spec)
+    _check_utf8(data, spec)
+    by_id = _scan_rows(_csv_rows(data, spec), expected, spec)
+    positions = by_id.positions
+    ordered = [by_id.rows[i] for i in expected]
     if spec.kind == "probabilities":
         return Predictions(tuple(expected), spec.kind, spec.classes, probabilities=_probabilities(ordered, positions, spec))
     cells = [(line, id_, row[positions[spec.target_column]].strip()) for line, id_, row in ordered]
@@ -163,11 +165,11 @@ def _too_large(where: str, size: int, cap: int, at_least: bool = False) -> str:
     return f"{where} is {amount}, over the limit of {format_size(cap)}; it was not read"
 
 
-def _decode(data: bytes, spec: PredictionsSpec) -> str:
+def _check_utf8(data: bytes, spec: PredictionsSpec) -> None:
     if not data.strip():
         raise PredictionsError(f"{spec.file} is empty; expected the header {','.join(spec.columns)} and one row per test id")
     try:
-        return data.decode("utf-8-sig")
+        data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise PredictionsError(
@@ -178,18 +180,104 @@ def _decode(data: bytes, spec: PredictionsSpec) -> str:
 Row = tuple[int, list[str]]  # (line number, fields)
 
 
-def _parse(text: str, spec: PredictionsSpec) -> tuple[list[str], list[Row]]:
-    reader = csv.reader(io.StringIO(text, newline=""))
-    rows: list[Row] = []
+def _csv_rows(data: bytes, spec: PredictionsSpec) -> Iterator[Row]:
+    """The file's non-blank CSV rows with their line numbers, parsed as a stream: no row outlives its
+    turn unless the caller keeps it."""
+    reader = csv.reader(io.TextIOWrapper(io.BytesIO(data), encoding="utf-8-sig", newline=""))
     try:
         for fields in reader:
             if fields:  # blank lines are ignored
-                rows.append((reader.line_num, fields))
+                yield reader.line_num, fields
     except csv.Error as exc:
         raise PredictionsError(f"{spec.file} is not valid CSV at line {reader.line_num}: {exc}") from None
-    if not rows:
+
+
+@dataclass
+class _Found:
+    """How many of something, and the first ``EXAMPLES`` of them."""
+
+    count: int = 0
+    examples: list = field(default_factory=list)
+
+    def add(self, example: object) -> None:
+        self.count += 1
+        if len(self.examples) < EXAMPLES:
+            self.examples.append(example)
+
+    def shown(self) -> str:
+        return ", ".join(map(str, self.examples)) + _more(self.count)
+
+
+@dataclass
+class _Rows:
+    """The rows kept of a predictions file: one per expected id, and where each column is."""
+
+    positions: dict[str, int]
+    rows: dict[str, tuple[int, str, list[str]]]
+
+
+def _scan_rows(rows: Iterator[Row], expected: list[str], spec: PredictionsSpec) -> _Rows:
+    """Check the header, every row's width and every id in one pass, keeping only the rows of
+    expected ids: what a file holds beyond them (millions of rows under the size cap) is counted and
+    given as examples, never kept. Unknown ids are told apart for duplicates up to a bound, past
+    which a repeated unknown id counts as unknown again."""
+    first = next(rows, None)
+    if first is None:
         raise PredictionsError(f"{spec.file} is empty; expected the header {','.join(spec.columns)}")
-    return [h.strip() for h in rows[0][1]], rows[1:]
+    header = [h.strip() for h in first[1]]
+    positions = _check_header(header, spec)
+    width, column = len(header), positions[spec.id_column]
+    wanted = set(expected)
+    unknown_bound = len(expected) + UNKNOWN_IDS_TRACKED
+    kept: dict[str, tuple[int, str, list[str]]] = {}
+    unknown_lines: dict[str, int] = {}
+    total, wrong_width, empty, duplicate, unknown = 0, _Found(), _Found(), _Found(), _Found()
+    for line, fields in rows:
+        total += 1
+        if len(fields) != width:
+            wrong_width.add(f"line {line} has {len(fields)}")
+            continue
+        if wrong_width.count:
+            continue  # the widths are the error now; ids are not looked at
+        id_ = fields[column].strip()
+        if not id_:
+            empty.add(line)
+        elif empty.count:
+            continue
+        elif id_ in wanted:
+            if id_ in kept:
+                duplicate.add(f"{id_} (lines {kept[id_][0]} and {line})")
+            else:
+                kept[id_] = (line, id_, fields)
+        elif id_ in unknown_lines:
+            duplicate.add(f"{id_} (lines {unknown_lines[id_]} and {line})")
+        else:
+            if len(unknown_lines) < unknown_bound:
+                unknown_lines[id_] = line
+            unknown.add(f"{id_} (line {line})")
+    if wrong_width.count:
+        raise PredictionsError(
+            f"{spec.file}: {_count(wrong_width.count, 'row')} the wrong number of fields (expected {width}, as in the header): "
+            + wrong_width.shown()
+        )
+    if empty.count:
+        raise PredictionsError(
+            f"{spec.file}: {_count(empty.count, 'row')} an empty {spec.id_column}: line{'s' * (empty.count > 1)} {empty.shown()}"
+        )
+    missing = _Found()
+    for id_ in expected:
+        if id_ not in kept:
+            missing.add(id_)
+    if not (missing.count or unknown.count or duplicate.count):
+        return _Rows(positions, kept)
+    parts = []
+    for found, what in ((missing, "missing"), (duplicate, "duplicate"), (unknown, "unknown")):
+        if found.count:
+            parts.append(f"{found.count} {what} {spec.id_column}{'s' * (found.count > 1)}: {found.shown()}")
+    head = f"{spec.file} has {total} row{'s' * (total != 1)}, expected {len(expected)} (one per test id)"
+    if total == len(expected):
+        head = f"{spec.file} has the right number of rows ({total}) but not the test ids"
+    raise PredictionsError(f"{head}; {'; '.join(parts)}")
 
 
 def _check_header(header: list[str], spec: PredictionsSpec) -> dict[str, int]:
@@ -211,46 +299,6 @@ def _check_header(header: list[str], spec: PredictionsSpec) -> dict[str, int]:
                 f"(columns in any order): {'; '.join(problems)}"
             )
     return {name: header.index(name) for name in expected}
-
-
-def _check_field_counts(rows: list[Row], width: int, spec: PredictionsSpec) -> None:
-    bad = [(line, fields) for line, fields in rows if len(fields) != width]
-    if bad:
-        examples = ", ".join(f"line {line} has {len(fields)}" for line, fields in bad[:EXAMPLES])
-        raise PredictionsError(
-            f"{spec.file}: {_count(bad, 'row')} the wrong number of fields (expected {width}, as in the header): {examples}" + _more(bad)
-        )
-
-
-def _check_ids(rows: list[Row], column: int, expected: list[str], spec: PredictionsSpec) -> dict[str, tuple[int, str, list[str]]]:
-    empty = [line for line, fields in rows if not fields[column].strip()]
-    if empty:
-        raise PredictionsError(
-            f"{spec.file}: {_count(empty, 'row')} an empty {spec.id_column}: "
-            f"line{'s' * (len(empty) > 1)} {', '.join(map(str, empty[:EXAMPLES]))}{_more(empty)}"
-        )
-    by_id: dict[str, tuple[int, str, list[str]]] = {}
-    duplicates: list[str] = []
-    for line, fields in rows:
-        id_ = fields[column].strip()
-        if id_ in by_id:
-            duplicates.append(f"{id_} (lines {by_id[id_][0]} and {line})")
-        else:
-            by_id[id_] = (line, id_, fields)
-    wanted = set(expected)
-    missing = [i for i in expected if i not in by_id]
-    unknown = [f"{i} (line {by_id[i][0]})" for i in by_id if i not in wanted]
-    if not (missing or unknown or duplicates):
-        return by_id
-    parts = []
-    for items, what in ((missing, "missing"), (duplicates, "duplicate"), (unknown, "unknown")):
-        if items:
-            noun = f"{what} {spec.id_column}{'s' * (len(items) > 1)}"
-            parts.append(f"{len(items)} {noun}: {', '.join(items[:EXAMPLES])}{_more(items)}")
-    head = f"{spec.file} has {len(rows)} row{'s' * (len(rows) != 1)}, expected {len(expected)} (one per test id)"
-    if len(rows) == len(expected):
-        head = f"{spec.file} has the right number of rows ({len(rows)}) but not the test ids"
-    raise PredictionsError(f"{head}; {'; '.join(parts)}")
 
 
 # -- values --------------------------------------------------------------------------------------
@@ -316,16 +364,17 @@ def _probabilities(ordered: list[tuple[int, str, list[str]]], positions: dict[st
 # -- wording -------------------------------------------------------------------------------------
 
 
-def _count(items: Sequence[object], noun: str, plural: str | None = None) -> str:
-    """ "1 row has" / "3 rows have", "1 label is" / "2 labels are"."""
-    n = len(items)
+def _count(items: Sequence[object] | int, noun: str, plural: str | None = None) -> str:
+    """ "1 row has" / "3 rows have", "1 label is" / "2 labels are" (of a sequence, or of a number)."""
+    n = items if isinstance(items, int) else len(items)
     word = noun if n == 1 else (plural or f"{noun}s")
     verb = ("has" if n == 1 else "have") if noun == "row" else ("is" if n == 1 else "are")
     return f"{n} {word} {verb}"
 
 
-def _more(items: Sequence[object]) -> str:
-    return f" (and {len(items) - EXAMPLES} more)" if len(items) > EXAMPLES else ""
+def _more(items: Sequence[object] | int) -> str:
+    n = items if isinstance(items, int) else len(items)
+    return f" (and {n - EXAMPLES} more)" if n > EXAMPLES else ""
 
 
 def _cell_examples(cells: list[Cell], spec: PredictionsSpec) -> str:

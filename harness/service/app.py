@@ -10,6 +10,7 @@ from starlette.exceptions import HTTPException
 
 from harness.service import notify, pages
 from harness.service.api import ROUTERS
+from harness.service.apidocs import serve_docs
 from harness.service.bodylimit import BodyLimit
 from harness.service.context import ServiceContext
 from harness.service.errors import ServiceError
@@ -19,8 +20,15 @@ def create_app(ctx: ServiceContext, lifespan=None) -> FastAPI:
     """The application over ``ctx``; ``lifespan`` (an async context manager factory) starts and
     stops what runs beside it (``serve``: the evaluation loop and the registry)."""
     lifespan = notify.beside(ctx, lifespan)  # webhooks (issue 15c): the delivery worker runs beside the API
-    app = FastAPI(title=f"harness: {ctx.name}", description="The competition service's JSON API (docs/service-api.md).", lifespan=lifespan)
+    app = FastAPI(
+        title=f"harness: {ctx.name}",
+        description="The competition service's JSON API (docs/service-api.md).",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
     app.state.ctx = ctx
+    serve_docs(app)
     for router in ROUTERS:
         app.include_router(router)
     app.include_router(pages.router)

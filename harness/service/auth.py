@@ -1,6 +1,12 @@
 """Who calls: a team by its token (``Authorization: Bearer``, HTTP Basic at the registry's token
 endpoint, the pages' cookie), every failure counted per client address by the failure limiter.
 
+A token is checked before the limiter is asked (the check is one indexed read and one SHA-256), so
+the limiter throttles the guesser only: a valid token is never refused because a stranger failed
+from the same address (behind a reverse proxy, every participant's). The client's address is the
+connection's, or, from a proxy listed in ``service.trusted_proxies``, the last address the proxies
+did not add in ``X-Forwarded-For``.
+
 Every refusal says the same (``a valid team token is required``): a caller learns nothing about
 which part was wrong."""
 
@@ -19,19 +25,31 @@ REQUIRED = "a valid team token is required"
 
 
 def client_address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    """The connection's address; behind a trusted proxy, the client's as the proxies report it."""
+    peer = request.client.host if request.client else "unknown"
+    trusted = request.app.state.ctx.trusted_proxies
+    if peer not in trusted:
+        return peer
+    hops = [hop.strip() for hop in ",".join(request.headers.getlist("x-forwarded-for")).split(",") if hop.strip()]
+    return next((hop for hop in reversed(hops) if hop not in trusted), peer)
+
+
+def refuse(ctx: ServiceContext, address: str, challenge: str) -> ServiceError:
+    """The refusal of a failed authentication: 429 while the address is over its failures (not
+    counted again), else 401, counted."""
+    wait = ctx.limiter.retry_after(address)
+    if wait is not None:
+        return ServiceError(429, f"too many failed sign-ins from {address}; try again in {wait} s", {"Retry-After": str(wait)})
+    ctx.limiter.failed(address)
+    return ServiceError(401, REQUIRED, {"WWW-Authenticate": challenge})
 
 
 def check_token(ctx: ServiceContext, token: str | None, address: str) -> Team:
-    """The team whose token this is; ``ServiceError`` 429 while the address is over its failures,
-    401 (counted) for anything else."""
-    wait = ctx.limiter.retry_after(address)
-    if wait is not None:
-        raise ServiceError(429, f"too many failed sign-ins from {address}; try again in {wait} s", {"Retry-After": str(wait)})
+    """The team whose token this is, whatever others failed from its address; ``ServiceError``
+    429 or 401 (see ``refuse``) for anything else."""
     team = ctx.teams.authenticate(token or "")
     if team is None:
-        ctx.limiter.failed(address)
-        raise ServiceError(401, REQUIRED, {"WWW-Authenticate": "Bearer"})
+        raise refuse(ctx, address, "Bearer")
     return team
 
 

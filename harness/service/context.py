@@ -28,6 +28,7 @@ class ServiceContext:
     teams: Teams = field(init=False)
     paths: ServicePaths = field(init=False)
     limiter: FailureLimiter = field(init=False)
+    trusted_proxies: frozenset[str] = field(init=False)
     caches: dict[str, Any] = field(default_factory=dict)  # the views' bounded caches
     lock: threading.Lock = field(default_factory=threading.Lock)
     _docker: Any = None
@@ -37,6 +38,7 @@ class ServiceContext:
         self.ledger, self.teams, self.paths = Ledger(home, name), Teams(home, name), ServicePaths.of(name, home)
         sign_in = self.settings.sign_in
         self.limiter = FailureLimiter(sign_in.max_failures, sign_in.window_s)
+        self.trusted_proxies = frozenset(str(address) for address in self.settings.trusted_proxies)
 
     @property
     def name(self) -> str:

@@ -31,6 +31,7 @@ from contextlib import asynccontextmanager
 import anyio
 import requests
 
+from harness.client.text import shown
 from harness.records.outbox import Delivery, Outbox, webhooks
 from harness.service.context import ServiceContext
 from harness.util.errors import HarnessError
@@ -86,7 +87,7 @@ class Notifier:
             if attempts >= self.settings.max_attempts:
                 self.outbox.attempt_failed(delivery.id, error, None)
                 print(
-                    f"harness serve: webhook delivery {delivery.id} to {delivery.url} failed after {attempts} attempt(s): {error}; "
+                    f"harness serve: webhook delivery {delivery.id} to {delivery.url} failed after {attempts} attempt(s): {shown(error)}; "
                     f"`harness webhooks retry {delivery.competition} {delivery.id}` sends it again",
                     file=sys.stderr,
                     flush=True,

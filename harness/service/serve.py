@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 import sys
 from contextlib import asynccontextmanager
@@ -27,6 +28,8 @@ def serve(
     host, port = host or settings.host, port or settings.port
     registry_port = registry_port or settings.registry_port
     _check_free(host, port, "the service")
+    if warning := plain_http_warning(host, settings.public_url):
+        print(warning, file=sys.stderr, flush=True)
     paths = ServicePaths.of(competition.name, competition.home)
     paths.root.mkdir(parents=True, exist_ok=True)
     key = IssuerKey.load_or_create(paths.registry_auth)
@@ -61,6 +64,27 @@ def serve(
 def _stop(evaluator: Evaluator, registry) -> None:
     evaluator.stop()
     registry.stop()
+
+
+def plain_http_warning(host: str, public_url: str | None) -> str | None:
+    """What to say when the service listens beyond this machine with no TLS in front of it: team
+    tokens and session cookies would cross the network in clear."""
+    if _loopback(host) or (public_url or "").lower().startswith("https://"):
+        return None
+    return (
+        f"harness serve: warning: listening on {host} over plain HTTP and service.public_url is not https: team tokens "
+        "and session cookies would cross the network in clear; put the service behind a TLS reverse proxy and set "
+        "service.public_url=https://... (docs/deployment.md), or listen on 127.0.0.1"
+    )
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve anywhere
 
 
 def _connectable(host: str) -> str:

@@ -17,6 +17,7 @@ from harness.submissions.ledger import Submission, validate_message
 from harness.submissions.quota import QuotaExceeded
 from harness.submissions.teams import Team
 from harness.util.errors import HarnessError, IntakeError
+from harness.util.pause import pause_point
 from harness.util.sizes import format_size
 
 DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
@@ -54,12 +55,15 @@ def submit(ctx: ServiceContext, team: Team, image: str, digest: str, message: st
     except IntakeError as exc:
         raise ServiceError(422, str(exc)) from None
     per_day = ctx.competition.settings.competition.rules.per_day
+    pause_point("submit.pinned")  # crash tests: killed here, the submit stores nothing
     try:
-        return ctx.ledger.add(team.name, f"{ctx.registry_public}/{repository}@{digest}", pinned.digest, per_day=per_day, message=message)
+        added = ctx.ledger.add(team.name, f"{ctx.registry_public}/{repository}@{digest}", pinned.digest, per_day=per_day, message=message)
     except QuotaExceeded as exc:
         raise ServiceError(429, str(exc)) from None
     except HarnessError as exc:  # finalized meanwhile
         raise ServiceError(409, str(exc)) from None
+    pause_point("submit.recorded")  # crash tests: killed here, the row is whole and charged once
+    return added
 
 
 def _repository(ctx: ServiceContext, team: Team, image: str) -> str:

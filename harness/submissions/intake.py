@@ -2,8 +2,9 @@
 
 Refused before anything runs (``INVALID_IMAGE``): an image not on the engine, built for another OS
 or architecture than the hosts', over the size cap, or whose metadata the harness cannot make
-harmless (no ENTRYPOINT, a relative WORKDIR, a VOLUME over /, /proc, /sys or /dev, inside the
-contract's mounts, or more than 64 of them, a ``harness.*`` label; see
+harmless (no ENTRYPOINT, a relative WORKDIR or one under /proc, /sys or /dev, ``ENV LD_PRELOAD`` or
+``LD_AUDIT``, a VOLUME over /, /proc, /sys or /dev, inside the contract's mounts, or more than 64
+of them, a ``harness.*`` label; see
 ``harness.runner.image_faults``). Whether the entrypoint's file exists and can run is not checked
 here: that needs a container, and the phase's start says it exactly (``RUNTIME_ERROR``, "train
 could not start: ...").

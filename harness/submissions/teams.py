@@ -4,11 +4,13 @@ A team's **key** is its name under Unicode NFKC, case-folded, inner whitespace c
 "team  a" and "Ｔｅａｍ Ａ" are one team, so a lookalike is refused with the name it collides with.
 Its **namespace** (``teams/<slug>``) is where it may push in the service's registry.
 
-A token is ``hx_<team id>_<43 url-safe characters>``; only a salted scrypt hash of it is stored,
-so the database never lets anyone act as a team. scrypt is slow on purpose (tens of ms): a
-successful verification is remembered, keyed by the token's SHA-256, and each later request only
-checks that the team's row still holds the same hash and is not revoked, so ``rotate`` and
-``revoke`` take effect at once. A token that is not even shaped like one never reaches scrypt.
+A token is ``hx_<team id>_<43 url-safe characters>``: 256 random bits. Only a salted SHA-256 of it
+is stored, so the database never lets anyone act as a team. A slow hash (scrypt) protects secrets
+people choose, which can be guessed; a token cannot, and its fast check is what lets the service
+check every token before its failure limiter, so a valid token is never refused because a stranger
+failed from the same address. Rows hashed with scrypt by earlier releases are still verified, and
+rewritten as SHA-256 on their first success. Every answer for a token shaped like one costs one
+hash, whether its team exists or not: the time of a refusal does not tell which team ids exist.
 """
 
 from __future__ import annotations
@@ -18,9 +20,7 @@ import hmac
 import re
 import secrets
 import sqlite3
-import threading
 import unicodedata
-from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,9 +44,8 @@ CREATE TABLE IF NOT EXISTS teams (
 )
 """
 COLUMNS = "id, competition, name, key, namespace, token_hash, created_at, revoked_at"
+_DECOY_HASH = "sha256$" + "00" * 16 + "$" + "0" * 64  # no token hashes to it
 TOKEN = re.compile(r"hx_(team-[0-9a-f]{12})_[A-Za-z0-9_-]{43}")
-SCRYPT = {"n": 2**14, "r": 8, "p": 1}
-CACHE_SIZE = 4096  # successful verifications remembered (a few hundred bytes each)
 
 
 @dataclass(frozen=True)
@@ -87,17 +86,23 @@ def slug(key: str) -> str:
 
 def hash_token(token: str) -> str:
     salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(token.encode(), salt=salt, dklen=32, **SCRYPT)
-    return f"scrypt${SCRYPT['n']}${SCRYPT['r']}${SCRYPT['p']}${salt.hex()}${digest.hex()}"
+    return f"sha256${salt.hex()}${hashlib.sha256(salt + token.encode()).hexdigest()}"
 
 
 def token_matches(token: str, stored: str) -> bool:
     try:
-        kind, n, r, p, salt, digest = stored.split("$")
-        computed = hashlib.scrypt(token.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p), dklen=32)
+        kind, *fields = stored.split("$")
+        if kind == "sha256":
+            salt, digest = fields
+            computed = hashlib.sha256(bytes.fromhex(salt) + token.encode()).hexdigest()
+        elif kind == "scrypt":  # a row of an earlier release
+            n, r, p, salt, digest = fields
+            computed = hashlib.scrypt(token.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p), dklen=32).hex()
+        else:
+            return False
     except ValueError:
         return False
-    return kind == "scrypt" and hmac.compare_digest(computed.hex(), digest)
+    return hmac.compare_digest(computed, digest)
 
 
 class Teams:
@@ -108,8 +113,6 @@ class Teams:
         self.competition = competition
         with self.ledger.transaction(immediate=True) as con:
             con.execute(SCHEMA)
-        self._verified: OrderedDict[bytes, str] = OrderedDict()  # sha256(token) -> the hash it matched
-        self._lock = threading.Lock()
 
     def add(self, name: str, now: datetime | None = None) -> tuple[Team, str]:
         """A new team and its token (shown once, never stored); refused when its key is taken."""
@@ -166,26 +169,22 @@ class Teams:
 
     def authenticate(self, token: str) -> Team | None:
         """The team whose current token this is; None for anything else (malformed, wrong, rotated
-        away, revoked). One indexed read per call; scrypt only for a token not verified before."""
+        away, revoked). One indexed read and one hash: cheap enough to check before any limiter."""
         match = TOKEN.fullmatch(token or "")
         if match is None:
             return None
         with self.ledger.transaction() as con:
             team = self._find(con, "id = ?", match.group(1))
         if team is None or team.revoked:
+            token_matches(token, _DECOY_HASH)  # the same work as a wrong secret
             return None
-        fingerprint = hashlib.sha256(token.encode()).digest()
-        with self._lock:
-            remembered = self._verified.get(fingerprint)
-        if remembered is not None and hmac.compare_digest(remembered, team.token_hash):
-            return team
         if not token_matches(token, team.token_hash):
             return None
-        with self._lock:
-            self._verified[fingerprint] = team.token_hash
-            self._verified.move_to_end(fingerprint)
-            while len(self._verified) > CACHE_SIZE:
-                self._verified.popitem(last=False)
+        if not team.token_hash.startswith("sha256$"):
+            with self.ledger.transaction(immediate=True) as con:  # only if no rotate came between
+                con.execute(
+                    "UPDATE teams SET token_hash = ? WHERE id = ? AND token_hash = ?", (hash_token(token), team.id, team.token_hash)
+                )
         return team
 
     def _find(self, con: sqlite3.Connection, where: str, value: str) -> Team | None:

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request
 
 from harness.registry import token_answer
 from harness.service.api.common import context
-from harness.service.auth import basic_credentials, check_token, client_address
+from harness.service.auth import basic_credentials, check_token, client_address, refuse
 from harness.service.context import SERVICE_NAME
 from harness.service.control import WORKER
 from harness.service.errors import ServiceError
@@ -23,12 +23,8 @@ def token(request: Request, service: str = SERVICE_NAME, scope: list[str] = Quer
         raise ServiceError(400, f"this issuer signs tokens for {SERVICE_NAME!r}, not {service!r}")
     username, password = basic_credentials(request) or ("", "")
     if username == WORKER:
-        wait = ctx.limiter.retry_after(address)
-        if wait is not None:
-            raise ServiceError(429, f"too many failed sign-ins from {address}; try again in {wait} s", {"Retry-After": str(wait)})
         if not hmac.compare_digest(password.encode(), ctx.worker_token.encode()):
-            ctx.limiter.failed(address)
-            raise ServiceError(401, "a valid team token is required", {"WWW-Authenticate": 'Basic realm="harness"'})
+            raise refuse(ctx, address, 'Basic realm="harness"')
         return token_answer(ctx.key, service=service, scopes=scope, namespace=None, subject=WORKER)
     team = check_token(ctx, password, address)
     return token_answer(ctx.key, service=service, scopes=scope, namespace=team.namespace, subject=team.id)

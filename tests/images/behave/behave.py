@@ -93,6 +93,13 @@ def crash():
     raise RuntimeError("model exploded at epoch 3")
 
 
+def ansicrash():
+    """Output that would drive a terminal: clear the screen, retitle the window, a fake prompt."""
+    sys.stderr.write("\x1b[2J\x1b]0;owned\x07\x1b[31mharness: all clear\x1b[0m\r\n")
+    sys.stderr.flush()
+    sys.exit(3)
+
+
 def flood():
     line = b"x" * 1023 + b"\n"
     out = sys.stdout.buffer
@@ -172,6 +179,22 @@ def modeltrap():
         os.link("/model/big.bin", f"/model/big-{i}.bin")
 
 
+def hardlinks():
+    """One 8 MiB file and 99 hard links to it: 8 MiB on disk, 800 MiB to read name by name."""
+    with open("/model/weights.bin", "wb") as fh:
+        fh.write(b"\1" * 8 * MIB)
+    for i in range(99):
+        os.link("/model/weights.bin", f"/model/weights-{i}.bin")
+    time.sleep(5)  # long enough for the watch to see it mid-phase, too
+
+
+def sparse():
+    """Ten 60 MiB files with no data in them, each under the file-size limit: no blocks on disk, 600 MiB to read."""
+    for i in range(10):
+        with open(f"/model/holes-{i}.bin", "wb") as fh:
+            fh.truncate(60 * MIB)
+
+
 # -- the probe: what a container can see and do -----------------------------------------------------
 
 
@@ -241,12 +264,21 @@ def scan_files():
     return secrets, labels
 
 
+def oom_score_adj():
+    """The kernel's OOM preference of every process in the container (its init, any other, a child it starts)."""
+    child = "print(open('/proc/self/oom_score_adj').read().strip())"
+    seen = {pid: open(f"/proc/{pid}/oom_score_adj").read().strip() for pid in os.listdir("/proc") if pid.isdigit()}
+    seen["child"] = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True).stdout.strip()
+    return seen
+
+
 def probe(report_path):
     secrets, labels = scan_files()
     report = {
         "env": dict(os.environ),
         "ids": [os.getuid(), os.geteuid(), os.getgid(), os.getegid(), os.getgroups()],
         "status": status_fields(),
+        "oom_score_adj": oom_score_adj(),
         "setuid_id": subprocess.run(["/usr/local/bin/suid-id"], capture_output=True, text=True).stdout.strip(),
         "interfaces": sorted(os.listdir("/sys/class/net")),
         "connect": network(),
@@ -260,7 +292,7 @@ def probe(report_path):
         json.dump(report, fh)
 
 
-TRAIN = {f.__name__: f for f in (sleeper, detach, balloon, hold, crash, flood, diskfill, diskfill_many, manyfiles, deepdir, forkbomb, cpuburn, modeltrap)}
+TRAIN = {f.__name__: f for f in (sleeper, detach, balloon, hold, crash, flood, diskfill, diskfill_many, manyfiles, deepdir, forkbomb, cpuburn, modeltrap, hardlinks, sparse, ansicrash)}
 
 
 # -- (b) live logs (issue 15): train phases whose logs grow while they run --------------------------
@@ -284,6 +316,15 @@ def gush():
 
 
 TRAIN.update(ticker=ticker, gush=gush)
+
+
+def kernel():
+    """Say which kernel answers the container's system calls: the host's under runc, gVisor's own
+    (a release it makes up) under runsc."""
+    print(f"kernel {os.uname().release}", flush=True)
+
+
+TRAIN["kernel"] = kernel
 
 
 # -- the smoke stage (issue 15, part a) ------------------------------------------------------------
