@@ -133,6 +133,47 @@ def test_an_image_over_the_size_cap_is_refused_from_its_manifest(home, docker_cl
         assert Ledger(capped.home, "digits").all() == []
 
 
+def test_what_the_registry_tells_is_checked_before_any_pull(home, docker_client):
+    """Refused from the registry alone, and never pulled onto the head: an image whose metadata
+    intake refuses (ENV LD_PRELOAD), one whose 64 KiB layer unpacks to 64 MiB past a 16 MiB cap,
+    and any image of a team that has used its quota."""
+    harness(home, "service", "pause", "digits", "evaluation")  # nothing here needs a round
+    with running_service(home, "competition.intake.max_image_size=16m", "competition.quota.per_day=1") as capped:
+        team = capped.add_team("Careful")
+
+        def pushed_then_forgotten(name: str, **image) -> tuple[str, str]:
+            """Pushed, then removed from this engine: only a pull would bring it back."""
+            reference = f"{capped.registry}/teams/careful/{name}:1"
+            tiny_image(docker_client, reference, **image)
+            try:
+                digest = push(docker_client, reference, team)
+            finally:
+                docker_client.images.remove(reference, force=True)
+            return reference.rsplit(":", 1)[0], digest
+
+        def never_pulled(repository: str, digest: str) -> bool:
+            try:
+                docker_client.images.get(f"{repository}@{digest}")
+            except docker.errors.ImageNotFound:
+                return True
+            return False
+
+        preload = pushed_then_forgotten("preload", note=os.urandom(64), extra="ENV LD_PRELOAD=/note\n")
+        answer = submit(capped, team, *preload)
+        assert answer.status_code == 422 and "sets ENV LD_PRELOAD" in answer.json()["detail"], answer.text
+        bomb = pushed_then_forgotten("bomb", note=bytes(64 * 1024 * 1024))
+        answer = submit(capped, team, *bomb)
+        assert answer.status_code == 413, answer.text
+        assert answer.json()["detail"] == "the image unpacks to more than 16.0 MiB, the competition's size cap; it was not pulled"
+        assert never_pulled(*preload) and never_pulled(*bomb) and Ledger(capped.home, "digits").all() == []
+        first = pushed_then_forgotten("first", note=os.urandom(64))
+        assert submit(capped, team, *first).status_code == 201
+        second = pushed_then_forgotten("second", note=os.urandom(64))
+        answer = submit(capped, team, *second)
+        assert answer.status_code == 429 and "has used its quota of 1" in answer.json()["detail"], answer.text
+        assert never_pulled(*second) and not never_pulled(*first) and len(Ledger(capped.home, "digits").all()) == 1
+
+
 def test_submit_through_the_registry_until_a_verdict_and_the_quota(service, teams, pushed):
     alpha, beta, (reference, digest) = teams["Alpha"], teams["Beta"], pushed
     answer = submit(service, alpha, reference, digest, "first try")
