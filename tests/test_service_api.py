@@ -14,6 +14,7 @@ import docker
 import pytest
 import requests
 
+from harness.cli import main
 from harness.service.context import SERVICE_NAME
 from harness.submissions.ledger import Ledger
 from harness.util.pause import PAUSE_DIR_ENV
@@ -172,6 +173,43 @@ def test_what_the_registry_tells_is_checked_before_any_pull(home, docker_client)
         answer = submit(capped, team, *second)
         assert answer.status_code == 429 and "has used its quota of 1" in answer.json()["detail"], answer.text
         assert never_pulled(*second) and not never_pulled(*first) and len(Ledger(capped.home, "digits").all()) == 1
+
+
+def test_a_team_past_its_registry_budget_may_pull_but_not_push(home, docker_client, monkeypatch, capsys):
+    """A 1 KiB budget: the first push (4 KiB of incompressible data) takes the team past it; then
+    the token issuer grants no push (a second `docker push` is refused by the real registry) while
+    the team still pulls its image, the quota answer shows the usage, and `harness push` refuses up
+    front saying why."""
+    harness(home, "service", "pause", "digits", "evaluation")
+    with running_service(home, "competition.intake.team_registry_size=1k") as budgeted:
+        team = budgeted.add_team("Thrifty")
+        first, second = (f"{budgeted.registry}/teams/thrifty/{name}:1" for name in ("first", "second"))
+        for reference in (first, second):
+            tiny_image(docker_client, reference, note=os.urandom(4096))
+        try:
+            push(docker_client, first, team)
+            time.sleep(11)  # the issuer's reading of the registry, cached 10 s, was made before the push
+            quota = budgeted.call("GET", "c/quota", team["token"]).json()
+            assert quota["registry_budget_bytes"] == 1024 and quota["registry_bytes"] > 4096, quota
+            with pytest.raises(AssertionError, match="denied|unauthorized|authentication required"):
+                push(docker_client, second, team)
+            granted = registry_token(budgeted, team["id"], team["token"], "repository:teams/thrifty/second:push,pull").json()
+            assert jwt_claims(granted["token"])["access"] == [{"type": "repository", "name": "teams/thrifty/second", "actions": ["pull"]}]
+            docker_client.images.remove(first, force=True)
+            docker_client.images.pull(first, auth_config={"username": team["id"], "password": team["token"]})
+            monkeypatch.setenv("HARNESS_SERVER", budgeted.url)
+            monkeypatch.setenv("HARNESS_TOKEN", team["token"])
+            monkeypatch.setenv("HARNESS_ALLOW_HTTP", "1")
+            capsys.readouterr()
+            assert main(["push", "digits", second]) == 2
+            said = capsys.readouterr().err
+            assert "your team's images take" in said and "its whole budget of 1.0 KiB" in said and "harness gc" in said
+        finally:
+            for reference in (first, second):
+                try:
+                    docker_client.images.remove(reference, force=True)
+                except docker.errors.ImageNotFound:
+                    pass
 
 
 def test_submit_through_the_registry_until_a_verdict_and_the_quota(service, teams, pushed):

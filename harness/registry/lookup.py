@@ -24,6 +24,7 @@ TIMEOUT_S = 10.0
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 MAX_CONFIG_BYTES = 1024 * 1024
 CHUNK_BYTES = 1 << 20
+CATALOG_PAGE = 1000
 IMAGE_MANIFESTS = ("application/vnd.docker.distribution.manifest.v2+json", "application/vnd.oci.image.manifest.v1+json")
 INDEXES = ("application/vnd.docker.distribution.manifest.list.v2+json", "application/vnd.oci.image.index.v1+json")
 _ARCHITECTURES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64", "armv7l": "arm"}
@@ -143,6 +144,49 @@ class RegistryClient:
             raise RegistryUnavailable(
                 f"the registry at {self.address} does not answer ({type(exc).__name__}) for the blob {digest}"
             ) from None
+
+    def repositories(self, prefix: str) -> list[str]:
+        """Every repository of the registry under ``prefix`` (its catalog, page by page)."""
+        found, last = [], ""
+        while True:
+            body = self._get_json("/v2/_catalog", {"n": CATALOG_PAGE, "last": last}, [Access("registry", "catalog", ("*",))])
+            names = body.get("repositories") or []
+            found += [name for name in names if isinstance(name, str) and name.startswith(prefix)]
+            if len(names) < CATALOG_PAGE:
+                return found
+            last = names[-1]
+
+    def tags(self, repository: str) -> list[str]:
+        body = self._get_json(f"/v2/{repository}/tags/list", {}, [Access("repository", repository, ("pull",))])
+        return [tag for tag in body.get("tags") or [] if isinstance(tag, str)]
+
+    def tag_digest(self, repository: str, tag: str) -> str:
+        """The digest of the manifest ``repository:tag`` names now."""
+        try:
+            answer = direct_session().head(
+                f"http://{self.address}/v2/{repository}/manifests/{tag}", headers=self._headers(repository), timeout=TIMEOUT_S
+            )
+        except requests.RequestException as exc:
+            raise RegistryUnavailable(f"the registry at {self.address} does not answer ({type(exc).__name__})") from None
+        digest = answer.headers.get("Docker-Content-Digest", "")
+        if answer.status_code == 404 or not DIGEST.fullmatch(digest):
+            raise NotInRegistry(f"{repository}:{tag} is not in the registry at {self.address}")
+        return digest
+
+    def _get_json(self, path: str, params: dict, access: list[Access]) -> dict:
+        token = issue_token(self.key, subject="harness-worker", audience=self.service, access=access)
+        try:
+            answer = direct_session().get(
+                f"http://{self.address}{path}", params=params, headers={"Authorization": f"Bearer {token}"}, timeout=TIMEOUT_S
+            )
+        except requests.RequestException as exc:
+            raise RegistryUnavailable(f"the registry at {self.address} does not answer ({type(exc).__name__})") from None
+        if answer.status_code == 404:
+            return {}
+        if answer.status_code != 200:
+            raise RegistryUnavailable(f"the registry at {self.address} answered {answer.status_code} for {path}; see its log")
+        body = answer.json()
+        return body if isinstance(body, dict) else {}
 
     def _headers(self, repository: str) -> dict[str, str]:
         token = issue_token(
