@@ -34,6 +34,10 @@ CONTAINER_UID = 10001
 LABEL = "harness.run"
 
 
+class _StartRefused(Exception):
+    """The engine answered, refusing to start the container, for a reason no rule blames on the image."""
+
+
 class _ImageFault(Exception):
     """The image, not the node, kept the phase from starting: the submission's RUNTIME_ERROR."""
 
@@ -85,6 +89,15 @@ class DockerBackend:
             return _Run(self.client, spec, RunCgroup(spec.run_id, version=self._cgroup_version, driver=self._cgroup_driver)).execute()
         except _ImageFault as fault:
             return PhaseResult(phase=spec.phase, verdict=PhaseVerdict.RUNTIME_ERROR, message=str(fault), limits=spec.limits.to_dict())
+        except _StartRefused as refused:
+            return PhaseResult(
+                phase=spec.phase,
+                verdict=PhaseVerdict.INFRA_ERROR,
+                message=f"{spec.phase}: the container engine refused to start it ({refused}); taken for the node's fault and retried, "
+                "unless the same happens again where other containers start",
+                limits=spec.limits.to_dict(),
+                start_refused=str(refused),
+            )
         except _INFRA_ERRORS as exc:
             return PhaseResult(
                 phase=spec.phase,
@@ -198,10 +211,15 @@ class _Run:
         return {**blanked, LABEL: spec.run_id, "harness.phase": spec.phase, **spec.labels}
 
     def _blame(self, exc: docker.errors.APIError) -> None:
-        """Raise ``_ImageFault`` when the engine's refusal is the image's doing; return (to re-raise) when it is the node's."""
-        message = start_failure(self.spec.phase, str(exc.explanation or exc), self.image_config.get("Entrypoint") or [], self.spec.command)
+        """Raise ``_ImageFault`` when the engine's refusal is the image's doing, ``_StartRefused`` when the
+        engine refused the container for an unknown reason (the round weighs it); return (to re-raise)
+        when the engine itself failed."""
+        engine_message = str(exc.explanation or exc)
+        message = start_failure(self.spec.phase, engine_message, self.image_config.get("Entrypoint") or [], self.spec.command)
         if message is not None:
             raise _ImageFault(message) from exc
+        if exc.status_code is not None and exc.status_code < 500 or "OCI runtime" in engine_message:
+            raise _StartRefused(" ".join(engine_message.split())) from exc
 
     def _pump(self, stream) -> None:
         try:

@@ -77,6 +77,9 @@ class PhaseResult:
     # Seconds between the wall-clock limit and the container's end, when it was killed for it.
     timeout_overshoot_s: float | None = None
     limits: dict[str, Any] = field(default_factory=dict)
+    # The engine's refusal to start the container, where no rule says the image caused it (an
+    # INFRA_ERROR): a round blames the image once the same refusal comes from healthy nodes twice.
+    start_refused: str = ""
     node: str = ""
     # The facts of the node that ran it, measured there (``host.host_info``); None off a Ray cluster.
     host: dict[str, Any] | None = None

@@ -131,12 +131,14 @@ def running_service(home: Path, *overrides: str) -> Iterator[Service]:
             service.kill()  # what a stop left behind, if anything
 
 
-def tiny_image(docker_client, tag: str, note: bytes = b"tiny\n") -> str:
+def tiny_image(docker_client, tag: str, note: bytes = b"tiny\n", extra: str = "") -> str:
     """A FROM-scratch image whose entrypoint does not exist: accepted by intake, fails at train.
-    ``note`` is its one file (random bytes make an image of that size that no registry holds yet)."""
+    ``note`` is its one file (random bytes make an image of that size that no registry holds yet);
+    ``extra`` more Dockerfile lines (``ENV ...``)."""
     context = io.BytesIO()
+    dockerfile = f'FROM scratch\nCOPY note /note\nENTRYPOINT ["/no-such-program"]\n{extra}'.encode()
     with tarfile.open(fileobj=context, mode="w") as tar:
-        for name, data in (("Dockerfile", b'FROM scratch\nCOPY note /note\nENTRYPOINT ["/no-such-program"]\n'), ("note", note)):
+        for name, data in (("Dockerfile", dockerfile), ("note", note)):
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))

@@ -208,3 +208,38 @@ def test_what_a_healthy_node_would_run_stays_the_nodes_fault(engine_message):
 def test_engine_messages_the_image_causes(engine_message, reason):
     entrypoint = [] if "train" in engine_message else ["/app/run.sh"]
     assert start_failure("train", engine_message, entrypoint, ["train"]).startswith(f"train could not start: {reason}")
+
+
+def test_a_start_refusal_repeated_where_other_containers_start_is_the_images(home, docker_client, behave_image, capsys):
+    """An image whose /tmp is a link to /dev/null: the engine refuses its container with a message no
+    rule knows ("error reopening /dev/null ..."), at first the node's fault (INFRA_ERROR, retried);
+    once the same refusal came twice from a node that started another submission's containers in
+    the same round, it is the submission's RUNTIME_ERROR with the engine's message, charged, not
+    left pending. Alone in a round (no node proved healthy) it stays the node's: pending, not charged.
+    The rounds run on this process's Ray (the command line is tested elsewhere)."""
+    import ray
+
+    from harness.cli import main
+
+    image = build(docker_client, behave_image("constant"), "tmp-to-dev-null", "RUN rm -rf /tmp && ln -s /dev/null /tmp")
+    quick = ("competition.smoke.enabled=false", "runner.retry_backoff_s=0.5", "--json")
+    try:
+        assert main(["submit", "digits", "--team", "linked", "--image", image]) == 0
+        capsys.readouterr()
+        assert main(["round", "digits", "runner.infra_retries=1", *quick]) == 0
+        assert json.loads(capsys.readouterr().out)["verdicts"] == {"INFRA_ERROR": 1}
+        (pending,) = Ledger(home, "digits").all()
+        assert pending.state == "pending" and not pending.charged
+
+        assert main(["submit", "digits", "--team", "steady", "--image", behave_image("constant")]) == 0
+        capsys.readouterr()
+        assert main(["round", "digits", "runner.infra_retries=6", *quick]) == 0
+        assert json.loads(capsys.readouterr().out)["verdicts"] == {"RUNTIME_ERROR": 1, "SCORED": 1}
+    finally:
+        ray.shutdown()
+    linked = next(s for s in Ledger(home, "digits").all() if s.team == "linked")
+    assert linked.state == EVALUATED and linked.charged
+    record = json.loads((Path(home, "competitions/digits/records") / f"{linked.evaluations[-1]}.json").read_text())
+    assert (record["verdict"], record["failed_phase"]) == ("RUNTIME_ERROR", "train")
+    assert record["message"].startswith("train could not start, the same way twice on "), record["message"]
+    assert "where other containers started: " in record["message"] and "/dev/null" in record["message"]

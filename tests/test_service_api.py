@@ -14,6 +14,7 @@ import docker
 import pytest
 import requests
 
+from harness.cli import main
 from harness.service.context import SERVICE_NAME
 from harness.submissions.ledger import Ledger
 from harness.util.pause import PAUSE_DIR_ENV
@@ -131,6 +132,84 @@ def test_an_image_over_the_size_cap_is_refused_from_its_manifest(home, docker_cl
         assert answer.status_code == 413, answer.text
         assert "over the competition's size cap of 16.0 KiB" in answer.json()["detail"]
         assert Ledger(capped.home, "digits").all() == []
+
+
+def test_what_the_registry_tells_is_checked_before_any_pull(home, docker_client):
+    """Refused from the registry alone, and never pulled onto the head: an image whose metadata
+    intake refuses (ENV LD_PRELOAD), one whose 64 KiB layer unpacks to 64 MiB past a 16 MiB cap,
+    and any image of a team that has used its quota."""
+    harness(home, "service", "pause", "digits", "evaluation")  # nothing here needs a round
+    with running_service(home, "competition.intake.max_image_size=16m", "competition.quota.per_day=1") as capped:
+        team = capped.add_team("Careful")
+
+        def pushed_then_forgotten(name: str, **image) -> tuple[str, str]:
+            """Pushed, then removed from this engine: only a pull would bring it back."""
+            reference = f"{capped.registry}/teams/careful/{name}:1"
+            tiny_image(docker_client, reference, **image)
+            try:
+                digest = push(docker_client, reference, team)
+            finally:
+                docker_client.images.remove(reference, force=True)
+            return reference.rsplit(":", 1)[0], digest
+
+        def never_pulled(repository: str, digest: str) -> bool:
+            try:
+                docker_client.images.get(f"{repository}@{digest}")
+            except docker.errors.ImageNotFound:
+                return True
+            return False
+
+        preload = pushed_then_forgotten("preload", note=os.urandom(64), extra="ENV LD_PRELOAD=/note\n")
+        answer = submit(capped, team, *preload)
+        assert answer.status_code == 422 and "sets ENV LD_PRELOAD" in answer.json()["detail"], answer.text
+        bomb = pushed_then_forgotten("bomb", note=bytes(64 * 1024 * 1024))
+        answer = submit(capped, team, *bomb)
+        assert answer.status_code == 413, answer.text
+        assert answer.json()["detail"] == "the image unpacks to more than 16.0 MiB, the competition's size cap; it was not pulled"
+        assert never_pulled(*preload) and never_pulled(*bomb) and Ledger(capped.home, "digits").all() == []
+        first = pushed_then_forgotten("first", note=os.urandom(64))
+        assert submit(capped, team, *first).status_code == 201
+        second = pushed_then_forgotten("second", note=os.urandom(64))
+        answer = submit(capped, team, *second)
+        assert answer.status_code == 429 and "has used its quota of 1" in answer.json()["detail"], answer.text
+        assert never_pulled(*second) and not never_pulled(*first) and len(Ledger(capped.home, "digits").all()) == 1
+
+
+def test_a_team_past_its_registry_budget_may_pull_but_not_push(home, docker_client, monkeypatch, capsys):
+    """A 1 KiB budget: the first push (4 KiB of incompressible data) takes the team past it; then
+    the token issuer grants no push (a second `docker push` is refused by the real registry) while
+    the team still pulls its image, the quota answer shows the usage, and `harness push` refuses up
+    front saying why."""
+    harness(home, "service", "pause", "digits", "evaluation")
+    with running_service(home, "competition.intake.team_registry_size=1k") as budgeted:
+        team = budgeted.add_team("Thrifty")
+        first, second = (f"{budgeted.registry}/teams/thrifty/{name}:1" for name in ("first", "second"))
+        for reference in (first, second):
+            tiny_image(docker_client, reference, note=os.urandom(4096))
+        try:
+            push(docker_client, first, team)
+            time.sleep(11)  # the issuer's reading of the registry, cached 10 s, was made before the push
+            quota = budgeted.call("GET", "c/quota", team["token"]).json()
+            assert quota["registry_budget_bytes"] == 1024 and quota["registry_bytes"] > 4096, quota
+            with pytest.raises(AssertionError, match="denied|unauthorized|authentication required"):
+                push(docker_client, second, team)
+            granted = registry_token(budgeted, team["id"], team["token"], "repository:teams/thrifty/second:push,pull").json()
+            assert jwt_claims(granted["token"])["access"] == [{"type": "repository", "name": "teams/thrifty/second", "actions": ["pull"]}]
+            docker_client.images.remove(first, force=True)
+            docker_client.images.pull(first, auth_config={"username": team["id"], "password": team["token"]})
+            monkeypatch.setenv("HARNESS_SERVER", budgeted.url)
+            monkeypatch.setenv("HARNESS_TOKEN", team["token"])
+            monkeypatch.setenv("HARNESS_ALLOW_HTTP", "1")
+            capsys.readouterr()
+            assert main(["push", "digits", second]) == 2
+            said = capsys.readouterr().err
+            assert "your team's images take" in said and "its whole budget of 1.0 KiB" in said and "harness gc" in said
+        finally:
+            for reference in (first, second):
+                try:
+                    docker_client.images.remove(reference, force=True)
+                except docker.errors.ImageNotFound:
+                    pass
 
 
 def test_submit_through_the_registry_until_a_verdict_and_the_quota(service, teams, pushed):

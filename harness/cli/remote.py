@@ -31,6 +31,7 @@ from harness.client import (
 )
 from harness.util.errors import HarnessError
 from harness.util.files import write_text_atomic
+from harness.util.sizes import format_size
 
 FINAL_STATES = ("evaluated", "withdrawn", "disqualified")
 POLL_FIRST_S, POLL_MAX_S = 0.25, 2.0
@@ -115,6 +116,7 @@ def _login(args: argparse.Namespace) -> int:
 def _push(args: argparse.Namespace) -> int:
     client, credentials = connect()
     me = client.whoami()
+    _check_registry_budget(client, args.competition)
     pushed = push_image(
         docker_client(),
         args.image,
@@ -132,6 +134,18 @@ def _push(args: argparse.Namespace) -> int:
         progress(f"submitted as {_state(submission)}; `harness status {args.competition} {shown(submission['id'])} --wait` follows it")
         print(shown(submission["id"]))
     return 0
+
+
+def _check_registry_budget(client: ServiceClient, competition: str) -> None:
+    """Refuse, saying why, a push the registry would refuse: the team's images take its budget."""
+    quota = client.quota(competition)
+    used, budget = quota.get("registry_bytes"), quota.get("registry_budget_bytes")
+    if isinstance(used, int) and isinstance(budget, int) and used >= budget:
+        raise HarnessError(
+            f"your team's images take {format_size(used)} in the registry of {competition}, its whole budget of "
+            f"{format_size(budget)}: the registry takes no more pushes from your team; ask the organizer to free room "
+            "(`harness gc`) or raise competition.intake.team_registry_size"
+        )
 
 
 def _submissions(args: argparse.Namespace) -> int:

@@ -27,6 +27,7 @@ class Rules:
     """The checked rules; built by ``from_mapping``, with the schema's defaults for what a config leaves out."""
 
     max_image_bytes: int | None  # intake refuses larger images; None: no cap
+    team_registry_bytes: int | None  # a team's images in the registry, past which it may not push; None: no budget
     per_day: int | None  # charged submissions per team in any 24 hours; None: no limit
     charge_smoke_failures: bool  # whether a submission ended by the smoke stage is charged
     rule: str  # best: a team's best scored submission ranks; last: its latest scored one
@@ -54,6 +55,7 @@ class Rules:
 
         return cls(
             max_image_bytes=_size(get("intake", "max_image_size"), f"{where}.intake.max_image_size"),
+            team_registry_bytes=_size(get("intake", "team_registry_size"), f"{where}.intake.team_registry_size"),
             per_day=None if get("quota", "per_day") is None else _positive(get("quota", "per_day"), f"{where}.quota.per_day"),
             charge_smoke_failures=_flag(get("quota", "charge_smoke_failures"), f"{where}.quota.charge_smoke_failures"),
             rule=_choice(get("leaderboard", "rule"), f"{where}.leaderboard.rule", RANKING_RULES),

@@ -63,6 +63,9 @@ class MetricsConfig:
 @dataclass
 class IntakeConfig:
     max_image_size: Any = None  # largest image `harness submit` accepts (its size on the engine); null: no cap
+    # Most a team's images may take in the service's registry (each blob once per team, as stored);
+    # past it the token issuer grants no push. null: no budget.
+    team_registry_size: Any = "20g"
 
 
 @dataclass

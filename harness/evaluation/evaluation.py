@@ -15,6 +15,7 @@ phases whenever the stage ran.
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from pathlib import Path
 from typing import Any
@@ -138,6 +139,13 @@ class Evaluation:
     @property
     def infra_failed(self) -> bool:
         return self.infra_failure is not None
+
+    def blame_image(self, message: str) -> None:
+        """Make the infrastructure failure the image's: a RUNTIME_ERROR of the same phase, saying why."""
+        failure = self.infra_failure
+        assert failure is not None
+        results = self.smoke_results if any(r is failure for r in self.smoke_results.values()) else self.results
+        results[failure.phase] = dataclasses.replace(failure, verdict=PhaseVerdict.RUNTIME_ERROR, message=message)
 
     def _spec(self, phase: str) -> PhaseSpec:
         settings = self.competition.settings

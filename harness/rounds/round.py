@@ -31,6 +31,7 @@ from harness.records.record import EvaluationRecord
 from harness.records.sinks import RecordSinks
 from harness.rounds.moderation import note_records
 from harness.rounds.progress import Progress, summary_table
+from harness.rounds.start_refusals import StartRefusals
 from harness.runner.cleanup import sweep
 from harness.runner.phase import PhaseResult
 from harness.runner.ray_pool import RayPhasePool
@@ -105,6 +106,7 @@ class Round:
         # Scoring and recording (MLflow) take a while: one thread does it while the loop keeps the cluster busy.
         self._recorder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="harness-recorder")
         self._recording: dict[Future[EvaluationRecord], Evaluation] = {}
+        self._refusals = StartRefusals()
 
     def run(self) -> RoundSummary:
         started = time.monotonic()
@@ -149,6 +151,7 @@ class Round:
         self._start_due_retries()
         if self.pool.busy:
             for evaluation, result in self.pool.wait(timeout=self._wait_s()):
+                self._refusals.saw(result)
                 evaluation.accept(result)
                 self._continue(evaluation)
             self.pool.dispatch()
@@ -188,6 +191,8 @@ class Round:
                     self.ledger.set_phase(evaluation.submission["id"], evaluation.phase_name(spec.phase), evaluation.id)
                     return
         self.ledger.set_phase(evaluation.submission["id"], None)
+        if evaluation.infra_failed and (blame := self._refusals.blame(evaluation.submission["id"], evaluation.infra_failure)):
+            evaluation.blame_image(blame)
         if evaluation.infra_failed and evaluation.attempt <= self.infra_retries:
             self._retry(evaluation)
         else:

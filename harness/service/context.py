@@ -9,6 +9,8 @@ from typing import Any
 
 from harness.competition.core import Competition
 from harness.competition.paths import ServicePaths
+from harness.registry import RegistryClient
+from harness.registry.usage import UsageCache
 from harness.service import control
 from harness.service.ratelimit import FailureLimiter
 from harness.submissions.ledger import Ledger
@@ -29,6 +31,7 @@ class ServiceContext:
     paths: ServicePaths = field(init=False)
     limiter: FailureLimiter = field(init=False)
     trusted_proxies: frozenset[str] = field(init=False)
+    registry_usage: UsageCache = field(init=False)
     caches: dict[str, Any] = field(default_factory=dict)  # the views' bounded caches
     lock: threading.Lock = field(default_factory=threading.Lock)
     _docker: Any = None
@@ -39,6 +42,7 @@ class ServiceContext:
         sign_in = self.settings.sign_in
         self.limiter = FailureLimiter(sign_in.max_failures, sign_in.window_s)
         self.trusted_proxies = frozenset(str(address) for address in self.settings.trusted_proxies)
+        self.registry_usage = UsageCache(RegistryClient(self.registry_address, self.key, SERVICE_NAME))
 
     @property
     def name(self) -> str:

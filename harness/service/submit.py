@@ -1,6 +1,8 @@
-"""A submission through the service: every check first, then the pull, the pin and the ledger's
-row, so a refused (or interrupted) submit stores nothing and a crash leaves no half row (the
-ledger writes the row in one transaction, last)."""
+"""A submission through the service: every check first (the quota, and what the registry tells
+without a pull: the image's size as stored and unpacked, its platform and metadata), then the
+pull, the pin and the ledger's row, so a refused (or interrupted) submit stores nothing: an image
+refused after the pull is removed, and a crash leaves no half row (the ledger writes the row in
+one transaction, last)."""
 
 from __future__ import annotations
 
@@ -9,10 +11,11 @@ import re
 import docker.errors
 
 from harness.registry import NotInRegistry, RegistryClient, RegistryUnavailable, is_repository_name
+from harness.runner.image_faults import image_problem
 from harness.service.context import SERVICE_NAME, ServiceContext
 from harness.service.control import WORKER
 from harness.service.errors import ServiceError
-from harness.submissions.intake import pin_image
+from harness.submissions.intake import pin_image, platform_problem
 from harness.submissions.ledger import Submission, validate_message
 from harness.submissions.quota import QuotaExceeded
 from harness.submissions.teams import Team
@@ -41,9 +44,15 @@ def submit(ctx: ServiceContext, team: Team, image: str, digest: str, message: st
         raise ServiceError(404, f"{ctx.registry_public}/{repository}@{digest} is not in the registry; push it first") from None
     except RegistryUnavailable as exc:
         raise ServiceError(503, f"the registry cannot be read now ({exc}); try again later") from None
-    cap = ctx.competition.settings.competition.rules.max_image_bytes
+    rules = ctx.competition.settings.competition.rules
+    cap = rules.max_image_bytes
     if cap is not None and manifest.size_bytes > cap:
         raise ServiceError(413, f"the image is {format_size(manifest.size_bytes)}, over the competition's size cap of {format_size(cap)}")
+    try:
+        ctx.ledger.check_quota(team.name, rules.per_day)
+    except QuotaExceeded as exc:
+        raise ServiceError(429, str(exc)) from None
+    _check_before_pull(ctx, repository, manifest, cap)
     pulled = f"{ctx.registry_address}/{repository}@{digest}"
     client = ctx.docker()
     try:
@@ -52,18 +61,45 @@ def submit(ctx: ServiceContext, team: Team, image: str, digest: str, message: st
         raise ServiceError(503, f"the image could not be pulled from the registry ({exc.explanation or exc}); try again later") from None
     try:
         pinned = pin_image(client, pulled, max_bytes=cap)
-    except IntakeError as exc:
-        raise ServiceError(422, str(exc)) from None
-    per_day = ctx.competition.settings.competition.rules.per_day
-    pause_point("submit.pinned")  # crash tests: killed here, the submit stores nothing
-    try:
-        added = ctx.ledger.add(team.name, f"{ctx.registry_public}/{repository}@{digest}", pinned.digest, per_day=per_day, message=message)
-    except QuotaExceeded as exc:
-        raise ServiceError(429, str(exc)) from None
-    except HarnessError as exc:  # finalized meanwhile
-        raise ServiceError(409, str(exc)) from None
+        pause_point("submit.pinned")  # crash tests: killed here, the submit stores nothing
+        added = ctx.ledger.add(
+            team.name, f"{ctx.registry_public}/{repository}@{digest}", pinned.digest, per_day=rules.per_day, message=message
+        )
+    except (IntakeError, QuotaExceeded, HarnessError) as exc:
+        _remove(ctx, client, pulled)  # what was refused leaves nothing on the head
+        status = 422 if isinstance(exc, IntakeError) else 429 if isinstance(exc, QuotaExceeded) else 409  # 409: finalized meanwhile
+        raise ServiceError(status, str(exc)) from None
     pause_point("submit.recorded")  # crash tests: killed here, the row is whole and charged once
     return added
+
+
+def _check_before_pull(ctx: ServiceContext, repository: str, manifest, cap: int | None) -> None:
+    """What the registry tells without a pull: the image's platform and metadata (intake's rules),
+    and its size once unpacked (a small layer can unpack to many GB on the head)."""
+    registry = RegistryClient(ctx.registry_address, ctx.key, SERVICE_NAME)
+    try:
+        config = registry.image_config(repository, manifest)
+        unpacked = registry.unpacked_size(repository, manifest, cap) if cap is not None else None
+    except RegistryUnavailable as exc:
+        raise ServiceError(503, f"the registry cannot be read now ({exc}); try again later") from None
+    except HarnessError as exc:
+        raise ServiceError(422, str(exc)) from None
+    if problem := platform_problem(config.get("os", ""), config.get("architecture", "")) or image_problem(config.get("config")):
+        raise ServiceError(422, f"the image {problem}")
+    if unpacked is not None and unpacked > cap:
+        raise ServiceError(413, f"the image unpacks to more than {format_size(cap)}, the competition's size cap; it was not pulled")
+
+
+def _remove(ctx: ServiceContext, client, reference: str) -> None:
+    """Remove a refused image, unless a submission in the ledger names the same image (the same
+    digest pushed again, refused for the quota, must not take the queued one's image away)."""
+    try:
+        image_id = client.images.get(reference).id
+        if any(s.image_digest == image_id for s in ctx.ledger.all()):
+            return
+        client.images.remove(reference)
+    except docker.errors.APIError:
+        pass  # in use by a container, or gone meanwhile: nothing to do
 
 
 def _repository(ctx: ServiceContext, team: Team, image: str) -> str:

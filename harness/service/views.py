@@ -12,6 +12,7 @@ from typing import Any
 from harness.leaderboard.board import SCORED, build, latest_per_submission
 from harness.records.record import checked_record, unlisted
 from harness.records.signing import verification_keys
+from harness.registry import RegistryUnavailable
 from harness.runner.logs import CursorError, parse_cursor
 from harness.scoring import get_metric
 from harness.service.context import ServiceContext
@@ -78,15 +79,27 @@ def quota(ctx: ServiceContext, team: Team, now: datetime | None = None) -> dict[
         for s in ctx.ledger.of_team(team.name)
         if s.charged and datetime.fromisoformat(s.submitted_at) > now - WINDOW
     ]
+    registry = _registry_usage(ctx, team)
     if per_day is None:
-        return {"per_day": None, "used": len(charged), "left": None, "next_allowed_at": None}
+        return {"per_day": None, "used": len(charged), "left": None, "next_allowed_at": None, **registry}
     allowed = next_allowed(charged, per_day, now)
     return {
         "per_day": per_day,
         "used": len(charged),
         "left": max(0, per_day - len(charged)),
         "next_allowed_at": timestamp(allowed) if allowed else None,
+        **registry,
     }
+
+
+def _registry_usage(ctx: ServiceContext, team: Team) -> dict[str, Any]:
+    """What the team's images take in the registry, and its budget (null: none); null usage when the registry does not answer."""
+    budget = ctx.competition.settings.competition.rules.team_registry_bytes
+    try:
+        used = ctx.registry_usage.stored_bytes(team.namespace)
+    except RegistryUnavailable:
+        used = None
+    return {"registry_bytes": used, "registry_budget_bytes": budget}
 
 
 def selection(ctx: ServiceContext, team: Team) -> dict[str, Any]:

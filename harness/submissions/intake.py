@@ -33,6 +33,16 @@ class PinnedImage:
     architecture: str
 
 
+def platform_problem(system: str, arch: str) -> str | None:
+    """Why an image of this OS and architecture cannot run on the evaluation hosts, or None."""
+    if system and system != "linux":
+        return f"is built for {system}, but the evaluation hosts run linux; rebuild it for linux"
+    host = _ARCH_ALIASES.get(platform.machine(), platform.machine())
+    if arch and arch != host:
+        return f"is built for {arch}, but the evaluation hosts are {host}; rebuild it for {host}"
+    return None
+
+
 def pin_image(client: docker.DockerClient, reference: str, *, max_bytes: int | None = None) -> PinnedImage:
     if not reference or not reference.strip():
         raise IntakeError("no image given: pass --image NAME[:TAG] or an image id")
@@ -45,13 +55,9 @@ def pin_image(client: docker.DockerClient, reference: str, *, max_bytes: int | N
         ) from None
     except docker.errors.APIError as exc:
         raise IntakeError(f"image {reference!r} cannot be read: {exc.explanation or exc}") from None
-    system = image.attrs.get("Os", "")
-    if system and system != "linux":
-        raise IntakeError(f"image {reference!r} is built for {system}, but the evaluation hosts run linux; rebuild it for linux")
     arch = image.attrs.get("Architecture", "")
-    host = _ARCH_ALIASES.get(platform.machine(), platform.machine())
-    if arch and arch != host:
-        raise IntakeError(f"image {reference!r} is built for {arch}, but the evaluation hosts are {host}; rebuild it for {host}")
+    if problem := platform_problem(image.attrs.get("Os", ""), arch):
+        raise IntakeError(f"image {reference!r} {problem}")
     size = int(image.attrs.get("Size") or 0)
     if max_bytes is not None and size > max_bytes:
         raise IntakeError(f"image {reference!r} is {format_size(size)}, over the size cap of {format_size(max_bytes)}")

@@ -176,14 +176,24 @@ class Ledger:
         with self._transaction(immediate=True) as con:
             self._refuse_if_finalized(con, "takes no more submissions")
             if per_day is not None:
-                rows = con.execute(
-                    f"SELECT {COLUMNS} FROM submissions WHERE competition = ? AND team = ? AND submitted_at > ?",
-                    (self.competition, team, timestamp(now - WINDOW)),
-                )
-                charged = [datetime.fromisoformat(s.submitted_at) for s in map(_submission, rows) if s.charged]
-                check_quota(team, charged, per_day, now)
+                check_quota(team, self._charged(con, team, now), per_day, now)
             self._write(con, submission)
         return submission
+
+    def check_quota(self, team: str, per_day: int | None, now: datetime | None = None) -> None:
+        """``QuotaExceeded`` when the team could not submit now: asked before any work (a pull), and
+        again by ``add``, which alone decides."""
+        if per_day is not None:
+            team, now = validate_team(team), now or datetime.now(UTC)
+            with self._transaction() as con:
+                check_quota(team, self._charged(con, team, now), per_day, now)
+
+    def _charged(self, con: sqlite3.Connection, team: str, now: datetime) -> list[datetime]:
+        rows = con.execute(
+            f"SELECT {COLUMNS} FROM submissions WHERE competition = ? AND team = ? AND submitted_at > ?",
+            (self.competition, team, timestamp(now - WINDOW)),
+        )
+        return [datetime.fromisoformat(s.submitted_at) for s in map(_submission, rows) if s.charged]
 
     def save(self, submission: Submission) -> None:
         if submission.competition != self.competition:

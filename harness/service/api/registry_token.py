@@ -1,12 +1,13 @@
 """``GET /api/v1/registry/token``: the registry's token issuer (the Docker token-authentication
-protocol). A team (its token as the Basic password) gets push,pull under its namespace only; the
+protocol). A team (its token as the Basic password) gets push,pull under its namespace only, and
+no push once its images take its registry budget (``competition.intake.team_registry_size``); the
 organizer's workers (``harness-worker``, the worker token) get pull everywhere."""
 
 import hmac
 
 from fastapi import APIRouter, Query, Request
 
-from harness.registry import token_answer
+from harness.registry import RegistryUnavailable, parse_scopes, token_answer
 from harness.service.api.common import context
 from harness.service.auth import basic_credentials, check_token, client_address, refuse
 from harness.service.context import SERVICE_NAME
@@ -27,4 +28,17 @@ def token(request: Request, service: str = SERVICE_NAME, scope: list[str] = Quer
             raise refuse(ctx, address, 'Basic realm="harness"')
         return token_answer(ctx.key, service=service, scopes=scope, namespace=None, subject=WORKER)
     team = check_token(ctx, password, address)
+    if _over_budget(ctx, team, scope):  # pull still works; the push is refused by the registry
+        scope = [f"{a.type}:{a.name}:{','.join(x for x in a.actions if x != 'push')}" for a in parse_scopes(scope)]
     return token_answer(ctx.key, service=service, scopes=scope, namespace=team.namespace, subject=team.id)
+
+
+def _over_budget(ctx, team, scope: list[str]) -> bool:
+    """Whether the team asks to push while its images take its whole registry budget."""
+    budget = ctx.competition.settings.competition.rules.team_registry_bytes
+    if budget is None or not any("push" in access.actions for access in parse_scopes(scope)):
+        return False
+    try:
+        return ctx.registry_usage.stored_bytes(team.namespace) >= budget
+    except RegistryUnavailable as exc:
+        raise ServiceError(503, f"the registry cannot be read now ({exc}); try again later") from None
