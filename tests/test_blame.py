@@ -210,33 +210,27 @@ def test_engine_messages_the_image_causes(engine_message, reason):
     assert start_failure("train", engine_message, entrypoint, ["train"]).startswith(f"train could not start: {reason}")
 
 
-def test_a_start_refusal_repeated_where_other_containers_start_is_the_images(home, docker_client, behave_image, capsys):
+def test_a_start_refusal_repeated_where_other_containers_start_is_the_images(home, docker_client, behave_image):
     """An image whose /tmp is a link to /dev/null: the engine refuses its container with a message no
     rule knows ("error reopening /dev/null ..."), at first the node's fault (INFRA_ERROR, retried);
     once the same refusal came twice from a node that started another submission's containers in
     the same round, it is the submission's RUNTIME_ERROR with the engine's message, charged, not
-    left pending. Alone in a round (no node proved healthy) it stays the node's: pending, not charged.
-    The rounds run on this process's Ray (the command line is tested elsewhere)."""
-    import ray
-
-    from harness.cli import main
+    left pending. Alone in a round (no node proved healthy) it stays the node's: pending, not charged."""
+    from test_round import in_process  # the command line in this process: its round on this process's Ray
 
     image = build(docker_client, behave_image("constant"), "tmp-to-dev-null", "RUN rm -rf /tmp && ln -s /dev/null /tmp")
     quick = ("competition.smoke.enabled=false", "runner.retry_backoff_s=0.5", "--json")
-    try:
-        assert main(["submit", "digits", "--team", "linked", "--image", image]) == 0
-        capsys.readouterr()
-        assert main(["round", "digits", "runner.infra_retries=1", *quick]) == 0
-        assert json.loads(capsys.readouterr().out)["verdicts"] == {"INFRA_ERROR": 1}
-        (pending,) = Ledger(home, "digits").all()
-        assert pending.state == "pending" and not pending.charged
+    assert in_process(home, "submit", "digits", "--team", "linked", "--image", image).returncode == 0
+    alone = in_process(home, "round", "digits", "runner.infra_retries=1", *quick)
+    assert alone.returncode == 0, alone.stderr
+    assert json.loads(alone.stdout)["verdicts"] == {"INFRA_ERROR": 1}
+    (pending,) = Ledger(home, "digits").all()
+    assert pending.state == "pending" and not pending.charged
 
-        assert main(["submit", "digits", "--team", "steady", "--image", behave_image("constant")]) == 0
-        capsys.readouterr()
-        assert main(["round", "digits", "runner.infra_retries=6", *quick]) == 0
-        assert json.loads(capsys.readouterr().out)["verdicts"] == {"RUNTIME_ERROR": 1, "SCORED": 1}
-    finally:
-        ray.shutdown()
+    assert in_process(home, "submit", "digits", "--team", "steady", "--image", behave_image("constant")).returncode == 0
+    done = in_process(home, "round", "digits", "runner.infra_retries=6", *quick)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["verdicts"] == {"RUNTIME_ERROR": 1, "SCORED": 1}
     linked = next(s for s in Ledger(home, "digits").all() if s.team == "linked")
     assert linked.state == EVALUATED and linked.charged
     record = json.loads((Path(home, "competitions/digits/records") / f"{linked.evaluations[-1]}.json").read_text())
