@@ -1,5 +1,5 @@
-"""The service's FastAPI application: the JSON API, its error shape (``{"detail": one line}``) and
-the request body cap."""
+"""The service's FastAPI application: the JSON API, its error shape (``{"detail": one line}``, the
+document's ``ErrorBody``, 422 included) and the request body cap."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from starlette.exceptions import HTTPException
 
 from harness.service import notify, pages
 from harness.service.api import ROUTERS
-from harness.service.apidocs import serve_docs
+from harness.service.apidocs import serve_docs, truthful_document
 from harness.service.bodylimit import BodyLimit
 from harness.service.context import ServiceContext
 from harness.service.errors import ServiceError
@@ -29,6 +29,7 @@ def create_app(ctx: ServiceContext, lifespan=None) -> FastAPI:
     )
     app.state.ctx = ctx
     serve_docs(app)
+    truthful_document(app)
     for router in ROUTERS:
         app.include_router(router)
     app.include_router(pages.router)
