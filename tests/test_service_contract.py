@@ -1,10 +1,12 @@
 """The API's contract tells the truth (issue 22): the real service's ``/openapi.json`` declares
 every status each operation can answer, every error with the one body ``{"detail": str}`` (422
 included: FastAPI's validation-error array is not in the document), the kit as ``application/gzip``,
-and ``Retry-After`` on 429; and real answers are what it declares.
+and ``Retry-After`` on 429; and a property-based fuzzer (schemathesis, driven by that document)
+sends bounded generated requests, as a team, to the real ``harness serve`` under uvicorn on
+loopback and finds no server error, no undocumented status and no body outside its schema.
 
-The service is this module's own (the failed sign-ins here throttle its address: no other module's
-service sees them)."""
+The service is this module's own (the fuzzer's failed sign-ins throttle its address: no other
+module's service sees them)."""
 
 from __future__ import annotations
 
@@ -172,6 +174,12 @@ def test_real_errors_are_what_the_document_declares(service, document, team):
     )
     assert malformed.json()["detail"].startswith("the request body is not valid JSON")
     answered(service, document, "put", f"{digits}/selection", 422, headers=bearer, json={"submissions": "not a list"})
+    # bodies json.loads raises on with something else than a JSON error (FastAPI's own answer: 400, with its own text)
+    for body, why in ((b"9\xff", "it is not UTF-8 text"), (b"[" * 50_000, "it nests too deeply")):
+        unparsed = answered(
+            service, document, "put", f"{digits}/selection", 422, headers={**bearer, "Content-Type": "application/json"}, data=body
+        )
+        assert unparsed.json() == {"detail": f"the request body is not valid JSON ({why})"}
     answered(service, document, "get", f"{digits}/submissions/none/logs?since=" + "9" * 65, 422, headers=bearer)
     answered(service, document, "get", f"{digits}/submissions/none/logs?phase=smoke", 422, headers=bearer)
     foreign = {"image": "elsewhere/teams/other/x:1", "digest": "sha256:" + "0" * 64}
@@ -189,3 +197,64 @@ def test_real_errors_are_what_the_document_declares(service, document, team):
     assert last.status_code == 429
     answered(service, document, "get", "/api/v1/whoami", 429, headers={"Authorization": "Bearer wrong"})
     answered(service, document, "get", f"{digits}/quota", 200, headers=bearer)
+
+
+FUZZ_EXAMPLES = 150  # generated requests in all, over every operation
+
+
+@pytest.mark.timeout(600)  # a hang, not a speed: the run itself takes seconds
+def test_a_fuzzer_driven_by_the_document_finds_no_server_error_and_no_undeclared_answer(service, team):
+    """schemathesis reads the real service's /openapi.json and sends ``FUZZ_EXAMPLES`` generated
+    requests (valid by the document, and invalid ones), mostly with the team's token, some with
+    none or a wrong one (so 401, then the limiter's 429, come back too), to the competition the
+    service runs or any other; each answer must be no 5xx, a status the operation declares, a
+    declared content type, the declared headers, and a body the declared schema accepts."""
+    import schemathesis
+    from hypothesis import HealthCheck, Phase, given, settings
+    from hypothesis import strategies as st
+    from schemathesis.checks import not_a_server_error
+    from schemathesis.specs.openapi.checks import (
+        content_type_conformance,
+        response_headers_conformance,
+        response_schema_conformance,
+        status_code_conformance,
+    )
+
+    schema = schemathesis.openapi.from_url(f"{service.url}/openapi.json", timeout=60)
+    modes = [schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE]
+    cases = st.one_of(
+        *(schema.as_strategy(mode) for mode in modes),
+        *(schema.include(path_regex="/competitions/").as_strategy(mode, path_parameters={"c": service.competition}) for mode in modes),
+    )
+    basic = base64.b64encode(f"{team['id']}:{team['token']}".encode()).decode()
+    credentials = {"team": f"Bearer {team['token']}", "none": None, "wrong": "Bearer hx_team-000000000000_" + "A" * 43}
+    checks = [
+        not_a_server_error,
+        status_code_conformance,
+        content_type_conformance,
+        response_headers_conformance,
+        response_schema_conformance,
+    ]
+    seen: dict[int, int] = {}
+
+    @settings(
+        max_examples=FUZZ_EXAMPLES,
+        deadline=None,
+        database=None,
+        phases=[Phase.generate],  # no shrinking: the first failure is reported as found (its curl included)
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(case=cases, who=st.sampled_from(["team"] * 8 + ["none", "wrong"]))
+    def fuzz(case, who):
+        authorization = credentials[who]
+        if authorization is not None and who == "team" and case.path == "/api/v1/registry/token":
+            authorization = f"Basic {basic}"
+        headers = {"Authorization": authorization} if authorization else {}
+        response = case.call(base_url=service.url, headers=headers, timeout=120)
+        seen[response.status_code] = seen.get(response.status_code, 0) + 1
+        case.validate_response(response, checks=checks, headers=headers)
+
+    fuzz()
+    assert sum(seen.values()) >= FUZZ_EXAMPLES // 2, seen  # it did send requests
+    # it reached past the door and was refused at it (401, or 429 once this address failed too often, here or before)
+    assert {200, 404, 422} <= set(seen) and {401, 429} & set(seen), seen

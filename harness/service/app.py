@@ -44,7 +44,14 @@ async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
     return JSONResponse({"detail": exc.detail}, status_code=exc.status, headers=exc.headers)
 
 
+UNPARSED = "There was an error parsing the body"  # FastAPI's 400 for a JSON body json.loads raised on (not JSONDecodeError)
+UNPARSED_WHY = {UnicodeDecodeError: "it is not UTF-8 text", RecursionError: "it nests too deeply"}
+
+
 async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    if exc.status_code == 400 and exc.detail == UNPARSED:  # malformed JSON, as _invalid says it (fuzzer: a body b'9\xff' was a 400)
+        why = next((text for kind, text in UNPARSED_WHY.items() if isinstance(exc.__cause__, kind)), "it cannot be parsed")
+        return JSONResponse({"detail": f"the request body is not valid JSON ({why})"}, status_code=422)
     detail = exc.detail if isinstance(exc.detail, str) else "the request cannot be answered"
     return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
