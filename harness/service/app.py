@@ -8,6 +8,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from harness import __version__
 from harness.service import notify, pages
 from harness.service.api import ROUTERS
 from harness.service.apidocs import serve_docs, truthful_document
@@ -23,6 +24,7 @@ def create_app(ctx: ServiceContext, lifespan=None) -> FastAPI:
     app = FastAPI(
         title=f"harness: {ctx.name}",
         description="The competition service's JSON API (docs/service-api.md).",
+        version=__version__,  # the harness that answers, not FastAPI's default 0.1.0
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
