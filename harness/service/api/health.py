@@ -3,11 +3,12 @@
 from fastapi import APIRouter, Request
 
 from harness.service import control
-from harness.service.api.common import context
+from harness.service.api.common import ALL, context
+from harness.service.errors import answers
 
 router = APIRouter(prefix="/api/v1")
 
 
-@router.get("/health")
+@router.get("/health", responses=answers(*ALL))
 def health(request: Request) -> dict:
     return {"status": "ok", **control.status(context(request).paths)}

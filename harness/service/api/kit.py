@@ -10,15 +10,24 @@ from pathlib import Path
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse
 
-from harness.service.api.common import served
+from harness.service.api.common import ALL, SERVED, TEAM, TEAM_AUTH, served
 from harness.service.auth import bearer_team
 from harness.service.context import ServiceContext
+from harness.service.errors import answers
 from harness.submissions.teams import Team
 
 router = APIRouter(prefix="/api/v1/competitions/{c}")
 
 
-@router.get("/kit")
+KIT = {
+    200: {
+        "description": "the kit: a gzip'd tar of one folder, `<c>-kit/`",
+        "content": {"application/gzip": {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
+
+
+@router.get("/kit", response_class=FileResponse, responses={**KIT, **answers(*TEAM, *SERVED, *ALL)}, openapi_extra=TEAM_AUTH)
 def kit(c: str, request: Request, team: Team = Depends(bearer_team)) -> FileResponse:
     ctx = served(request, c)
     return FileResponse(kit_archive(ctx), media_type="application/gzip", filename=f"{ctx.name}-kit.tar.gz")

@@ -3,13 +3,15 @@
 from fastapi import APIRouter, Request
 
 from harness.service import views
-from harness.service.api.common import served
+from harness.service.api.common import ALL, SERVED, TEAM, served
 from harness.service.auth import bearer_team
+from harness.service.errors import answers
 
 router = APIRouter(prefix="/api/v1/competitions/{c}")
 
 
-@router.get("/leaderboard")
+# no token, or a team's (which must then be valid, and names the team's own row)
+@router.get("/leaderboard", responses=answers(*TEAM, *SERVED, *ALL), openapi_extra={"security": [{}, {"team": []}]})
 def leaderboard(c: str, request: Request) -> dict:
     ctx = served(request, c)
     team = None

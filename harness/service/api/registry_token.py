@@ -8,16 +8,28 @@ import hmac
 from fastapi import APIRouter, Query, Request
 
 from harness.registry import RegistryUnavailable, parse_scopes, token_answer
-from harness.service.api.common import context
+from harness.service.api.common import ALL, TEAM, context
 from harness.service.auth import basic_credentials, check_token, client_address, refuse
 from harness.service.context import SERVICE_NAME
 from harness.service.control import WORKER
-from harness.service.errors import ServiceError
+from harness.service.errors import ServiceError, answers
 
 router = APIRouter(prefix="/api/v1/registry")
 
 
-@router.get("/token")
+@router.get(
+    "/token",
+    responses=answers(
+        400,
+        *TEAM,
+        *ALL,
+        why={
+            400: "`service` is not the registry this issuer signs for",
+            401: "no valid credentials (HTTP Basic: a team's token, or the workers')",
+        },
+    ),
+    openapi_extra={"security": [{"registry": []}]},
+)
 def token(request: Request, service: str = SERVICE_NAME, scope: list[str] = Query(default=[])) -> dict:
     ctx, address = context(request), client_address(request)
     if service != SERVICE_NAME:

@@ -4,9 +4,9 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
 from harness.service import views
-from harness.service.api.common import served
+from harness.service.api.common import ALL, SERVED, TEAM, TEAM_AUTH, served
 from harness.service.auth import bearer_team
-from harness.service.errors import ServiceError
+from harness.service.errors import ServiceError, answers
 from harness.submissions.teams import Team
 from harness.util.errors import HarnessError
 
@@ -17,12 +17,23 @@ class SelectBody(BaseModel):
     submissions: list[str] = Field(max_length=100)
 
 
-@router.get("/selection")
+@router.get("/selection", responses=answers(*TEAM, *SERVED, *ALL), openapi_extra=TEAM_AUTH)
 def selection(c: str, request: Request, team: Team = Depends(bearer_team)) -> dict:
     return views.selection(served(request, c), team)
 
 
-@router.put("/selection")
+@router.put(
+    "/selection",
+    responses=answers(
+        *TEAM,
+        *SERVED,
+        409,
+        422,
+        *ALL,
+        why={422: "the body is malformed, or names a submission that is not the team's, not scored, or too many"},
+    ),
+    openapi_extra=TEAM_AUTH,
+)
 def select(c: str, body: SelectBody, request: Request, team: Team = Depends(bearer_team)) -> dict:
     ctx = served(request, c)
     if ctx.ledger.finalized_at() is not None:
