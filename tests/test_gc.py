@@ -1,6 +1,6 @@
 """``harness gc`` after a real round: the dry run frees nothing and lists exactly what the retention
 policy lets go, with its size; ``--apply`` frees it and nothing kept (selected, top-K, the board's
-fallback, pending); a kept and a freed submission still pass ``harness audit`` from the artifact
+fallback, pending); what a gc stopped midway left is finished; a kept and a freed submission still pass ``harness audit`` from the artifact
 store; a second gc finds nothing. Images are the test's own (a label on the behaviour image)."""
 
 from __future__ import annotations
@@ -104,7 +104,15 @@ def test_gc_frees_what_no_kept_submission_needs_and_audits_still_pass(home, dock
     (depot / f"model-{unstored}.tar").write_bytes(os.urandom(2000))
     (depot / f"model-{unstored}.tar.sha256").write_text("x")
 
+    # what a gc stopped midway leaves: a model directory renamed aside, half deleted; a lone sidecar
+    aside = model["b1"].parent / ".gc-model-0badc0de"
+    (aside / "deep").mkdir(parents=True)
+    (aside / "deep" / "weights.bin").write_bytes(os.urandom(100))
+    (depot / f"image-{digest[subs['b3']]}.tar.sha256").write_text("x")
+
     expected = {
+        ("interrupted", str(aside), 100),
+        ("depot-image", str(depot / f"image-{digest[subs['b3']]}.tar"), 0),
         ("run-model", str(model["a3"]), size(model["a3"])),
         ("run-model", str(model["b3"]), size(model["b3"])),
         ("depot-model", str(depot / f"model-{sha['a3']}.tar"), 3000),
@@ -122,6 +130,7 @@ def test_gc_frees_what_no_kept_submission_needs_and_audits_still_pass(home, dock
     assert {(i["kind"], i["what"], i["bytes"]) for i in applied["items"]} == expected
     for _, what, _ in expected:
         assert not Path(what).exists() and not Path(f"{what}.sha256").exists()
+    assert not list((digits / "runs").glob("*/.gc-*"))
     after = tree(home)
     freed = {k for k in before if k not in after}
     assert all(k.startswith(("competitions/digits/runs/", "depot/")) for k in freed)
@@ -143,3 +152,31 @@ def test_gc_frees_what_no_kept_submission_needs_and_audits_still_pass(home, dock
         audited = harness(home, "audit", "digits", subs[name], *KEEP)
         assert audited.returncode == 0, audited.stdout + audited.stderr
         assert "PASS" in audited.stdout
+
+
+def test_the_service_frees_after_a_round_unless_told_not_and_a_held_lock_only_delays_it(competition, docker_client, tmp_path):
+    """``after_round``, which the service's evaluation loop calls after each round, on a real ledger and depot."""
+    import io
+
+    from harness.rounds.journal import take_driver_lock
+    from harness.rounds.reclaim import after_round
+    from harness.submissions.ledger import WITHDRAWN
+
+    digits = competition()
+    ledger = Ledger.of(digits)
+    gone = ledger.add("alpha", "img", "sha256:" + "1" * 64)
+    ledger.moderate(gone.id, WITHDRAWN, "the team asked")
+    depot = digits.home / "depot"
+    depot.mkdir()
+    archive = depot / f"image-{'1' * 64}.tar"
+    archive.write_bytes(b"x" * 500)
+
+    out = io.StringIO()
+    after_round(competition("competition.retention.between_rounds=false"), docker_client, out)
+    assert archive.is_file() and out.getvalue() == ""
+    lock = take_driver_lock(digits.paths.root / "rounds")  # a round by hand holds the lock
+    after_round(digits, docker_client, out)
+    assert archive.is_file() and "harness gc: not finished (a round of this competition is running already" in out.getvalue()
+    lock.close()
+    after_round(digits, docker_client, out)
+    assert not archive.exists() and out.getvalue().endswith("harness gc: freed 1 item(s), 500 B\n")

@@ -40,7 +40,7 @@ from harness.rounds.journal import take_driver_lock
 from harness.rounds.retention import Retention, retention
 from harness.submissions.ledger import Ledger
 from harness.util.archives import archive_path
-from harness.util.errors import first_line
+from harness.util.errors import HarnessError, first_line
 from harness.util.sizes import format_size
 
 RUN_MODEL, DEPOT_MODEL, DEPOT_IMAGE, IMAGE, INTERRUPTED = "run-model", "depot-model", "depot-image", "image", "interrupted"
@@ -70,7 +70,8 @@ def after_round(competition: Competition, client: docker.DockerClient, out: Text
     try:
         freed = collect(competition, client, apply=True)
     except Exception as exc:  # noqa: BLE001 - a gc that fails must not stop the rounds
-        print(f"harness gc: not finished ({first_line(exc)}); the next gc finishes it", file=out, flush=True)
+        why = str(exc) if isinstance(exc, HarnessError) else first_line(exc)
+        print(f"harness gc: not finished ({why}); the next gc finishes it", file=out, flush=True)
         return
     if freed:
         print(f"harness gc: freed {len(freed)} item(s), {format_size(sum(i.bytes for i in freed))}", file=out, flush=True)
