@@ -2,7 +2,7 @@
 own images pushed by a team and pulled by digest as the worker, as intake does, and a real ledger.
 Only the pulled reference of a submission the policy does not keep is freed; an image a kept
 submission uses, an image the organizer also named, and an image a submission named on the engine
-itself (``harness submit --image``) stay."""
+itself (``harness submit --image``) stay; one a container still uses is said and freed next time."""
 
 from __future__ import annotations
 
@@ -22,9 +22,9 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow]
 TEAM, TOKEN, WORKER, WORKER_TOKEN = "team-a", secrets.token_hex(16), "harness-worker", secrets.token_hex(16)
 
 
-def gc(home, *args: str) -> dict:
+def gc(home, *args: str, code: int = 0) -> dict:
     done = harness(home, "gc", "digits", "--json", *args)
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == code, done.stderr
     return json.loads(done.stdout)
 
 
@@ -71,7 +71,16 @@ def test_gc_removes_only_the_pulled_references_no_kept_submission_needs(home, do
         for reference in (*pulled.values(), other, local):
             docker_client.images.get(reference)  # a dry run frees nothing
 
-        gc(home, "--apply")
+        # a container still uses the image: not freed, said, and freed by the next gc once it is gone
+        user = docker_client.containers.create(pulled["free"], command=["/payload.txt"], labels={"org.example.gc-test": "1"})
+        try:
+            stopped = gc(home, "--apply", code=1)
+        finally:
+            user.remove(force=True)
+        assert [i["what"] for i in stopped["items"]] == [pulled["shared"]] and len(stopped["not_freed"]) == 1
+        assert stopped["not_freed"][0].startswith(f"{pulled['free']}: ")
+        docker_client.images.get(pulled["free"])
+        assert [i["what"] for i in gc(home, "--apply")["items"]] == [pulled["free"]]
         for reference in (pulled["free"], pulled["shared"], ids["free"]):
             with pytest.raises(docker.errors.ImageNotFound):
                 docker_client.images.get(reference)

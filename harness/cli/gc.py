@@ -25,13 +25,15 @@ def _gc(args: argparse.Namespace) -> int:
     from harness.util.sizes import format_size
 
     competition = load_competition(args.competition, args.overrides)
-    items = collect(competition, connect(), apply=args.apply)
+    items, failed = collect(competition, connect(), apply=args.apply)
     if args.json:
-        print_json({"competition": competition.name, "applied": args.apply, **as_json(items)})
+        print_json({"competition": competition.name, "applied": args.apply, **as_json(items), "not_freed": failed})
     else:
         for item in items:
             print(f"{item.kind:<12} {format_size(item.bytes):>10}  {item.what}  ({item.why})")
     total = format_size(sum(item.bytes for item in items))
     done = "freed" if args.apply else "would free (run again with --apply to free it)"
+    for why in failed:
+        print(f"not freed: {why}", file=sys.stderr)
     print(f"{len(items)} item(s), {total}: {done}", file=sys.stderr)
-    return 0
+    return 1 if failed else 0

@@ -55,11 +55,12 @@ class Item:
     why: str
 
 
-def collect(competition: Competition, client: docker.DockerClient | None, *, apply: bool) -> list[Item]:
-    """Under the driver lock (never beside a round): the reclaimable items, freed when ``apply``."""
+def collect(competition: Competition, client: docker.DockerClient | None, *, apply: bool) -> tuple[list[Item], list[str]]:
+    """Under the driver lock (never beside a round): the reclaimable items (those freed, when
+    ``apply``), and why each item that could not be freed was not."""
     with closing(take_driver_lock(competition.paths.root / "rounds")):
         items = reclaimable(competition, client)
-        return free(competition, items, client) if apply else items
+        return free(items, client) if apply else (items, [])
 
 
 def after_round(competition: Competition, client: docker.DockerClient, out: TextIO) -> None:
@@ -68,17 +69,19 @@ def after_round(competition: Competition, client: docker.DockerClient, out: Text
     if not competition.settings.competition.rules.gc_between_rounds:
         return
     try:
-        freed = collect(competition, client, apply=True)
+        freed, failed = collect(competition, client, apply=True)
     except Exception as exc:  # noqa: BLE001 - a gc that fails must not stop the rounds
         why = str(exc) if isinstance(exc, HarnessError) else first_line(exc)
         print(f"harness gc: not finished ({why}); the next gc finishes it", file=out, flush=True)
         return
+    for why in failed:
+        print(f"harness gc: not freed: {why}", file=out, flush=True)
     if freed:
         print(f"harness gc: freed {len(freed)} item(s), {format_size(sum(i.bytes for i in freed))}", file=out, flush=True)
 
 
 def reclaimable(competition: Competition, client: docker.DockerClient | None, store: ModelStore | None = None) -> list[Item]:
-    """Everything the policy lets gc free now, largest first within each kind."""
+    """Everything the policy lets gc free now."""
     ledger = Ledger.of(competition)
     records = load_records(competition.paths.records, listed={s.id: s.evaluations for s in ledger.all()})
     policy = retention(competition, ledger, records)
@@ -98,23 +101,25 @@ def reclaimable(competition: Competition, client: docker.DockerClient | None, st
     return items
 
 
-def free(competition: Competition, items: list[Item], client: docker.DockerClient | None) -> list[Item]:
-    """Free each item (those already gone count as freed); the items freed."""
-    freed = []
+def free(items: list[Item], client: docker.DockerClient | None) -> tuple[list[Item], list[str]]:
+    """Free each item (one already gone counts as freed): the items freed, and why any other was not."""
+    freed, failed = [], []
     for item in items:
-        if item.kind == IMAGE:
-            if client is None:
-                continue
-            with suppress(docker.errors.ImageNotFound, docker.errors.NotFound):
-                client.images.remove(item.what, noprune=False)
-        elif item.kind in (DEPOT_MODEL, DEPOT_IMAGE):
-            archive = Path(item.what)
-            archive.unlink(missing_ok=True)  # the archive first: a lone sidecar makes the depot write it again
-            archive.with_name(f"{archive.name}.sha256").unlink(missing_ok=True)
-        else:
-            _remove(Path(item.what))
+        try:
+            if item.kind == IMAGE and client is not None:
+                with suppress(docker.errors.ImageNotFound, docker.errors.NotFound):
+                    client.images.remove(item.what, noprune=False)
+            elif item.kind in (DEPOT_MODEL, DEPOT_IMAGE):
+                archive = Path(item.what)
+                archive.unlink(missing_ok=True)  # the archive first: a lone sidecar makes the depot write it again
+                archive.with_name(f"{archive.name}.sha256").unlink(missing_ok=True)
+            else:
+                _remove(Path(item.what))
+        except (OSError, docker.errors.APIError) as exc:  # an image a container still uses, a file in use
+            failed.append(f"{item.what}: {first_line(exc)}")
+            continue
         freed.append(item)
-    return freed
+    return freed, failed
 
 
 def as_json(items: list[Item]) -> dict[str, Any]:
