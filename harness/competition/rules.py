@@ -13,12 +13,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from harness.competition.schema import DataConfig, IntakeConfig, LeaderboardConfig, QuotaConfig, SplitConfig
+from harness.competition.schema import DataConfig, IntakeConfig, LeaderboardConfig, QuotaConfig, RetentionConfig, SplitConfig
 from harness.util.errors import ConfigError
 from harness.util.sizes import parse_size
 
 RANKING_RULES = ("best", "last")
-_SECTION_TYPES = {"intake": IntakeConfig, "quota": QuotaConfig, "leaderboard": LeaderboardConfig, "data": DataConfig, "split": SplitConfig}
+_SECTION_TYPES = {
+    "intake": IntakeConfig,
+    "quota": QuotaConfig,
+    "leaderboard": LeaderboardConfig,
+    "data": DataConfig,
+    "split": SplitConfig,
+    "retention": RetentionConfig,
+}
 SECTIONS = {section: tuple(f.name for f in dataclasses.fields(cls)) for section, cls in _SECTION_TYPES.items()}
 
 
@@ -36,6 +43,8 @@ class Rules:
     test_table: str  # under data/test: the id and feature columns, never the target
     group_column: str | None  # values that must not straddle train and test
     time_column: str | None  # test rows must all come after the train rows
+    keep_top: int = 3  # best-public scored submissions `harness gc` keeps per team (retention.top_k)
+    gc_between_rounds: bool = True  # the service's evaluation loop frees the rest after each round
 
     @classmethod
     def from_mapping(cls, node: Mapping[str, Any], where: str = "competition") -> Rules:
@@ -64,6 +73,8 @@ class Rules:
             test_table=_name(get("data", "test_table"), f"{where}.data.test_table"),
             group_column=_column(get("split", "group_column"), f"{where}.split.group_column"),
             time_column=_column(get("split", "time_column"), f"{where}.split.time_column"),
+            keep_top=_count(get("retention", "top_k"), f"{where}.retention.top_k"),
+            gc_between_rounds=_flag(get("retention", "between_rounds"), f"{where}.retention.between_rounds"),
         )
 
 
@@ -88,6 +99,12 @@ def _flag(raw: Any, key: str) -> bool:
 def _positive(raw: Any, key: str) -> int:
     if isinstance(raw, bool) or not isinstance(raw, int) or raw < 1:
         raise ConfigError(f"{key}: must be a positive whole number, got {raw!r}")
+    return raw
+
+
+def _count(raw: Any, key: str) -> int:
+    if isinstance(raw, bool) or not isinstance(raw, int) or raw < 0:
+        raise ConfigError(f"{key}: must be a whole number, 0 or more, got {raw!r}")
     return raw
 
 

@@ -136,6 +136,15 @@ class WebhookConfig:
 
 
 @dataclass
+class RetentionConfig:
+    """What `harness gc` keeps (everything else it may free): pending and running submissions, each
+    team's selected ones, its ``top_k`` best scored ones and the ones its board would fall back to."""
+
+    top_k: int = key(3, must="a whole number, 0 or more", least=0)  # best-public scored submissions kept per team
+    between_rounds: bool = key(True, must="true or false")  # the service's evaluation loop frees the rest after each round
+
+
+@dataclass
 class CompetitionConfig:
     """The config group ``competition``: one YAML file per competition. Keys without a default
     (``name``, ``prepare``, ``metrics.primary``) must be declared there."""
@@ -154,6 +163,7 @@ class CompetitionConfig:
     kit: KitConfig = field(default_factory=KitConfig)
     webhooks: list[WebhookConfig] = key(factory=list, must="a list of {url, secret_env, events}")
     smoke: SmokeConfig = field(default_factory=SmokeConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
 
 
 # --- runner, tracking, images ----------------------------------------------------------------

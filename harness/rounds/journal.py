@@ -41,19 +41,7 @@ class RoundJournal:
     @classmethod
     def begin(cls, directory: Path, config_sha256: str) -> RoundJournal:
         """Take the competition's driver lock and open the round: the dead one to resume, or a new one."""
-        directory.mkdir(parents=True, exist_ok=True)
-        lock = open(directory / "driver.lock", "a+", encoding="utf-8")
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lock.seek(0)
-            holder = lock.read().strip() or "another process"
-            lock.close()
-            raise HarnessError(f"a round of this competition is running already ({holder}); wait for it, or stop it with Ctrl-C") from None
-        lock.seek(0)
-        lock.truncate()
-        lock.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
-        lock.flush()
+        lock = take_driver_lock(directory)
         try:
             journals = _journals(directory)
         except BaseException:
@@ -120,6 +108,25 @@ def read_journal(path: Path) -> dict:
     if journal["round_id"] != path.stem:
         raise HarnessError(f"{path} is not a round journal: it names round {journal['round_id']!r}, not {path.stem!r}; {fix}")
     return journal
+
+
+def take_driver_lock(directory: Path) -> TextIO:
+    """The competition's driver lock (``rounds/driver.lock``), held until the file is closed; one
+    holder at a time (a round, or ``harness gc``), refused at once while another holds it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    lock = open(directory / "driver.lock", "a+", encoding="utf-8")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        holder = lock.read().strip() or "another process"
+        lock.close()
+        raise HarnessError(f"a round of this competition is running already ({holder}); wait for it, or stop it with Ctrl-C") from None
+    lock.seek(0)
+    lock.truncate()
+    lock.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+    lock.flush()
+    return lock
 
 
 def _journals(directory: Path) -> list[dict]:

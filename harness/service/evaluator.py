@@ -12,7 +12,8 @@ session first. The child keeps Ray up between
 rounds, so a submission's verdict is not delayed by Ray's start-up, and looks at the ledger every
 ``poll_s``: with evaluation not paused and a submission pending, it drives a round
 (``drive_round``: the driver lock, so a ``harness round`` run by hand never overlaps it; a lock
-held elsewhere means wait and look again). SIGTERM stops a round the way Ctrl-C stops ``harness
+held elsewhere means wait and look again), then frees what the retention policy does not keep
+(``harness gc --apply``, unless ``competition.retention.between_rounds`` is false). SIGTERM stops a round the way Ctrl-C stops ``harness
 round``: what did not finish is pending again.
 """
 
@@ -96,6 +97,7 @@ def main(argv: list[str]) -> int:
     from harness.competition.core import Competition
     from harness.competition.paths import ServicePaths
     from harness.rounds.driver import drive_round
+    from harness.rounds.reclaim import after_round
     from harness.runner.engine import connect
     from harness.runner.ray_pool import connect_ray
     from harness.submissions.ledger import Ledger
@@ -131,6 +133,7 @@ def main(argv: list[str]) -> int:
             evaluated += len(summary.evaluated)
             if summary.cancelled:
                 break
+            after_round(competition, client, sys.stderr)  # retention: free what no kept submission needs
     import ray
 
     ray.shutdown()
