@@ -21,11 +21,13 @@ router = APIRouter(prefix="/api/v1/registry")
     "/token",
     responses=answers(
         400,
+        503,
         *TEAM,
         *ALL,
         why={
             400: "`service` is not the registry this issuer signs for",
             401: "no valid credentials (HTTP Basic: a team's token, or the workers')",
+            503: "a team asks to push and the registry cannot be read to weigh its storage budget; try again later",
         },
     ),
     openapi_extra={"security": [{"registry": []}]},
