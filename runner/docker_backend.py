@@ -79,33 +79,29 @@ class DockerBackend:
     def run(self, spec: PhaseSpec) -> PhaseResult:
         problem = runtime_problem(spec.runtime, self._runtimes) or assignment_problem(spec, self._runtimes)
         if problem:
-            return PhaseResult(
-                phase=spec.phase,
-                verdict=PhaseVerdict.INFRA_ERROR,
-                message=f"{spec.phase}: this node cannot run it: {problem}; this is not the submission's fault",
-                limits=spec.limits.to_dict(),
-            )
+            return _infra_error(spec, f"this node cannot run it: {problem}; this is not the submission's fault")
         try:
             return _Run(self.client, spec, RunCgroup(spec.run_id, version=self._cgroup_version, driver=self._cgroup_driver)).execute()
         except _ImageFault as fault:
             return PhaseResult(phase=spec.phase, verdict=PhaseVerdict.RUNTIME_ERROR, message=str(fault), limits=spec.limits.to_dict())
         except _StartRefused as refused:
-            return PhaseResult(
-                phase=spec.phase,
-                verdict=PhaseVerdict.INFRA_ERROR,
-                message=f"{spec.phase}: the container engine refused to start it ({refused}); taken for the node's fault and retried, "
-                "unless the same happens again where other containers start",
-                limits=spec.limits.to_dict(),
-                start_refused=str(refused),
-            )
+            why = f"the container engine refused to start it ({refused}); taken for the node's fault and retried, unless the same happens again where other containers start"
+            return _infra_error(spec, why, start_refused=str(refused))
         except _INFRA_ERRORS as exc:
-            return PhaseResult(
-                phase=spec.phase,
-                verdict=PhaseVerdict.INFRA_ERROR,
-                message=f"{spec.phase}: the container engine failed ({type(exc).__name__}: {exc}); "
-                "this is not the submission's fault and it will be retried",
-                limits=spec.limits.to_dict(),
+            return _infra_error(
+                spec,
+                f"the container engine failed ({type(exc).__name__}: {exc}); this is not the submission's fault and it will be retried",
             )
+
+
+def _infra_error(spec: PhaseSpec, why: str, start_refused: str = "") -> PhaseResult:
+    return PhaseResult(
+        phase=spec.phase,
+        verdict=PhaseVerdict.INFRA_ERROR,
+        message=f"{spec.phase}: {why}",
+        limits=spec.limits.to_dict(),
+        start_refused=start_refused,
+    )
 
 
 class _Run:

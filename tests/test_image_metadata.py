@@ -16,6 +16,7 @@ import threading
 import time
 
 import pytest
+from contract import documented_environment
 
 from harness.competition.config import load_settings
 from harness.competition.core import Competition
@@ -61,23 +62,9 @@ IMAGE_ENV = {
     "MY_OWN_SETTING": "kept",
 }
 
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
-# The container contract's environment as the README, docs/participant-guide.md and DESIGN.md list
-# it, written out for digits' defaults (seed 42; 1 CPU and 2 GiB per phase; train 600 s, infer 300 s),
-# not computed by the code under test. IMAGE_ENV tries to set several of them: none may win.
-DOCUMENTED = {
-    phase: {
-        "HARNESS_PHASE": phase,
-        "HARNESS_SEED": "42",
-        "HARNESS_TIME_LIMIT_S": seconds,
-        "HARNESS_CPUS": "1",
-        "HARNESS_MEMORY_BYTES": "2147483648",
-        "HOME": "/tmp",
-        **dict.fromkeys(THREAD_VARIABLES, "1"),
-        "NVIDIA_VISIBLE_DEVICES": "void",
-    }
-    for phase, seconds in (("train", "600"), ("infer", "300"))
-}
+# The documented environment (tests/contract.py), for the limits this module runs with. IMAGE_ENV tries
+# to set several of them: none may win.
+DOCUMENTED = documented_environment()
 
 META_DOCKERFILE = f"""
 USER root

@@ -17,6 +17,7 @@ import threading
 import time
 
 import pytest
+from contract import documented_environment
 
 from harness.competition.config import load_settings
 from harness.competition.core import Competition
@@ -36,23 +37,8 @@ DOCKER_DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/
 SECRET_MARKER = "HARNESS-ORGANIZER-SECRET"
 # Planted in the harness's environment while the probe runs: an organizer's cloud key and API token.
 PLANTED = ("AWS_SECRET_ACCESS_KEY", "ORGANIZER_API_TOKEN")
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
-# The container contract's environment as the README, docs/participant-guide.md and DESIGN.md list
-# it, written out for digits under OVERRIDES (seed 42; train 600 s, 2 CPUs; infer 300 s, 1 CPU;
-# 2 GiB each), not computed by the code under test.
-DOCUMENTED = {
-    phase: {
-        "HARNESS_PHASE": phase,
-        "HARNESS_SEED": "42",
-        "HARNESS_TIME_LIMIT_S": seconds,
-        "HARNESS_CPUS": cpus,
-        "HARNESS_MEMORY_BYTES": "2147483648",
-        "HOME": "/tmp",
-        **dict.fromkeys(THREAD_VARIABLES, cpus),
-        "NVIDIA_VISIBLE_DEVICES": "void",  # a CPU phase
-    }
-    for phase, seconds, cpus in (("train", "600", "2"), ("infer", "300", "1"))
-}
+# The documented environment (tests/contract.py), for the limits this module runs with.
+DOCUMENTED = documented_environment(train_cpus="2")
 
 
 @pytest.fixture(scope="module")
