@@ -97,15 +97,7 @@ class RegistryClient:
         """The image's configuration (its ``config`` blob: OS, architecture, entrypoint, ENV, VOLUME,
         labels), read before anything is pulled; checked against its digest."""
         raw = b"".join(self._blob(repository, manifest.config_digest, MAX_CONFIG_BYTES))
-        if len(raw) > MAX_CONFIG_BYTES or hashlib.sha256(raw).hexdigest() != manifest.config_digest.removeprefix("sha256:"):
-            raise HarnessError(f"the configuration of {repository}@{manifest.digest} does not match its digest or is too large; push again")
-        try:
-            config = json.loads(raw)
-        except ValueError:
-            config = None
-        if not isinstance(config, dict):
-            raise HarnessError(f"the configuration of {repository}@{manifest.digest} is not a JSON object; push an image")
-        return config
+        return _json_object(raw, manifest.config_digest, MAX_CONFIG_BYTES, f"the configuration of {repository}@{manifest.digest}")
 
     def unpacked_size(self, repository: str, manifest: Manifest, cap: int) -> int | None:
         """The image's layers' size once unpacked, read from the registry by streaming each through
@@ -113,9 +105,9 @@ class RegistryClient:
         many GB): at least ``cap + 1`` then. None when a layer is compressed in a way this Python cannot read (zstd)."""
         total = 0
         for layer in manifest.layers:
-            if layer.media_type.endswith(("gzip", "tar.gzip")):
+            if layer.media_type.endswith("gzip"):
                 unpack = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-            elif layer.media_type.endswith((".tar", "diff.tar")):
+            elif layer.media_type.endswith(".tar"):
                 unpack = None
             else:
                 return None
@@ -225,20 +217,26 @@ class RegistryClient:
             raise RegistryUnavailable(
                 f"the registry at {self.address} answered {answer.status_code} for {repository}@{digest}; see its log"
             )
-        if len(raw) > MAX_MANIFEST_BYTES or hashlib.sha256(raw).hexdigest() != digest.removeprefix("sha256:"):
-            raise HarnessError(f"the manifest of {repository}@{digest} does not match its digest or is too large; push the image again")
-        try:
-            body = json.loads(raw)
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
-            raise HarnessError(f"the manifest of {repository}@{digest} is not a JSON object; push an image")
+        body = _json_object(raw, digest, MAX_MANIFEST_BYTES, f"the manifest of {repository}@{digest}")
         media_type = body.get("mediaType") or answer.headers.get("Content-Type", "").split(";")[0]
         if media_type not in IMAGE_MANIFESTS + INDEXES:
             raise HarnessError(
                 f"{repository}@{digest} is a {media_type or 'manifest of unknown type'}, not a container image; push an image"
             )
         return body, media_type
+
+
+def _json_object(raw: bytes, digest: str, limit: int, what: str) -> dict:
+    """``raw`` (a manifest or an image's config) as a JSON object, once it is within ``limit`` and hashes to ``digest``."""
+    if len(raw) > limit or hashlib.sha256(raw).hexdigest() != digest.removeprefix("sha256:"):
+        raise HarnessError(f"{what} does not match its digest or is too large; push the image again")
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise HarnessError(f"{what} is not a JSON object; push an image")
+    return body
 
 
 def _unpacked(unpack, chunk: bytes, room: int) -> int:

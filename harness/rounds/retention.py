@@ -15,10 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.competition.core import Competition
+from harness.limits import Verdict
 from harness.scoring.metrics import get_metric
-from harness.submissions.ledger import UNFINISHED, Ledger, Submission
-
-SCORED = "SCORED"
+from harness.submissions.ledger import EVALUATED, UNFINISHED, Ledger, Submission
 
 
 @dataclass
@@ -47,10 +46,10 @@ def retention(competition: Competition, ledger: Ledger, records: list[dict[str, 
     by_team: dict[str, list[tuple[Submission, float]]] = {}
     for submission in submissions:
         record = latest.get(submission.id)
-        if submission.state in UNFINISHED or record is None or record["verdict"] != SCORED:
+        if submission.state in UNFINISHED or record is None or record["verdict"] != Verdict.SCORED:
             continue
         score = ((record.get("scores") or {}).get("public") or {}).get(metric.name)
-        if submission.state == "evaluated" and score is not None:
+        if submission.state == EVALUATED and score is not None:
             by_team.setdefault(submission.team, []).append((submission, score))
     selections = ledger.selections()
     for team, scored in by_team.items():

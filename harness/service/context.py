@@ -31,6 +31,7 @@ class ServiceContext:
     paths: ServicePaths = field(init=False)
     limiter: FailureLimiter = field(init=False)
     trusted_proxies: frozenset[str] = field(init=False)
+    registry: RegistryClient = field(init=False)  # reads the registry with tokens it signs itself
     registry_usage: UsageCache = field(init=False)
     caches: dict[str, Any] = field(default_factory=dict)  # the views' bounded caches
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -42,7 +43,8 @@ class ServiceContext:
         sign_in = self.settings.sign_in
         self.limiter = FailureLimiter(sign_in.max_failures, sign_in.window_s)
         self.trusted_proxies = frozenset(str(address) for address in self.settings.trusted_proxies)
-        self.registry_usage = UsageCache(RegistryClient(self.registry_address, self.key, SERVICE_NAME))
+        self.registry = RegistryClient(self.registry_address, self.key, SERVICE_NAME)
+        self.registry_usage = UsageCache(self.registry)
 
     @property
     def name(self) -> str:

@@ -10,9 +10,9 @@ import re
 
 import docker.errors
 
-from harness.registry import NotInRegistry, RegistryClient, RegistryUnavailable, is_repository_name
+from harness.registry import NotInRegistry, RegistryUnavailable, is_repository_name
 from harness.runner.image_faults import image_problem
-from harness.service.context import SERVICE_NAME, ServiceContext
+from harness.service.context import ServiceContext
 from harness.service.control import WORKER
 from harness.service.errors import ServiceError
 from harness.submissions.intake import pin_image, platform_problem
@@ -39,7 +39,7 @@ def submit(ctx: ServiceContext, team: Team, image: str, digest: str, message: st
     if ctx.ledger.finalized_at() is not None:
         raise ServiceError(409, f"{ctx.name} was finalized at {ctx.ledger.finalized_at()} and takes no more submissions")
     try:
-        manifest = RegistryClient(ctx.registry_address, ctx.key, SERVICE_NAME).manifest(repository, digest)
+        manifest = ctx.registry.manifest(repository, digest)
     except NotInRegistry:
         raise ServiceError(404, f"{ctx.registry_public}/{repository}@{digest} is not in the registry; push it first") from None
     except RegistryUnavailable as exc:
@@ -76,10 +76,9 @@ def submit(ctx: ServiceContext, team: Team, image: str, digest: str, message: st
 def _check_before_pull(ctx: ServiceContext, repository: str, manifest, cap: int | None) -> None:
     """What the registry tells without a pull: the image's platform and metadata (intake's rules),
     and its size once unpacked (a small layer can unpack to many GB on the head)."""
-    registry = RegistryClient(ctx.registry_address, ctx.key, SERVICE_NAME)
     try:
-        config = registry.image_config(repository, manifest)
-        unpacked = registry.unpacked_size(repository, manifest, cap) if cap is not None else None
+        config = ctx.registry.image_config(repository, manifest)
+        unpacked = ctx.registry.unpacked_size(repository, manifest, cap) if cap is not None else None
     except RegistryUnavailable as exc:
         raise ServiceError(503, f"the registry cannot be read now ({exc}); try again later") from None
     except HarnessError as exc:
