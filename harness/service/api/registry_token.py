@@ -7,7 +7,7 @@ import hmac
 
 from fastapi import APIRouter, Query, Request
 
-from harness.registry import RegistryUnavailable, parse_scopes, token_answer
+from harness.registry import Access, RegistryUnavailable, parse_scopes, token_answer
 from harness.service.api.common import ALL, TEAM, context
 from harness.service.auth import basic_credentials, check_token, client_address, refuse
 from harness.service.context import SERVICE_NAME
@@ -42,15 +42,16 @@ def token(request: Request, service: str = SERVICE_NAME, scope: list[str] = Quer
             raise refuse(ctx, address, 'Basic realm="harness"')
         return token_answer(ctx.key, service=service, scopes=scope, namespace=None, subject=WORKER)
     team = check_token(ctx, password, address)
-    if _over_budget(ctx, team, scope):  # pull still works; the push is refused by the registry
-        scope = [f"{a.type}:{a.name}:{','.join(x for x in a.actions if x != 'push')}" for a in parse_scopes(scope)]
+    requested = parse_scopes(scope)
+    if _over_budget(ctx, team, requested):  # pull still works; the push is refused by the registry
+        scope = [f"{a.type}:{a.name}:{','.join(x for x in a.actions if x != 'push')}" for a in requested]
     return token_answer(ctx.key, service=service, scopes=scope, namespace=team.namespace, subject=team.id)
 
 
-def _over_budget(ctx, team, scope: list[str]) -> bool:
+def _over_budget(ctx, team, requested: list[Access]) -> bool:
     """Whether the team asks to push while its images take its whole registry budget."""
     budget = ctx.competition.settings.competition.rules.team_registry_bytes
-    if budget is None or not any("push" in access.actions for access in parse_scopes(scope)):
+    if budget is None or not any("push" in access.actions for access in requested):
         return False
     try:
         return ctx.registry_usage.stored_bytes(team.namespace) >= budget
