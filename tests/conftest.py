@@ -1,10 +1,18 @@
-"""Shared fixtures: a real Docker engine, real images built by the tests, a prepared work directory."""
+"""Shared fixtures: a real Docker engine, real images built by the tests, a prepared work directory.
+
+The suite runs in pytest-xdist workers (``-n``, pyproject's addopts); what every worker needs and
+is costly to make (the images, the wheel, the prepared data) is made once for the whole run by
+``made_once`` and shared through the run's common temporary directory."""
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,7 +24,25 @@ from harness.runner.engine import connect
 TESTS = Path(__file__).resolve().parent
 BEHAVE_DIR = TESTS / "images" / "behave"
 SAMPLE_IMAGE = "harness/sample-submission:latest"
-_BOOTSTRAPPED: dict[str, str] = {}  # the OS base tag this session bootstrapped -> its image id
+
+
+def made_once(tmp_path_factory, name: str, make: Callable[[Path], Any]) -> Any:
+    """``make(directory)`` once per run, however many xdist workers ask: the first one makes it under
+    a lock in the run's common temporary directory, the others wait there and read its answer (JSON).
+    A ``make`` that raises leaves no answer, so the next worker to ask tries again and says why."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # pytest-of-<user>/pytest-<n>/, above each worker's popen-gw<k>/
+    answer = root / f"{name}.json"
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if answer.exists():
+            return json.loads(answer.read_text())
+        directory = root / name
+        directory.mkdir(exist_ok=True)
+        value = make(directory)
+        answer.write_text(json.dumps(value))
+        return value
 
 
 @pytest.fixture(scope="session")
@@ -29,44 +55,55 @@ def images_cfg():
     return compose_config("digits").images
 
 
-@pytest.fixture(scope="session")
-def os_base(docker_client, images_cfg) -> str:
-    before = {tag: image.id for image in docker_client.images.list(name=OS_BASE_REPO) for tag in image.tags}
+def _ensure_os_base(images_cfg) -> dict[str, str | None]:
+    client = connect()
+    before = {tag: image.id for image in client.images.list(name=OS_BASE_REPO) for tag in image.tags}
     tag = ensure_os_base(images_cfg, log=lambda line: None)
-    built = docker_client.images.get(tag).id
-    if tag.startswith(f"{OS_BASE_REPO}:") and before.get(tag) != built:
-        _BOOTSTRAPPED[tag] = built
-    return tag
+    built = client.images.get(tag).id
+    bootstrapped = tag.startswith(f"{OS_BASE_REPO}:") and before.get(tag) != built
+    return {"tag": tag, "bootstrapped": built if bootstrapped else None}
 
 
 @pytest.fixture(scope="session")
-def os_base_bootstrapped(os_base) -> str | None:
-    """The image id of the OS base that this session bootstrapped with mmdebstrap (a fresh machine's
+def _os_base(docker_client, images_cfg, tmp_path_factory) -> dict[str, str | None]:
+    return made_once(tmp_path_factory, "os-base", lambda directory: _ensure_os_base(images_cfg))
+
+
+@pytest.fixture(scope="session")
+def os_base(_os_base) -> str:
+    return _os_base["tag"]
+
+
+@pytest.fixture(scope="session")
+def os_base_bootstrapped(_os_base) -> str | None:
+    """The image id of the OS base that this run bootstrapped with mmdebstrap (a fresh machine's
     first build), or None where it was there already: tests/test_images_reproducible.py compares it
     with a second bootstrap instead of making two of its own."""
-    return _BOOTSTRAPPED.get(os_base)
+    return _os_base["bootstrapped"]
 
 
 @pytest.fixture(scope="session")
-def behave_image(os_base):
+def behave_image(os_base, tmp_path_factory):
     """``behave_image("sleeper")`` -> the tag of a test submission with that behaviour, built once."""
-    built: dict[str, str] = {}
 
     def build(behaviour: str) -> str:
-        if behaviour not in built:
+        def make(directory: Path) -> str:
             tag = f"harness-test/{behaviour}:latest"
             build_context_image(tag, BEHAVE_DIR, {"BASE": os_base, "BEHAVIOUR": behaviour}, log=lambda line: None)
-            built[behaviour] = tag
-        return built[behaviour]
+            return tag
+
+        return made_once(tmp_path_factory, f"behave-{behaviour}", make)
 
     return build
 
 
 @pytest.fixture(scope="session")
 def sample_image(docker_client, images_cfg, tmp_path_factory) -> str:
-    home = Path(os.environ.get("HARNESS_TEST_WHEELHOUSE_HOME") or tmp_path_factory.mktemp("images-home"))
-    build_images(images_cfg, home, log=lambda line: None)
-    return SAMPLE_IMAGE
+    def make(directory: Path) -> str:
+        build_images(images_cfg, Path(os.environ.get("HARNESS_TEST_WHEELHOUSE_HOME") or directory), log=lambda line: None)
+        return SAMPLE_IMAGE
+
+    return made_once(tmp_path_factory, "sample-image", make)
 
 
 @pytest.fixture(scope="session")
@@ -75,23 +112,26 @@ def wheel(tmp_path_factory) -> Path:
     tests/test_light_install.py install it)."""
     from wheels import build_wheel
 
-    return build_wheel(tmp_path_factory.mktemp("wheel"))
+    return Path(made_once(tmp_path_factory, "wheel", lambda directory: str(build_wheel(directory))))
+
+
+def _prepare_data(home: Path) -> str:
+    from mlflow.tracking import MlflowClient
+
+    from harness.records.tracking import default_tracking_uri, quiet_mlflow
+
+    competition = Competition.load(load_settings("digits"), home)
+    competition.ensure_data()
+    quiet_mlflow()
+    MlflowClient(tracking_uri=default_tracking_uri(home)).search_experiments()  # an empty store: MLflow's Default experiment only
+    return str(home)
 
 
 @pytest.fixture(scope="session")
 def prepared_data(tmp_path_factory) -> Path:
     """A work directory with the digits data prepared once, and the embedded MLflow store's tables
     made once (MLflow's schema migrations take seconds per new store); tests copy it."""
-    from mlflow.tracking import MlflowClient
-
-    from harness.records.tracking import default_tracking_uri, quiet_mlflow
-
-    home = tmp_path_factory.mktemp("prepared-home")
-    competition = Competition.load(load_settings("digits"), home)
-    competition.ensure_data()
-    quiet_mlflow()
-    MlflowClient(tracking_uri=default_tracking_uri(home)).search_experiments()  # an empty store: MLflow's Default experiment only
-    return home
+    return Path(made_once(tmp_path_factory, "prepared-home", _prepare_data))
 
 
 @pytest.fixture

@@ -46,8 +46,8 @@ def test_driver_killed_then_next_round_finishes_the_rest(home, behave_image, doc
         deadline = time.monotonic() + 240
         while not (
             records(home)
-            and docker_client.containers.list(filters={"label": "harness.competition=digits", "status": "running"})
             and journals(home)
+            and docker_client.containers.list(filters={"label": f"harness.round={journals(home)[0]['round_id']}", "status": "running"})
         ):
             assert time.monotonic() < deadline and driver.poll() is None, "the round never got going"
             time.sleep(0.1)

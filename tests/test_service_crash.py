@@ -193,7 +193,9 @@ def test_sigkill_during_a_round_evaluates_once_more_and_charges_once(service, ro
     sid = service.call("POST", "c/submissions", team["token"], json={"image": reference, "digest": digest, "message": ""}).json()["id"]
     ledger = Ledger(service.home, "digits")
     wait_until(lambda: ledger.get(sid).state == "running", "the submission running", service=service)
-    containers = wait_until(lambda: docker_client.containers.list(filters={"label": "harness.round"}), "its container", service=service)
+    containers = wait_until(
+        lambda: docker_client.containers.list(filters={"label": f"harness.submission={sid}"}), "its container", service=service
+    )
     round_id = containers[0].labels["harness.round"]
     crash(service)
     assert ledger.get(sid).state == "running"
