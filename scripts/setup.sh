@@ -53,7 +53,9 @@ find_python() {
 
 # The environment is the lock (scripts/lock.sh writes it): every package pinned with its files'
 # sha256, installed by pip in hash-checking mode, then the project itself without resolving anything.
-# A changed lock (or pyproject.toml) makes a new environment, so nothing the lock dropped stays behind.
+# A changed lock makes a new environment, so nothing the lock dropped stays behind; a pyproject.toml
+# changed alone (the project's own metadata: entry points, packages, tool options) reinstalls the
+# project into the environment it has.
 setup_python() {
     local python
     if ! python="$(find_python)"; then
@@ -61,18 +63,22 @@ setup_python() {
         python="$(find_python)" || { say "Python 3.11, 3.12 or 3.13 with venv is required"; exit 1; }
     fi
     [ -f "$LOCK" ] || { say "the environment lock $LOCK is missing: write it with scripts/lock.sh"; exit 1; }
-    local stamp="$VENV/.harness-installed"
-    local want
-    want="$(cat "$LOCK" "$ROOT/pyproject.toml" | sha256sum | cut -d' ' -f1)"
-    local had
+    local stamp="$VENV/.harness-installed" project_stamp="$VENV/.harness-project"
+    local want had project
+    want="$(sha256sum <"$LOCK" | cut -d' ' -f1)"
     had="$(cat "$stamp" 2>/dev/null || true)"
+    project="$(sha256sum <"$ROOT/pyproject.toml" | cut -d' ' -f1)"
     if [ -x "$VENV/bin/python" ] && python_in_range "$VENV/bin/python" && [ "$had" = "$want" ]; then
+        if [ "$(cat "$project_stamp" 2>/dev/null || true)" != "$project" ]; then
+            "$VENV/bin/python" -m pip install -q --no-deps --no-build-isolation -e "$ROOT"
+            echo "$project" >"$project_stamp"
+        fi
         return 0
     fi
     local version
     version="$("$python" -c 'import sys; print("Python %d.%d" % sys.version_info[:2])')"
     if [ -x "$VENV/bin/python" ] && [ -n "$had" ]; then
-        say "the environment lock $LOCK (or pyproject.toml) changed since $VENV was installed: reinstalling it with $version ($python)"
+        say "the environment lock $LOCK changed since $VENV was installed: reinstalling it with $version ($python)"
     else
         say "creating $VENV with $version ($python) from the lock $LOCK (first time: a few minutes)"
     fi
@@ -84,6 +90,7 @@ setup_python() {
     fi
     "$VENV/bin/python" -m pip install -q --no-deps --no-build-isolation -e "$ROOT"
     echo "$want" >"$stamp"
+    echo "$project" >"$project_stamp"
     say "installed $(grep -c '==' "$LOCK") locked packages and harness into $VENV"
 }
 

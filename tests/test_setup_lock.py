@@ -1,10 +1,12 @@
 """The harness's own environment is the lock scripts/requirements.lock: the lock covers everything
 pyproject.toml asks for, this environment holds exactly its pins, and scripts/setup.sh installs from
-it, leaves an unchanged lock alone, reinstalls (saying so) when it changes, and refuses a lock whose
-hash pip cannot match (a real pip against the package index, on a small lock)."""
+it, leaves an unchanged lock alone, reinstalls (saying so) when it changes, reinstalls only the
+project when pyproject.toml alone changed, and refuses a lock whose hash pip cannot match (a real
+pip against the package index, on a small lock)."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import os
 import re
@@ -86,10 +88,22 @@ def test_setup_installs_the_lock_and_reinstalls_when_it_changes(tmp_path):
     again = run_setup(venv, lock)
     assert again.returncode == 0 and again.stderr == ""  # unchanged: nothing installed, nothing said
 
+    # pyproject.toml changed alone (as its stamp says): the project reinstalled into the same environment
+    (dist_info,) = venv.glob("lib/python3.*/site-packages/harness-*.dist-info")
+    (dist_info / "INSTALLER").unlink()  # pip writes it on every install of the project
+    kept = venv / "kept-by-a-project-reinstall"
+    kept.write_text("")
+    (venv / ".harness-project").write_text("an older pyproject.toml\n")
+    project = run_setup(venv, lock)
+    assert project.returncode == 0 and project.stderr == "" and kept.exists()
+    assert next(venv.glob("lib/python3.*/site-packages/harness-*.dist-info/INSTALLER")).exists()
+    assert (venv / ".harness-project").read_text().strip() == hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+
     lock.write_text(setuptools + six)
     changed = run_setup(venv, lock)
     assert changed.returncode == 0, changed.stderr
-    assert f"the environment lock {lock} (or pyproject.toml) changed since {venv} was installed: reinstalling" in changed.stderr
+    assert f"the environment lock {lock} changed since {venv} was installed: reinstalling" in changed.stderr
+    assert not kept.exists()  # a new environment
     assert subprocess.run([python, "-c", "import six"], capture_output=True).returncode == 0
 
     lock.write_text(setuptools + re.sub(r"sha256:[0-9a-f]{64}", "sha256:" + "0" * 64, six))
