@@ -103,6 +103,10 @@ class DockerBackend:
         except _StartRefused as refused:
             why = f"the container engine refused to start it ({refused}); taken for the node's fault and retried, unless the same happens again where other containers start"
             return _infra_error(spec, why, start_refused=str(refused))
+        except NvmlError as exc:  # NVML failed before the watch could start: the node's GPUs cannot be watched
+            return _infra_error(
+                spec, f"its GPUs could not be watched through NVML ({exc}); this is not the submission's fault and it will be retried"
+            )
         except _INFRA_ERRORS as exc:
             return _infra_error(
                 spec,

@@ -670,3 +670,18 @@ def _build(docker_client, base: str, name: str, body: str) -> str:
     tag = f"harness-test/gpu-{name}:latest"
     docker_client.images.build(fileobj=buffer, custom_context=True, tag=tag, rm=True)
     return tag
+
+
+@pytest.mark.docker
+def test_nvml_failing_before_the_watch_starts_is_the_nodes_fault(docker_client, behave_image, monkeypatch, tmp_path):
+    """NVML FAKED to fail (the driver reloaded) before the watch opens the phase's GPU: INFRA_ERROR naming NVML, not the engine."""
+    nvml = FakeNvml(1)
+    nvml.fake.error = pynvml.NVMLError_Uninitialized()
+    monkeypatch.setattr("harness.runner.gpus.load_nvml", lambda: nvml)
+    monkeypatch.setattr("harness.runner.docker_backend.assignment_problem", lambda *args: None)
+    monkeypatch.setattr(DockerBackend, "toolkit", lambda self: RECENT)
+    monkeypatch.setattr("harness.runner.docker_backend.device_requests", lambda ids, mode: [])
+    phase = dataclasses.replace(spec(1, ("0",), image=behave_image("sleeper"), phase="train", wall_clock_s=30), log_dir=str(tmp_path))
+    result = DockerBackend(docker_client).run(phase)
+    assert result.verdict is PhaseVerdict.INFRA_ERROR
+    assert result.message.startswith("train: its GPUs could not be watched through NVML (") and "Uninitialized" in result.message
