@@ -9,14 +9,12 @@ reading is needed; nothing else is: containers, Ray, cgroups, toolkit programs o
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
-import tarfile
 import time
 from pathlib import Path
 
@@ -25,6 +23,7 @@ import pynvml
 import pytest
 import ray
 from docker.models.containers import Container
+from test_image_metadata import build as build_image
 
 from harness.evaluation.check import check_image
 from harness.limits import Limits, PhaseLimits, PhaseVerdict
@@ -489,7 +488,7 @@ def test_toolkit_variables_of_an_image_are_blanked_in_every_phase(docker_client,
         "LD_AUDIT": "/nonexistent/audit.so",
     }
     dump = "import json, os; print('ENV ' + json.dumps({k: v for k, v in os.environ.items() if k.startswith(('NVIDIA_', 'LD_'))}))"
-    image = _build(
+    image = build_image(
         docker_client,
         behave_image("constant"),
         "toolkit-env",
@@ -657,19 +656,6 @@ def test_ray_gpu_ids_sort_as_numbers_then_uuids():
     from harness.runner.ray_pool import _gpu_order
 
     assert sorted(["10", "MIG-b", "2", "GPU-a", "0"], key=_gpu_order) == ["0", "2", "10", "GPU-a", "MIG-b"]
-
-
-def _build(docker_client, base: str, name: str, body: str) -> str:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        data = f"FROM {base}\n{body}\n".encode()
-        info = tarfile.TarInfo("Dockerfile")
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
-    buffer.seek(0)
-    tag = f"harness-test/gpu-{name}:latest"
-    docker_client.images.build(fileobj=buffer, custom_context=True, tag=tag, rm=True)
-    return tag
 
 
 @pytest.mark.docker
