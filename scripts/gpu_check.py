@@ -239,12 +239,12 @@ class Child:
                 elif kind == "allocated":
                     self.allocations.append((int(rest[0]), float(rest[1])))
                     self._fake(int(rest[0]) - (self.allocations[-2][0] if len(self.allocations) > 1 else 0))
-                elif kind == "spike-on":
+                elif kind == "spike-on":  # a fake NVML shows it from now on, the GPU from the allocator's time
                     self._fake(int(rest[0]))
-                    self.spikes.append((float(rest[1]), 0.0))
+                    self.spikes.append((time.monotonic() if self.fake else float(rest[1]), 0.0))
                 elif kind == "spike-off":
                     self._fake(-int(rest[0]))
-                    self.spikes[-1] = (self.spikes[-1][0], float(rest[1]))
+                    self.spikes[-1] = (self.spikes[-1][0], time.monotonic() if self.fake else float(rest[1]))
                 self.changed.notify_all()
         with self.changed:
             self._fake(-self.used)  # the driver frees a dead process's memory
