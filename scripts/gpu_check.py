@@ -567,7 +567,18 @@ def ray_ids(check: Check, dry_run: bool) -> None:
         run_id="gpu-check", phase="check", image="", command=(), mounts=(), environment={}, limits=PhaseLimits(gpus=1), log_dir="/tmp"
     )
     started = time.monotonic()
-    ray.init(num_cpus=1, num_gpus=1 if dry_run else None, include_dashboard=False, log_to_driver=False, object_store_memory=128 * MIB)
+    try:  # a Ray of its own (address="local"), never another one running on the machine
+        ray.init(
+            address="local",
+            num_cpus=1,
+            num_gpus=1 if dry_run else None,
+            include_dashboard=False,
+            log_to_driver=False,
+            object_store_memory=128 * MIB,
+        )
+    except Exception as exc:  # noqa: BLE001 - whatever Ray raises, the check says it and goes on
+        check.say("FAIL", "ray", f"Ray did not start: {type(exc).__name__}: {exc}")
+        return
     try:
         gpus = ray.cluster_resources().get("GPU", 0)
         if not gpus:
