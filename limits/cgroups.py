@@ -247,6 +247,13 @@ class ContainerCgroup:
             cgroup.memory_limit = limit
         return cgroup
 
+    def procs_directory(self) -> Path | None:
+        """The directory whose ``cgroup.procs`` (and its sub-cgroups') list the container's host PIDs."""
+        for controller in ("pids", "memory", ""):
+            if controller in self.directories:
+                return self.directories[controller]
+        return None
+
     def _read(self, name: str) -> str | None:
         fd = self._fds.get(name)
         if fd is None:

@@ -31,7 +31,8 @@ class Observation:
     wall_s: float = 0.0
     peak_memory_bytes: int = 0
     output: OutputUsage = field(default_factory=lambda: OutputUsage(0, 0))
-    # Set when a watchdog killed the phase: TIMEOUT, OUTPUT_LIMIT or MEMORY_LIMIT (GPU memory), and why.
+    # Set when a watchdog killed the phase: TIMEOUT, OUTPUT_LIMIT, MEMORY_LIMIT (GPU memory) or INFRA_ERROR
+    # (the GPU watch could not read NVML, so the limit did not hold), and why.
     stopped_for: PhaseVerdict | None = None
     stop_message: str = ""
     log_tail: str = ""  # the last lines of its output, for a runtime error's message
@@ -57,6 +58,8 @@ def judge(seen: Observation) -> Judgement:
         )
     if seen.stopped_for is PhaseVerdict.MEMORY_LIMIT:
         return Judgement(PhaseVerdict.MEMORY_LIMIT, f"{seen.stop_message}, and was killed")
+    if seen.stopped_for is PhaseVerdict.INFRA_ERROR:  # a watchdog could not hold the phase to a limit (NVML failing)
+        return Judgement(PhaseVerdict.INFRA_ERROR, f"{seen.stop_message}; this is not the submission's fault and it will be retried")
     if seen.stopped_for is PhaseVerdict.OUTPUT_LIMIT or output_problem:
         return Judgement(PhaseVerdict.OUTPUT_LIMIT, f"{phase} {seen.stop_message or output_problem} and was stopped")
     if seen.oom_killed:

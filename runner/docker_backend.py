@@ -17,13 +17,21 @@ from docker.types import Mount as DockerMount
 from harness.limits import PhaseVerdict
 from harness.limits.cgroups import ContainerCgroup, RunCgroup, Usage
 from harness.limits.docker_options import container_options, runtime_problem
-from harness.limits.gpu import GpuWatch, NvmlError
+from harness.limits.gpu import GpuWatch, NvmlError, load_nvml
+from harness.limits.gpu.toolkit import Toolkit, find_toolkit
 from harness.limits.judge import Observation, judge
 from harness.limits.local_container import ContainerInit
 from harness.limits.output_watch import OutputUsage, OutputWatch, host_disk_full
 from harness.limits.telemetry import Telemetry
 from harness.runner.gpus import assignment_problem, container_pids, device_requests, gpu_environment, gpu_figures, gpu_watch
-from harness.runner.image_faults import RESERVED_LABEL_PREFIX, exec_failure_after_start, start_failure, volume_mounts, volume_problem
+from harness.runner.image_faults import (
+    RESERVED_LABEL_PREFIX,
+    exec_failure_after_start,
+    gpu_start_failure,
+    start_failure,
+    volume_mounts,
+    volume_problem,
+)
 from harness.runner.logs import BoundedLog, LiveLogs
 from harness.runner.phase import PhaseResult, PhaseSpec
 from harness.runner.stats import StatsSampler
@@ -67,6 +75,13 @@ class DockerBackend:
         self._cgroup_version = str(info.get("CgroupVersion", "1"))
         self._cgroup_driver = info.get("CgroupDriver", "")
         self._runtimes = set(info.get("Runtimes") or {})
+        self._info = info
+        self._toolkit: Toolkit | None = None  # looked for at the first GPU phase
+
+    def toolkit(self) -> Toolkit:
+        if self._toolkit is None:
+            self._toolkit = find_toolkit(self._info)
+        return self._toolkit
 
     def engine_version(self) -> str:
         return self.client.version().get("Version", "")
@@ -77,21 +92,33 @@ class DockerBackend:
         return remove_containers(self.client, dict(labels))
 
     def run(self, spec: PhaseSpec) -> PhaseResult:
-        problem = runtime_problem(spec.runtime, self._runtimes) or assignment_problem(spec, self._runtimes)
+        problem = runtime_problem(spec.runtime, self._runtimes) or assignment_problem(spec, self._info, self.toolkit)
         if problem:
             return _infra_error(spec, f"this node cannot run it: {problem}; this is not the submission's fault")
         try:
-            return _Run(self.client, spec, RunCgroup(spec.run_id, version=self._cgroup_version, driver=self._cgroup_driver)).execute()
+            cgroup = RunCgroup(spec.run_id, version=self._cgroup_version, driver=self._cgroup_driver)
+            return _Run(self.client, spec, cgroup, gpu_mode=self.toolkit().mode if spec.gpu_ids else None).execute()
         except _ImageFault as fault:
             return PhaseResult(phase=spec.phase, verdict=PhaseVerdict.RUNTIME_ERROR, message=str(fault), limits=spec.limits.to_dict())
         except _StartRefused as refused:
             why = f"the container engine refused to start it ({refused}); taken for the node's fault and retried, unless the same happens again where other containers start"
             return _infra_error(spec, why, start_refused=str(refused))
+        except NvmlError as exc:  # NVML failed before the watch could start: the node's GPUs cannot be watched
+            return _infra_error(
+                spec, f"its GPUs could not be watched through NVML ({exc}); this is not the submission's fault and it will be retried"
+            )
         except _INFRA_ERRORS as exc:
             return _infra_error(
                 spec,
                 f"the container engine failed ({type(exc).__name__}: {exc}); this is not the submission's fault and it will be retried",
             )
+
+
+def _node_cuda_version() -> str | None:
+    try:
+        return load_nvml().cuda_version()
+    except NvmlError:
+        return None
 
 
 def _infra_error(spec: PhaseSpec, why: str, start_refused: str = "") -> PhaseResult:
@@ -107,8 +134,9 @@ def _infra_error(spec: PhaseSpec, why: str, start_refused: str = "") -> PhaseRes
 class _Run:
     """One container's life: create, attach, start, watch, collect, remove."""
 
-    def __init__(self, client: docker.DockerClient, spec: PhaseSpec, cgroup: RunCgroup) -> None:
+    def __init__(self, client: docker.DockerClient, spec: PhaseSpec, cgroup: RunCgroup, *, gpu_mode: str | None = "hook") -> None:
         self.client = client
+        self.gpu_mode = gpu_mode  # how the toolkit gives GPUs: "hook" (Docker's device requests) or "cdi"
         self.spec = spec
         self.cgroup = cgroup
         self.logs = {"stdout": BoundedLog(spec.limits.log_bytes), "stderr": BoundedLog(spec.limits.log_bytes)}
@@ -166,7 +194,7 @@ class _Run:
         if self.cgroup.enabled:
             options["cgroup_parent"] = self.cgroup.parent
         if spec.gpu_ids:
-            options["device_requests"] = device_requests(spec.gpu_ids)
+            options["device_requests"] = device_requests(spec.gpu_ids, self.gpu_mode)
         self.image_config = self.client.api.inspect_image(spec.image).get("Config") or {}
         # What intake refuses but the backend can make harmless (labels) or the engine's start names
         # (no ENTRYPOINT, a relative WORKDIR) is left to those; VOLUMEs it cannot overlay stop it here.
@@ -212,6 +240,7 @@ class _Run:
         when the engine itself failed."""
         engine_message = str(exc.explanation or exc)
         message = start_failure(self.spec.phase, engine_message, self.image_config.get("Entrypoint") or [], self.spec.command)
+        message = message or gpu_start_failure(self.spec.phase, engine_message, _node_cuda_version)
         if message is not None:
             raise _ImageFault(message) from exc
         if exc.status_code is not None and exc.status_code < 500 or "OCI runtime" in engine_message:
@@ -238,7 +267,7 @@ class _Run:
         """Enforce the wall clock and the output limits until the container exits."""
         deadline = time.monotonic() + self.spec.limits.wall_clock_s
         sampler = StatsSampler(self.client, container.id, enabled=not self.cgroup.available and self.own_cgroup is None)
-        self.gpu = gpu_watch(self.spec, lambda: container_pids(self.cgroup, container))
+        self.gpu = gpu_watch(self.spec, lambda: container_pids(self.cgroup, container, self.own_cgroup))
         self.telemetry = Telemetry(self._reader(sampler))
         self.telemetry.poll()  # a first point at once: a phase shorter than a poll still leaves one
         while not self._ended(exited, max(0.0, min(POLL_S, deadline - time.monotonic()))):
@@ -249,8 +278,8 @@ class _Run:
             if problem := self.output.poll(now):
                 self._kill(container, PhaseVerdict.OUTPUT_LIMIT, problem)
                 break
-            if self.gpu is not None and (problem := self.gpu.poll()):
-                self._kill(container, PhaseVerdict.MEMORY_LIMIT, problem)
+            if self.gpu is not None and (stop := self.gpu.poll()):
+                self._kill(container, stop.verdict, stop.message)  # over its GPU memory, or NVML failing poll after poll
                 break
             if self.init is not None and (tmp := self.init.filesystem_used("/tmp")) is not None:
                 self.peak_tmp_bytes = max(self.peak_tmp_bytes or 0, tmp)

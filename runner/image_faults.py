@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from docker.types import Mount as DockerMount
@@ -93,6 +93,33 @@ def start_failure(phase: str, engine_message: str, entrypoint: Sequence[str], co
     if m := _ACCOUNT.search(text):
         return _could_not_start(
             phase, f"the image's {m['file']} cannot be read ({m['reason'].strip()}); it must be a readable regular file"
+        )
+    return None
+
+
+# The NVIDIA toolkit's hook refusing the container for what the image's ENV asks (nvidia-container-cli's
+# requirement check of NVIDIA_REQUIRE_*, the hook's refusal of the MIG variables without privileges).
+_REQUIREMENT = re.compile(r"nvidia-container-cli: requirement error: unsatisfied condition: (?P<condition>[^,]+?)(?:,|: unknown|$)")
+_MIG_VARIABLE = re.compile(r"cannot set (?P<name>MIG_(?:CONFIG|MONITOR)_DEVICES) in non[- ]privileged container")
+
+
+def gpu_start_failure(phase: str, engine_message: str, cuda_version: Callable[[], str | None]) -> str | None:
+    """The message of a GPU container's start that the toolkit's hook refused because of the image, or None."""
+    text = " ".join(str(engine_message).split())
+    if m := _REQUIREMENT.search(text):
+        condition = m["condition"].strip()
+        supported = cuda_version()
+        node = f"this node's NVIDIA driver supports CUDA up to {supported}" if supported else "this node's NVIDIA driver does not meet it"
+        advice = f"build from a CUDA {supported} or older base image" if supported else "build from an older CUDA base image"
+        return _could_not_start(
+            phase,
+            f"the image requires {condition} (its NVIDIA_REQUIRE_CUDA or NVIDIA_REQUIRE_* variables), and {node}; {advice} "
+            "(see the CUDA versions the competition's GPU hosts support)",
+        )
+    if m := _MIG_VARIABLE.search(text):
+        return _could_not_start(
+            phase,
+            f"the image sets NVIDIA_{m['name']}, which the NVIDIA toolkit allows only in privileged containers; remove it from its ENV",
         )
     return None
 

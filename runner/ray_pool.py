@@ -150,10 +150,17 @@ def _stage_data_early(staging: Staging) -> None:
 
 
 def with_ray_gpus(spec: PhaseSpec) -> PhaseSpec:
-    """Inside a Ray task: the spec with the GPU ids Ray assigned it (Ray maps them through CUDA_VISIBLE_DEVICES)."""
+    """Inside a Ray task: the spec with the GPU ids Ray assigned it (Ray maps them through CUDA_VISIBLE_DEVICES),
+    in order: Ray keeps them in a set, and the record, the device request and a retry should not depend on its order."""
     if not spec.limits.gpus:
         return spec
-    return dataclasses.replace(spec, gpu_ids=tuple(ray.get_runtime_context().get_accelerator_ids().get("GPU", [])))
+    ids = ray.get_runtime_context().get_accelerator_ids().get("GPU", [])
+    return dataclasses.replace(spec, gpu_ids=tuple(sorted(ids, key=_gpu_order)))
+
+
+def _gpu_order(gpu_id: str) -> tuple[int, int, str]:
+    """Indices by number ("2" before "10"), then UUIDs (GPU-…, MIG-…) by name."""
+    return (0, int(gpu_id), "") if gpu_id.isdigit() else (1, 0, gpu_id)
 
 
 class RayUnavailable(HarnessError):

@@ -19,6 +19,17 @@ def documented_environment(train_cpus: str = "1", infer_cpus: str = "1") -> dict
             "HOME": "/tmp",
             **dict.fromkeys(THREAD_VARIABLES, cpus),
             "NVIDIA_VISIBLE_DEVICES": "void",  # a CPU phase
+            # the NVIDIA toolkit's variables, over whatever an image's ENV sets (docs/gpu.md)
+            "NVIDIA_DRIVER_CAPABILITIES": "compute,utility",
+            "NVIDIA_MOFED": "disabled",
+            "NVIDIA_GDS": "disabled",
+            "NVIDIA_GDRCOPY": "disabled",
+            "NVIDIA_NVSWITCH": "disabled",
+            "NVIDIA_IMEX_CHANNELS": "void",
+            "NVIDIA_MIG_CONFIG_DEVICES": "",
+            "NVIDIA_MIG_MONITOR_DEVICES": "",
+            "LD_PRELOAD": "",
+            "LD_AUDIT": "",
         }
         for phase, seconds, cpus in (("train", "600", train_cpus), ("infer", "300", infer_cpus))
     }

@@ -59,6 +59,9 @@ IMAGE_ENV = {
     "OMP_NUM_THREADS": "64",
     "HOME": "/root",
     "NVIDIA_VISIBLE_DEVICES": "all",
+    "NVIDIA_MOFED": "enabled",
+    "NVIDIA_GDRCOPY": "enabled",
+    "NVIDIA_IMEX_CHANNELS": "all",
     "MY_OWN_SETTING": "kept",
 }
 

@@ -32,6 +32,18 @@ CASES = {
         ),
         Judgement(PhaseVerdict.MEMORY_LIMIT, "train used 3.0 GiB of GPU memory, over its limit of 1.0 GiB, and was killed"),
     ),
+    "GPU watch unable to read NVML": (
+        seen(
+            exit_code=137,
+            stopped_for=PhaseVerdict.INFRA_ERROR,
+            stop_message="train: its GPU memory could not be watched, NVML failed 2 time(s) in a row on GPU(s) 0 (GPU is lost)",
+        ),
+        Judgement(
+            PhaseVerdict.INFRA_ERROR,
+            "train: its GPU memory could not be watched, NVML failed 2 time(s) in a row on GPU(s) 0 (GPU is lost); "
+            "this is not the submission's fault and it will be retried",
+        ),
+    ),
     "output watchdog": (
         seen(exit_code=137, stopped_for=PhaseVerdict.OUTPUT_LIMIT, stop_message="wrote 70.0 MiB, over the disk limit of 64.0 MiB"),
         Judgement(PhaseVerdict.OUTPUT_LIMIT, "train wrote 70.0 MiB, over the disk limit of 64.0 MiB and was stopped"),

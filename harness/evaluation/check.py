@@ -52,7 +52,7 @@ def _require_gpus(competition: Competition, client: docker.DockerClient) -> None
     gpu_phases = [p for p in PHASES if limits.phase(p).gpus]
     if not gpu_phases:
         return
-    problem = gpu_problem(max(limits.phase(p).gpus for p in gpu_phases), set(client.info().get("Runtimes") or {}))
+    problem = gpu_problem(max(limits.phase(p).gpus for p in gpu_phases), client.info())
     if problem:
         raise HarnessError(
             f"{competition.name}: the {' and '.join(gpu_phases)} phase(s) run on GPUs, and this machine cannot give a container one: {problem}"

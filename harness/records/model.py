@@ -143,9 +143,15 @@ class PhaseRecord(_Open):
     gpu_ids: list[str] = Field(
         default_factory=list, description="the GPUs the phase was given (NVML indices or UUIDs); empty for a CPU phase"
     )
-    peak_gpu_memory_bytes: Count | None = Field(None, description="most GPU memory in use; null for a CPU phase")
+    peak_gpu_memory_bytes: Count | None = Field(
+        None, description="most GPU memory in use; null for a CPU phase, and where NVML never answered (unknown, never 0)"
+    )
     peak_gpu_utilization: float | None = Field(
-        None, ge=0, le=100, description="GPU utilization in percent, mean over the phase's GPUs; null for a CPU phase"
+        None,
+        ge=0,
+        le=100,
+        description="GPU utilization in percent, mean over the phase's GPUs that NVML measures; null for a CPU phase, "
+        "and where NVML measures none (MIG devices) or never answered",
     )
 
 

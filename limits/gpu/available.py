@@ -2,37 +2,33 @@
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from harness.limits.gpu.nvml import Nvml, NvmlError, load_nvml
-
-HOOK = "nvidia-container-runtime-hook"  # what Docker's built-in GPU device requests run
+from harness.limits.gpu.toolkit import Toolkit, find_toolkit
 
 
 def gpu_problem(
     needed: int,
-    docker_runtimes: Collection[str],
+    engine_info: Mapping[str, Any],
     *,
     load: Callable[[], Nvml] = load_nvml,
-    which: Callable[[str], str | None] = shutil.which,
+    toolkit: Callable[[Mapping[str, Any]], Toolkit] = find_toolkit,
 ) -> str | None:
-    """What is missing (NVML, enough GPUs, the NVIDIA container runtime), or None when nothing is."""
+    """What is missing (NVML, enough GPUs or MIG devices, a recent NVIDIA Container Toolkit), or None."""
     if needed <= 0:
         return None
     problems = []
     try:
-        count = load().device_count()
+        count = len(load().devices())  # a GPU in MIG mode counts its MIG devices, each one a device
     except NvmlError as exc:
         problems.append(str(exc))
     else:
         if count < needed:
-            problems.append(f"NVML sees only {count} GPU(s) here")
-    if "nvidia" not in docker_runtimes and which(HOOK) is None:
-        problems.append(
-            f"Docker has no NVIDIA container runtime (no 'nvidia' runtime in `docker info`, no {HOOK} on PATH); "
-            "install the NVIDIA Container Toolkit"
-        )
+            problems.append(f"NVML sees only {count} GPU(s) or MIG device(s) here")
+    if problem := toolkit(engine_info).problem():
+        problems.append(problem)
     if not problems:
         return None
     return f"it needs {needed} GPU(s), but " + "; and ".join(problems)
