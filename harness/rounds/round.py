@@ -162,10 +162,10 @@ class Round:
             self._recording[self._recorder.submit(self._conclude, evaluation)] = evaluation
         self._over.clear()
         self._take_records(wait=False)
-        self.progress.maybe_report(len({e.submission["id"] for e in self.pool.running_keys()}))
+        self.progress.maybe_report(len({e.submission.id for e in self.pool.running_keys()}))
 
     def _start(self, submission: Submission, attempt: int) -> None:
-        self._continue(Evaluation(self.competition, submission.summary(), round_id=self.summary.round_id, attempt=attempt))
+        self._continue(Evaluation(self.competition, submission, round_id=self.summary.round_id, attempt=attempt))
 
     def _continue(self, evaluation: Evaluation) -> None:
         """Queue what comes next for an evaluation: its next phase, a retry, or its record. The
@@ -182,15 +182,15 @@ class Round:
                 evaluation.accept(PhaseResult(phase, PhaseVerdict.INFRA_ERROR, message, limits=limits))
             else:
                 if spec is not None:
-                    team, smoke = evaluation.submission["team"], evaluation.in_smoke
+                    team, smoke = evaluation.submission.team, evaluation.in_smoke
                     # its follow-ups go first (a full train after its smoke stage queues behind the started ones)
                     started = bool(evaluation.smoke_results if smoke else evaluation.results) or evaluation.attempt > 1
                     self.pool.submit(evaluation, spec, group=team, first=started, smoke=smoke)
                     # "smoke train" in the smoke stage
-                    self.ledger.set_phase(evaluation.submission["id"], evaluation.phase_name(spec.phase), evaluation.id)
+                    self.ledger.set_phase(evaluation.submission.id, evaluation.phase_name(spec.phase), evaluation.id)
                     return
-        self.ledger.set_phase(evaluation.submission["id"], None)
-        if evaluation.infra_failed and (blame := self._refusals.blame(evaluation.submission["id"], evaluation.infra_failure)):
+        self.ledger.set_phase(evaluation.submission.id, None)
+        if evaluation.infra_failed and (blame := self._refusals.blame(evaluation.submission.id, evaluation.infra_failure)):
             evaluation.blame_image(blame)
         if evaluation.infra_failed and evaluation.attempt <= self.infra_retries:
             self._retry(evaluation)
@@ -203,10 +203,10 @@ class Round:
         delay = min(MAX_BACKOFF_S, self.retry_backoff_s * 2 ** (evaluation.attempt - 1))
         removed = sweep(self.client, {"harness.evaluation": evaluation.id})
         self._say(
-            f"{evaluation.submission['team']} {evaluation.submission['id']}: {failure.message.splitlines()[0]} "
+            f"{evaluation.submission.team} {evaluation.submission.id}: {failure.message.splitlines()[0]} "
             f"[{removed} container(s) removed; attempt {evaluation.attempt + 1} of {self.infra_retries + 1} in {delay:g} s]"
         )
-        heapq.heappush(self._retries, (time.monotonic() + delay, self.summary.retried, evaluation.submission["id"], evaluation.attempt + 1))
+        heapq.heappush(self._retries, (time.monotonic() + delay, self.summary.retried, evaluation.submission.id, evaluation.attempt + 1))
         self.summary.retried += 1
 
     def _start_due_retries(self) -> None:
@@ -227,7 +227,7 @@ class Round:
         """Update the ledger and the summary for each record written (all of them, waiting, with ``wait``)."""
         for future in [f for f in self._recording if wait or f.done()]:
             evaluation = self._recording.pop(future)
-            submission = self._submissions.pop(evaluation.submission["id"])
+            submission = self._submissions.pop(evaluation.submission.id)
             try:
                 record = future.result()
             except Exception as exc:  # noqa: BLE001 - one bad file (labels, a record that fails its schema, a full disk) must not stop the round

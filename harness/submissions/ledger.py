@@ -131,9 +131,6 @@ class Submission:
         failures = f", {self.infra_failures} infrastructure failure(s)" if self.infra_failures else ""
         return f"{self.id} (team {self.team!r}, {self.state}{failures})"
 
-    def summary(self) -> dict:
-        return {"id": self.id, "team": self.team, "image": self.image, "image_digest": self.image_digest, "submitted_at": self.submitted_at}
-
 
 def validate_team(team: str) -> str:
     """The team name as stored (surrounding spaces removed), or a HarnessError saying what is wrong."""
