@@ -202,6 +202,11 @@ class Ledger:
             with self._transaction() as con:
                 check_quota(team, self._charged(con, team, now), per_day, now)
 
+    def charged(self, team: str, now: datetime | None = None) -> list[datetime]:
+        """When the team's charged submissions of the quota's window (the 24 hours before ``now``) came."""
+        with self._connect() as con:
+            return self._charged(con, team, now or datetime.now(UTC))
+
     def _charged(self, con: sqlite3.Connection, team: str, now: datetime) -> list[datetime]:
         rows = con.execute(
             f"SELECT {COLUMNS} FROM submissions WHERE competition = ? AND team = ? AND submitted_at > ?",
