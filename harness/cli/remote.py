@@ -29,12 +29,12 @@ from harness.client import (
     shown,
     shown_log,
 )
+from harness.client.wire import FINAL_STATES
 from harness.limits import PhaseVerdict, Verdict
 from harness.util.errors import HarnessError
 from harness.util.files import write_text_atomic
 from harness.util.sizes import format_size
 
-FINAL_STATES = ("evaluated", "withdrawn", "disqualified")
 POLL_FIRST_S, POLL_MAX_S = 0.25, 2.0
 WAIT_DEFAULT_S = 3600.0
 MESSAGE_WIDTH = 40

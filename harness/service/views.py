@@ -9,6 +9,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from harness.client.wire import PhaseSummary, SubmissionView, wire_state
 from harness.records.record import checked_record
 from harness.records.signing import verification_keys
 from harness.registry import RegistryUnavailable
@@ -16,13 +17,12 @@ from harness.results import Results
 from harness.runner.logs import CursorError, parse_cursor
 from harness.service.context import ServiceContext
 from harness.service.errors import ServiceError, not_found
-from harness.submissions.ledger import EVALUATED, PENDING, RUNNING, Submission
+from harness.submissions.ledger import PENDING, RUNNING, Submission
 from harness.submissions.logs import submission_logs
 from harness.submissions.quota import next_allowed
 from harness.submissions.teams import Team
 from harness.util.clock import timestamp
 
-STATES = {PENDING: "queued", RUNNING: "running", EVALUATED: "evaluated"}  # withdrawn, disqualified: as they are
 PHASES = ("train", "infer")
 BOARD_TTL_S = 2.0  # the leaderboard is rebuilt from the records at most this often
 RECORD_CACHE = 4096  # checked records kept (a few KiB each): the board reads every listed one
@@ -120,37 +120,29 @@ def _own(ctx: ServiceContext, team: Team, submission_id: str) -> Submission:
 def _submission(ctx: ServiceContext, s: Submission) -> dict[str, Any]:
     record = _record(ctx, s)
     image, _, registry_digest = s.image.partition("@")
-    view: dict[str, Any] = {
-        "id": s.id,
-        "team": s.team,
-        "image": s.image,
-        "image_digest": s.image_digest,
-        "registry_digest": registry_digest or None,
-        "message": s.message,
-        "submitted_at": s.submitted_at,
-        "state": STATES.get(s.state, s.state),
-        "phase": s.phase if s.state == RUNNING else None,
-        "queue_position": ctx.ledger.queue_position(s) if s.state == PENDING else None,
-        "verdict": None,
-        "failed_phase": None,
-        "verdict_message": None,
-        "public_scores": {},
-        "evaluated_at": None,
-        "phases": {},
-    }
+    view = SubmissionView(
+        id=s.id,
+        team=s.team,
+        image=s.image,
+        image_digest=s.image_digest,
+        registry_digest=registry_digest or None,
+        message=s.message,
+        submitted_at=s.submitted_at,
+        state=wire_state(s.state),
+        phase=s.phase if s.state == RUNNING else None,
+        queue_position=ctx.ledger.queue_position(s) if s.state == PENDING else None,
+    )
     if record is not None:
-        view.update(
-            verdict=record["verdict"],
-            failed_phase=record.get("failed_phase"),
-            verdict_message=record.get("message"),
-            public_scores=dict((record.get("scores") or {}).get("public") or {}),
-            evaluated_at=record["created_at"],
-            phases={
-                name: {key: phase.get(key) for key in ("verdict", "wall_s", "exit_code", "peak_memory_bytes")}
-                for name, phase in (record.get("phases") or {}).items()
-            },
-        )
-    return view
+        view.verdict = record["verdict"]
+        view.failed_phase = record.get("failed_phase")
+        view.verdict_message = record.get("message")
+        view.public_scores = dict((record.get("scores") or {}).get("public") or {})
+        view.evaluated_at = record["created_at"]
+        view.phases = {
+            name: PhaseSummary(**{key: phase.get(key) for key in PhaseSummary.model_fields})
+            for name, phase in (record.get("phases") or {}).items()
+        }
+    return view.wire()
 
 
 def _record(ctx: ServiceContext, s: Submission) -> dict[str, Any] | None:
