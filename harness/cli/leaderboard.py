@@ -96,5 +96,5 @@ def _render(competition, private: bool | None, fmt: str, team: str | None, organ
         return leaderboard.render(entries, fmt, metric, f"{title}: {part.title}")
     from harness.leaderboard.html import Page, render_page
 
-    page = Page(title, part.title.capitalize(), metric, "private" if part.private else "public", results.rules.rule, utc_now())
+    page = Page(title, part.title.capitalize(), metric, part.name, results.rules.rule, utc_now())
     return render_page(page, entries, attempts)

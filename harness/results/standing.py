@@ -42,6 +42,10 @@ class Part:
     finalized_at: str | None
 
     @property
+    def name(self) -> str:
+        return "private" if self.private else "public"
+
+    @property
     def final(self) -> bool:
         return self.finalized_at is not None
 

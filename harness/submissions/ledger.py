@@ -42,9 +42,6 @@ class SubmissionState(StrEnum):
     WITHDRAWN = "withdrawn"
     DISQUALIFIED = "disqualified"
 
-    def __str__(self) -> str:
-        return self.value
-
 
 PENDING, RUNNING, EVALUATED = SubmissionState.PENDING, SubmissionState.RUNNING, SubmissionState.EVALUATED
 WITHDRAWN, DISQUALIFIED = SubmissionState.WITHDRAWN, SubmissionState.DISQUALIFIED
