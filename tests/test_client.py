@@ -25,6 +25,7 @@ import pytest
 from harness.cli import main
 from harness.client import Credentials, ServiceClient, load_credentials, save_credentials, service_url, target_name
 from harness.client.credentials import NotLoggedIn
+from harness.client.wire import SubmissionView
 
 TOKEN = "hx_team-0123456789ab_" + "S" * 43
 ESC = "\x1b"
@@ -102,6 +103,7 @@ WHOAMI = {"team": "Team A", "team_id": "team-0123456789ab", "namespace": "teams/
 
 
 def submission(**fields) -> dict:
+    """A submission as the service answers it: built with the model the service builds it with."""
     base = {
         "id": "sub-aaaaaaaaaaaa",
         "team": "Team A",
@@ -111,16 +113,9 @@ def submission(**fields) -> dict:
         "message": "first try",
         "submitted_at": "2026-01-01T00:00:00Z",
         "state": "queued",
-        "phase": None,
         "queue_position": 1,
-        "verdict": None,
-        "failed_phase": None,
-        "verdict_message": None,
-        "public_scores": {},
-        "evaluated_at": None,
-        "phases": {},
     }
-    return {**base, **fields}
+    return SubmissionView(**{**base, **fields}).wire()
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:

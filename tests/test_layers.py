@@ -21,6 +21,7 @@ FLOORS = {
     "harness.submissions": 4,
     "harness.leaderboard": 4,
     "harness.evaluation": 5,
+    "harness.results": 5,
     "harness.participant": 5,
     "harness.proofs": 6,
     "harness.rounds": 7,

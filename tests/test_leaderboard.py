@@ -216,3 +216,24 @@ def test_select_and_finalize_switch_the_board_to_private(home, capsys):
     assert [(h["submission"], h["private"]) for h in history] == [(ids["b-best-public"], ""), (ids["b-hidden-gem"], "")]
     assert main(["select", "digits", "--team", "B", ids["b-hidden-gem"]]) == 2
     assert "was finalized at" in capsys.readouterr().err
+
+
+def test_the_private_boards_candidates_are_what_it_ranks_among():
+    """``final_candidates`` (what gc's retention keeps for a private board) is the board's own choice:
+    the selection, else the fallback best-public (rule best) or latest (rule last), never an unscored one."""
+    records = [
+        record("a1", "A", public=0.70, private=0.99, submitted_at="2026-01-01T00:00:00Z"),
+        record("a2", "A", public=0.90, private=0.50, submitted_at="2026-01-02T00:00:00Z"),
+        record("a3", "A", public=0.80, private=0.60, submitted_at="2026-01-03T00:00:00Z"),
+        record("a4", "A", verdict="TIMEOUT", submitted_at="2026-01-04T00:00:00Z"),
+        record("b1", "B", public=0.60, private=0.70),
+        record("c1", "C", verdict="RUNTIME_ERROR"),
+    ]
+    best = leaderboard.final_candidates(records, ACC, rule="best", fallback=2)
+    assert best == {"A": ["a2", "a3"], "B": ["b1"]}
+    assert leaderboard.final_candidates(records, ACC, rule="last", fallback=2) == {"A": ["a3", "a2"], "B": ["b1"]}
+    assert leaderboard.final_candidates(records, ACC, selections={"A": ["a1"]}, fallback=2) == {"A": ["a1"], "B": ["b1"]}
+    for rule, selections in (("best", {}), ("last", {}), ("best", {"A": ["a1"]})):
+        chosen = leaderboard.final_candidates(records, ACC, rule=rule, selections=selections, fallback=2)
+        board = leaderboard.build(records, ACC, private=True, rule=rule, selections=selections, fallback=2)
+        assert all(e.submission in chosen[e.team] for e in board if e.rank is not None)

@@ -263,13 +263,13 @@ def test_smoke_phases_go_first_and_keep_their_slot(home, docker_client, behave_i
         smoke = evaluation(True)
         spec = smoke.next_phase()
         assert spec.run_id.endswith("-smoke") and spec.limits.wall_clock_s == 60
-        pool.submit(smoke, spec, group=smoke.submission["team"], smoke=True)
+        pool.submit(smoke, spec, group=smoke.submission.team, smoke=True)
         return smoke
 
     def submit_fulls(pool: RayPhasePool) -> list[Evaluation]:
         fulls = [evaluation(False) for _ in range(3)]
         for e in fulls:
-            pool.submit(e, e.next_phase(), group=e.submission["team"])
+            pool.submit(e, e.next_phase(), group=e.submission.team)
         return fulls
 
     round_id = f"round-lanes-{secrets.token_hex(4)}"

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from harness.cli.common import EXTRAS, add_json, docker_client, load_competition
 from harness.client.text import shown_log
+from harness.limits import Verdict
 from harness.util.errors import HarnessError
 
 HELP = "run an image locally under the official contract, limits and verdicts"
@@ -56,4 +57,4 @@ def _check(args: argparse.Namespace) -> int:
             print(f"why: {shown_log(record.message)}")  # it quotes the container's output: shown, never acted on
         for part, scores in parts.items():
             print(f"{part}: " + ", ".join(f"{k}={v:.5f}" for k, v in scores.items()))
-    return 0 if record.verdict == "SCORED" else 1
+    return 0 if record.verdict == Verdict.SCORED else 1

@@ -7,7 +7,7 @@ import argparse
 import sys
 
 from harness.cli.common import add_command, add_ids_command, add_json, load_competition, print_json
-from harness.cli.leaderboard import board_data, board_records, print_leaderboard
+from harness.cli.leaderboard import board_data, print_leaderboard
 
 
 def register(commands) -> None:
@@ -32,12 +32,11 @@ def _select(args: argparse.Namespace) -> int:
         from harness.cli.remote import remote_select
 
         return remote_select(args)
-    from harness.leaderboard.board import SCORED, latest_per_submission
-    from harness.submissions.ledger import Ledger
+    from harness.results import Results
 
     competition = load_competition(args.competition, args.overrides)
-    scored = {r["submission"]["id"] for r in latest_per_submission(board_records(competition)) if r["verdict"] == SCORED}
-    Ledger.of(competition).select(args.team, args.ids, limit=competition.settings.competition.rules.final_selections, scored=scored)
+    results = Results(competition)
+    results.ledger.select(args.team, args.ids, limit=results.rules.final_selections, scored=results.scored())
     print(f"team {args.team!r} selected {', '.join(args.ids)} for the private leaderboard of {competition.name}", file=sys.stderr)
     if args.json:
         print_json({"competition": competition.name, "team": args.team, "selected": args.ids})

@@ -75,49 +75,26 @@ def board_data(competition, *, private: bool | None = None) -> list[dict]:
     return json.loads(_render(competition, private, "json", None, organizer=False))
 
 
-def board_records(competition, ledger=None) -> list[dict]:
-    """The records a board is built from: valid, signed when a key is configured, and each one an
-    evaluation the ledger lists for its submission (other files are skipped with a warning)."""
-    from harness.records.record import load_records
-    from harness.submissions.ledger import Ledger
-
-    ledger = ledger or Ledger.of(competition)
-    return load_records(competition.paths.records, listed={s.id: s.evaluations for s in ledger.all()})
-
-
 def _render(competition, private: bool | None, fmt: str, team: str | None, organizer: bool) -> str:
     from harness import leaderboard
-    from harness.scoring import get_metric
-    from harness.submissions.ledger import Ledger
+    from harness.results import Results
     from harness.util.clock import utc_now
 
-    settings, ledger = competition.settings.competition, Ledger.of(competition)
-    metric, rules, finalized = get_metric(settings.primary_metric), settings.rules, ledger.finalized_at()
-    private = bool(finalized) if private is None else private
-    if private and not finalized and not organizer:
-        raise HarnessError(
-            f"the private scores of {competition.name} are the organizer's until `harness finalize {competition.name}`; "
-            "an organizer previews them with --private --organizer"
-        )
-    records, selections = board_records(competition, ledger), ledger.selections()
-    attempts = leaderboard.history(records, metric, selections, reveal_private=private)
+    results = Results(competition)
+    part = results.part(private, organizer=organizer)
+    title, metric, records = competition.settings.competition.title, results.metric, results.records()
+    attempts = results.history(records, part)
     if team is not None:
         if fmt == "html":
             raise HarnessError("--team prints a history as table, csv or json; the html page shows every team")
         attempts = [a for a in attempts if a.team == team]
         if not attempts:
             raise HarnessError(f"team {team!r} has no evaluated submission in {competition.name}")
-        return leaderboard.render(attempts, fmt, metric, f"{settings.title}: history of team {team}")
-    if not private:
-        board = "public leaderboard"
-    elif finalized:
-        board = f"private leaderboard (final, {finalized})"
-    else:
-        board = "private leaderboard (preview: not finalized)"
-    entries = leaderboard.build(records, metric, private=private, rule=rules.rule, selections=selections, fallback=rules.final_selections)
+        return leaderboard.render(attempts, fmt, metric, f"{title}: history of team {team}")
+    entries = results.board(records, part)
     if fmt != "html":
-        return leaderboard.render(entries, fmt, metric, f"{settings.title}: {board}")
+        return leaderboard.render(entries, fmt, metric, f"{title}: {part.title}")
     from harness.leaderboard.html import Page, render_page
 
-    page = Page(settings.title, board.capitalize(), metric, "private" if private else "public", rules.rule, utc_now())
+    page = Page(title, part.title.capitalize(), metric, part.name, results.rules.rule, utc_now())
     return render_page(page, entries, attempts)

@@ -6,6 +6,7 @@ import argparse
 
 from harness.cli.common import add_ids_command, add_json, docker_client, load_competition, open_sinks, print_json
 from harness.client.text import shown
+from harness.limits import Verdict
 
 
 def register(commands) -> None:
@@ -33,4 +34,4 @@ def _reinfer(args: argparse.Namespace) -> int:
         for record in records:
             scores = ", ".join(f"{part}.{k}={v:.5f}" for part, named in record.scores.items() for k, v in named.items())
             print(f"{record.submission['id']} {record.evaluation_id}: {record.verdict} {scores or shown(record.message.splitlines()[0])}")
-    return 0 if len(records) == len(args.ids) and all(r.verdict == "SCORED" for r in records) else 1
+    return 0 if len(records) == len(args.ids) and all(r.verdict == Verdict.SCORED for r in records) else 1

@@ -29,11 +29,12 @@ from harness.client import (
     shown,
     shown_log,
 )
+from harness.client.wire import FINAL_STATES
+from harness.limits import PhaseVerdict, Verdict
 from harness.util.errors import HarnessError
 from harness.util.files import write_text_atomic
 from harness.util.sizes import format_size
 
-FINAL_STATES = ("evaluated", "withdrawn", "disqualified")
 POLL_FIRST_S, POLL_MAX_S = 0.25, 2.0
 WAIT_DEFAULT_S = 3600.0
 MESSAGE_WIDTH = 40
@@ -214,7 +215,7 @@ def exit_status(submission: dict) -> int:
     state = submission.get("state")
     if state in ("withdrawn", "disqualified"):
         return 1
-    return 1 if state == "evaluated" and submission.get("verdict") != "SCORED" else 0
+    return 1 if state == "evaluated" and submission.get("verdict") != Verdict.SCORED else 0
 
 
 def _logs(args: argparse.Namespace) -> int:
@@ -270,7 +271,7 @@ def follow_logs(fetch: LogSource, phase: str, *, as_json: bool = False, poll_s: 
             if verdict
             else f"{phase} ended; its verdict is not known yet (`harness status` shows it once evaluated)"
         )
-    return 0 if verdict in (None, "OK") else 1
+    return 0 if verdict in (None, PhaseVerdict.OK) else 1
 
 
 def _remote_logs(competition: str, submission_id: str, phase: str) -> LogSource:

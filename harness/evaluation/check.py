@@ -30,7 +30,9 @@ def check_image(competition: Competition, image: str, client: docker.DockerClien
     submission = {"id": f"check-{secrets.token_hex(6)}", "team": "local-check", "image": image, "image_digest": None}
     evaluation = Evaluation(competition, submission)
     try:
-        submission["image_digest"] = pin_image(client, image, max_bytes=competition.settings.competition.rules.max_image_bytes).digest
+        evaluation.submission.image_digest = pin_image(
+            client, image, max_bytes=competition.settings.competition.rules.max_image_bytes
+        ).digest
     except IntakeError as exc:
         evaluation.reject_image(str(exc))
     backend = local_backend(competition, client)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +28,12 @@ from harness.competition.smoke import smoke_stage
 from harness.limits import PhaseVerdict, Verdict
 from harness.limits.docker_options import contract_environment
 from harness.records.artifacts import stored_predictions
+from harness.records.model import Submission as Evaluated
 from harness.records.record import EvaluationRecord
 from harness.runner.host import host_info
 from harness.runner.phase import Mount, PhaseResult, PhaseSpec, registry_reference
 from harness.scoring import LabelsError, PredictionsError, score_predictions, validate_predictions
+from harness.submissions.ledger import Submission
 from harness.util.clock import utc_now
 from harness.util.environment import environment_fingerprint
 from harness.util.files import write_json_atomic
@@ -39,10 +42,29 @@ from harness.util.hashing import regular_file_sha256, tree_sha256
 PHASE_ORDER = ("train", "infer")
 
 
+def evaluated(submission: Submission | Evaluated | Mapping[str, Any]) -> Evaluated:
+    """The submission an evaluation evaluates, typed as its record's ``submission`` block: the ledger's
+    submission (a round), or the block of an earlier record or of ``harness check`` (a mapping).
+    Checked with the whole record, when it is written."""
+    if isinstance(submission, Evaluated):
+        return submission
+    if isinstance(submission, Submission):
+        fields = {name: getattr(submission, name) for name in ("id", "team", "image", "image_digest", "submitted_at")}
+        return Evaluated.model_construct(**fields)
+    return Evaluated.model_construct(**submission)
+
+
 class Evaluation:
-    def __init__(self, competition: Competition, submission: dict[str, Any], *, round_id: str | None = None, attempt: int = 1) -> None:
+    def __init__(
+        self,
+        competition: Competition,
+        submission: Submission | Evaluated | Mapping[str, Any],
+        *,
+        round_id: str | None = None,
+        attempt: int = 1,
+    ) -> None:
         self.competition = competition
-        self.submission = submission
+        self.submission = evaluated(submission)
         self.round_id = round_id
         self.attempt = attempt
         self.id = f"ev-{secrets.token_hex(6)}"
@@ -171,7 +193,7 @@ class Evaluation:
         return PhaseSpec(
             run_id=run_id,
             phase=phase,
-            image=self.submission["image_digest"],
+            image=self.submission.image_digest,
             command=settings.competition.command[phase],
             mounts=mounts,
             environment=contract_environment(phase, limits, settings.seed),
@@ -181,11 +203,11 @@ class Evaluation:
             labels={
                 "harness.round": self.round_id or "",
                 "harness.competition": self.competition.name,
-                "harness.submission": self.submission["id"],
+                "harness.submission": self.submission.id,
                 "harness.evaluation": self.id,
             },
             runtime=settings.runner.get("runtime"),
-            pull_from=registry_reference(self.submission.get("image", "")),
+            pull_from=registry_reference(self.submission.image),
             keep_model=phase == "train" and not self.in_smoke,
         )
 
@@ -210,7 +232,7 @@ class Evaluation:
             round_id=self.round_id,
             attempt=self.attempt,
             competition=self.competition.name,
-            submission=self.submission,
+            submission=self.submission.model_dump(exclude_unset=True),
             verdict=verdict.value,
             failed_phase=failed_phase,
             message=message,
@@ -220,7 +242,7 @@ class Evaluation:
                 "data_sha256": self.competition.data_sha256,
                 "config_sha256": settings.config_sha256,
                 "config": settings.as_dict(),
-                "image_digest": self.submission.get("image_digest"),
+                "image_digest": self.submission.image_digest,
                 "harness_version": __version__,
                 "environment": environment_fingerprint(),
                 "seed": settings.seed,

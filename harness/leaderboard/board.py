@@ -19,9 +19,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from harness.limits import Verdict
 from harness.scoring import Metric
-
-SCORED = "SCORED"
 
 
 @dataclass(frozen=True)
@@ -82,15 +81,10 @@ def build(
     fallback: int | None = None,
 ) -> list[Entry]:
     part = "private" if private else "public"
-    teams: dict[str, list[Attempt]] = {}
-    for attempt in history(records, metric, selections):
-        teams.setdefault(attempt.team, []).append(attempt)
     ranked: list[tuple[tuple, Attempt, list[Attempt]]] = []
     unranked: list[tuple[Attempt, list[Attempt]]] = []
-    for team, attempts in teams.items():
-        scored = [a for a in attempts if a.verdict == SCORED and a.score(part) is not None]
-        if private:
-            scored = _final_set(scored, (selections or {}).get(team), rule, fallback, metric)
+    for team, attempts in _teams(records, metric, selections).items():
+        scored = _candidates(attempts, part, (selections or {}).get(team), rule, fallback, metric)
         if not scored:
             unranked.append((attempts[-1], attempts))
             continue
@@ -100,6 +94,46 @@ def build(
     entries = [_entry(i + 1, pick, attempts, part) for i, (_, pick, attempts) in enumerate(ranked)]
     unranked.sort(key=lambda item: _time(item[0]))
     return entries + [_entry(None, latest, attempts, part) for latest, attempts in unranked]
+
+
+def final_candidates(
+    records: Iterable[dict[str, Any]],
+    metric: Metric,
+    *,
+    rule: str = "best",
+    selections: Mapping[str, Sequence[str]] | None = None,
+    fallback: int | None = None,
+) -> dict[str, list[str]]:
+    """{team: the submissions its private board chooses among}, in the order the rule takes them
+    (teams with none are absent)."""
+    chosen = {}
+    for team, attempts in _teams(records, metric, selections).items():
+        if candidates := _candidates(attempts, "private", (selections or {}).get(team), rule, fallback, metric, ranked_on="public"):
+            chosen[team] = [a.submission for a in candidates]
+    return chosen
+
+
+def _teams(records: Iterable[dict[str, Any]], metric: Metric, selections: Mapping[str, Sequence[str]] | None) -> dict[str, list[Attempt]]:
+    teams: dict[str, list[Attempt]] = {}
+    for attempt in history(records, metric, selections):
+        teams.setdefault(attempt.team, []).append(attempt)
+    return teams
+
+
+def _candidates(
+    attempts: list[Attempt],
+    part: str,
+    selected: Sequence[str] | None,
+    rule: str,
+    fallback: int | None,
+    metric: Metric,
+    *,
+    ranked_on: str | None = None,
+) -> list[Attempt]:
+    """A team's scored submissions with a score on ``part`` (``ranked_on``: on that part instead);
+    on the private part, its selection or its fallback."""
+    scored = [a for a in attempts if a.verdict == Verdict.SCORED and a.score(ranked_on or part) is not None]
+    return _final_set(scored, selected, rule, fallback, metric) if part == "private" else scored
 
 
 def _final_set(scored: list[Attempt], selected: Sequence[str] | None, rule: str, fallback: int | None, metric: Metric) -> list[Attempt]:

@@ -15,12 +15,19 @@ from functools import cache
 
 import jinja2
 
-from harness.leaderboard.board import SCORED, Attempt, Entry
+from harness.leaderboard.board import Attempt, Entry
+from harness.limits import Verdict
 from harness.scoring import Metric
 from harness.util.templates import html_environment
 
 PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac")
-VERDICT_CLASS = {"SCORED": "ok", "INFRA_ERROR": "infra", "TIMEOUT": "warn", "MEMORY_LIMIT": "warn", "OUTPUT_LIMIT": "warn"}
+VERDICT_CLASS = {
+    Verdict.SCORED: "ok",
+    Verdict.INFRA_ERROR: "infra",
+    Verdict.TIMEOUT: "warn",
+    Verdict.MEMORY_LIMIT: "warn",
+    Verdict.OUTPUT_LIMIT: "warn",
+}
 W, H, LEFT, RIGHT, TOP, BOTTOM = 960, 340, 64, 20, 16, 40
 
 
@@ -81,7 +88,7 @@ def render_page(page: Page, entries: list[Entry], attempts: list[Attempt]) -> st
 
 def _plot(attempts: list[Attempt], page: Page, colors: dict[str, str]) -> Plot | None:
     """The geometry of the scores-over-time plot; None when nothing is scored."""
-    points = [(a, _time(a.submitted_at), a.score(page.part)) for a in attempts if a.team in colors and a.verdict == SCORED]
+    points = [(a, _time(a.submitted_at), a.score(page.part)) for a in attempts if a.team in colors and a.verdict == Verdict.SCORED]
     points = [(a, t, s) for a, t, s in points if s is not None and math.isfinite(s)]
     if not points:
         return None

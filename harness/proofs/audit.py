@@ -30,11 +30,11 @@ from harness.evaluation.evaluation import Evaluation
 from harness.evaluation.local_run import local_backend, missing_image, run_phases
 from harness.evaluation.recording import record_evaluation
 from harness.proofs.audit_report import render_html, render_text
-from harness.proofs.listing import listed_evaluations
 from harness.records.model_store import ModelDamaged, ModelStore, ModelStoreError
 from harness.records.record import EvaluationRecord, RecordError, latest_record, load_record, unlisted
 from harness.records.sinks import RecordSinks
 from harness.records.tracking import flat_params
+from harness.results import Results
 from harness.util.clock import stamped_id, utc_now
 from harness.util.environment import environment_changes
 from harness.util.errors import ConfigError, HarnessError
@@ -89,7 +89,7 @@ def audit(
     sinks = sinks or RecordSinks()
     if repeats < 1:
         raise HarnessError(f"--repeats must be at least 1, got {repeats}")
-    listed = listed_evaluations(competition)
+    listed = Results(competition).listing()
     path = latest_record(competition.paths.records, key, listed)
     if path is None:
         raise HarnessError(f"no evaluation record for {key!r} in {competition.name} (give a submission or evaluation id)")

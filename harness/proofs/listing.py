@@ -1,17 +1,12 @@
-"""What the ledger says about records: which evaluations it lists for each submission, and
-whether the competition is final. A record file the ledger does not list for its submission (a
-stray copy, a forged file) never stands in for that submission's real record."""
+"""What the proofs ask the ledger about records besides which ones stand (``harness.results``): listing
+a re-infer's new evaluation, whether the competition is final, which submissions were ended by a
+decision."""
 
 from __future__ import annotations
 
 from harness.competition.core import Competition
 from harness.submissions.ledger import MODERATED, Ledger
 from harness.util.errors import HarnessError
-
-
-def listed_evaluations(competition: Competition) -> dict[str, list[str]]:
-    """{submission id: the evaluation ids the ledger lists for it} for every submission of the competition."""
-    return {submission.id: list(submission.evaluations) for submission in Ledger.of(competition).all()}
 
 
 def list_evaluation(competition: Competition, submission_id: str, evaluation_id: str) -> None:

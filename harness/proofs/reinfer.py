@@ -25,11 +25,13 @@ from harness.competition.core import Competition
 from harness.competition.data_manifest import changes_since
 from harness.evaluation.evaluation import Evaluation
 from harness.evaluation.local_run import local_backend, missing_image, run_phases
-from harness.proofs.listing import list_evaluation, listed_evaluations, moderated_submissions, refuse_after_finalize
+from harness.limits import PhaseVerdict
+from harness.proofs.listing import list_evaluation, moderated_submissions, refuse_after_finalize
 from harness.records.artifacts import stored_model
 from harness.records.model_store import ModelMissing, ModelStore, ModelStoreError, restore_kept
 from harness.records.record import EvaluationRecord, RecordError, latest_record, load_record, unlisted
 from harness.records.sinks import RecordSinks
+from harness.results import Results
 from harness.util.clock import stamped_id, utc_now
 from harness.util.errors import HarnessError
 
@@ -48,7 +50,7 @@ def reinfer(
     """Re-infer each submission; after ``finalize`` only with ``force`` (a HarnessError otherwise)."""
     out = out or sys.stderr  # looked up when called: standard error may have been replaced since import
     forced = refuse_after_finalize(competition, "reinfer", force)
-    listed = listed_evaluations(competition)
+    listed = Results(competition).listing()
     moderated = moderated_submissions(competition)
     if ended := [f"{key} ({moderated[key]})" for key in submission_ids if key in moderated]:
         raise HarnessError(f"cannot re-infer {', '.join(ended)}: a withdrawn or disqualified submission is never evaluated again")
@@ -134,7 +136,7 @@ def _earlier(competition: Competition, key: str, client: docker.DockerClient, li
 
 
 def _unusable(competition: Competition, record: EvaluationRecord) -> str | None:
-    if record.phases.get("train", {}).get("verdict") != "OK" or not record.manifest.get("model_sha256"):
+    if record.phases.get("train", {}).get("verdict") != PhaseVerdict.OK or not record.manifest.get("model_sha256"):
         return "its train phase did not succeed, so there is no model"
     changed = changes_since(competition.paths.root, competition.data_manifest, record.manifest["data_sha256"], *TRAINING_DATA)
     if changed is None:

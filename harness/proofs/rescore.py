@@ -16,10 +16,11 @@ from harness.competition.core import Competition
 from harness.competition.data_manifest import changes_since
 from harness.evaluation.evaluation import score_file
 from harness.limits import Verdict
-from harness.proofs.listing import listed_evaluations, moderated_submissions, refuse_after_finalize
+from harness.proofs.listing import moderated_submissions, refuse_after_finalize
 from harness.records.artifacts import stored_predictions
 from harness.records.record import EvaluationRecord, records_to_rewrite
 from harness.records.sinks import RecordSinks
+from harness.results import Results
 from harness.util.clock import utc_now
 from harness.util.hashing import regular_file_sha256
 
@@ -40,7 +41,7 @@ def rescore(competition: Competition, sinks: RecordSinks, *, force: bool = False
     reason = refuse_after_finalize(competition, "rescore", force) or "rescore"
     summary = RescoreSummary()
     moderated = moderated_submissions(competition)
-    for name, record, problem in records_to_rewrite(competition.paths.records, listed_evaluations(competition)):
+    for name, record, problem in records_to_rewrite(competition.paths.records, Results(competition).listing()):
         if record is None:
             summary.skipped[name] = problem
             continue

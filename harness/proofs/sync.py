@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from harness.competition.core import Competition
-from harness.proofs.listing import listed_evaluations
 from harness.records.publish import publish
 from harness.records.record import records_to_rewrite
 from harness.records.tracking import TERMINATED, Tracker
+from harness.results import Results
 from harness.util.errors import HarnessError
 from harness.util.redact import redact_text
 
@@ -34,7 +34,7 @@ def sync(competition: Competition, tracker: Tracker) -> SyncSummary:
         raise HarnessError(
             f"MLflow at {redact_text(tracker.uri)} cannot be reached ({type(exc).__name__}); nothing was uploaded, try again later"
         ) from None
-    for name, record, problem in records_to_rewrite(competition.paths.records, listed_evaluations(competition)):
+    for name, record, problem in records_to_rewrite(competition.paths.records, Results(competition).listing()):
         if record is None:
             summary.failed[name] = problem
             continue

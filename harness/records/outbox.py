@@ -33,6 +33,7 @@ from omegaconf import OmegaConf
 from harness.competition.core import Competition
 from harness.competition.paths import DATABASE
 from harness.competition.schema import WebhookConfig
+from harness.limits import Verdict
 from harness.records.record import EvaluationRecord
 from harness.util.clock import utc_now
 from harness.util.errors import HarnessError
@@ -94,7 +95,7 @@ def webhooks(competition: Competition) -> list[WebhookConfig]:
 def notification(record: EvaluationRecord, event: str) -> dict[str, Any]:
     """The body of a record's notification: its verdict and public scores, nothing private, and
     nothing the submission wrote."""
-    public = record.scores.get("public") if record.verdict == "SCORED" else None
+    public = record.scores.get("public") if record.verdict == Verdict.SCORED else None
     return {
         "event": event,
         "competition": record.competition,
@@ -112,15 +113,15 @@ def verdict_summary(record: EvaluationRecord) -> str:
     """The verdict in the harness's own words. A record's ``message`` quotes what the submission
     wrote (its output's last lines, its entrypoint, its predictions' ids), which is never sent to
     an organizer's channel: the team reads it on its own page."""
-    if record.verdict == "SCORED":
+    if record.verdict == Verdict.SCORED:
         return "scored"
-    if record.verdict == "INVALID_IMAGE":
+    if record.verdict == Verdict.INVALID_IMAGE:
         return "the image was refused at intake"
-    if record.verdict == "INVALID_PREDICTIONS":
+    if record.verdict == Verdict.INVALID_PREDICTIONS:
         return "the predictions were refused when scored"
     phase = record.failed_phase or "a"
     exit_code = (record.phases.get(record.failed_phase or "") or {}).get("exit_code")
-    if record.verdict == "RUNTIME_ERROR" and exit_code is not None:
+    if record.verdict == Verdict.RUNTIME_ERROR and exit_code is not None:
         return f"the {phase} phase failed (exit code {exit_code})"
     return f"the {phase} phase ended {record.verdict}"
 

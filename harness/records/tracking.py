@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from harness.limits import Limits
+from harness.limits import Limits, Verdict
 from harness.records.record import EvaluationRecord
 from harness.util.errors import ConfigError, first_line
 from harness.util.redact import redact_text
@@ -136,7 +136,7 @@ class Tracker:
         self.log_files(run_id, artifacts)
         if record_path is not None:
             self.client.log_artifact(run_id, str(record_path))
-        self.client.set_terminated(run_id, status="FINISHED" if record.verdict == "SCORED" else "FAILED")
+        self.client.set_terminated(run_id, status="FINISHED" if record.verdict == Verdict.SCORED else "FAILED")
 
     def log_files(self, run_id: str, files: list[tuple[Path, str]]) -> None:
         """Regular files only: a link or a special file among a submission's outputs is never opened."""

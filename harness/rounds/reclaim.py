@@ -35,7 +35,7 @@ import docker.errors
 
 from harness.competition.core import Competition
 from harness.records.model_store import ModelStore
-from harness.records.record import load_records
+from harness.results import Results
 from harness.rounds.journal import take_driver_lock
 from harness.rounds.retention import Retention, retention
 from harness.submissions.ledger import Ledger
@@ -83,7 +83,7 @@ def after_round(competition: Competition, client: docker.DockerClient, out: Text
 def reclaimable(competition: Competition, client: docker.DockerClient | None, store: ModelStore | None = None) -> list[Item]:
     """Everything the policy lets gc free now."""
     ledger = Ledger.of(competition)
-    records = load_records(competition.paths.records, listed={s.id: s.evaluations for s in ledger.all()})
+    records = Results(competition, ledger).records()
     policy = retention(competition, ledger, records)
     store = store or ModelStore.for_competition(competition)
     held: dict[str, bool] = {}

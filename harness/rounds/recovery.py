@@ -43,9 +43,6 @@ def recover(ledger: Ledger, records: Path, rounds: Collection[str], warn: Callab
             continue
         if submission.state == EVALUATED:
             continue
-        submission.state = EVALUATED
-        if record["evaluation_id"] not in submission.evaluations:
-            submission.evaluations.append(record["evaluation_id"])
-        ledger.save(submission)
+        ledger.finish(submission, record["evaluation_id"])
         recovered.append(submission.id)
     return recovered

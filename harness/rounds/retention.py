@@ -15,8 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.competition.core import Competition
-from harness.limits import Verdict
-from harness.scoring.metrics import get_metric
+from harness.results import Results
 from harness.submissions.ledger import EVALUATED, UNFINISHED, Ledger, Submission
 
 
@@ -32,35 +31,25 @@ class Retention:
 
 
 def retention(competition: Competition, ledger: Ledger, records: list[dict[str, Any]]) -> Retention:
-    """The policy applied to the ledger and the latest record of each submission."""
-    settings = competition.settings.competition
-    rules, metric = settings.rules, get_metric(settings.primary_metric)
+    """The policy applied to the ledger and the standing records (each submission's latest counts)."""
+    results = Results(competition, ledger)
+    keep_top = results.rules.keep_top
     submissions = ledger.all()
     policy = Retention(submissions)
-    latest = {}
-    for record in records:  # the last record of each submission stands for it
-        latest[record["submission"]["id"]] = record
     for submission in submissions:
         if submission.state in UNFINISHED:
-            policy.kept[submission.id] = submission.state
-    by_team: dict[str, list[tuple[Submission, float]]] = {}
-    for submission in submissions:
-        record = latest.get(submission.id)
-        if submission.state in UNFINISHED or record is None or record["verdict"] != Verdict.SCORED:
-            continue
-        score = ((record.get("scores") or {}).get("public") or {}).get(metric.name)
-        if submission.state == EVALUATED and score is not None:
-            by_team.setdefault(submission.team, []).append((submission, score))
+            policy.kept[submission.id] = str(submission.state)
+    evaluated = {s.id for s in submissions if s.state == EVALUATED}
+    records = [record for record in records if record["submission"]["id"] in evaluated]
+    for team, best in results.private_candidates(records, selections={}, rule="best", fallback=keep_top).items():
+        for submission_id in best:
+            policy.kept.setdefault(submission_id, f"among team {team}'s {keep_top} best")
     selections = ledger.selections()
-    for team, scored in by_team.items():
-        best = sorted(scored, key=lambda item: (-item[1] if metric.higher_is_better else item[1], item[0].submitted_at, item[0].id))
-        for submission, _ in best[: rules.keep_top]:
-            policy.kept.setdefault(submission.id, f"among team {team}'s {rules.keep_top} best")
-        if selections.get(team):
-            continue  # its selection is its private board (below)
-        fallback = sorted(scored, key=lambda item: (item[0].submitted_at, item[0].id), reverse=True) if rules.rule == "last" else best
-        for submission, _ in fallback[: rules.final_selections]:
-            policy.kept.setdefault(submission.id, "on the private board (the team selected none)")
+    unselected = results.private_candidates(records, selections={})  # the private board of a team that selected none
+    for team, fallback in unselected.items():
+        if not selections.get(team):
+            for submission_id in fallback:
+                policy.kept.setdefault(submission_id, "on the private board (the team selected none)")
     for chosen in selections.values():  # a selection stands even when its record is gone
         for submission_id in chosen:
             policy.kept[submission_id] = "selected for the private board"

@@ -35,7 +35,7 @@ from harness.rounds.start_refusals import StartRefusals
 from harness.runner.cleanup import sweep
 from harness.runner.phase import PhaseResult
 from harness.runner.ray_pool import RayPhasePool
-from harness.submissions.ledger import EVALUATED, MODERATED, PENDING, RUNNING, Ledger, Submission
+from harness.submissions.ledger import MODERATED, Ledger, Submission
 from harness.util.errors import HarnessError
 
 POLL_S = 0.5  # the longest the loop waits before looking at a stop request or a due retry
@@ -116,8 +116,7 @@ class Round:
         with _StopRequest() as stop:
             try:
                 for submission in pending:
-                    submission.state = RUNNING
-                    self.ledger.save(submission)
+                    self.ledger.start(submission)
                     self._submissions[submission.id] = submission
                     self._start(submission, attempt=1)
                 while self._over or self._retries or self._recording or self.pool.busy:
@@ -163,10 +162,10 @@ class Round:
             self._recording[self._recorder.submit(self._conclude, evaluation)] = evaluation
         self._over.clear()
         self._take_records(wait=False)
-        self.progress.maybe_report(len({e.submission["id"] for e in self.pool.running_keys()}))
+        self.progress.maybe_report(len({e.submission.id for e in self.pool.running_keys()}))
 
     def _start(self, submission: Submission, attempt: int) -> None:
-        self._continue(Evaluation(self.competition, submission.summary(), round_id=self.summary.round_id, attempt=attempt))
+        self._continue(Evaluation(self.competition, submission, round_id=self.summary.round_id, attempt=attempt))
 
     def _continue(self, evaluation: Evaluation) -> None:
         """Queue what comes next for an evaluation: its next phase, a retry, or its record. The
@@ -183,15 +182,15 @@ class Round:
                 evaluation.accept(PhaseResult(phase, PhaseVerdict.INFRA_ERROR, message, limits=limits))
             else:
                 if spec is not None:
-                    team, smoke = evaluation.submission["team"], evaluation.in_smoke
+                    team, smoke = evaluation.submission.team, evaluation.in_smoke
                     # its follow-ups go first (a full train after its smoke stage queues behind the started ones)
                     started = bool(evaluation.smoke_results if smoke else evaluation.results) or evaluation.attempt > 1
                     self.pool.submit(evaluation, spec, group=team, first=started, smoke=smoke)
                     # "smoke train" in the smoke stage
-                    self.ledger.set_phase(evaluation.submission["id"], evaluation.phase_name(spec.phase), evaluation.id)
+                    self.ledger.set_phase(evaluation.submission.id, evaluation.phase_name(spec.phase), evaluation.id)
                     return
-        self.ledger.set_phase(evaluation.submission["id"], None)
-        if evaluation.infra_failed and (blame := self._refusals.blame(evaluation.submission["id"], evaluation.infra_failure)):
+        self.ledger.set_phase(evaluation.submission.id, None)
+        if evaluation.infra_failed and (blame := self._refusals.blame(evaluation.submission.id, evaluation.infra_failure)):
             evaluation.blame_image(blame)
         if evaluation.infra_failed and evaluation.attempt <= self.infra_retries:
             self._retry(evaluation)
@@ -204,10 +203,10 @@ class Round:
         delay = min(MAX_BACKOFF_S, self.retry_backoff_s * 2 ** (evaluation.attempt - 1))
         removed = sweep(self.client, {"harness.evaluation": evaluation.id})
         self._say(
-            f"{evaluation.submission['team']} {evaluation.submission['id']}: {failure.message.splitlines()[0]} "
+            f"{evaluation.submission.team} {evaluation.submission.id}: {failure.message.splitlines()[0]} "
             f"[{removed} container(s) removed; attempt {evaluation.attempt + 1} of {self.infra_retries + 1} in {delay:g} s]"
         )
-        heapq.heappush(self._retries, (time.monotonic() + delay, self.summary.retried, evaluation.submission["id"], evaluation.attempt + 1))
+        heapq.heappush(self._retries, (time.monotonic() + delay, self.summary.retried, evaluation.submission.id, evaluation.attempt + 1))
         self.summary.retried += 1
 
     def _start_due_retries(self) -> None:
@@ -228,22 +227,18 @@ class Round:
         """Update the ledger and the summary for each record written (all of them, waiting, with ``wait``)."""
         for future in [f for f in self._recording if wait or f.done()]:
             evaluation = self._recording.pop(future)
-            submission = self._submissions.pop(evaluation.submission["id"])
+            submission = self._submissions.pop(evaluation.submission.id)
             try:
                 record = future.result()
             except Exception as exc:  # noqa: BLE001 - one bad file (labels, a record that fails its schema, a full disk) must not stop the round
                 self._leave_pending(submission, f"its record could not be made ({_reason(exc)})")
                 continue
-            submission.evaluations.append(record.evaluation_id)
             if evaluation.infra_failed:
-                submission.infra_failures += 1
-                submission.state = PENDING  # the organizer's failure: not charged, evaluated again next round
                 self.summary.left_pending.append(submission.id)
+                self.ledger.requeue(submission, record.evaluation_id)  # the organizer's failure: not charged, evaluated again next round
             else:
-                submission.state = EVALUATED
-                if record.failed_stage == "smoke" and not self.competition.settings.competition.rules.charge_smoke_failures:
-                    submission.quota_exempt = "smoke"
-            self.ledger.save(submission)
+                smoke_exempt = record.failed_stage == "smoke" and not self.competition.settings.competition.rules.charge_smoke_failures
+                self.ledger.finish(submission, record.evaluation_id, quota_exempt="smoke" if smoke_exempt else None)
             self._note_if_moderated(submission)
             self.summary.verdicts[record.verdict] += 1
             self.summary.evaluated[submission.id] = record.evaluation_id
@@ -251,8 +246,7 @@ class Round:
             self._say(f"[{self.progress.done}/{self.progress.total}] {submission.team} {submission.id}: {self._outcome(record)}")
 
     def _leave_pending(self, submission: Submission, why: str) -> None:
-        submission.state = PENDING
-        self.ledger.save(submission)
+        self.ledger.requeue(submission)
         self.summary.left_pending.append(submission.id)
         self.summary.verdicts[PhaseVerdict.INFRA_ERROR.value] += 1
         self.progress.finished(PhaseVerdict.INFRA_ERROR.value)
@@ -278,9 +272,8 @@ class Round:
         with suppress(Exception):
             sweep(self.client, {"harness.round": self.summary.round_id})
         for submission in list(self._submissions.values()):
-            submission.state = PENDING
             with suppress(Exception):  # the ledger itself may be what failed: the next round treats RUNNING as pending
-                self.ledger.save(submission)
+                self.ledger.requeue(submission)
                 self.summary.left_pending.append(submission.id)
         self._submissions.clear()
         self._recorder.shutdown(wait=False, cancel_futures=True)
@@ -298,8 +291,7 @@ class Round:
         self._retries.clear()
         removed = sweep(self.client, {"harness.round": self.summary.round_id})
         for submission in self._submissions.values():
-            submission.state = PENDING
-            self.ledger.save(submission)
+            self.ledger.requeue(submission)
             self.summary.cancelled.append(submission.id)
         self._submissions.clear()
         self._say(f"cancelled {len(self.summary.cancelled)} evaluation(s), removed {removed} container(s); they are pending again")

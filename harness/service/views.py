@@ -9,21 +9,20 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from harness.leaderboard.board import SCORED, build, latest_per_submission
-from harness.records.record import checked_record, unlisted
+from harness.client.wire import PhaseSummary, SubmissionView, wire_state
+from harness.records.record import checked_record
 from harness.records.signing import verification_keys
 from harness.registry import RegistryUnavailable
+from harness.results import Results
 from harness.runner.logs import CursorError, parse_cursor
-from harness.scoring import get_metric
 from harness.service.context import ServiceContext
 from harness.service.errors import ServiceError, not_found
-from harness.submissions.ledger import EVALUATED, PENDING, RUNNING, Submission
+from harness.submissions.ledger import PENDING, RUNNING, Submission
 from harness.submissions.logs import submission_logs
-from harness.submissions.quota import WINDOW, next_allowed
+from harness.submissions.quota import next_allowed
 from harness.submissions.teams import Team
 from harness.util.clock import timestamp
 
-STATES = {PENDING: "queued", RUNNING: "running", EVALUATED: "evaluated"}  # withdrawn, disqualified: as they are
 PHASES = ("train", "infer")
 BOARD_TTL_S = 2.0  # the leaderboard is rebuilt from the records at most this often
 RECORD_CACHE = 4096  # checked records kept (a few KiB each): the board reads every listed one
@@ -74,11 +73,7 @@ def public_leaderboard(ctx: ServiceContext, team: Team | None = None) -> dict[st
 def quota(ctx: ServiceContext, team: Team, now: datetime | None = None) -> dict[str, Any]:
     now = now or datetime.now(UTC)
     per_day = ctx.competition.settings.competition.rules.per_day
-    charged = [
-        datetime.fromisoformat(s.submitted_at)
-        for s in ctx.ledger.of_team(team.name)
-        if s.charged and datetime.fromisoformat(s.submitted_at) > now - WINDOW
-    ]
+    charged = ctx.ledger.charged(team.name, now)
     registry = _registry_usage(ctx, team)
     if per_day is None:
         return {"per_day": None, "used": len(charged), "left": None, "next_allowed_at": None, **registry}
@@ -108,7 +103,7 @@ def selection(ctx: ServiceContext, team: Team) -> dict[str, Any]:
 
 def scored_submissions(ctx: ServiceContext) -> set[str]:
     """Ids of the submissions whose latest listed record is scored (what a team may select)."""
-    return {r["submission"]["id"] for r in latest_per_submission(_records(ctx)) if r["verdict"] == SCORED}
+    return _results(ctx).scored()
 
 
 def _own(ctx: ServiceContext, team: Team, submission_id: str) -> Submission:
@@ -125,37 +120,29 @@ def _own(ctx: ServiceContext, team: Team, submission_id: str) -> Submission:
 def _submission(ctx: ServiceContext, s: Submission) -> dict[str, Any]:
     record = _record(ctx, s)
     image, _, registry_digest = s.image.partition("@")
-    view: dict[str, Any] = {
-        "id": s.id,
-        "team": s.team,
-        "image": s.image,
-        "image_digest": s.image_digest,
-        "registry_digest": registry_digest or None,
-        "message": s.message,
-        "submitted_at": s.submitted_at,
-        "state": STATES.get(s.state, s.state),
-        "phase": s.phase if s.state == RUNNING else None,
-        "queue_position": ctx.ledger.queue_position(s) if s.state == PENDING else None,
-        "verdict": None,
-        "failed_phase": None,
-        "verdict_message": None,
-        "public_scores": {},
-        "evaluated_at": None,
-        "phases": {},
-    }
+    view = SubmissionView(
+        id=s.id,
+        team=s.team,
+        image=s.image,
+        image_digest=s.image_digest,
+        registry_digest=registry_digest or None,
+        message=s.message,
+        submitted_at=s.submitted_at,
+        state=wire_state(s.state),
+        phase=s.phase if s.state == RUNNING else None,
+        queue_position=ctx.ledger.queue_position(s) if s.state == PENDING else None,
+    )
     if record is not None:
-        view.update(
-            verdict=record["verdict"],
-            failed_phase=record.get("failed_phase"),
-            verdict_message=record.get("message"),
-            public_scores=dict((record.get("scores") or {}).get("public") or {}),
-            evaluated_at=record["created_at"],
-            phases={
-                name: {key: phase.get(key) for key in ("verdict", "wall_s", "exit_code", "peak_memory_bytes")}
-                for name, phase in (record.get("phases") or {}).items()
-            },
-        )
-    return view
+        view.verdict = record["verdict"]
+        view.failed_phase = record.get("failed_phase")
+        view.verdict_message = record.get("message")
+        view.public_scores = dict((record.get("scores") or {}).get("public") or {})
+        view.evaluated_at = record["created_at"]
+        view.phases = {
+            name: PhaseSummary(**{key: phase.get(key) for key in PhaseSummary.model_fields})
+            for name, phase in (record.get("phases") or {}).items()
+        }
+    return view.wire()
 
 
 def _record(ctx: ServiceContext, s: Submission) -> dict[str, Any] | None:
@@ -192,12 +179,9 @@ def _keys(ctx: ServiceContext) -> list:
     return ctx.caches["keys"]
 
 
-def _records(ctx: ServiceContext) -> list[dict[str, Any]]:
-    """What ``load_records`` would give with the ledger's listing (only the records the ledger lists
-    for their submission), from the cache."""
-    listed = {s.id: s.evaluations for s in ctx.ledger.all()}
-    records = (_checked(ctx, evaluation_id) for evaluation_id in sorted(e for evaluations in listed.values() for e in evaluations))
-    return [data for data in records if data is not None and unlisted(data, listed, strict=True) is None]
+def _results(ctx: ServiceContext) -> Results:
+    """The competition's standing results, each record read through the cache."""
+    return Results(ctx.competition, ctx.ledger, read=lambda evaluation_id: _checked(ctx, evaluation_id))
 
 
 def _board(ctx: ServiceContext) -> dict[str, Any]:
@@ -220,16 +204,14 @@ def _rebuild_board(ctx: ServiceContext) -> dict[str, Any]:
     cached = ctx.caches.get("board")
     if cached is not None and time.monotonic() - cached[0] < BOARD_TTL_S:  # rebuilt while this request waited
         return cached[1]
-    settings = ctx.competition.settings.competition
-    metric, rules, final = get_metric(settings.primary_metric), settings.rules, ctx.ledger.finalized_at() is not None
-    entries = build(
-        _records(ctx), metric, private=final, rule=rules.rule, selections=ctx.ledger.selections(), fallback=rules.final_selections
-    )
+    results = _results(ctx)
+    part = results.part()  # public until finalize, private after
+    entries = results.board(results.records(), part)
     board = {
         "competition": ctx.name,
-        "metric": metric.name,
-        "higher_is_better": metric.higher_is_better,
-        "final": final,
+        "metric": results.metric.name,
+        "higher_is_better": results.metric.higher_is_better,
+        "final": part.final,
         "rows": [({"rank": e.rank, "team": e.team, "score": e.score, "submitted_at": e.submitted_at}, e.submission) for e in entries],
     }
     ctx.caches["board"] = (time.monotonic(), board)

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 
 from harness.competition.paths import DATABASE
@@ -29,9 +30,22 @@ from harness.util.clock import timestamp
 from harness.util.errors import HarnessError
 from harness.util.sqlite import Connections, transaction
 
-PENDING, RUNNING, EVALUATED = "pending", "running", "evaluated"
-WITHDRAWN, DISQUALIFIED = "withdrawn", "disqualified"
-STATES = (PENDING, RUNNING, EVALUATED, WITHDRAWN, DISQUALIFIED)
+
+class SubmissionState(StrEnum):
+    """Where a submission stands. The ledger alone changes it: ``start`` (pending to running),
+    ``finish`` (to evaluated, with a verdict of its own), ``requeue`` (back to pending: the
+    organizer's failure, a cancel, an abort) and ``moderate`` (withdrawn or disqualified, for good)."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    EVALUATED = "evaluated"
+    WITHDRAWN = "withdrawn"
+    DISQUALIFIED = "disqualified"
+
+
+PENDING, RUNNING, EVALUATED = SubmissionState.PENDING, SubmissionState.RUNNING, SubmissionState.EVALUATED
+WITHDRAWN, DISQUALIFIED = SubmissionState.WITHDRAWN, SubmissionState.DISQUALIFIED
+STATES = tuple(SubmissionState)
 UNFINISHED = (PENDING, RUNNING)  # what a round evaluates, and what keeps finalize waiting
 MODERATED = (WITHDRAWN, DISQUALIFIED)  # ended by a decision, never evaluated again
 MAX_REASON_LENGTH = 500
@@ -81,7 +95,7 @@ class Submission:
     image: str
     image_digest: str
     submitted_at: str
-    state: str = PENDING
+    state: SubmissionState = PENDING
     evaluations: list[str] = field(default_factory=list)
     infra_failures: int = 0
     moderated_at: str | None = None  # when it was withdrawn or disqualified
@@ -113,9 +127,6 @@ class Submission:
         """``sub-… (team 'A', pending, 2 infrastructure failures)``: what an organizer needs to act on it."""
         failures = f", {self.infra_failures} infrastructure failure(s)" if self.infra_failures else ""
         return f"{self.id} (team {self.team!r}, {self.state}{failures})"
-
-    def summary(self) -> dict:
-        return {"id": self.id, "team": self.team, "image": self.image, "image_digest": self.image_digest, "submitted_at": self.submitted_at}
 
 
 def validate_team(team: str) -> str:
@@ -188,6 +199,11 @@ class Ledger:
             with self._transaction() as con:
                 check_quota(team, self._charged(con, team, now), per_day, now)
 
+    def charged(self, team: str, now: datetime | None = None) -> list[datetime]:
+        """When the team's charged submissions of the quota's window (the 24 hours before ``now``) came."""
+        with self._connect() as con:
+            return self._charged(con, team, now or datetime.now(UTC))
+
     def _charged(self, con: sqlite3.Connection, team: str, now: datetime) -> list[datetime]:
         rows = con.execute(
             f"SELECT {COLUMNS} FROM submissions WHERE competition = ? AND team = ? AND submitted_at > ?",
@@ -200,6 +216,33 @@ class Ledger:
             raise HarnessError(f"submission {submission.id} belongs to {submission.competition!r}, not {self.competition!r}")
         with self._transaction() as con:
             self._write(con, submission)
+
+    def start(self, submission: Submission) -> None:
+        """A round takes ``submission``: running (a withdrawal or disqualification that came first stands)."""
+        self._move(submission, RUNNING)
+
+    def finish(self, submission: Submission, evaluation_id: str, *, quota_exempt: str | None = None) -> None:
+        """``submission`` has a verdict of its own, recorded as ``evaluation_id``: evaluated (charged,
+        unless ``quota_exempt`` says why not). A withdrawal or disqualification that came while it
+        ran stands (``_write`` keeps it); the evaluation is listed either way."""
+        if evaluation_id not in submission.evaluations:
+            submission.evaluations.append(evaluation_id)
+        if quota_exempt is not None:
+            submission.quota_exempt = quota_exempt
+        self._move(submission, EVALUATED)
+
+    def requeue(self, submission: Submission, evaluation_id: str | None = None) -> None:
+        """``submission`` is pending again without a verdict of its own: a round was cancelled or
+        stopped, or (given ``evaluation_id``, the evaluation that failed) the organizer's
+        infrastructure failed it, which is counted and never charged."""
+        if evaluation_id is not None:
+            submission.evaluations.append(evaluation_id)
+            submission.infra_failures += 1
+        self._move(submission, PENDING)
+
+    def _move(self, submission: Submission, state: SubmissionState) -> None:
+        submission.state = state
+        self.save(submission)
 
     def set_phase(self, submission_id: str, phase: str | None, evaluation: str | None = None) -> None:
         """Note the phase a round runs now for a running submission (None: between phases) and, given,
@@ -340,10 +383,14 @@ class Ledger:
                         f"{submission_id} is evaluated already and its verdict stands: a team may withdraw only a submission "
                         f"that has none yet; the organizer may disqualify it (`harness disqualify {self.competition} {submission_id} --reason TEXT`)"
                     )
-            submission.state, submission.moderated_at, submission.moderation_reason = state, timestamp(now or datetime.now(UTC)), reason
+            submission.state, submission.moderated_at, submission.moderation_reason = (
+                SubmissionState(state),
+                timestamp(now or datetime.now(UTC)),
+                reason,
+            )
             con.execute(
                 "UPDATE submissions SET state = ?, moderated_at = ?, moderation_reason = ? WHERE id = ?",
-                (state, submission.moderated_at, reason, submission_id),
+                (str(state), submission.moderated_at, reason, submission_id),
             )
             con.execute("DELETE FROM selections WHERE competition = ? AND submission = ?", (self.competition, submission_id))
         return submission
@@ -372,11 +419,11 @@ class Ledger:
         con.execute(
             "INSERT INTO submissions (id, competition, team, image, image_digest, submitted_at, state, evaluations, infra_failures, message, quota_exempt) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
-            f"state = CASE WHEN submissions.state IN {MODERATED!r} THEN submissions.state ELSE excluded.state END, "
+            f"state = CASE WHEN submissions.state IN {tuple(map(str, MODERATED))!r} THEN submissions.state ELSE excluded.state END, "
             "evaluations = excluded.evaluations, infra_failures = excluded.infra_failures, quota_exempt = excluded.quota_exempt, "
             # the phase is set_phase's; a submission that is not running has none
-            "phase = CASE WHEN excluded.state = 'running' AND submissions.state = 'running' THEN submissions.phase ELSE NULL END, "
-            "evaluation = CASE WHEN excluded.state = 'running' AND submissions.state = 'running' THEN submissions.evaluation ELSE NULL END",
+            f"phase = CASE WHEN excluded.state = '{RUNNING}' AND submissions.state = '{RUNNING}' THEN submissions.phase ELSE NULL END, "
+            f"evaluation = CASE WHEN excluded.state = '{RUNNING}' AND submissions.state = '{RUNNING}' THEN submissions.evaluation ELSE NULL END",
             (
                 s.id,
                 s.competition,
@@ -384,7 +431,7 @@ class Ledger:
                 s.image,
                 s.image_digest,
                 s.submitted_at,
-                s.state,
+                str(s.state),
                 json.dumps(s.evaluations),
                 s.infra_failures,
                 s.message,
@@ -472,9 +519,10 @@ def _migrate(con: sqlite3.Connection) -> None:
 
 
 def _submission(row: tuple) -> Submission:
-    *head, evaluations, infra_failures, moderated_at, moderation_reason, message, phase, evaluation, quota_exempt = row
+    *head, state, evaluations, infra_failures, moderated_at, moderation_reason, message, phase, evaluation, quota_exempt = row
     return Submission(
         *head,
+        state=SubmissionState(state),
         evaluations=json.loads(evaluations),
         infra_failures=infra_failures,
         moderated_at=moderated_at,

@@ -1,0 +1,148 @@
+"""Which results stand, and the boards built from them.
+
+A record stands for its submission when the ledger lists its evaluation for that submission and
+the record is valid and, with a key configured, signed by the organizer; any other file in
+``records/`` stands for nothing. Each submission counts with its latest standing record. The
+private scores are shown once the competition is finalized, and before that only to the organizer
+who asks for a preview. The command line (``leaderboard``, ``select``, ``finalize``), the service
+(its board and a team's selection), the proofs (what the ledger lists) and the retention policy
+(the submissions a private board chooses among) all ask here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from harness.competition.core import Competition
+from harness.competition.rules import Rules
+from harness.leaderboard.board import Attempt, Entry, build, final_candidates, history, latest_per_submission
+from harness.limits import Verdict
+from harness.records.record import load_records, unlisted
+from harness.scoring import Metric, get_metric
+from harness.submissions.ledger import Ledger
+from harness.util.errors import HarnessError
+
+# An evaluation id -> its record once it proved valid and signed (None: it stands for nothing).
+Reader = Callable[[str], dict[str, Any] | None]
+
+
+def listing(ledger: Ledger) -> dict[str, list[str]]:
+    """{submission id: the evaluation ids the ledger lists for it}, for every submission."""
+    return {submission.id: list(submission.evaluations) for submission in ledger.all()}
+
+
+@dataclass(frozen=True)
+class Part:
+    """Which scores a board shows: the private ones (``private``) or the public ones."""
+
+    private: bool
+    finalized_at: str | None
+
+    @property
+    def name(self) -> str:
+        return "private" if self.private else "public"
+
+    @property
+    def final(self) -> bool:
+        return self.finalized_at is not None
+
+    @property
+    def title(self) -> str:
+        if not self.private:
+            return "public leaderboard"
+        if self.finalized_at:
+            return f"private leaderboard (final, {self.finalized_at})"
+        return "private leaderboard (preview: not finalized)"
+
+
+class Results:
+    """One competition's standing results. ``read`` reads a listed evaluation's checked record (the
+    service's cache); without it, ``records`` reads the records folder and warns (``warn``) about
+    each file that does not stand."""
+
+    def __init__(
+        self,
+        competition: Competition,
+        ledger: Ledger | None = None,
+        *,
+        read: Reader | None = None,
+        warn: Callable[[str], None] | None = None,
+    ) -> None:
+        self.competition = competition
+        self.ledger = ledger or Ledger.of(competition)
+        self._read = read
+        self._warn = warn
+
+    @cached_property
+    def metric(self) -> Metric:
+        return get_metric(self.competition.settings.competition.primary_metric)
+
+    @cached_property
+    def rules(self) -> Rules:
+        return self.competition.settings.competition.rules
+
+    def listing(self) -> dict[str, list[str]]:
+        return listing(self.ledger)
+
+    def records(self) -> list[dict[str, Any]]:
+        """The standing records, in the order of their evaluation ids."""
+        listed = self.listing()
+        if self._read is None:
+            return load_records(self.competition.paths.records, listed=listed, warn=self._warn)
+        found = (self._read(evaluation_id) for evaluation_id in sorted(e for evaluations in listed.values() for e in evaluations))
+        return [data for data in found if data is not None and unlisted(data, listed, strict=True) is None]
+
+    def scored(self, records: Iterable[dict[str, Any]] | None = None) -> set[str]:
+        """Ids of the submissions whose latest standing record is scored (what a team may select)."""
+        records = self.records() if records is None else records
+        return {r["submission"]["id"] for r in latest_per_submission(records) if r["verdict"] == Verdict.SCORED}
+
+    def part(self, private: bool | None = None, *, organizer: bool = False) -> Part:
+        """The scores a board shows: private once finalized, public before (``private`` asks for one);
+        before finalize the private ones only for the ``organizer``'s preview."""
+        finalized = self.ledger.finalized_at()
+        private = finalized is not None if private is None else private
+        if private and finalized is None and not organizer:
+            name = self.competition.name
+            raise HarnessError(
+                f"the private scores of {name} are the organizer's until `harness finalize {name}`; "
+                "an organizer previews them with --private --organizer"
+            )
+        return Part(private, finalized)
+
+    def history(self, records: Iterable[dict[str, Any]], part: Part) -> list[Attempt]:
+        """Every submission with a standing record, oldest first; private scores only on a private part."""
+        return history(records, self.metric, self.ledger.selections(), reveal_private=part.private)
+
+    def board(self, records: Iterable[dict[str, Any]], part: Part) -> list[Entry]:
+        """One row per team, ranked by the competition's rule on ``part``'s scores."""
+        return build(
+            records,
+            self.metric,
+            private=part.private,
+            rule=self.rules.rule,
+            selections=self.ledger.selections(),
+            fallback=self.rules.final_selections,
+        )
+
+    def private_candidates(
+        self,
+        records: Iterable[dict[str, Any]],
+        *,
+        selections: Mapping[str, Sequence[str]] | None = None,
+        rule: str | None = None,
+        fallback: int | None = None,
+    ) -> dict[str, list[str]]:
+        """{team: the scored submissions its private board chooses among}: its selection, or (none
+        given) its ``fallback`` best-public ones (rule ``best``) or latest ones (rule ``last``).
+        By default the competition's own rule, fallback and the ledger's selections."""
+        return final_candidates(
+            records,
+            self.metric,
+            rule=self.rules.rule if rule is None else rule,
+            selections=self.ledger.selections() if selections is None else selections,
+            fallback=self.rules.final_selections if fallback is None else fallback,
+        )
