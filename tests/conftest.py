@@ -45,6 +45,13 @@ def made_once(tmp_path_factory, name: str, make: Callable[[Path], Any]) -> Any:
         return value
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files with a ``slow`` test first: xdist hands whole files to workers in this order, so the
+    longest start early and the short ones fill in around them instead of trailing at the end."""
+    slow = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow)
+
+
 @pytest.fixture(scope="session")
 def docker_client():
     return connect()  # no skip: the README's test command starts an engine, and the tests need one

@@ -21,7 +21,7 @@ import requests
 
 from harness.cli import main
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 
 def answers(url: str) -> bool:

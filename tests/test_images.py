@@ -73,6 +73,7 @@ def train_and_infer(client, image, comp, root):
     return tree_sha256(model), (out / "predictions.csv").read_bytes(), logs
 
 
+@pytest.mark.slow
 def test_sample_submission_scores_and_is_deterministic(docker_client, sample_image, prepared_data, tmp_path):
     """Two independent trains (fresh containers, empty model directories) from the same data and seed
     leave byte-identical models, and each model's infer writes the same predictions."""

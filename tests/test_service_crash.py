@@ -185,6 +185,7 @@ def _every_row_resolves(service: Service) -> None:
         assert client.manifest(repository, digest).digest == digest
 
 
+@pytest.mark.slow
 def test_sigkill_during_a_round_evaluates_once_more_and_charges_once(service, root, docker_client, behave_image):
     team = service.add_team("Napper")
     reference = f"{service.registry}/teams/napper/nap:1"

@@ -296,7 +296,7 @@ TRAIN = {f.__name__: f for f in (sleeper, detach, balloon, hold, crash, flood, d
 
 
 # -- (b) live logs (issue 15): train phases whose logs grow while they run --------------------------
-TICKS, TICK_S = 15, 0.2  # "ticker": a numbered line every 0.2 s, every fifth to stderr too
+TICKS, TICK_S = 15, 0.5  # "ticker": a numbered line every 0.5 s (long enough to be seen growing at any load), every fifth to stderr too
 GUSHES, GUSH_LINES = 15, 100  # "gush": 100 numbered lines every 0.2 s, far past a small log limit
 
 
