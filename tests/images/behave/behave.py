@@ -297,7 +297,7 @@ TRAIN = {f.__name__: f for f in (sleeper, detach, balloon, hold, crash, flood, d
 
 # -- (b) live logs (issue 15): train phases whose logs grow while they run --------------------------
 TICKS, TICK_S = 15, 0.5  # "ticker": a numbered line every 0.5 s (long enough to be seen growing at any load), every fifth to stderr too
-GUSHES, GUSH_LINES = 15, 100  # "gush": 100 numbered lines every 0.2 s, far past a small log limit
+GUSHES, GUSH_LINES, GUSH_S = 15, 100, 0.2  # "gush": 100 numbered lines every 0.2 s, far past a small log limit
 
 
 def ticker():
@@ -312,7 +312,7 @@ def gush():
     for burst in range(GUSHES):
         sys.stdout.write("".join(f"line {burst * GUSH_LINES + n:05d} {'.' * 40}\n" for n in range(GUSH_LINES)))
         sys.stdout.flush()
-        time.sleep(TICK_S)
+        time.sleep(GUSH_S)
 
 
 TRAIN.update(ticker=ticker, gush=gush)
