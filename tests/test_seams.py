@@ -56,7 +56,7 @@ def test_the_docker_backend_is_built_in_and_an_unknown_name_says_what_exists():
 
 @pytest.mark.docker
 def test_check_runs_its_phases_on_the_configured_backend(competition, docker_client, behave_image, counting_backend):
-    record = check_image(competition("runner.backend=counting"), behave_image("constant"), docker_client, out=open(os.devnull, "w"))
+    record = check_image(competition("runner.backend=counting"), behave_image("constant"), out=open(os.devnull, "w"))
     assert record.verdict == "SCORED" and CountingBackend.ran == ["train", "infer"]
 
 
@@ -65,7 +65,7 @@ def test_a_round_with_an_unknown_backend_is_refused_before_it_starts(competition
 
     digits = competition("runner.backend=podman")
     with pytest.raises(ConfigError, match="runner.backend: no backend named 'podman'"):
-        drive_round(digits, docker_client)
+        drive_round(digits)
     assert not (digits.paths.root / "rounds").exists()
 
 
@@ -92,7 +92,7 @@ def test_sinks_hear_of_a_record_after_its_file_is_written_and_one_failing_sink_s
 ):
     digits = competition()
     image = behave_image("constant")
-    submission = {"id": "sub-sinks", "team": "t", "image": image, "image_digest": pin_image(docker_client, image).digest}
+    submission = {"id": "sub-sinks", "team": "t", "image": image, "image_digest": pin_image(DockerBackend(docker_client), image).digest}
     evaluation = Evaluation(digits, submission, round_id="round-test")
     run_phases(evaluation, DockerBackend(docker_client), open(os.devnull, "w"), image)
     down, up = CollectingSink(fail=True), CollectingSink()

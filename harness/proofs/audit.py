@@ -19,7 +19,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-import docker
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -35,6 +34,7 @@ from harness.records.model_store import ModelDamaged, ModelStore, ModelStoreErro
 from harness.records.record import EvaluationRecord, RecordError, latest_record, load_record, unlisted
 from harness.records.sinks import RecordSinks
 from harness.records.tracking import flat_params
+from harness.runner.backend import Backend
 from harness.util.clock import stamped_id, utc_now
 from harness.util.environment import environment_changes
 from harness.util.errors import ConfigError, HarnessError
@@ -77,14 +77,15 @@ class AuditReport:
 def audit(
     competition: Competition,
     key: str,
-    client: docker.DockerClient,
+    backend: Backend | None = None,
     sinks: RecordSinks | None = None,
     *,
     repeats: int = 1,
     overrides: list[str] | tuple[str, ...] = (),
     out: TextIO | None = None,
 ) -> AuditReport:
-    """Audit the record of evaluation ``key`` (or submission ``key``'s latest) and save the report."""
+    """Audit the record of evaluation ``key`` (or submission ``key``'s latest) and save the report;
+    the reruns run on ``backend`` (None: the recorded competition's ``runner.backend`` here)."""
     out = out or sys.stderr  # looked up when called: standard error may have been replaced since import
     sinks = sinks or RecordSinks()
     if repeats < 1:
@@ -106,13 +107,13 @@ def audit(
     report = AuditReport(audit_id, competition.name, record.submission, record.evaluation_id, repeats)
     report.differences += data_differences(competition, record)
     image = record.manifest.get("image_digest") or record.submission.get("image_digest")
-    if (problem := missing_image(client, image)) is not None:
+    if (problem := missing_image(backend or local_backend(competition), image)) is not None:
         report.differences.append(Difference("image", "image_digest", image, problem))
     audited, config_differences = _recorded_competition(competition, record, overrides)
     report.differences += config_differences
     if any(d.fatal for d in report.differences):
         return _finish(report, competition, sinks, record)
-    backend = local_backend(audited, client)
+    backend = backend or local_backend(audited)
     docker_version = backend.engine_version()
     reruns = []
     for n in range(1, repeats + 1):

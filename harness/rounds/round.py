@@ -21,8 +21,6 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import TextIO
 
-import docker
-
 from harness.competition.core import Competition
 from harness.evaluation.evaluation import PHASE_ORDER, Evaluation
 from harness.evaluation.recording import record_evaluation
@@ -32,6 +30,7 @@ from harness.records.sinks import RecordSinks
 from harness.rounds.moderation import note_records
 from harness.rounds.progress import Progress, summary_table
 from harness.rounds.start_refusals import StartRefusals
+from harness.runner.backend import Backend
 from harness.runner.cleanup import sweep
 from harness.runner.phase import PhaseResult
 from harness.runner.ray_pool import RayPhasePool
@@ -82,7 +81,7 @@ class Round:
         ledger: Ledger,
         sinks: RecordSinks,
         pool: RayPhasePool,
-        client: docker.DockerClient,
+        backend: Backend,
         *,
         round_id: str,
         infra_retries: int,
@@ -93,12 +92,12 @@ class Round:
         self.ledger = ledger
         self.sinks = sinks
         self.pool = pool
-        self.client = client
+        self.backend = backend  # the driver's engine: its version, and sweeping the round's containers
         self.infra_retries = infra_retries
         self.retry_backoff_s = retry_backoff_s
         self.out = out
         self.summary = RoundSummary(round_id)
-        self.docker_version = client.version().get("Version", "")
+        self.docker_version = backend.engine_version()
         self.progress = Progress(0, out)
         self._submissions: dict[str, Submission] = {}  # started, not yet recorded
         self._retries: list[tuple[float, int, str, int]] = []  # (due, order, submission id, attempt)
@@ -130,7 +129,7 @@ class Round:
                 self._abort(exc)
                 raise
         self._recorder.shutdown()
-        sweep(self.client, {"harness.round": self.summary.round_id})  # a lost worker's container is an orphan now
+        sweep(self.backend, {"harness.round": self.summary.round_id})  # a lost worker's container is an orphan now
         self.summary.wall_s = time.monotonic() - started
         summary = self.summary
         self._say(
@@ -202,7 +201,7 @@ class Round:
         failure = evaluation.infra_failure
         assert failure is not None
         delay = min(MAX_BACKOFF_S, self.retry_backoff_s * 2 ** (evaluation.attempt - 1))
-        removed = sweep(self.client, {"harness.evaluation": evaluation.id})
+        removed = sweep(self.backend, {"harness.evaluation": evaluation.id})
         self._say(
             f"{evaluation.submission['team']} {evaluation.submission['id']}: {failure.message.splitlines()[0]} "
             f"[{removed} container(s) removed; attempt {evaluation.attempt + 1} of {self.infra_retries + 1} in {delay:g} s]"
@@ -276,7 +275,7 @@ class Round:
         with suppress(Exception):
             self.pool.cancel()
         with suppress(Exception):
-            sweep(self.client, {"harness.round": self.summary.round_id})
+            sweep(self.backend, {"harness.round": self.summary.round_id})
         for submission in list(self._submissions.values()):
             submission.state = PENDING
             with suppress(Exception):  # the ledger itself may be what failed: the next round treats RUNNING as pending
@@ -296,7 +295,7 @@ class Round:
         self.pool.cancel()
         self._take_records(wait=True)  # what finished is recorded
         self._retries.clear()
-        removed = sweep(self.client, {"harness.round": self.summary.round_id})
+        removed = sweep(self.backend, {"harness.round": self.summary.round_id})
         for submission in self._submissions.values():
             submission.state = PENDING
             self.ledger.save(submission)

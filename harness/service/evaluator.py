@@ -96,9 +96,8 @@ def main(argv: list[str]) -> int:
     from harness.competition.config import load_settings
     from harness.competition.core import Competition
     from harness.competition.paths import ServicePaths
-    from harness.rounds.driver import drive_round
+    from harness.rounds.driver import drive_round, driver_backend
     from harness.rounds.reclaim import after_round
-    from harness.runner.engine import connect
     from harness.runner.ray_pool import connect_ray
     from harness.submissions.ledger import Ledger
     from harness.util.errors import HarnessError
@@ -111,7 +110,7 @@ def main(argv: list[str]) -> int:
     name, overrides = argv[0], argv[1:]
     competition = Competition.load(load_settings(name, overrides))
     competition.ensure_data()
-    service, ledger, client = competition.settings.service, Ledger.of(competition), connect()
+    service, ledger, backend = competition.settings.service, Ledger.of(competition), driver_backend(competition)
     paths = ServicePaths.of(name, competition.home)
     if not paths.paused_flag("evaluation").exists():
         connect_ray(competition.settings.runner.get("address"))  # now, not at the first submission (drive_round keeps it)
@@ -121,7 +120,7 @@ def main(argv: list[str]) -> int:
             stop.wait(service.poll_s)
             continue
         try:
-            summary = drive_round(competition, client)
+            summary = drive_round(competition, backend)
         except HarnessError as exc:  # the driver lock held by `harness round`, a damaged journal: say it once, look again
             if str(exc) != said:
                 print(f"harness serve: no round now: {exc}", file=sys.stderr, flush=True)
@@ -133,7 +132,7 @@ def main(argv: list[str]) -> int:
             evaluated += len(summary.evaluated)
             if summary.cancelled:
                 break
-            after_round(competition, client, sys.stderr)  # retention: free what no kept submission needs
+            after_round(competition, backend, sys.stderr)  # retention: free what no kept submission needs
     import ray
 
     ray.shutdown()
