@@ -23,6 +23,7 @@ import ray
 from clusters import isolated_node, node_of, ray_cluster, records, round_competition, submit
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from harness.competition.smoke import smoke_stage
 from harness.evaluation.evaluation import Evaluation
 from harness.proofs.audit import audit
 from harness.proofs.reinfer import reinfer
@@ -162,7 +163,7 @@ def test_an_infer_whose_trainer_node_is_gone_runs_elsewhere_on_the_model_from_th
     evaluation = Evaluation(comp, {**submission, "submitted_at": utc_now()}, round_id="round-moved")
     hidden = tmp_path_factory.getbasetemp()
     with isolated_node(ray_cluster, hidden) as trainer, isolated_node(ray_cluster, hidden) as other:
-        pool = RayPhasePool(staging=cluster_staging(comp, str(NODE_CACHE)))
+        pool = RayPhasePool(staging=cluster_staging(comp, str(NODE_CACHE), smoke_stage(comp)))
         train = run_one(pool, evaluation)
         assert train.verdict.value == "OK" and train.model_archive
         gone = {n.node_id: n for n in (first, trainer, other)}[train.model_node]

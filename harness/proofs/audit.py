@@ -25,6 +25,7 @@ from omegaconf.errors import OmegaConfBaseException
 from harness.competition.config import settings_from_config
 from harness.competition.core import Competition
 from harness.competition.data_manifest import changes_since
+from harness.competition.smoke import smoke_stage
 from harness.evaluation.evaluation import Evaluation
 from harness.evaluation.local_run import local_backend, missing_image, run_phases
 from harness.evaluation.recording import record_evaluation
@@ -116,9 +117,10 @@ def audit(
     backend = backend or local_backend(audited)
     docker_version = backend.engine_version()
     reruns = []
+    smoke = smoke_stage(audited)  # worked out once for every repeat
     for n in range(1, repeats + 1):
         print(f"audit {report.audit_id}: repeat {n} of {repeats}", file=out, flush=True)
-        evaluation = Evaluation(audited, record.submission, round_id=report.audit_id)
+        evaluation = Evaluation(audited, record.submission, round_id=report.audit_id, smoke=smoke)
         evaluation.origin = {"kind": "audit", "evaluation_id": record.evaluation_id, "audit_id": report.audit_id}
         run_phases(evaluation, backend, out, record.submission.get("image") or str(image))
         rerun = record_evaluation(evaluation, audit_dir(competition, report.audit_id), RecordSinks(), docker_version)

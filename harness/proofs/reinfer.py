@@ -78,7 +78,9 @@ def _with_models(competition: Competition, earlier: list[EvaluationRecord], batc
     evaluations: list[Evaluation] = []
     try:
         for before in earlier:
-            evaluations.append(evaluation := Evaluation(competition, before.submission, round_id=batch))
+            evaluations.append(
+                evaluation := Evaluation(competition, before.submission, round_id=batch, smoke=None)
+            )  # its model is trained: no smoke stage
             evaluation.reuse_model(before)
             _restore(competition, store, before, evaluation.paths.model)
     except HarnessError:

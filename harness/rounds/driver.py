@@ -9,13 +9,12 @@ from contextlib import suppress
 from typing import TextIO
 
 from harness.competition.core import Competition
-from harness.competition.smoke import smoke_config
 from harness.proofs.sync import sync
 from harness.records.record import SCHEMA_ID
 from harness.records.sinks import RecordSinks
 from harness.records.tracking import Tracker
-from harness.rounds.distribution import cluster_staging
 from harness.rounds.journal import CANCELLED, FINISHED, RoundJournal
+from harness.rounds.plan import plan_round
 from harness.rounds.recovery import recover
 from harness.rounds.round import Round, RoundSummary
 from harness.runner.backend import Backend, EngineUnavailable, check_backend, create_backend
@@ -51,11 +50,12 @@ def drive_round(competition: Competition, backend: Backend | None = None, out: T
         started = time.monotonic()
         backend = backend or driver_backend(competition)
         connect_ray(runner.get("address"))
+        plan = plan_round(competition)  # the smoke stage, staging and credentials: worked out once, handed down
         pool = RayPhasePool(
             max_parallel=runner.get("max_parallel"),
-            staging=cluster_staging(competition, runner.get("node_cache")),
+            staging=plan.staging,
             backend=backend_name,
-            smoke_slots=runner.smoke_slots if smoke_config(competition).enabled else 0,
+            smoke_slots=plan.smoke_slots,
             versions=release_versions,
         )
         pool.warm_up()  # refuses a cluster with a node of another release, before the round starts
@@ -75,6 +75,7 @@ def drive_round(competition: Competition, backend: Backend | None = None, out: T
             RecordSinks.for_competition(competition, tracker),
             pool,
             backend,
+            plan=plan,
             round_id=journal.round_id,
             out=out,
             infra_retries=runner.infra_retries,

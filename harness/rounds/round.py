@@ -28,6 +28,7 @@ from harness.limits import PhaseVerdict
 from harness.records.record import EvaluationRecord
 from harness.records.sinks import RecordSinks
 from harness.rounds.moderation import note_records
+from harness.rounds.plan import RoundPlan
 from harness.rounds.progress import Progress, summary_table
 from harness.rounds.start_refusals import StartRefusals
 from harness.runner.backend import Backend
@@ -83,6 +84,7 @@ class Round:
         pool: RayPhasePool,
         backend: Backend,
         *,
+        plan: RoundPlan,
         round_id: str,
         infra_retries: int,
         retry_backoff_s: float,
@@ -93,6 +95,7 @@ class Round:
         self.sinks = sinks
         self.pool = pool
         self.backend = backend  # the driver's engine: its version, and sweeping the round's containers
+        self.plan = plan  # the smoke stage every evaluation runs, worked out once
         self.infra_retries = infra_retries
         self.retry_backoff_s = retry_backoff_s
         self.out = out
@@ -165,7 +168,9 @@ class Round:
         self.progress.maybe_report(len({e.submission["id"] for e in self.pool.running_keys()}))
 
     def _start(self, submission: Submission, attempt: int) -> None:
-        self._continue(Evaluation(self.competition, submission.summary(), round_id=self.summary.round_id, attempt=attempt))
+        self._continue(
+            Evaluation(self.competition, submission.summary(), round_id=self.summary.round_id, attempt=attempt, smoke=self.plan.smoke)
+        )
 
     def _continue(self, evaluation: Evaluation) -> None:
         """Queue what comes next for an evaluation: its next phase, a retry, or its record. The
