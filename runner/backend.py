@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, BinaryIO, Protocol, runtime_checkable
 
 from harness.runner.phase import PhaseResult, PhaseSpec
 from harness.util.plugins import load_target, plugins
@@ -83,8 +83,13 @@ class Backend(Protocol):
         removed; ``EngineError`` when the engine refuses (a container uses it)."""
         ...
 
+    def save_image(self, digest: str, out: BinaryIO) -> None:
+        """Write the archive of the image whose id is ``digest`` to ``out`` (the depot's copy for other nodes)."""
+        ...
+
     def ensure_image(self, digest: str, depot: Any, node_dir: Path, *, pull_from: str | None = None, credential: Any = None) -> None:
-        """Bring the image whose id is ``digest`` to this node (pulled, else from the round's depot)."""
+        """Bring the image whose id is ``digest`` to this node (pulled, else from the round's depot's
+        archive, which ``save_image`` wrote on the driver's node)."""
         ...
 
 

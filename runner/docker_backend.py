@@ -8,7 +8,7 @@ import time
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import docker
 import docker.errors
@@ -119,6 +119,10 @@ class DockerBackend:
             pass
         except docker.errors.APIError as exc:
             raise EngineError(str(exc.explanation or exc)) from None
+
+    def save_image(self, digest: str, out: BinaryIO) -> None:
+        for chunk in self.client.images.get(digest).save(named=False):
+            out.write(chunk)
 
     def ensure_image(self, digest: str, depot: Any, node_dir: Path, *, pull_from: str | None = None, credential: Any = None) -> None:
         from harness.runner.staging import ensure_image

@@ -43,7 +43,9 @@ def cluster_staging(competition: Competition, node_cache: str | None, smoke: Smo
     if sum(node["Alive"] for node in ray.nodes()) < 2:
         return None
     here = ray.get_runtime_context().get_node_id()
-    depot = Depot.options(scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False)).remote(str(competition.home / "depot"))
+    depot = Depot.options(scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False)).remote(
+        str(competition.home / "depot"), competition.settings.runner.backend
+    )
     predictions = competition.settings.competition.predictions
     return Staging(
         depot,
