@@ -34,7 +34,11 @@ from harness.limits.docker_options import contract_environment  # noqa: E402
 from harness.participant.images import build_context_image, ensure_os_base  # noqa: E402
 from harness.rounds.driver import drive_round  # noqa: E402
 from harness.rounds.round import RoundSummary  # noqa: E402
-from harness.runner.docker_backend import container_user, make_writable_dir  # noqa: E402
+from harness.runner.docker_backend import (  # noqa: E402
+    DockerBackend,  # noqa: E402
+    container_user,
+    make_writable_dir,
+)
 from harness.runner.engine import connect  # noqa: E402
 from harness.submissions.intake import pin_image  # noqa: E402
 from harness.submissions.ledger import Ledger  # noqa: E402
@@ -76,7 +80,7 @@ def competition(home: Path, *overrides: str) -> Competition:
 
 
 def submit_many(comp: Competition, image: str, count: int, teams: int | None = None) -> list[str]:
-    digest = pin_image(connect(), image).digest
+    digest = pin_image(DockerBackend(connect()), image).digest
     ledger = Ledger.of(comp)
     return [ledger.add(f"team{i % (teams or count)}", image, digest).id for i in range(count)]
 
@@ -84,7 +88,7 @@ def submit_many(comp: Competition, image: str, count: int, teams: int | None = N
 def run_round(comp: Competition) -> tuple[RoundSummary, str]:
     """The round as ``harness round`` runs it, in this process; returns its summary and its output."""
     log = io.StringIO()
-    summary = drive_round(comp, connect(), out=log)
+    summary = drive_round(comp, out=log)
     assert summary is not None
     return summary, log.getvalue()
 

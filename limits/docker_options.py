@@ -1,12 +1,11 @@
-"""Translate a phase's limits into Docker container options."""
+"""Translate a phase's limits into Docker container options (plain data: the Docker backend in
+``harness.runner`` hands them to the engine)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Collection
 from typing import Any
-
-from docker.types import Ulimit
 
 from harness.limits.spec import PhaseLimits
 
@@ -28,8 +27,8 @@ def container_options(limits: PhaseLimits, *, runtime: str | None = None) -> dic
         "tmpfs": {"/tmp": f"rw,noexec,nosuid,nodev,size={limits.tmp},mode=1777"},
         "ulimits": [
             # One file can never outgrow the disk limit, even between two watchdog polls.
-            Ulimit(name="fsize", soft=limits.disk, hard=limits.disk),
-            Ulimit(name="core", soft=0, hard=0),
+            {"name": "fsize", "soft": limits.disk, "hard": limits.disk},
+            {"name": "core", "soft": 0, "hard": 0},
         ],
         # Logs are streamed by the runner with a cap; Docker keeps no copy on the host's disk.
         "log_config": {"type": "none", "config": {}},

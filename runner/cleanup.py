@@ -1,5 +1,6 @@
 """Find and remove the harness's containers by their labels (after a cancel, a lost node or a dead
-driver): on this machine's engine, and on the engine of every other live node of the Ray cluster."""
+driver): on this machine's engine, and on the engine of every other live node of the Ray cluster
+(``sweep``, through each node's ``Backend``; ``remove_containers`` is the Docker backend's part)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import requests.exceptions
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from harness.limits.cgroups import RunCgroup
+from harness.runner.backend import Backend, EngineError, create_backend
 from harness.runner.docker_backend import LABEL
 
 CONFLICT = 409  # the engine is removing it already (another sweep got there first)
@@ -37,23 +39,23 @@ def remove_containers(client: docker.DockerClient, labels: dict[str, str] | None
 
 
 @ray.remote(num_cpus=0, max_retries=0)
-def _remove_on_node(labels: dict[str, str]) -> int:
-    return remove_containers(docker.from_env(), labels)
+def _remove_on_node(backend_name: str, labels: dict[str, str]) -> int:
+    return create_backend(backend_name).remove_containers(labels)
 
 
-def sweep(client: docker.DockerClient, labels: dict[str, str]) -> int:
+def sweep(backend: Backend, labels: dict[str, str]) -> int:
     """Remove matching containers here and on every other live Ray node; an engine or a node that
     fails to answer is skipped (a lost node took its containers with it; an engine that restarts
     has killed them, and the round's last sweep looks again)."""
     try:
-        removed = remove_containers(client, labels)
-    except (docker.errors.DockerException, requests.exceptions.RequestException):
+        removed = backend.remove_containers(labels)
+    except (EngineError, docker.errors.DockerException, requests.exceptions.RequestException):
         removed = 0
     if not ray.is_initialized():
         return removed
     here = ray.get_runtime_context().get_node_id()
     refs = [
-        _remove_on_node.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)).remote(labels)
+        _remove_on_node.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)).remote(backend.name, labels)
         for node in ray.nodes()
         if node["Alive"] and node["NodeID"] != here
     ]

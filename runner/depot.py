@@ -1,7 +1,8 @@
 """The depot: on the driver's node, images and data become content-addressed archives, served in chunks.
 
 Where no registry exists, a node that lacks an image (or the competition data) asks the depot for
-it: the depot writes the archive once (``docker save`` of the pinned image id; a tar of the data),
+it: the depot writes the archive once (the driver node's backend saves the pinned image id, a
+``docker save`` on Docker; a tar of the data),
 names it by its content and serves it to any node in chunks through Ray. The node verifies what
 it received (``runner.staging``). The other way, a node sends the depot a trained model's archive
 (``send``), checked by its hash on arrival; the driver takes a copy (``deliver``), and the depot
@@ -23,8 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-import docker
 import ray
+
+from harness.runner.backend import create_backend
 
 CHUNK_BYTES = 8 * 1024**2
 WINDOW = 4  # chunks in flight while fetching
@@ -47,20 +49,16 @@ class DataStage:
 
 @ray.remote(num_cpus=0, max_concurrency=4)
 class Depot:
-    def __init__(self, directory: str) -> None:
+    def __init__(self, directory: str, backend: str = "docker") -> None:
         self.directory = Path(directory)
+        self.backend = backend  # the ``runner.backend`` whose engine on this node holds the pinned images
         self.directory.mkdir(parents=True, exist_ok=True)
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
 
     def image(self, digest: str) -> Archive:
-        """The archive of the image whose id is ``digest`` (``docker save``, written once)."""
-
-        def save(fh: BinaryIO) -> None:
-            for chunk in docker.from_env().images.get(digest).save(named=False):
-                fh.write(chunk)
-
-        return self._once(f"image-{digest.removeprefix('sha256:')}.tar", save)
+        """The archive of the image whose id is ``digest`` (saved by this node's backend, written once)."""
+        return self._once(f"image-{digest.removeprefix('sha256:')}.tar", lambda fh: create_backend(self.backend).save_image(digest, fh))
 
     def data(self, stage: DataStage) -> Archive:
         def pack(fh: BinaryIO) -> None:

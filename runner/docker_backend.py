@@ -8,6 +8,7 @@ import time
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import docker
 import docker.errors
@@ -23,7 +24,10 @@ from harness.limits.judge import Observation, judge
 from harness.limits.local_container import ContainerInit
 from harness.limits.output_watch import OutputUsage, OutputWatch, host_disk_full
 from harness.limits.telemetry import Telemetry
+from harness.runner.backend import EngineError, ImageFacts
+from harness.runner.engine import connect
 from harness.runner.gpus import assignment_problem, container_pids, device_requests, gpu_environment, gpu_figures, gpu_watch
+from harness.runner.host import engine_facts, host_info
 from harness.runner.image_faults import (
     RESERVED_LABEL_PREFIX,
     exec_failure_after_start,
@@ -69,8 +73,10 @@ def make_writable_dir(path: Path) -> None:
 
 
 class DockerBackend:
+    name = "docker"
+
     def __init__(self, client: docker.DockerClient | None = None) -> None:
-        self.client = client or docker.from_env()
+        self.client = client or connect()
         info = self.client.info()
         self._cgroup_version = str(info.get("CgroupVersion", "1"))
         self._cgroup_driver = info.get("CgroupDriver", "")
@@ -86,10 +92,57 @@ class DockerBackend:
     def engine_version(self) -> str:
         return self.client.version().get("Version", "")
 
+    def host_facts(self) -> dict[str, Any]:
+        return {**host_info(self.engine_version()), **engine_facts(self.client.info())}
+
+    def engine_info(self) -> Mapping[str, Any]:
+        return self.client.info()
+
     def remove_containers(self, labels: Mapping[str, str]) -> int:
         from harness.runner.cleanup import remove_containers
 
         return remove_containers(self.client, dict(labels))
+
+    def image(self, reference: str) -> ImageFacts | None:
+        try:
+            image = self.client.images.get(reference)
+        except docker.errors.ImageNotFound:
+            return None
+        except docker.errors.APIError as exc:
+            raise EngineError(str(exc.explanation or exc)) from None
+        attrs = image.attrs
+        names = {t for t in attrs.get("RepoTags") or [] if t != "<none>:<none>"} | set(attrs.get("RepoDigests") or [])
+        return ImageFacts(
+            id=image.id,
+            os=attrs.get("Os", ""),
+            architecture=attrs.get("Architecture", ""),
+            size_bytes=int(attrs.get("Size") or 0),
+            config=attrs.get("Config"),
+            names=frozenset(names),
+        )
+
+    def pull_image(self, repository: str, tag: str, auth: Mapping[str, str]) -> None:
+        try:
+            self.client.api.pull(repository, tag=tag, auth_config=dict(auth))
+        except docker.errors.APIError as exc:
+            raise EngineError(str(exc.explanation or exc)) from None
+
+    def remove_image(self, reference: str) -> None:
+        try:
+            self.client.images.remove(reference, noprune=False)
+        except (docker.errors.ImageNotFound, docker.errors.NotFound):
+            pass
+        except docker.errors.APIError as exc:
+            raise EngineError(str(exc.explanation or exc)) from None
+
+    def save_image(self, digest: str, out: BinaryIO) -> None:
+        for chunk in self.client.images.get(digest).save(named=False):
+            out.write(chunk)
+
+    def ensure_image(self, digest: str, depot: Any, node_dir: Path, *, pull_from: str | None = None, credential: Any = None) -> None:
+        from harness.runner.staging import ensure_image
+
+        ensure_image(self.client, digest, depot, node_dir, pull_from=pull_from, credential=credential)
 
     def run(self, spec: PhaseSpec) -> PhaseResult:
         problem = runtime_problem(spec.runtime, self._runtimes) or assignment_problem(spec, self._info, self.toolkit)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import docker
 import docker.errors
 
+from harness.runner.backend import EngineUnavailable
 
-class EngineUnavailable(Exception):
-    pass
+__all__ = ["EngineUnavailable", "connect"]
 
 
 def connect() -> docker.DockerClient:

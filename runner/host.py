@@ -6,6 +6,7 @@ On a Ray cluster each phase's record carries the facts of the node that ran it, 
 from __future__ import annotations
 
 import platform
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -27,9 +28,8 @@ def host_info(docker_version: str = "") -> dict[str, Any]:
     }
 
 
-def engine_facts(client: Any) -> dict[str, Any]:
-    """The Docker engine's version, data root and cgroup layout (``docker info``), as a node's engine reports them."""
-    info = client.info()
+def engine_facts(info: Mapping[str, Any]) -> dict[str, Any]:
+    """The Docker engine's version, data root and cgroup layout from its ``docker info``, as a node's engine reports them."""
     facts = {
         "docker_version": info.get("ServerVersion", ""),
         "docker_root_dir": info.get("DockerRootDir", ""),

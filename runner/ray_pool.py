@@ -43,7 +43,7 @@ import harness
 from harness.limits import PhaseVerdict
 from harness.runner.backend import Backend, create_backend
 from harness.runner.fair_queue import FairQueue
-from harness.runner.host import engine_facts, host_info
+from harness.runner.host import host_info
 from harness.runner.phase import PhaseResult, PhaseSpec
 from harness.runner.staging import Staging, StagingError, stage_data
 from harness.util.errors import HarnessError
@@ -86,9 +86,7 @@ def _node_host(backend_name: str) -> dict[str, Any]:
 @functools.cache
 def _measured_host(backend_name: str) -> dict[str, Any]:
     """Measured once per worker process."""
-    backend = _backend(backend_name)
-    client = getattr(backend, "client", None)  # a Docker engine's data root and cgroup layout, where there is one
-    return {**host_info(backend.engine_version()), **(engine_facts(client) if client is not None else {})}
+    return _backend(backend_name).host_facts()
 
 
 def _node_name() -> str:
@@ -113,7 +111,7 @@ def _run_phase(spec: PhaseSpec, staging: Staging | None, backend_name: str, vers
     backend = _backend(backend_name)
     host = _node_host(backend_name)  # before the phase: an engine that goes away during it must not cost its result
     try:
-        ran = spec if staging is None else staging.prepare(spec, node_id, backend.client)  # the depot moves Docker images
+        ran = spec if staging is None else staging.prepare(spec, node_id, backend)
         result = backend.run(ran)
         if staging is not None:
             staging.bring_back(spec, ran, result, node_id)

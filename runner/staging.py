@@ -36,6 +36,7 @@ import ray.exceptions
 from ray.actor import ActorHandle
 
 from harness.limits import PhaseVerdict
+from harness.runner.backend import Backend, EngineError
 from harness.runner.depot import DataStage, fetch, send
 from harness.runner.phase import PhaseResult, PhaseSpec
 from harness.util.archives import ArchiveError, archive_path, extract_tree_archive, write_tree_archive
@@ -72,13 +73,13 @@ class Staging:
     runs_root: str | None = None  # the driver's ``runs`` directory; None: every node shares the driver's disk
     predictions: tuple[str, int] = ("", 0)  # the predictions file's name and size limit
 
-    def prepare(self, spec: PhaseSpec, node_id: str, client: docker.DockerClient) -> PhaseSpec:
+    def prepare(self, spec: PhaseSpec, node_id: str, backend: Backend) -> PhaseSpec:
         """``spec`` as it runs on this node: its image present here, its data mounts on the staged
         copy, its working directories on this node's disk."""
         node_dir = self.node_dir(node_id)
         node_dir.mkdir(parents=True, exist_ok=True)
         try:
-            ensure_image(client, spec.image, self.depot, node_dir, pull_from=spec.pull_from, credential=self.registry)
+            backend.ensure_image(spec.image, self.depot, node_dir, pull_from=spec.pull_from, credential=self.registry)
             moved = {} if node_id == self.home_node else self._run_dirs(spec, node_dir)
             if spec.model_from is not None:
                 model = next(m.source for m in spec.mounts if m.target == "/model")
@@ -90,7 +91,7 @@ class Staging:
                 moved.update({source: str(staged / name) for source, name in self.data.roots})
             for path in (*(moved.get(w, w) for w in spec.writable), moved.get(spec.log_dir, spec.log_dir)):
                 Path(path).mkdir(parents=True, exist_ok=True)
-        except (ray.exceptions.RayError, docker.errors.DockerException, OSError, ValueError, tarfile.TarError) as exc:
+        except (ray.exceptions.RayError, docker.errors.DockerException, EngineError, OSError, ValueError, tarfile.TarError) as exc:
             raise StagingError(f"could not bring its image or data here ({first_line(exc)})") from exc
         return dataclasses.replace(
             spec,

@@ -22,15 +22,16 @@ from harness.util.clock import utc_now
 def evaluate(
     competition: Competition, client: docker.DockerClient, image: str, team: str = "team", tracker: Tracker | None = None
 ) -> EvaluationRecord:
+    backend = DockerBackend(client)
     submission = {
         "id": f"sub-{secrets.token_hex(6)}",
         "team": team,
         "image": image,
-        "image_digest": pin_image(client, image).digest,
+        "image_digest": pin_image(backend, image).digest,
         "submitted_at": utc_now(),
     }
     evaluation = Evaluation(competition, submission, round_id="round-test")
     with open(os.devnull, "w") as quiet:
-        run_phases(evaluation, DockerBackend(client), quiet, image)
+        run_phases(evaluation, backend, quiet, image)
     sinks = RecordSinks.for_competition(competition, tracker) if tracker is not None else RecordSinks()
     return record_evaluation(evaluation, competition.paths.records, sinks, client.version().get("Version", ""))

@@ -31,7 +31,7 @@ def test_sample_audit_passes_with_identical_hashes_over_two_repeats(competition,
     record = evaluate(digits, docker_client, sample_image, tracker=tracker)
     assert record.verdict == "SCORED", record.message
 
-    report = audit(digits, record.submission["id"], docker_client, RecordSinks.for_competition(digits, tracker), repeats=2, out=quiet())
+    report = audit(digits, record.submission["id"], None, RecordSinks.for_competition(digits, tracker), repeats=2, out=quiet())
     assert report.status == PASS, report.differences
     assert report.deterministic is True
     assert [run["predictions_sha256"] for run in report.runs] == [record.manifest["predictions_sha256"]] * 2
@@ -78,7 +78,7 @@ def test_audit_refuses_when_the_image_is_gone(competition, docker_client, behave
     data = json.loads(path.read_text())
     data["submission"]["image_digest"] = data["manifest"]["image_digest"] = "sha256:" + "0" * 64
     path.write_text(json.dumps(data))
-    report = audit(digits, record.evaluation_id, docker_client, out=quiet())
+    report = audit(digits, record.evaluation_id, out=quiet())
     assert report.status == REFUSED and report.runs == []
     assert "is no longer on this machine's Docker engine" in report.differences[0].observed
 
@@ -87,7 +87,7 @@ def test_non_deterministic_image_is_flagged_with_the_spread_of_its_scores(compet
     digits = competition()
     record = evaluate(digits, docker_client, behave_image("random"))
     assert record.verdict == "SCORED"
-    report = audit(digits, record.submission["id"], docker_client, repeats=2, out=quiet())
+    report = audit(digits, record.submission["id"], repeats=2, out=quiet())
     assert report.status == FAIL and report.deterministic is False
     assert report.reason.startswith("not deterministic")
     assert len({run["predictions_sha256"] for run in report.runs} | {record.manifest["predictions_sha256"]}) == 3
@@ -115,7 +115,7 @@ def test_an_audit_by_another_environment_passes_and_names_each_package_that_diff
     made_by["sha256"] = "0" * 64
     path.write_text(json.dumps(data))
 
-    report = audit(digits, record.evaluation_id, docker_client, out=quiet())
+    report = audit(digits, record.evaluation_id, out=quiet())
     assert report.status == PASS, report.differences
     noted = {d.what for d in report.differences if d.kind == "harness"}
     assert noted == {

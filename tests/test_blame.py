@@ -80,7 +80,7 @@ def build(docker_client, base: str, name: str, body: str) -> str:
 
 
 def check(competition, docker_client, image):
-    return check_image(competition(), image, docker_client, out=open(os.devnull, "w"))
+    return check_image(competition(), image, out=open(os.devnull, "w"))
 
 
 @pytest.mark.parametrize("case", sorted(BROKEN))

@@ -10,7 +10,7 @@ pytestmark = pytest.mark.docker
 
 
 def check(competition, docker_client, image, *overrides):
-    return check_image(competition(*overrides), image, docker_client, out=open("/dev/null", "w"))
+    return check_image(competition(*overrides), image, out=open("/dev/null", "w"))
 
 
 def test_valid_submission_is_scored(competition, docker_client, behave_image):

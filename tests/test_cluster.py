@@ -66,7 +66,7 @@ def test_round_uses_every_node_and_brings_a_missing_image(cluster, home, competi
     Path(f"{archive}.sha256").write_text(hashlib.sha256(archive.read_bytes()).hexdigest())
     docker_client.images.remove(digest, force=True)
     try:
-        summary = drive_round(comp, docker_client, out=sys.stderr)
+        summary = drive_round(comp, out=sys.stderr)
         assert docker_client.images.get(digest).id == digest  # loaded on a node, verified by its id
     finally:
         docker_client.images.remove(digest, force=True)
@@ -122,7 +122,7 @@ def test_node_lost_mid_round_still_scores_each_submission_once(cluster, home, co
     ids = [submit(comp, f"team{i}", behave_image("nap2")) for i in range(3)]
     victim = workers[0]
     result: dict = {}
-    driver = threading.Thread(target=lambda: result.update(summary=drive_round(comp, docker_client, out=sys.stderr)))
+    driver = threading.Thread(target=lambda: result.update(summary=drive_round(comp, out=sys.stderr)))
     driver.start()
     deadline = time.monotonic() + 120
     while not docker_client.containers.list(filters={"label": f"{NODE_LABEL}={victim.node_id}", "status": "running"}):

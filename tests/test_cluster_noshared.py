@@ -23,6 +23,7 @@ import ray
 from clusters import isolated_node, node_of, ray_cluster, records, round_competition, submit
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from harness.competition.smoke import smoke_stage
 from harness.evaluation.evaluation import Evaluation
 from harness.proofs.audit import audit
 from harness.proofs.reinfer import reinfer
@@ -30,6 +31,7 @@ from harness.records.model_store import ModelStore
 from harness.records.sinks import RecordSinks
 from harness.rounds.distribution import cluster_staging
 from harness.rounds.driver import drive_round
+from harness.runner.docker_backend import DockerBackend
 from harness.runner.ray_pool import NODE_LABEL, RayPhasePool
 from harness.submissions.intake import pin_image
 from harness.util.clock import utc_now
@@ -91,7 +93,7 @@ def test_a_round_on_a_node_without_the_drivers_disk_scores_as_on_one_machine(clu
     _, node = cluster
     comp = round_competition(competition, NODE_CACHE)
     ids = [submit(comp, f"team{i}", behave_image("constant")) for i in range(2)]
-    summary = drive_round(comp, docker_client, out=sys.stderr)
+    summary = drive_round(comp, out=sys.stderr)
 
     assert summary.verdicts == {"SCORED": 2}
     found = records(home)
@@ -105,7 +107,7 @@ def test_a_round_on_a_node_without_the_drivers_disk_scores_as_on_one_machine(clu
         kept = NODE_CACHE / node.node_id[:16] / "runs" / record["evaluation_id"] / "model"
         assert tree_sha256(kept) == record["manifest"]["model_sha256"]
         # The same submission on this one machine: the same model, predictions and scores, bit for bit.
-        report = audit(comp, record["evaluation_id"], docker_client)
+        report = audit(comp, record["evaluation_id"])
         assert report.status == "PASS", report.differences
         assert report.runs[0]["predictions_sha256"] == record["manifest"]["predictions_sha256"] is not None
         assert report.runs[0]["scores"] == record["scores"]
@@ -117,7 +119,7 @@ def test_node_lost_mid_train_still_scores_each_submission_once(cluster, tmp_path
     ids = [submit(comp, f"team{i}", behave_image("nap2")) for i in range(2)]
     with isolated_node(ray_cluster, tmp_path_factory.getbasetemp()) as other:
         result: dict = {}
-        driver = threading.Thread(target=lambda: result.update(summary=drive_round(comp, docker_client, out=sys.stderr)))
+        driver = threading.Thread(target=lambda: result.update(summary=drive_round(comp, out=sys.stderr)))
         driver.start()
         deadline = time.monotonic() + 180
         running = {"label": ["harness.phase=train", f"{NODE_LABEL}={victim.node_id}"], "status": "running"}
@@ -140,9 +142,9 @@ def test_node_lost_mid_train_still_scores_each_submission_once(cluster, tmp_path
     shutil.rmtree(NODE_CACHE / other.node_id[:16])
     assert other.node_id not in {n["NodeID"] for n in ray.nodes() if n["Alive"]}
     for record in found:
-        report = audit(comp, record["evaluation_id"], docker_client)
+        report = audit(comp, record["evaluation_id"])
         assert report.status == "PASS" and not [d for d in report.differences if d.fatal or d.kind == "model"], report.differences
-    again = reinfer(comp, ids, docker_client, RecordSinks())
+    again = reinfer(comp, ids, None, RecordSinks())
     by_submission = {r["submission"]["id"]: r for r in found}
     for new in again:
         before = by_submission[new.submission["id"]]
@@ -157,11 +159,11 @@ def test_an_infer_whose_trainer_node_is_gone_runs_elsewhere_on_the_model_from_th
     ray_cluster, first = cluster
     comp = round_competition(competition, NODE_CACHE)
     image = behave_image("constant")
-    submission = {"id": "sub-moved", "team": "team", "image": image, "image_digest": pin_image(docker_client, image).digest}
+    submission = {"id": "sub-moved", "team": "team", "image": image, "image_digest": pin_image(DockerBackend(docker_client), image).digest}
     evaluation = Evaluation(comp, {**submission, "submitted_at": utc_now()}, round_id="round-moved")
     hidden = tmp_path_factory.getbasetemp()
     with isolated_node(ray_cluster, hidden) as trainer, isolated_node(ray_cluster, hidden) as other:
-        pool = RayPhasePool(staging=cluster_staging(comp, str(NODE_CACHE)))
+        pool = RayPhasePool(staging=cluster_staging(comp, str(NODE_CACHE), smoke_stage(comp)))
         train = run_one(pool, evaluation)
         assert train.verdict.value == "OK" and train.model_archive
         gone = {n.node_id: n for n in (first, trainer, other)}[train.model_node]

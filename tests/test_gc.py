@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from test_round import harness
 
+from harness.runner.docker_backend import DockerBackend
 from harness.submissions.ledger import Ledger
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -177,11 +178,11 @@ def test_the_service_frees_after_a_round_unless_told_not_and_a_held_lock_only_de
     archive.write_bytes(b"x" * 500)
 
     out = io.StringIO()
-    after_round(competition("competition.retention.between_rounds=false"), docker_client, out)
+    after_round(competition("competition.retention.between_rounds=false"), DockerBackend(docker_client), out)
     assert archive.is_file() and out.getvalue() == ""
     lock = take_driver_lock(digits.paths.root / "rounds")  # a round by hand holds the lock
-    after_round(digits, docker_client, out)
+    after_round(digits, DockerBackend(docker_client), out)
     assert archive.is_file() and "harness gc: not finished (a round of this competition is running already" in out.getvalue()
     lock.close()
-    after_round(digits, docker_client, out)
+    after_round(digits, DockerBackend(docker_client), out)
     assert not archive.exists() and out.getvalue().endswith("harness gc: freed 1 item(s), 500 B\n")

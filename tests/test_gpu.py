@@ -252,7 +252,7 @@ def test_backend_refuses_a_gpu_phase_without_creating_a_container(docker_client)
 @pytest.mark.docker
 def test_check_refuses_gpu_competition_before_running(competition, docker_client, behave_image):
     with pytest.raises(HarnessError) as refused:
-        check_image(competition("limits.infer.gpus=1"), behave_image("constant"), docker_client, out=open(os.devnull, "w"))
+        check_image(competition("limits.infer.gpus=1"), behave_image("constant"), out=open(os.devnull, "w"))
     message = str(refused.value)
     assert message.startswith("digits: the infer phase(s) run on GPUs, and this machine cannot give a container one")
     assert "NVML" in message and "NVIDIA Container Toolkit" in message
@@ -281,7 +281,7 @@ def test_container_over_gpu_memory_is_killed(competition, docker_client, behave_
     monkeypatch.setattr("harness.runner.gpus.load_nvml", lambda: nvml)
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     gpu_competition = competition("limits.train.gpus=1", "limits.train.gpu_memory=2g", "limits.train.wall_clock_s=30")
-    record = check_image(gpu_competition, behave_image("sleeper"), docker_client, out=open(os.devnull, "w"))
+    record = check_image(gpu_competition, behave_image("sleeper"), out=open(os.devnull, "w"))
     train = record.phases["train"]
     assert train["wall_s"] < 30  # killed by the GPU memory watch, before its wall clock
     assert record.verdict == "MEMORY_LIMIT" and record.failed_phase == "train"

@@ -54,7 +54,7 @@ def test_a_phase_that_fails_on_a_full_host_disk_is_an_infra_error_never_charged(
         "id": f"sub-{secrets.token_hex(6)}",
         "team": "team",
         "image": image,
-        "image_digest": pin_image(docker_client, image).digest,
+        "image_digest": pin_image(DockerBackend(docker_client), image).digest,
         "submitted_at": utc_now(),
     }
     evaluation = Evaluation(digits, submission, round_id="round-test")

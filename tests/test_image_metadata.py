@@ -124,7 +124,7 @@ def meta(prepared_data, tmp_path_factory, docker_client, behave_image):
         with pytest.MonkeyPatch.context() as env:
             env.setenv("HARNESS_HOME", str(home))
             competition = Competition.load(load_settings("digits"), home)
-            record = check_image(competition, image, docker_client, out=open(os.devnull, "w"))
+            record = check_image(competition, image, out=open(os.devnull, "w"))
     finally:
         done.set()
         watcher.join()
@@ -213,7 +213,7 @@ def test_stop_signal_cannot_soften_the_kill(pidfd, competition, docker_client, b
     image = build(docker_client, behave_image("sleeper"), "stopsignal", "STOPSIGNAL SIGTERM")
     if not pidfd:
         monkeypatch.setattr("harness.runner.docker_backend.ContainerInit.open", classmethod(lambda cls, pid, cid: None))
-    record = check_image(competition("limits.train.wall_clock_s=2"), image, docker_client, out=open(os.devnull, "w"))
+    record = check_image(competition("limits.train.wall_clock_s=2"), image, out=open(os.devnull, "w"))
     assert (record.verdict, record.failed_phase) == ("TIMEOUT", "train")
     assert 0.0 <= record.phases["train"]["timeout_overshoot_s"] < 10.0  # not after the engine's 10 s stop grace period
 
@@ -290,7 +290,7 @@ def test_image_labels_cannot_make_cleanup_take_or_spare_a_container(competition,
 )
 def test_metadata_intake_refuses(body, reason, competition, docker_client, behave_image):
     image = build(docker_client, behave_image("constant"), "refused", body)
-    record = check_image(competition(), image, docker_client, out=open(os.devnull, "w"))
+    record = check_image(competition(), image, out=open(os.devnull, "w"))
     assert (record.verdict, record.failed_phase) == ("INVALID_IMAGE", "intake")
     assert reason in record.message, record.message
     assert record.phases == {}

@@ -54,7 +54,7 @@ def probed(prepared_data, tmp_path_factory, docker_client, behave_image):
             env.setenv(name, f"{SECRET_MARKER}-{secrets.token_hex(8)}")
         planted = {name: os.environ[name] for name in PLANTED}  # what a careless copy of os.environ would pass on
         competition = Competition.load(load_settings("digits", list(OVERRIDES)), home)
-        record = check_image(competition, image, docker_client, out=open(os.devnull, "w"))
+        record = check_image(competition, image, out=open(os.devnull, "w"))
     run_dir = competition.paths.runs / record.evaluation_id
     reports = {
         "train": json.loads((run_dir / "model" / "probe-train.json").read_text()),
@@ -220,9 +220,7 @@ def test_runtime_passes_through(competition, docker_client, behave_image):
     runtime = "io.containerd.runc.v2" if "io.containerd.runc.v2" in others else others[0]
     chosen = competition(f"runner.runtime={runtime}")
     done: dict = {}
-    check = threading.Thread(
-        target=lambda: done.update(record=check_image(chosen, behave_image("nap2"), docker_client, out=open(os.devnull, "w")))
-    )
+    check = threading.Thread(target=lambda: done.update(record=check_image(chosen, behave_image("nap2"), out=open(os.devnull, "w"))))
     check.start()
     seen: set[str] = set()
     deadline = time.monotonic() + 120
@@ -237,7 +235,7 @@ def test_runtime_passes_through(competition, docker_client, behave_image):
 
 
 def test_missing_runtime_is_the_organizers_error(competition, docker_client, behave_image):
-    record = check_image(competition("runner.runtime=no-such-runtime"), behave_image("constant"), docker_client, out=open(os.devnull, "w"))
+    record = check_image(competition("runner.runtime=no-such-runtime"), behave_image("constant"), out=open(os.devnull, "w"))
     assert record.verdict == "INFRA_ERROR" and record.failed_phase == "train"
     assert "runner.runtime=no-such-runtime is not a runtime of this Docker engine (it has: " in record.message
     assert "runc" in record.message
@@ -260,7 +258,7 @@ def test_gvisor_runs_each_phase_in_its_own_kernel(competition, docker_client, be
         pytest.skip(
             "gVisor (runsc) is not registered with this Docker engine, and scripts/setup.sh cannot install it here (not root, or no runsc package)"
         )
-    record = check_image(competition("runner.runtime=runsc"), behave_image("kernel"), docker_client, out=open(os.devnull, "w"))
+    record = check_image(competition("runner.runtime=runsc"), behave_image("kernel"), out=open(os.devnull, "w"))
     assert record.verdict == "SCORED", record.message
     log = (home / "competitions/digits/runs" / record.evaluation_id / "logs/train.stdout.log").read_text()
     assert re.fullmatch(r"kernel \S+\n", log), log

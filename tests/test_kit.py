@@ -156,8 +156,8 @@ def test_a_failing_submission_gets_the_same_verdict_and_message(competition, doc
     kit = make_kit(competition, tmp_path, *overrides)
     image = behave_image(behaviour)
     with open("/dev/null", "w") as quiet:
-        official = check_image(competition(*overrides), image, docker_client, out=quiet)
-        local = check_kit(kit, image, docker_client, out=quiet)
+        official = check_image(competition(*overrides), image, out=quiet)
+        local = check_kit(kit, image, out=quiet)
     assert local.verdict == official.verdict != "SCORED"
     assert (local.failed_phase, local.message) == (official.failed_phase, official.message)
 

@@ -98,7 +98,7 @@ def test_a_node_lacking_the_image_pulls_it_by_digest_or_gets_it_from_the_depot(
             registry.server.stop()
         try:
             assert not has_image(engine, image_id)
-            summary = drive_round(comp, docker_client, out=sys.stderr)
+            summary = drive_round(comp, out=sys.stderr)
             brought = engine.images.get(image_id)
         finally:
             forget(engine, image_id, force=True)

@@ -138,7 +138,7 @@ class TestOnACluster:
         submission_id = submit(comp, "team-a", behave_image("constant"))
         image_id = docker_client.images.get(behave_image("constant")).id
         try:
-            summary = drive_round(comp, docker_client, out=sys.stderr)
+            summary = drive_round(comp, out=sys.stderr)
         finally:
             engine.images.remove(image_id, force=True)
         assert summary.verdicts == {"SCORED": 1}

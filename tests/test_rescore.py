@@ -102,4 +102,4 @@ def test_reinfer_on_a_replaced_test_set_uses_the_stored_model(competition, docke
 
     (digits.paths.train / "train.csv").write_bytes((digits.paths.train / "train.csv").read_bytes() + b"\n")
     with pytest.raises(HarnessError, match="the training data changed since the model was trained"):
-        reinfer(competition(), [sid], docker_client, None)
+        reinfer(competition(), [sid], None, None)

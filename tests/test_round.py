@@ -36,7 +36,7 @@ def in_process(home: Path, *args: str) -> subprocess.CompletedProcess:
     drive_round = driver.drive_round  # its progress goes to the stream it was given (by default, the stderr of its import)
     saved = os.environ.get("HARNESS_HOME")
     os.environ["HARNESS_HOME"] = str(home)
-    driver.drive_round = lambda competition, client, out=None: drive_round(competition, client, out=err)
+    driver.drive_round = lambda competition, backend=None, out=None: drive_round(competition, backend, out=err)
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:

@@ -20,7 +20,7 @@ from harness.evaluation.local_run import run_phases
 from harness.evaluation.recording import record_evaluation
 from harness.records.record import EvaluationRecord
 from harness.records.sinks import RecordSinks, SinkError
-from harness.runner.backend import _registered, available_backends, create_backend, register_backend
+from harness.runner.backend import Backend, _registered, available_backends, create_backend, register_backend
 from harness.runner.docker_backend import DockerBackend
 from harness.runner.phase import PhaseResult, PhaseSpec
 from harness.scoring import get_metric
@@ -56,8 +56,22 @@ def test_the_docker_backend_is_built_in_and_an_unknown_name_says_what_exists():
 
 @pytest.mark.docker
 def test_check_runs_its_phases_on_the_configured_backend(competition, docker_client, behave_image, counting_backend):
-    record = check_image(competition("runner.backend=counting"), behave_image("constant"), docker_client, out=open(os.devnull, "w"))
+    record = check_image(competition("runner.backend=counting"), behave_image("constant"), out=open(os.devnull, "w"))
     assert record.verdict == "SCORED" and CountingBackend.ran == ["train", "infer"]
+
+
+@pytest.mark.docker
+def test_the_docker_backend_answers_for_its_images_and_its_host(docker_client, behave_image):
+    backend = DockerBackend(docker_client)
+    assert isinstance(backend, Backend) and backend.name == "docker"
+    image = behave_image("constant")
+    facts = backend.image(image)
+    assert facts is not None and facts.id == docker_client.images.get(image).id
+    assert facts.os == "linux" and facts.size_bytes > 0 and facts.config["Entrypoint"] and image in facts.names
+    assert backend.image("harness-no-such-image:never") is None
+    backend.remove_image("harness-no-such-image:never")  # one that is not there counts as removed
+    assert backend.host_facts()["docker_version"] == backend.engine_version() == docker_client.version()["Version"]
+    assert "runc" in backend.engine_info()["Runtimes"]
 
 
 def test_a_round_with_an_unknown_backend_is_refused_before_it_starts(competition, docker_client):
@@ -65,7 +79,7 @@ def test_a_round_with_an_unknown_backend_is_refused_before_it_starts(competition
 
     digits = competition("runner.backend=podman")
     with pytest.raises(ConfigError, match="runner.backend: no backend named 'podman'"):
-        drive_round(digits, docker_client)
+        drive_round(digits)
     assert not (digits.paths.root / "rounds").exists()
 
 
@@ -92,7 +106,7 @@ def test_sinks_hear_of_a_record_after_its_file_is_written_and_one_failing_sink_s
 ):
     digits = competition()
     image = behave_image("constant")
-    submission = {"id": "sub-sinks", "team": "t", "image": image, "image_digest": pin_image(docker_client, image).digest}
+    submission = {"id": "sub-sinks", "team": "t", "image": image, "image_digest": pin_image(DockerBackend(docker_client), image).digest}
     evaluation = Evaluation(digits, submission, round_id="round-test")
     run_phases(evaluation, DockerBackend(docker_client), open(os.devnull, "w"), image)
     down, up = CollectingSink(fail=True), CollectingSink()

@@ -111,7 +111,7 @@ def test_a_restart_ends_what_an_older_crash_left_running_and_nothing_else(servic
         [registry_binary(), "serve", str(root / "registry.yml")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     (root / "paused-evaluation").touch()  # the stale evaluator then waits without starting Ray
-    evaluator = subprocess.Popen([sys.executable, "-m", "harness.service.evaluator", "digits"], env=env, stderr=subprocess.DEVNULL)
+    evaluator = subprocess.Popen([sys.executable, "-m", "harness.rounds.worker", "digits"], env=env, stderr=subprocess.DEVNULL)
     for name, child in (("registry.pid", registry), ("evaluator.pid", evaluator)):
         (root / name).write_text(f"{child.pid} {dead_owner.pid}\n")
     wait_until(lambda: _listening(service.registry_port), "the stale registry")

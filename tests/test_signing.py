@@ -173,7 +173,7 @@ def test_key_material_is_never_in_a_container(home, competition, key_pair, docke
     monkeypatch.setenv(VERIFY_KEY_ENV, str(public))
     digits = competition("limits.train.tmp=8388608", "limits.infer.tmp=8388608")
     with open(os.devnull, "w") as quiet:
-        record = check_image(digits, behave_image("probe"), docker_client, out=quiet)
+        record = check_image(digits, behave_image("probe"), out=quiet)
     assert record.verdict == "SCORED", record.message
     saved = json.loads((digits.paths.root / "checks" / f"{record.evaluation_id}.json").read_text())
     assert check(saved, signing_key()) is Check.VALID  # the key was in use while the container ran

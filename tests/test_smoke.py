@@ -25,6 +25,7 @@ from harness.evaluation.check import check_image
 from harness.evaluation.evaluation import Evaluation
 from harness.records.record import validate_record
 from harness.runner.cleanup import sweep
+from harness.runner.docker_backend import DockerBackend
 from harness.runner.ray_pool import RayPhasePool
 from harness.submissions.intake import pin_image
 from harness.submissions.ledger import EVALUATED, Ledger
@@ -94,7 +95,7 @@ def test_smoke_limits_take_the_full_phase_and_never_more_time(home):
 def test_slow_train_that_crashes_in_infer_fails_in_smoke_without_a_full_train(home, docker_client, behave_image):
     """0.1 s per training row: ~2.5 min on the full training data, 5 s on the smoke rows; its infer
     crashes. The verdict comes within the smoke limits and the full train never starts."""
-    record = check_image(load(home), behave_image("slowcrash"), docker_client, out=quiet())
+    record = check_image(load(home), behave_image("slowcrash"), out=quiet())
     assert (record.verdict, record.failed_phase, record.failed_stage) == ("RUNTIME_ERROR", "infer", "smoke")
     assert record.message.startswith(f"{SMOKE_LABEL}: infer exited with code 1: RuntimeError: slowcrash: inference is broken")
     data = record.to_dict()
@@ -114,7 +115,7 @@ def test_slow_train_that_crashes_in_infer_fails_in_smoke_without_a_full_train(ho
 
 @pytest.mark.docker
 def test_smoke_off_is_the_old_path(home, docker_client, behave_image):
-    record = check_image(load(home, "competition.smoke.enabled=false"), behave_image("crash"), docker_client, out=quiet())
+    record = check_image(load(home, "competition.smoke.enabled=false"), behave_image("crash"), out=quiet())
     assert (record.verdict, record.failed_phase, record.failed_stage, record.smoke) == ("RUNTIME_ERROR", "train", None, None)
     assert record.message.startswith("train exited with code 1: RuntimeError: model exploded at epoch 3")
     assert "failed_stage" not in record.to_dict() and "smoke" not in record.to_dict()
@@ -124,7 +125,7 @@ def test_smoke_off_is_the_old_path(home, docker_client, behave_image):
 
 @pytest.mark.docker
 def test_invalid_smoke_predictions_end_it_as_invalid_predictions(home, docker_client, behave_image):
-    record = check_image(load(home), behave_image("short"), docker_client, out=quiet())
+    record = check_image(load(home), behave_image("short"), out=quiet())
     assert (record.verdict, record.failed_phase, record.failed_stage) == ("INVALID_PREDICTIONS", "score", "smoke")
     assert record.message.startswith(f"{SMOKE_LABEL}: ") and "missing" in record.message
     assert set(record.phases) == {"train", "infer"} and record.scores == {}
@@ -133,7 +134,7 @@ def test_invalid_smoke_predictions_end_it_as_invalid_predictions(home, docker_cl
 @pytest.mark.docker
 @pytest.mark.slow
 def test_the_sample_passes_smoke_then_scores(home, docker_client, sample_image):
-    record = check_image(load(home), sample_image, docker_client, out=quiet())
+    record = check_image(load(home), sample_image, out=quiet())
     assert record.verdict == "SCORED", record.message
     assert record.failed_stage is None and record.scores["public"]["accuracy"] >= 0.90
     smoke = record.smoke
@@ -250,7 +251,7 @@ def test_smoke_phases_go_first_and_keep_their_slot(home, docker_client, behave_i
     queued or running, full phases take every slot."""
     competition = load(home, "limits.train.cpus=0.1", "limits.train.memory=64m")
     image = behave_image("nap5")
-    digest = pin_image(docker_client, image).digest
+    digest = pin_image(DockerBackend(docker_client), image).digest
 
     def evaluation(smoke: bool) -> Evaluation:
         submission = {"id": f"sub-{secrets.token_hex(6)}", "team": f"t{secrets.token_hex(2)}", "image": image, "image_digest": digest}
@@ -284,7 +285,7 @@ def test_smoke_phases_go_first_and_keep_their_slot(home, docker_client, behave_i
         assert set(pool.running_keys()) == {first, fulls[0], second}
     finally:
         pool.cancel()
-        sweep(docker_client, {"harness.round": round_id})
+        sweep(DockerBackend(docker_client), {"harness.round": round_id})
     pool = RayPhasePool(max_parallel=2, num_cpus=3, smoke_slots=1)
     try:
         fulls = submit_fulls(pool)
@@ -292,4 +293,4 @@ def test_smoke_phases_go_first_and_keep_their_slot(home, docker_client, behave_i
         assert set(pool.running_keys()) == set(fulls[:2])  # no smoke in sight: no slot kept idle
     finally:
         pool.cancel()
-        sweep(docker_client, {"harness.round": round_id})
+        sweep(DockerBackend(docker_client), {"harness.round": round_id})

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from harness.cli.common import add_ids_command, add_json, docker_client, load_competition, open_sinks
+from harness.cli.common import add_ids_command, add_json, load_competition, open_sinks
 from harness.util.errors import HarnessError
 
 
@@ -25,7 +25,7 @@ def _audit(args: argparse.Namespace) -> int:
     if len(args.ids) != 1:
         raise HarnessError(f"give one submission (or evaluation) id to audit, got {len(args.ids)}")
     competition = load_competition(args.competition, args.overrides)
-    report = audit(competition, args.ids[0], docker_client(), open_sinks(competition), repeats=args.repeats, overrides=args.overrides)
+    report = audit(competition, args.ids[0], None, open_sinks(competition), repeats=args.repeats, overrides=args.overrides)
     data = report.to_dict()
     print(json.dumps(data, indent=2) if args.json else render_text(data), end="\n" if args.json else "")
     print(f"report: {audit_dir(competition, report.audit_id)}/report.{{json,txt,html}}", file=sys.stderr)

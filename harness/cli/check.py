@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from harness.cli.common import EXTRAS, add_json, docker_client, load_competition
+from harness.cli.common import EXTRAS, add_json, load_competition
 from harness.client.text import shown_log
 from harness.limits import Verdict
 from harness.util.errors import HarnessError
@@ -42,12 +42,12 @@ def _check(args: argparse.Namespace) -> int:
             named = read_kit(Path(args.kit).resolve()).get("competition")
             if named != args.competition:
                 raise HarnessError(f"the kit {args.kit} is for {named}, not {args.competition}")
-        record = check_kit(Path(args.kit), args.image, docker_client())
+        record = check_kit(Path(args.kit), args.image)
         parts = {"dev": scores} if (scores := record.scores.get("public")) else {}
     else:
         if not args.competition:
             raise HarnessError("give a competition (the organizer's data) or --kit DIR (a participant kit)")
-        record = check_image(load_competition(args.competition, args.overrides), args.image, docker_client())
+        record = check_image(load_competition(args.competition, args.overrides), args.image)
         parts = record.scores
     if args.json:
         print(record.to_json())

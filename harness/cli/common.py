@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from harness.util.errors import HarnessError
+from harness.util.errors import ConfigError, HarnessError
 
 EXIT_ERROR = 2
 EXTRAS = "_extras"  # the argument that takes the KEY=VALUE (and id) tokens found after an option
@@ -90,9 +90,23 @@ def load_competition(name: str, overrides: list[str]):
 
 
 def docker_client():
-    from harness.runner.engine import EngineUnavailable, connect
+    """The Docker engine's client, for the participant's side (building and pushing images)."""
+    from harness.runner import EngineUnavailable, connect_engine
 
     try:
-        return connect()
+        return connect_engine()
+    except EngineUnavailable as exc:
+        raise HarnessError(str(exc)) from None
+
+
+def engine(competition):
+    """The competition's ``runner.backend`` on this machine's engine (intake, gc): the organizer's
+    side reaches the engine only through it."""
+    from harness.runner import EngineUnavailable, create_backend
+
+    try:
+        return create_backend(competition.settings.runner.backend)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     except EngineUnavailable as exc:
         raise HarnessError(str(exc)) from None

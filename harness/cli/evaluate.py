@@ -6,7 +6,7 @@ import argparse
 import sys
 from dataclasses import asdict
 
-from harness.cli.common import add_command, add_json, docker_client, load_competition, print_json
+from harness.cli.common import add_command, add_json, engine, load_competition, print_json
 from harness.cli.leaderboard import print_leaderboard
 
 
@@ -27,7 +27,7 @@ def submit_image(competition, team: str, image: str):
 
     rules = competition.settings.competition.rules
     validate_team(team)
-    pinned = pin_image(docker_client(), image, max_bytes=rules.max_image_bytes)
+    pinned = pin_image(engine(competition), image, max_bytes=rules.max_image_bytes)
     submission = Ledger.of(competition).add(team, image, pinned.digest, per_day=rules.per_day)
     print(f"submitted {image} ({pinned.digest[:19]}) for team {submission.team!r} as {submission.id}", file=sys.stderr)
     return submission
@@ -46,7 +46,7 @@ def run_round(competition, as_json: bool = False) -> int:
     """Drive a round; print the public leaderboard after it, or with ``as_json`` the round's summary."""
     from harness.rounds.driver import drive_round
 
-    summary = drive_round(competition, docker_client())
+    summary = drive_round(competition)
     if summary is None:
         print(f"no pending submissions in {competition.name}", file=sys.stderr)
     if as_json:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from harness.cli.common import add_command, add_json, load_competition, print_json
+from harness.cli.common import add_command, add_json, engine, load_competition, print_json
 
 
 def register(commands) -> None:
@@ -21,11 +21,10 @@ def register(commands) -> None:
 
 def _gc(args: argparse.Namespace) -> int:
     from harness.rounds.reclaim import as_json, collect
-    from harness.runner.engine import connect
     from harness.util.sizes import format_size
 
     competition = load_competition(args.competition, args.overrides)
-    items, failed = collect(competition, connect(), apply=args.apply)
+    items, failed = collect(competition, engine(competition), apply=args.apply)
     if args.json:
         print_json({"competition": competition.name, "applied": args.apply, **as_json(items), "not_freed": failed})
     else:

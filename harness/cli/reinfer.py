@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from harness.cli.common import add_ids_command, add_json, docker_client, load_competition, open_sinks, print_json
+from harness.cli.common import add_ids_command, add_json, load_competition, open_sinks, print_json
 from harness.client.text import shown
 from harness.limits import Verdict
 
@@ -27,7 +27,7 @@ def _reinfer(args: argparse.Namespace) -> int:
     from harness.proofs.reinfer import reinfer
 
     competition = load_competition(args.competition, args.overrides)
-    records = reinfer(competition, args.ids, docker_client(), open_sinks(competition), force=args.force)
+    records = reinfer(competition, args.ids, None, open_sinks(competition), force=args.force)
     if args.json:
         print_json([record.to_dict() for record in records])
     else:

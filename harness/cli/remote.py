@@ -292,9 +292,8 @@ def _remote_logs(competition: str, submission_id: str, phase: str) -> LogSource:
 def _local_logs(competition: str, submission_id: str, phase: str) -> LogSource:
     """The organizer's view, straight from the work directory: the ledger and the run directories."""
     from harness.cli.common import load_competition
-    from harness.runner.logs import parse_cursor
     from harness.submissions.ledger import UNFINISHED, Ledger
-    from harness.submissions.logs import submission_logs
+    from harness.submissions.logs import parse_cursor, submission_logs
 
     loaded = load_competition(competition, [])
     ledger = Ledger.of(loaded)

@@ -12,6 +12,8 @@ uses (``kit.held_out``: the latest rows by ``split.time_column``, whole groups o
 
 A participant kit's smoke data is carved from the kit's training part, under the kit's work
 directory. The data is written again only when what would be carved differs from what is there.
+``smoke_stage`` carves and hashes each time it is called: a round works it out once and hands it
+down (``harness.rounds.plan``), as ``harness check`` and an audit do for their evaluations.
 """
 
 from __future__ import annotations
@@ -97,21 +99,9 @@ def smoke_stage(competition: Competition) -> SmokeStage | None:
     if not config.enabled:
         return None
     limits = smoke_limits(config, competition.settings.limits)
-    table = competition.paths.train / competition.settings.competition.rules.train_table
-    try:
-        stamp = table.stat().st_mtime_ns
-    except OSError:
-        stamp = 0
-    key = (str(competition.paths.root), str(table), competition.settings.config_sha256, stamp)
-    if key not in _PREPARED:
-        _PREPARED[key] = _prepare(competition)
-    paths, train_rows, test_ids = _PREPARED[key]
+    paths, train_rows, test_ids = _prepare(competition)
     data_sha256 = refresh(paths.root, [paths.train, paths.test, paths.hidden]).sha256
     return SmokeStage(paths, limits, train_rows, test_ids, data_sha256)
-
-
-# Carved once per process for each competition directory, configuration and state of the training table.
-_PREPARED: dict[tuple[str, str, str, int], tuple[SmokePaths, int, tuple[str, ...]]] = {}
 
 
 def _prepare(competition: Competition) -> tuple[SmokePaths, int, tuple[str, ...]]:

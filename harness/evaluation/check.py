@@ -10,8 +10,6 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-import docker
-
 from harness.competition.core import Competition
 from harness.competition.kit import KitCompetition
 from harness.evaluation.evaluation import Evaluation
@@ -21,40 +19,42 @@ from harness.limits import PHASES
 from harness.limits.gpu import gpu_problem
 from harness.records.record import EvaluationRecord
 from harness.records.sinks import RecordSinks
+from harness.runner.backend import Backend
 from harness.submissions.intake import pin_image
 from harness.util.errors import HarnessError, IntakeError
 
 
-def check_image(competition: Competition, image: str, client: docker.DockerClient, out: TextIO = sys.stderr) -> EvaluationRecord:
-    _require_gpus(competition, client)
+def check_image(competition: Competition, image: str, backend: Backend | None = None, out: TextIO = sys.stderr) -> EvaluationRecord:
+    """Check ``image`` on ``backend`` (by default the competition's ``runner.backend`` on this machine's engine)."""
+    backend = backend or local_backend(competition)
+    _require_gpus(competition, backend)
     submission = {"id": f"check-{secrets.token_hex(6)}", "team": "local-check", "image": image, "image_digest": None}
     evaluation = Evaluation(competition, submission)
     try:
         evaluation.submission.image_digest = pin_image(
-            client, image, max_bytes=competition.settings.competition.rules.max_image_bytes
+            backend, image, max_bytes=competition.settings.competition.rules.max_image_bytes
         ).digest
     except IntakeError as exc:
         evaluation.reject_image(str(exc))
-    backend = local_backend(competition, client)
     run_phases(evaluation, backend, out, image)
     return record_evaluation(evaluation, competition.paths.root / "checks", RecordSinks(), backend.engine_version())
 
 
-def check_kit(kit_dir: Path, image: str, client: docker.DockerClient, out: TextIO = sys.stderr) -> EvaluationRecord:
+def check_kit(kit_dir: Path, image: str, backend: Backend | None = None, out: TextIO = sys.stderr) -> EvaluationRecord:
     """``check_image`` on a participant kit: trained on its training part, inferred on its dev inputs,
     scored against its dev labels; the organizer's data is never needed, created or read."""
     competition = KitCompetition.from_kit(kit_dir)
     competition.ensure_data()
-    return check_image(competition, image, client, out)
+    return check_image(competition, image, backend, out)
 
 
-def _require_gpus(competition: Competition, client: docker.DockerClient) -> None:
+def _require_gpus(competition: Competition, backend: Backend) -> None:
     """Refuse, before anything runs, a competition with GPU phases on a machine that cannot give a container GPUs."""
     limits = competition.settings.limits
     gpu_phases = [p for p in PHASES if limits.phase(p).gpus]
     if not gpu_phases:
         return
-    problem = gpu_problem(max(limits.phase(p).gpus for p in gpu_phases), client.info())
+    problem = gpu_problem(max(limits.phase(p).gpus for p in gpu_phases), backend.engine_info())
     if problem:
         raise HarnessError(
             f"{competition.name}: the {' and '.join(gpu_phases)} phase(s) run on GPUs, and this machine cannot give a container one: {problem}"

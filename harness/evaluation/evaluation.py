@@ -19,12 +19,13 @@ import dataclasses
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
+from types import EllipsisType
 from typing import Any
 
 from harness import __version__
 from harness.competition.core import Competition
 from harness.competition.paths import RunPaths
-from harness.competition.smoke import smoke_stage
+from harness.competition.smoke import SmokeStage, smoke_stage
 from harness.limits import PhaseVerdict, Verdict
 from harness.limits.docker_options import contract_environment
 from harness.records.artifacts import stored_predictions
@@ -62,7 +63,10 @@ class Evaluation:
         *,
         round_id: str | None = None,
         attempt: int = 1,
+        smoke: SmokeStage | None | EllipsisType = ...,
     ) -> None:
+        """``smoke``: the smoke stage its caller worked out (a round plans it once for all its
+        evaluations; None: none); left out, it is worked out here (its data carved and hashed)."""
         self.competition = competition
         self.submission = evaluated(submission)
         self.round_id = round_id
@@ -75,7 +79,7 @@ class Evaluation:
         # Phases done by an earlier evaluation, as recorded there (re-infer carries its train phase).
         self.carried: dict[str, dict[str, Any]] = {}
         self.origin: dict[str, Any] | None = None
-        self.smoke = smoke_stage(competition)
+        self.smoke = smoke_stage(competition) if smoke is ... else smoke
         self.smoke_results: dict[str, PhaseResult] = {}
         self.smoke_problem: str | None = None  # why the smoke predictions do not validate
         self.smoke_passed = False

@@ -5,23 +5,23 @@ from __future__ import annotations
 import dataclasses
 from typing import TextIO
 
-import docker
-import docker.errors
-
 from harness.competition.core import Competition
 from harness.evaluation.evaluation import Evaluation
-from harness.runner.backend import Backend, create_backend
+from harness.runner.backend import Backend, EngineError, EngineUnavailable, create_backend
 from harness.runner.gpus import local_gpu_ids
-from harness.util.errors import ConfigError
+from harness.util.errors import ConfigError, HarnessError
 from harness.util.sizes import format_size
 
 
-def local_backend(competition: Competition, client: docker.DockerClient) -> Backend:
-    """The competition's ``runner.backend``, on this machine's engine."""
+def local_backend(competition: Competition) -> Backend:
+    """The competition's ``runner.backend``, on this machine's engine (``HarnessError`` saying how to
+    start one when none answers)."""
     try:
-        return create_backend(competition.settings.runner.backend, client=client)
+        return create_backend(competition.settings.runner.backend)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+    except EngineUnavailable as exc:
+        raise HarnessError(str(exc)) from None
 
 
 def run_phases(evaluation: Evaluation, backend: Backend, out: TextIO, name: str) -> None:
@@ -44,12 +44,14 @@ def run_phases(evaluation: Evaluation, backend: Backend, out: TextIO, name: str)
         print(f"{phase}: {result.verdict.value} in {result.wall_s:.1f} s", file=out, flush=True)
 
 
-def missing_image(client: docker.DockerClient, digest: str | None) -> str | None:
+def missing_image(backend: Backend, digest: str | None) -> str | None:
     """Why the image a record names cannot be run again here, or None when it is on this engine."""
     if not digest:
         return "the record names no image digest"
     try:
-        client.images.get(digest)
-    except docker.errors.ImageNotFound:
+        found = backend.image(digest)
+    except EngineError as exc:
+        return f"image {digest} cannot be read on this machine's engine ({exc})"
+    if found is None:
         return f"image {digest} is no longer on this machine's Docker engine (docker load it from the submission archive)"
     return None

@@ -19,13 +19,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-import docker
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from harness.competition.config import settings_from_config
 from harness.competition.core import Competition
 from harness.competition.data_manifest import changes_since
+from harness.competition.smoke import smoke_stage
 from harness.evaluation.evaluation import Evaluation
 from harness.evaluation.local_run import local_backend, missing_image, run_phases
 from harness.evaluation.recording import record_evaluation
@@ -35,6 +35,7 @@ from harness.records.record import EvaluationRecord, RecordError, latest_record,
 from harness.records.sinks import RecordSinks
 from harness.records.tracking import flat_params
 from harness.results import Results
+from harness.runner.backend import Backend
 from harness.util.clock import stamped_id, utc_now
 from harness.util.environment import environment_changes
 from harness.util.errors import ConfigError, HarnessError
@@ -77,14 +78,15 @@ class AuditReport:
 def audit(
     competition: Competition,
     key: str,
-    client: docker.DockerClient,
+    backend: Backend | None = None,
     sinks: RecordSinks | None = None,
     *,
     repeats: int = 1,
     overrides: list[str] | tuple[str, ...] = (),
     out: TextIO | None = None,
 ) -> AuditReport:
-    """Audit the record of evaluation ``key`` (or submission ``key``'s latest) and save the report."""
+    """Audit the record of evaluation ``key`` (or submission ``key``'s latest) and save the report;
+    the reruns run on ``backend`` (None: the recorded competition's ``runner.backend`` here)."""
     out = out or sys.stderr  # looked up when called: standard error may have been replaced since import
     sinks = sinks or RecordSinks()
     if repeats < 1:
@@ -106,18 +108,19 @@ def audit(
     report = AuditReport(audit_id, competition.name, record.submission, record.evaluation_id, repeats)
     report.differences += data_differences(competition, record)
     image = record.manifest.get("image_digest") or record.submission.get("image_digest")
-    if (problem := missing_image(client, image)) is not None:
+    if (problem := missing_image(backend or local_backend(competition), image)) is not None:
         report.differences.append(Difference("image", "image_digest", image, problem))
     audited, config_differences = _recorded_competition(competition, record, overrides)
     report.differences += config_differences
     if any(d.fatal for d in report.differences):
         return _finish(report, competition, sinks, record)
-    backend = local_backend(audited, client)
+    backend = backend or local_backend(audited)
     docker_version = backend.engine_version()
     reruns = []
+    smoke = smoke_stage(audited)  # worked out once for every repeat
     for n in range(1, repeats + 1):
         print(f"audit {report.audit_id}: repeat {n} of {repeats}", file=out, flush=True)
-        evaluation = Evaluation(audited, record.submission, round_id=report.audit_id)
+        evaluation = Evaluation(audited, record.submission, round_id=report.audit_id, smoke=smoke)
         evaluation.origin = {"kind": "audit", "evaluation_id": record.evaluation_id, "audit_id": report.audit_id}
         run_phases(evaluation, backend, out, record.submission.get("image") or str(image))
         rerun = record_evaluation(evaluation, audit_dir(competition, report.audit_id), RecordSinks(), docker_version)

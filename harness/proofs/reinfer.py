@@ -19,8 +19,6 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-import docker
-
 from harness.competition.core import Competition
 from harness.competition.data_manifest import changes_since
 from harness.evaluation.evaluation import Evaluation
@@ -32,6 +30,7 @@ from harness.records.model_store import ModelMissing, ModelStore, ModelStoreErro
 from harness.records.record import EvaluationRecord, RecordError, latest_record, load_record, unlisted
 from harness.records.sinks import RecordSinks
 from harness.results import Results
+from harness.runner.backend import Backend
 from harness.util.clock import stamped_id, utc_now
 from harness.util.errors import HarnessError
 
@@ -41,23 +40,24 @@ TRAINING_DATA = ("data/train/",)
 def reinfer(
     competition: Competition,
     submission_ids: list[str],
-    client: docker.DockerClient,
+    backend: Backend | None,
     sinks: RecordSinks,
     out: TextIO | None = None,
     *,
     force: bool = False,
 ) -> list[EvaluationRecord]:
-    """Re-infer each submission; after ``finalize`` only with ``force`` (a HarnessError otherwise)."""
+    """Re-infer each submission on ``backend`` (None: the competition's ``runner.backend`` on this
+    machine's engine); after ``finalize`` only with ``force`` (a HarnessError otherwise)."""
     out = out or sys.stderr  # looked up when called: standard error may have been replaced since import
     forced = refuse_after_finalize(competition, "reinfer", force)
     listed = Results(competition).listing()
     moderated = moderated_submissions(competition)
     if ended := [f"{key} ({moderated[key]})" for key in submission_ids if key in moderated]:
         raise HarnessError(f"cannot re-infer {', '.join(ended)}: a withdrawn or disqualified submission is never evaluated again")
-    earlier = [_earlier(competition, key, client, listed) for key in submission_ids]  # all checked before any runs
+    backend = backend or local_backend(competition)
+    earlier = [_earlier(competition, key, backend, listed) for key in submission_ids]  # all checked before any runs
     batch = stamped_id("reinfer")
     evaluations = _with_models(competition, earlier, batch)
-    backend = local_backend(competition, client)
     docker_version = backend.engine_version()
     records = []
     for before, evaluation in zip(earlier, evaluations, strict=True):
@@ -80,7 +80,9 @@ def _with_models(competition: Competition, earlier: list[EvaluationRecord], batc
     evaluations: list[Evaluation] = []
     try:
         for before in earlier:
-            evaluations.append(evaluation := Evaluation(competition, before.submission, round_id=batch))
+            evaluations.append(
+                evaluation := Evaluation(competition, before.submission, round_id=batch, smoke=None)
+            )  # its model is trained: no smoke stage
             evaluation.reuse_model(before)
             _restore(competition, store, before, evaluation.paths.model)
     except HarnessError:
@@ -118,7 +120,7 @@ def _replaced(earlier: EvaluationRecord, reason: str) -> dict:
     }
 
 
-def _earlier(competition: Competition, key: str, client: docker.DockerClient, listed: dict[str, list[str]]) -> EvaluationRecord:
+def _earlier(competition: Competition, key: str, backend: Backend, listed: dict[str, list[str]]) -> EvaluationRecord:
     """The record whose model is reused, once it proved usable (valid, signed when a key is set, the ledger's)."""
     path = latest_record(competition.paths.records, key, listed)
     if path is None:
@@ -129,7 +131,7 @@ def _earlier(competition: Competition, key: str, client: docker.DockerClient, li
         raise HarnessError(f"{key}: cannot re-infer: {exc}") from None
     if why := unlisted(record.to_dict(), listed, strict=False):
         raise HarnessError(f"{key}: cannot re-infer from {path.name}: {why}")
-    problem = _unusable(competition, record) or missing_image(client, record.submission.get("image_digest"))
+    problem = _unusable(competition, record) or missing_image(backend, record.submission.get("image_digest"))
     if problem:
         raise HarnessError(f"{key}: cannot re-infer from {record.evaluation_id}: {problem}")
     return record

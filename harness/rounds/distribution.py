@@ -12,7 +12,7 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from harness.competition.core import Competition
-from harness.competition.smoke import smoke_stage
+from harness.competition.smoke import SmokeStage
 from harness.runner.depot import DataStage, Depot
 from harness.runner.staging import RegistryCredential, Staging
 from harness.util.errors import HarnessError
@@ -23,13 +23,12 @@ WORKER_USERNAME = "harness-worker"
 WORKER_TOKEN_ENV = "HARNESS_REGISTRY_WORKER_TOKEN"
 
 
-def data_stage(competition: Competition) -> DataStage:
+def data_stage(competition: Competition, smoke: SmokeStage | None) -> DataStage:
     """What a node must hold to run a phase: the train and test directories (never the hidden labels),
     the smoke stage's too when there is one, with the hash their files' digests give them."""
     paths = competition.paths
     names = [d.relative_to(paths.root).as_posix() for d in (paths.train, paths.test)]
     files = dict(competition.data_manifest.under(*(f"{name}/" for name in names)).files)
-    smoke = smoke_stage(competition)
     if smoke is not None:
         for directory in (smoke.paths.train, smoke.paths.test):
             name = directory.relative_to(paths.root).as_posix()
@@ -38,18 +37,21 @@ def data_stage(competition: Competition) -> DataStage:
     return DataStage(listing_sha256(files), tuple((str(paths.root / name), name) for name in names))
 
 
-def cluster_staging(competition: Competition, node_cache: str | None) -> Staging | None:
-    """Staging for the cluster Ray is connected to; None on a single node, where everything is local."""
+def cluster_staging(competition: Competition, node_cache: str | None, smoke: SmokeStage | None) -> Staging | None:
+    """Staging for the cluster Ray is connected to (``smoke``: the round's smoke stage, whose data
+    the nodes hold too); None on a single node, where everything is local."""
     if sum(node["Alive"] for node in ray.nodes()) < 2:
         return None
     here = ray.get_runtime_context().get_node_id()
-    depot = Depot.options(scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False)).remote(str(competition.home / "depot"))
+    depot = Depot.options(scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False)).remote(
+        str(competition.home / "depot"), competition.settings.runner.backend
+    )
     predictions = competition.settings.competition.predictions
     return Staging(
         depot,
         here,
         node_cache or str(DEFAULT_NODE_CACHE),
-        data_stage(competition),
+        data_stage(competition, smoke),
         worker_credential(competition),
         runs_root=str(competition.paths.runs),
         predictions=(predictions.file, predictions.max_bytes),

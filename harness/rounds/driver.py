@@ -8,23 +8,20 @@ import time
 from contextlib import suppress
 from typing import TextIO
 
-import docker
-
 from harness.competition.core import Competition
-from harness.competition.smoke import smoke_config
 from harness.proofs.sync import sync
 from harness.records.record import SCHEMA_ID
 from harness.records.sinks import RecordSinks
 from harness.records.tracking import Tracker
-from harness.rounds.distribution import cluster_staging
 from harness.rounds.journal import CANCELLED, FINISHED, RoundJournal
+from harness.rounds.plan import plan_round
 from harness.rounds.recovery import recover
 from harness.rounds.round import Round, RoundSummary
-from harness.runner.backend import check_backend
+from harness.runner.backend import Backend, EngineUnavailable, check_backend, create_backend
 from harness.runner.cleanup import sweep
 from harness.runner.ray_pool import RayPhasePool, connect_ray, harness_versions
 from harness.submissions.ledger import Ledger
-from harness.util.errors import ConfigError
+from harness.util.errors import ConfigError, HarnessError
 
 
 def release_versions() -> dict[str, str]:
@@ -33,11 +30,13 @@ def release_versions() -> dict[str, str]:
     return {**harness_versions(), "record schema": SCHEMA_ID}
 
 
-def drive_round(competition: Competition, client: docker.DockerClient, out: TextIO = sys.stderr) -> RoundSummary | None:
-    """Run (or resume) a round; None when there was nothing to do."""
+def drive_round(competition: Competition, backend: Backend | None = None, out: TextIO = sys.stderr) -> RoundSummary | None:
+    """Run (or resume) a round; None when there was nothing to do. The driver's own engine work
+    (sweeping orphans, the engine's version) goes through ``backend``, by default the competition's
+    ``runner.backend`` on this machine; the phases run on each node's own backend of that name."""
     settings, runner = competition.settings, competition.settings.runner
     try:
-        backend = check_backend(runner.backend)
+        backend_name = check_backend(runner.backend)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     ledger = Ledger.of(competition)
@@ -49,12 +48,14 @@ def drive_round(competition: Competition, client: docker.DockerClient, out: Text
         if not journal.dead and not ledger.pending():
             return None
         started = time.monotonic()
+        backend = backend or driver_backend(competition)
         connect_ray(runner.get("address"))
+        plan = plan_round(competition)  # the smoke stage, staging and credentials: worked out once, handed down
         pool = RayPhasePool(
             max_parallel=runner.get("max_parallel"),
-            staging=cluster_staging(competition, runner.get("node_cache")),
-            backend=backend,
-            smoke_slots=runner.smoke_slots if smoke_config(competition).enabled else 0,
+            staging=plan.staging,
+            backend=backend_name,
+            smoke_slots=plan.smoke_slots,
             versions=release_versions,
         )
         pool.warm_up()  # refuses a cluster with a node of another release, before the round starts
@@ -65,7 +66,7 @@ def drive_round(competition: Competition, client: docker.DockerClient, out: Text
             tracker.experiment_id  # noqa: B018 - connect (and create the experiment) before the first record
         print(f"start-up: Ray {ray_s:.1f} s, MLflow {time.monotonic() - started - ray_s:.1f} s", file=out, flush=True)
         for dead in journal.dead:
-            print(f"{dead}: removed {sweep(client, {'harness.round': dead})} orphan container(s)", file=out)
+            print(f"{dead}: removed {sweep(backend, {'harness.round': dead})} orphan container(s)", file=out)
         if journal.dead:
             print(f"uploaded {len(sync(competition, tracker).uploaded)} record(s) MLflow had not received", file=out)
         summary = Round(
@@ -73,7 +74,8 @@ def drive_round(competition: Competition, client: docker.DockerClient, out: Text
             ledger,
             RecordSinks.for_competition(competition, tracker),
             pool,
-            client,
+            backend,
+            plan=plan,
             round_id=journal.round_id,
             out=out,
             infra_retries=runner.infra_retries,
@@ -81,3 +83,14 @@ def drive_round(competition: Competition, client: docker.DockerClient, out: Text
         ).run()
         journal.finish(CANCELLED if summary.cancelled else FINISHED)
         return summary
+
+
+def driver_backend(competition: Competition) -> Backend:
+    """The competition's ``runner.backend`` on the driver's machine (``HarnessError`` saying how to
+    start an engine when none answers)."""
+    try:
+        return create_backend(check_backend(competition.settings.runner.backend))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    except EngineUnavailable as exc:
+        raise HarnessError(str(exc)) from None

@@ -25,19 +25,17 @@ import os
 import secrets
 import shutil
 from collections.abc import Iterator
-from contextlib import closing, suppress
+from contextlib import closing
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TextIO
-
-import docker
-import docker.errors
 
 from harness.competition.core import Competition
 from harness.records.model_store import ModelStore
 from harness.results import Results
 from harness.rounds.journal import take_driver_lock
 from harness.rounds.retention import Retention, retention
+from harness.runner.backend import Backend, EngineError
 from harness.submissions.ledger import Ledger
 from harness.util.archives import archive_path
 from harness.util.errors import HarnessError, first_line
@@ -55,21 +53,21 @@ class Item:
     why: str
 
 
-def collect(competition: Competition, client: docker.DockerClient | None, *, apply: bool) -> tuple[list[Item], list[str]]:
+def collect(competition: Competition, backend: Backend | None, *, apply: bool) -> tuple[list[Item], list[str]]:
     """Under the driver lock (never beside a round): the reclaimable items (those freed, when
     ``apply``), and why each item that could not be freed was not."""
     with closing(take_driver_lock(competition.paths.root / "rounds")):
-        items = reclaimable(competition, client)
-        return free(items, client) if apply else (items, [])
+        items = reclaimable(competition, backend)
+        return free(items, backend) if apply else (items, [])
 
 
-def after_round(competition: Competition, client: docker.DockerClient, out: TextIO) -> None:
+def after_round(competition: Competition, backend: Backend, out: TextIO) -> None:
     """The service's gc between rounds (``retention.between_rounds``): free, say what in one line,
     and never stop the loop (a failure is said and tried again after the next round)."""
     if not competition.settings.competition.rules.gc_between_rounds:
         return
     try:
-        freed, failed = collect(competition, client, apply=True)
+        freed, failed = collect(competition, backend, apply=True)
     except Exception as exc:  # noqa: BLE001 - a gc that fails must not stop the rounds
         why = str(exc) if isinstance(exc, HarnessError) else first_line(exc)
         print(f"harness gc: not finished ({why}); the next gc finishes it", file=out, flush=True)
@@ -80,7 +78,7 @@ def after_round(competition: Competition, client: docker.DockerClient, out: Text
         print(f"harness gc: freed {len(freed)} item(s), {format_size(sum(i.bytes for i in freed))}", file=out, flush=True)
 
 
-def reclaimable(competition: Competition, client: docker.DockerClient | None, store: ModelStore | None = None) -> list[Item]:
+def reclaimable(competition: Competition, backend: Backend | None, store: ModelStore | None = None) -> list[Item]:
     """Everything the policy lets gc free now."""
     ledger = Ledger.of(competition)
     records = Results(competition, ledger).records()
@@ -96,26 +94,25 @@ def reclaimable(competition: Competition, client: docker.DockerClient | None, st
     items = list(_interrupted(competition))
     items += _run_models(competition, policy, records, in_store)
     items += _depot(competition, policy, in_store)
-    if client is not None:
-        items += _images(client, policy)
+    if backend is not None:
+        items += _images(backend, policy)
     return items
 
 
-def free(items: list[Item], client: docker.DockerClient | None) -> tuple[list[Item], list[str]]:
+def free(items: list[Item], backend: Backend | None) -> tuple[list[Item], list[str]]:
     """Free each item (one already gone counts as freed): the items freed, and why any other was not."""
     freed, failed = [], []
     for item in items:
         try:
-            if item.kind == IMAGE and client is not None:
-                with suppress(docker.errors.ImageNotFound, docker.errors.NotFound):
-                    client.images.remove(item.what, noprune=False)
+            if item.kind == IMAGE and backend is not None:
+                backend.remove_image(item.what)
             elif item.kind in (DEPOT_MODEL, DEPOT_IMAGE):
                 archive = Path(item.what)
                 archive.unlink(missing_ok=True)  # the archive first: a lone sidecar makes the depot write it again
                 archive.with_name(f"{archive.name}.sha256").unlink(missing_ok=True)
             else:
                 _remove(Path(item.what))
-        except (OSError, docker.errors.APIError) as exc:  # an image a container still uses, a file in use
+        except (OSError, EngineError) as exc:  # an image a container still uses, a file in use
             failed.append(f"{item.what}: {first_line(exc)}")
             continue
         freed.append(item)
@@ -158,7 +155,7 @@ def _depot(competition: Competition, policy: Retention, in_store) -> Iterator[It
                 yield Item(DEPOT_IMAGE, str(archive), size, f"no kept submission uses the image {digest[:12]}")
 
 
-def _images(client: docker.DockerClient, policy: Retention) -> Iterator[Item]:
+def _images(backend: Backend, policy: Retention) -> Iterator[Item]:
     kept = {s.image_digest for s in policy.submissions if policy.keeps(s.id)}
     seen = set()
     for submission in policy.submissions:
@@ -166,14 +163,10 @@ def _images(client: docker.DockerClient, policy: Retention) -> Iterator[Item]:
         if policy.keeps(submission.id) or submission.image_digest in kept or reference in seen or not _pulled(reference, submission.team):
             continue
         seen.add(reference)
-        try:
-            image = client.images.get(reference)
-        except docker.errors.ImageNotFound:
-            continue
-        if image.id != submission.image_digest:
-            continue  # the reference names another image now: not this submission's to free
-        names = {t for t in image.attrs.get("RepoTags") or [] if t != "<none>:<none>"} | set(image.attrs.get("RepoDigests") or [])
-        size = int(image.attrs.get("Size") or 0) if names <= {reference} else 0
+        image = backend.image(reference)
+        if image is None or image.id != submission.image_digest:
+            continue  # gone, or the reference names another image now: not this submission's to free
+        size = image.size_bytes if image.names <= {reference} else 0
         why = f"pulled for {submission.id} ({submission.state}), which is not kept"
         yield Item(IMAGE, reference, size, why if size else f"{why}; another name keeps the image itself")
 

@@ -21,8 +21,6 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import TextIO
 
-import docker
-
 from harness.competition.core import Competition
 from harness.evaluation.evaluation import PHASE_ORDER, Evaluation
 from harness.evaluation.recording import record_evaluation
@@ -30,8 +28,10 @@ from harness.limits import PhaseVerdict
 from harness.records.record import EvaluationRecord
 from harness.records.sinks import RecordSinks
 from harness.rounds.moderation import note_records
+from harness.rounds.plan import RoundPlan
 from harness.rounds.progress import Progress, summary_table
 from harness.rounds.start_refusals import StartRefusals
+from harness.runner.backend import Backend
 from harness.runner.cleanup import sweep
 from harness.runner.phase import PhaseResult
 from harness.runner.ray_pool import RayPhasePool
@@ -82,8 +82,9 @@ class Round:
         ledger: Ledger,
         sinks: RecordSinks,
         pool: RayPhasePool,
-        client: docker.DockerClient,
+        backend: Backend,
         *,
+        plan: RoundPlan,
         round_id: str,
         infra_retries: int,
         retry_backoff_s: float,
@@ -93,12 +94,13 @@ class Round:
         self.ledger = ledger
         self.sinks = sinks
         self.pool = pool
-        self.client = client
+        self.backend = backend  # the driver's engine: its version, and sweeping the round's containers
+        self.plan = plan  # the smoke stage every evaluation runs, worked out once
         self.infra_retries = infra_retries
         self.retry_backoff_s = retry_backoff_s
         self.out = out
         self.summary = RoundSummary(round_id)
-        self.docker_version = client.version().get("Version", "")
+        self.docker_version = backend.engine_version()
         self.progress = Progress(0, out)
         self._submissions: dict[str, Submission] = {}  # started, not yet recorded
         self._retries: list[tuple[float, int, str, int]] = []  # (due, order, submission id, attempt)
@@ -129,7 +131,7 @@ class Round:
                 self._abort(exc)
                 raise
         self._recorder.shutdown()
-        sweep(self.client, {"harness.round": self.summary.round_id})  # a lost worker's container is an orphan now
+        sweep(self.backend, {"harness.round": self.summary.round_id})  # a lost worker's container is an orphan now
         self.summary.wall_s = time.monotonic() - started
         summary = self.summary
         self._say(
@@ -165,7 +167,7 @@ class Round:
         self.progress.maybe_report(len({e.submission.id for e in self.pool.running_keys()}))
 
     def _start(self, submission: Submission, attempt: int) -> None:
-        self._continue(Evaluation(self.competition, submission, round_id=self.summary.round_id, attempt=attempt))
+        self._continue(Evaluation(self.competition, submission, round_id=self.summary.round_id, attempt=attempt, smoke=self.plan.smoke))
 
     def _continue(self, evaluation: Evaluation) -> None:
         """Queue what comes next for an evaluation: its next phase, a retry, or its record. The
@@ -201,7 +203,7 @@ class Round:
         failure = evaluation.infra_failure
         assert failure is not None
         delay = min(MAX_BACKOFF_S, self.retry_backoff_s * 2 ** (evaluation.attempt - 1))
-        removed = sweep(self.client, {"harness.evaluation": evaluation.id})
+        removed = sweep(self.backend, {"harness.evaluation": evaluation.id})
         self._say(
             f"{evaluation.submission.team} {evaluation.submission.id}: {failure.message.splitlines()[0]} "
             f"[{removed} container(s) removed; attempt {evaluation.attempt + 1} of {self.infra_retries + 1} in {delay:g} s]"
@@ -270,7 +272,7 @@ class Round:
         with suppress(Exception):
             self.pool.cancel()
         with suppress(Exception):
-            sweep(self.client, {"harness.round": self.summary.round_id})
+            sweep(self.backend, {"harness.round": self.summary.round_id})
         for submission in list(self._submissions.values()):
             with suppress(Exception):  # the ledger itself may be what failed: the next round treats RUNNING as pending
                 self.ledger.requeue(submission)
@@ -289,7 +291,7 @@ class Round:
         self.pool.cancel()
         self._take_records(wait=True)  # what finished is recorded
         self._retries.clear()
-        removed = sweep(self.client, {"harness.round": self.summary.round_id})
+        removed = sweep(self.backend, {"harness.round": self.summary.round_id})
         for submission in self._submissions.values():
             self.ledger.requeue(submission)
             self.summary.cancelled.append(submission.id)

@@ -35,7 +35,7 @@ class ServiceContext:
     registry_usage: UsageCache = field(init=False)
     caches: dict[str, Any] = field(default_factory=dict)  # the views' bounded caches
     lock: threading.Lock = field(default_factory=threading.Lock)
-    _docker: Any = None
+    _backend: Any = None
 
     def __post_init__(self) -> None:
         name, home = self.competition.name, self.competition.home
@@ -57,15 +57,15 @@ class ServiceContext:
     def paused(self, part: str) -> bool:
         return control.paused(self.paths, part)
 
-    def docker(self):
-        """The Docker engine's client, connected on first use (pulls and intake)."""
+    def backend(self):
+        """The competition's ``runner.backend`` on this machine's engine, connected on first use (pulls and intake)."""
         with self.lock:
-            if self._docker is None:
-                from harness.runner.engine import EngineUnavailable, connect
+            if self._backend is None:
+                from harness.runner import EngineUnavailable, create_backend
                 from harness.service.errors import ServiceError
 
                 try:
-                    self._docker = connect()
+                    self._backend = create_backend(self.competition.settings.runner.backend)
                 except EngineUnavailable as exc:
                     raise ServiceError(503, f"the organizer's Docker engine is not available ({exc}); try again later") from None
-            return self._docker
+            return self._backend

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import re
 
-import docker.errors
-
 from harness.registry import NotInRegistry, RegistryUnavailable, is_repository_name
-from harness.runner.image_faults import image_problem
+from harness.runner import EngineError, image_problem
 from harness.service.context import ServiceContext
 from harness.service.control import WORKER
 from harness.service.errors import ServiceError
@@ -54,19 +52,19 @@ def submit(ctx: ServiceContext, team: Team, image: str, digest: str, message: st
         raise ServiceError(429, str(exc)) from None
     _check_before_pull(ctx, repository, manifest, cap)
     pulled = f"{ctx.registry_address}/{repository}@{digest}"
-    client = ctx.docker()
+    backend = ctx.backend()
     try:
-        client.api.pull(f"{ctx.registry_address}/{repository}", tag=digest, auth_config={"username": WORKER, "password": ctx.worker_token})
-    except docker.errors.APIError as exc:
-        raise ServiceError(503, f"the image could not be pulled from the registry ({exc.explanation or exc}); try again later") from None
+        backend.pull_image(f"{ctx.registry_address}/{repository}", digest, {"username": WORKER, "password": ctx.worker_token})
+    except EngineError as exc:
+        raise ServiceError(503, f"the image could not be pulled from the registry ({exc}); try again later") from None
     try:
-        pinned = pin_image(client, pulled, max_bytes=cap)
+        pinned = pin_image(backend, pulled, max_bytes=cap)
         pause_point("submit.pinned")  # crash tests: killed here, the submit stores nothing
         added = ctx.ledger.add(
             team.name, f"{ctx.registry_public}/{repository}@{digest}", pinned.digest, per_day=rules.per_day, message=message
         )
     except (IntakeError, QuotaExceeded, HarnessError) as exc:
-        _remove(ctx, client, pulled)  # what was refused leaves nothing on the head
+        _remove(ctx, backend, pulled)  # what was refused leaves nothing on the head
         status = 422 if isinstance(exc, IntakeError) else 429 if isinstance(exc, QuotaExceeded) else 409  # 409: finalized meanwhile
         raise ServiceError(status, str(exc)) from None
     pause_point("submit.recorded")  # crash tests: killed here, the row is whole and charged once
@@ -89,15 +87,15 @@ def _check_before_pull(ctx: ServiceContext, repository: str, manifest, cap: int 
         raise ServiceError(413, f"the image unpacks to more than {format_size(cap)}, the competition's size cap; it was not pulled")
 
 
-def _remove(ctx: ServiceContext, client, reference: str) -> None:
+def _remove(ctx: ServiceContext, backend, reference: str) -> None:
     """Remove a refused image, unless a submission in the ledger names the same image (the same
     digest pushed again, refused for the quota, must not take the queued one's image away)."""
     try:
-        image_id = client.images.get(reference).id
-        if any(s.image_digest == image_id for s in ctx.ledger.all()):
+        image = backend.image(reference)
+        if image is None or any(s.image_digest == image.id for s in ctx.ledger.all()):
             return
-        client.images.remove(reference)
-    except docker.errors.APIError:
+        backend.remove_image(reference)
+    except EngineError:
         pass  # in use by a container, or gone meanwhile: nothing to do
 
 

@@ -14,11 +14,10 @@ from harness.records.record import checked_record
 from harness.records.signing import verification_keys
 from harness.registry import RegistryUnavailable
 from harness.results import Results
-from harness.runner.logs import CursorError, parse_cursor
 from harness.service.context import ServiceContext
 from harness.service.errors import ServiceError, not_found
 from harness.submissions.ledger import PENDING, RUNNING, Submission
-from harness.submissions.logs import submission_logs
+from harness.submissions.logs import CursorError, parse_cursor, submission_logs
 from harness.submissions.quota import next_allowed
 from harness.submissions.teams import Team
 from harness.util.clock import timestamp
@@ -40,7 +39,7 @@ def team_submission(ctx: ServiceContext, team: Team, submission_id: str) -> dict
 def phase_logs(ctx: ServiceContext, team: Team, submission_id: str, phase: str, since: str | None = None) -> dict[str, Any]:
     """A phase's stdout and stderr from the evaluation a round runs now (growing) or the submission's
     latest recorded one: each stream's last ``service.logs_max_bytes``, or with ``since`` (the
-    ``next`` of an earlier answer) what came after it (``harness.runner.logs.read_phase_logs``)."""
+    ``next`` of an earlier answer) what came after it (``harness.submissions.logs.submission_logs``)."""
     if phase not in PHASES:
         raise ServiceError(422, f"no phase {phase!r}; ask for train or infer")
     try:

@@ -15,10 +15,7 @@ from __future__ import annotations
 import platform
 from dataclasses import dataclass
 
-import docker
-import docker.errors
-
-from harness.runner.image_faults import image_problem
+from harness.runner import Backend, EngineError, image_problem
 from harness.util.errors import IntakeError
 from harness.util.sizes import format_size
 
@@ -43,24 +40,23 @@ def platform_problem(system: str, arch: str) -> str | None:
     return None
 
 
-def pin_image(client: docker.DockerClient, reference: str, *, max_bytes: int | None = None) -> PinnedImage:
+def pin_image(backend: Backend, reference: str, *, max_bytes: int | None = None) -> PinnedImage:
     if not reference or not reference.strip():
         raise IntakeError("no image given: pass --image NAME[:TAG] or an image id")
     try:
-        image = client.images.get(reference)
-    except docker.errors.ImageNotFound:
+        image = backend.image(reference)
+    except EngineError as exc:
+        raise IntakeError(f"image {reference!r} cannot be read: {exc}") from None
+    if image is None:
         raise IntakeError(
             f"image {reference!r} is not on this machine's Docker engine; build it (docker build -t {reference} .) "
             "or load it (docker load -i image.tar) first"
-        ) from None
-    except docker.errors.APIError as exc:
-        raise IntakeError(f"image {reference!r} cannot be read: {exc.explanation or exc}") from None
-    arch = image.attrs.get("Architecture", "")
-    if problem := platform_problem(image.attrs.get("Os", ""), arch):
+        )
+    if problem := platform_problem(image.os, image.architecture):
         raise IntakeError(f"image {reference!r} {problem}")
-    size = int(image.attrs.get("Size") or 0)
+    size = image.size_bytes
     if max_bytes is not None and size > max_bytes:
         raise IntakeError(f"image {reference!r} is {format_size(size)}, over the size cap of {format_size(max_bytes)}")
-    if problem := image_problem(image.attrs.get("Config")):
+    if problem := image_problem(image.config):
         raise IntakeError(f"image {reference!r} {problem}")
-    return PinnedImage(reference, image.id, size, arch)
+    return PinnedImage(reference, image.id, size, image.architecture)

@@ -1,12 +1,14 @@
 """A submission's phase logs as the work directory holds them: the evaluation a round runs now (its
 logs still growing), else the last recorded one. The service's logs endpoint and the organizer's
-``harness logs --local`` both read them here."""
+``harness logs --local`` both read them here, and a log cursor (``since``) is parsed here too."""
 
 from __future__ import annotations
 
 from harness.competition.paths import CompetitionPaths
-from harness.runner.logs import PhaseLogs, read_phase_logs
+from harness.runner import CursorError, PhaseLogs, parse_cursor, read_phase_logs
 from harness.submissions.ledger import RUNNING, Submission
+
+__all__ = ["CursorError", "parse_cursor", "submission_logs"]
 
 
 def submission_logs(
