@@ -43,7 +43,7 @@ class NodePlan:
     runs: dict[str, str] = field(default_factory=dict)
     images: dict[str, str] = field(default_factory=dict)
     data: str | None = None
-    head_engine: str = ""  # the driver's engine ID: a node on that engine leaves images to the head
+    head_engine: str = ""  # the driver's ``engine_identity``: a node on that engine leaves images to the head
 
 
 @dataclass(frozen=True)
@@ -70,11 +70,12 @@ class NodeReport:
         return sum(item.bytes for item in self.items)
 
 
-def reach_nodes(plan: NodePlan, *, apply: bool, timeout_s: float = ANSWER_TIMEOUT_S) -> list[NodeReport]:
-    """Every live node of the Ray cluster but the driver's own, in a task placed there; none when Ray
-    is not running here."""
+def reach_nodes(plan: NodePlan, *, apply: bool, timeout_s: float | None = None) -> list[NodeReport]:
+    """Every live node of the Ray cluster but the driver's own, in a task placed there, each given
+    ``timeout_s`` (default ``ANSWER_TIMEOUT_S``) to answer; none when Ray is not running here."""
     if not ray.is_initialized():
         return []
+    timeout_s = ANSWER_TIMEOUT_S if timeout_s is None else timeout_s
     here = ray.get_runtime_context().get_node_id()
     asked = []
     for node in ray.nodes():
@@ -109,7 +110,7 @@ def gc_node(plan: NodePlan, node: str, address: str, *, apply: bool, client: doc
     found = list(_files(plan, node_dir)) if node_dir.is_dir() else []
     try:
         client = client or docker.from_env()
-        if client.info().get("ID") != plan.head_engine:
+        if engine_identity(client) != plan.head_engine:
             found += _images(plan, client)
     except (docker.errors.DockerException, requests.exceptions.RequestException, OSError) as exc:
         report.error = f"its engine does not answer ({first_line(exc)}); its images wait for the next gc"
@@ -127,6 +128,13 @@ def gc_node(plan: NodePlan, node: str, address: str, *, apply: bool, client: doc
             continue
         report.items.append(item)
     return report
+
+
+def engine_identity(client: docker.DockerClient) -> str:
+    """Which engine ``client`` talks to: its ID and data root (engines of one machine may share the ID,
+    which Docker 20.10 derives from ``/etc/docker/key.json``)."""
+    info = client.info()
+    return f"{info.get('ID', '')} {info.get('DockerRootDir', '')}"
 
 
 def _files(plan: NodePlan, node_dir: Path):

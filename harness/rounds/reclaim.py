@@ -42,7 +42,7 @@ from harness.registry.storage import has_manifest, unique_bytes
 from harness.rounds.distribution import DEFAULT_NODE_CACHE, data_stage
 from harness.rounds.journal import take_driver_lock
 from harness.rounds.retention import Retention, retention
-from harness.runner.node_gc import NodePlan, NodeReport, reach_nodes
+from harness.runner.node_gc import NodePlan, NodeReport, engine_identity, reach_nodes
 from harness.runner.ray_pool import RayUnavailable, connect_ray
 from harness.submissions.ledger import Ledger
 from harness.util.archives import archive_path
@@ -212,7 +212,7 @@ def node_plan(competition: Competition, state: _State, client: docker.DockerClie
     except (OSError, HarnessError):
         data = None  # the data cannot be read here now: leave every staged copy
     try:
-        engine = str(client.info().get("ID") or "") if client is not None else ""
+        engine = engine_identity(client) if client is not None else ""
     except (docker.errors.DockerException, OSError):
         engine = ""
     cache = competition.settings.runner.get("node_cache") or str(DEFAULT_NODE_CACHE)
