@@ -14,9 +14,17 @@ the next one):
   Only the reference is removed: an image the organizer also tagged stays, and images a submission
   named on the engine itself (``harness submit --image``) are the organizer's, never touched.
 
+- ``registry-manifest``: a manifest in the service's registry (``REPOSITORY@sha256:...``) that only
+  submissions the policy does not keep name, deleted through the registry's API; its blobs (the
+  bytes given: those no staying manifest references) go at the registry's garbage-collect, which
+  ``harness serve`` runs at each start and ``--registry`` (the service stopped) runs here
+  (``registry-blobs``: the bytes it freed).
+- on every other live node of the Ray cluster (``runner.node_gc``): its run directories, untagged
+  images and stale staged data of submissions the policy does not keep, reported per node.
+
 A directory is renamed aside (``.gc-*``) before it is deleted, so a stop midway never leaves half
 a model where a model is looked for; leftovers are listed (``interrupted``) and freed next time.
-Not freed here: the registry's blobs, node caches on other machines, the depot's data archives.
+Not freed here: the depot's data archives, manifests pushed but never submitted.
 """
 
 from __future__ import annotations
