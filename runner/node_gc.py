@@ -143,6 +143,8 @@ def _files(plan: NodePlan, node_dir: Path):
         for run in sorted(runs.iterdir()):
             if run.name in plan.runs:
                 yield NodeItem(NODE_RUN, str(run), tree_bytes(run), plan.runs[run.name])
+            elif run.name.startswith(ASIDE):
+                yield NodeItem(NODE_LEFTOVER, str(run), tree_bytes(run), "left by a gc that stopped midway")
     for entry in sorted(node_dir.iterdir()):
         if plan.data is not None and entry.name.startswith("data-") and entry.name != plan.data and entry.is_dir():
             yield NodeItem(NODE_DATA, str(entry), tree_bytes(entry), f"staged for other data than today's ({plan.data})")

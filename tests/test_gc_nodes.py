@@ -79,6 +79,9 @@ def test_gc_frees_each_nodes_caches_of_unkept_submissions(cluster, home, competi
     (stale / "train.csv").write_bytes(os.urandom(3000))
     (leftover := node_dir / ".stage-deadbeef").mkdir()
     (leftover / "part").write_bytes(os.urandom(500))
+    (halfway := node_dir / "runs" / ".gc-eval-0badc0de" / "model").mkdir(parents=True)  # what a gc stopped midway left
+    (halfway / "weights").write_bytes(os.urandom(700))
+    halfway = halfway.parent
     current = [d for d in node_dir.glob("data-*") if d != stale]
     assert len(current) == 1
 
@@ -97,6 +100,7 @@ def test_gc_frees_each_nodes_caches_of_unkept_submissions(cluster, home, competi
             ("node-run", str(runs["b1"]), tree_bytes(runs["b1"])),
             ("node-data", str(stale), 3000),
             ("node-leftover", str(leftover), 500),
+            ("node-leftover", str(halfway), 700),
             ("node-image", image[subs["b1"]], int(node.client.images.get(image[subs["b1"]]).attrs["Size"])),
         }
         nodes = by_node(dry)
@@ -117,7 +121,7 @@ def test_gc_frees_each_nodes_caches_of_unkept_submissions(cluster, home, competi
         ray_cluster.remove_node(stuck)
         ray_cluster.remove_node(dead)
 
-    for path in (runs["a2"], runs["b1"], stale, leftover):
+    for path in (runs["a2"], runs["b1"], stale, leftover, halfway):
         assert not path.exists()
     assert runs["a1"].is_dir() and (runs["a1"] / "model").is_dir()  # kept: a1 is alpha's best
     assert current[0].is_dir()  # today's data stays staged
