@@ -126,3 +126,49 @@ def test_the_garbage_collect_runs_only_while_the_registry_is_stopped(home):
             other.collect_garbage()
     server = RegistryServer(root, realm="http://127.0.0.1:9/unused", key=IssuerKey.load_or_create(root / "registry-auth"))
     assert server.collect_garbage() == 0  # nothing pushed: nothing freed
+
+
+def test_the_service_deletes_through_its_running_registry_and_collects_at_its_next_start(tmp_path, docker_client):
+    """The real service (its registry on a port of the test's choosing, not the configured one): the
+    gc deletes the unkept submission's manifest through it; the blobs go when the service starts again."""
+    from tests.service_helpers import harness as service_cli
+    from tests.service_helpers import push as team_push
+    from tests.service_helpers import running_service, tiny_image
+
+    home = tmp_path / "serve"
+    home.mkdir()
+    names: list[str] = []
+    with running_service(home, "competition.smoke.enabled=false") as service:
+        try:
+            alpha = service.add_team("Alpha")
+            service_cli(home, "service", "pause", "digits", "evaluation")  # the rows stay as the test sets them
+            subs, digests = {}, {}
+            for version in ("kept", "free"):
+                reference = f"{service.registry}/teams/alpha/img:{version}"
+                names.append(reference)
+                tiny_image(docker_client, reference, note=os.urandom(48 * 1024))
+                digests[version] = team_push(docker_client, reference, alpha)
+                names.append(f"{service.registry}/teams/alpha/img@{digests[version]}")
+                answer = service.call("POST", "c/submissions", alpha["token"], json={"image": reference, "digest": digests[version]})
+                assert answer.status_code == 201, answer.text
+                subs[version] = answer.json()["id"]
+            ledger = Ledger(home, "digits")
+            done = ledger.get(subs["free"])
+            done.state = EVALUATED
+            ledger.save(done)
+            storage = ServicePaths.of("digits", home).registry
+            layers = {v: manifests(storage)[("teams/alpha/img", digests[v])] | {digests[v]} for v in digests}
+
+            freed = json.loads(service_cli(home, "gc", "digits", "--apply", "--json", "--no-nodes").stdout)
+            assert [i["what"] for i in freed["items"] if i["kind"] == "registry-manifest"] == [f"teams/alpha/img@{digests['free']}"]
+            assert set(manifests(storage)) == {("teams/alpha/img", digests["kept"])}
+            # the head's pulled copy too: team "Alpha" pushes under its namespace teams/alpha
+            assert [i["what"] for i in freed["items"] if i["kind"] == "image"] == [f"{service.registry}/teams/alpha/img@{digests['free']}"]
+            assert all(blob(storage, d).is_file() for d in layers["free"])  # until the registry's garbage-collect
+            service.stop()
+            service.start()
+            assert "the registry's garbage-collect freed" in service.log.read_text()
+            assert not any(blob(storage, d).exists() for d in layers["free"] - layers["kept"])
+            assert all(blob(storage, d).is_file() for d in layers["kept"])
+        finally:
+            remove_images(docker_client, names)

@@ -53,6 +53,7 @@ from harness.rounds.retention import Retention, retention
 from harness.runner.node_gc import NodePlan, NodeReport, engine_identity, reach_nodes
 from harness.runner.ray_pool import RayUnavailable, connect_ray
 from harness.submissions.ledger import Ledger
+from harness.submissions.teams import Teams
 from harness.util.archives import archive_path
 from harness.util.errors import HarnessError, first_line
 from harness.util.files import remove_aside, tree_bytes
@@ -137,16 +138,18 @@ def after_round(competition: Competition, client: docker.DockerClient, out: Text
 
 @dataclass
 class _State:
-    """The ledger's submissions under the policy, and the latest records."""
+    """The ledger's submissions under the policy, the latest records, the teams' registry namespaces."""
 
     policy: Retention
     records: list[dict]
+    namespaces: dict[str, str]  # team name -> its namespace in the service's registry
 
     @classmethod
     def of(cls, competition: Competition) -> _State:
         ledger = Ledger.of(competition)
         records = load_records(competition.paths.records, listed={s.id: s.evaluations for s in ledger.all()})
-        return cls(retention(competition, ledger, records), records)
+        namespaces = {team.name: team.namespace for team in Teams(competition.home, competition.name).all()}
+        return cls(retention(competition, ledger, records), records, namespaces)
 
 
 def reclaimable(
@@ -167,8 +170,8 @@ def reclaimable(
     items += _run_models(competition, policy, records, in_store)
     items += _depot(competition, policy, in_store)
     if client is not None:
-        items += _images(client, policy)
-    items += _manifests(ServicePaths.of(competition.name, competition.home).registry, policy)
+        items += _images(client, policy, state.namespaces)
+    items += _manifests(ServicePaths.of(competition.name, competition.home).registry, policy, state.namespaces)
     return items
 
 
@@ -290,14 +293,14 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _manifests(storage: Path, policy: Retention) -> Iterator[Item]:
+def _manifests(storage: Path, policy: Retention, namespaces: dict[str, str]) -> Iterator[Item]:
     """The registry's manifests that only submissions the policy does not keep name."""
     if not storage.is_dir():
         return
     kept = {_manifest_of(s.image) for s in policy.submissions if policy.keeps(s.id)}
     leaving: dict[tuple[str, str], str] = {}
     for submission in policy.submissions:
-        key = _manifest_of(submission.image) if _pulled(submission.image, submission.team) else None
+        key = _manifest_of(submission.image) if _pulled(submission.image, submission.team, namespaces) else None
         if key is None or key in kept or key in leaving or policy.keeps(submission.id) or not has_manifest(storage, *key):
             continue
         leaving[key] = (
@@ -350,12 +353,17 @@ def _depot(competition: Competition, policy: Retention, in_store) -> Iterator[It
                 yield Item(DEPOT_IMAGE, str(archive), size, f"no kept submission uses the image {digest[:12]}")
 
 
-def _images(client: docker.DockerClient, policy: Retention) -> Iterator[Item]:
+def _images(client: docker.DockerClient, policy: Retention, namespaces: dict[str, str]) -> Iterator[Item]:
     kept = {s.image_digest for s in policy.submissions if policy.keeps(s.id)}
     seen = set()
     for submission in policy.submissions:
         reference = submission.image
-        if policy.keeps(submission.id) or submission.image_digest in kept or reference in seen or not _pulled(reference, submission.team):
+        if (
+            policy.keeps(submission.id)
+            or submission.image_digest in kept
+            or reference in seen
+            or not _pulled(reference, submission.team, namespaces)
+        ):
             continue
         seen.add(reference)
         try:
@@ -377,10 +385,11 @@ def _interrupted(competition: Competition) -> Iterator[Item]:
             yield Item(INTERRUPTED, str(aside), tree_bytes(aside), "left by a gc that stopped midway")
 
 
-def _pulled(reference: str, team: str) -> bool:
-    """A reference the service pulled from its registry: ``HOST/teams/<team>/REPO@sha256:...``."""
+def _pulled(reference: str, team: str, namespaces: dict[str, str]) -> bool:
+    """A reference the service pulled from its registry: ``HOST/<the team's namespace>/REPO@sha256:...``
+    (its namespace in the teams table, ``teams/<slug or id>``; ``teams/<team>`` for a team not there)."""
     name, _, digest = reference.partition("@sha256:")
-    return bool(digest) and f"/teams/{team}/" in name
+    return bool(digest) and any(f"/{space}/" in name for space in (namespaces.get(team), f"teams/{team}") if space)
 
 
 def _hex(digest: str) -> str:
