@@ -46,11 +46,12 @@ def test_gc_deletes_unkept_manifests_and_the_garbage_collect_frees_their_blobs(h
         with running_registry(root, {TEAM: (TOKEN, f"teams/{TEAM}"), WORKER: (WORKER_TOKEN, None)}) as registry:
             repository = f"{registry.address}/teams/{TEAM}/img"
             pulled, ids, layers = {}, {}, {}
-            for version in ("kept", "online", "offline"):
-                tag = f"{repository}:{version}"
+            # pushed in this order: "latest" moves on, so only "tagged" and "kept" have a tag at the end
+            for version, tag_name in (("offline", "latest"), ("online", "latest"), ("tagged", "mine"), ("kept", "latest")):
+                tag = f"{repository}:{tag_name}"
                 names.append(tag)
                 build_tiny_image(docker_client, tag, os.urandom(64 * 1024), tmp_path / version)  # random: no shared layer
-                digest = push(docker_client, repository, version, TEAM_AUTH)
+                digest = push(docker_client, repository, tag_name, TEAM_AUTH)
                 docker_client.images.remove(tag)
                 pull_by_digest(docker_client, repository, digest, WORKER_AUTH)
                 pulled[version] = f"{repository}@{digest}"
@@ -59,7 +60,7 @@ def test_gc_deletes_unkept_manifests_and_the_garbage_collect_frees_their_blobs(h
                 layers[version] = manifests(storage)[(f"teams/{TEAM}/img", digest)] | {digest}
             ledger = Ledger(home, "digits")
             ledger.add(TEAM, pulled["kept"], ids["kept"])  # pending: kept
-            for version in ("online", "offline"):  # evaluated without a score: not kept
+            for version in ("online", "offline", "tagged"):  # evaluated without a score: not kept
                 done = ledger.add(TEAM, pulled[version], ids[version])
                 done.state = EVALUATED
                 ledger.save(done)
@@ -86,7 +87,9 @@ def test_gc_deletes_unkept_manifests_and_the_garbage_collect_frees_their_blobs(h
             with pytest.raises(NotInRegistry):
                 reader.manifest(f"teams/{TEAM}/img", pulled["online"].split("@")[1])
             reader.manifest(f"teams/{TEAM}/img", pulled["offline"].split("@")[1])
-            assert [i["what"] for i in applied["items"] if i["kind"] == "image"] == [pulled["online"]]  # the head's copy too
+            assert sorted(i["what"] for i in applied["items"] if i["kind"] == "image") == sorted(
+                [pulled["online"], pulled["tagged"]]
+            )  # the head's copies
             assert all(blob(storage, d).is_file() for d in layers["online"])
             refused = gc(home, "--apply", "--registry", "--no-nodes", code=2)  # the registry runs: no garbage-collect now
             assert "--registry needs the registry stopped" in refused["stderr"] and "Traceback" not in refused["stderr"]
@@ -102,7 +105,9 @@ def test_gc_deletes_unkept_manifests_and_the_garbage_collect_frees_their_blobs(h
         assert kinds["registry-blobs"]["bytes"] == sum(sizes.values()) > 128 * 1024
         assert not any(blob(storage, d).exists() for d in gone)
         assert all(blob(storage, d).is_file() for d in layers["kept"])
-        assert set(manifests(storage)) == {(f"teams/{TEAM}/img", pulled["kept"].split("@")[1])}
+        # the unkept image a tag still names is the team's (its budget counts it): it stays whole
+        assert set(manifests(storage)) == {(f"teams/{TEAM}/img", pulled[v].split("@")[1]) for v in ("kept", "tagged")}
+        assert all(blob(storage, d).is_file() for d in layers["tagged"])
 
         # the kept image still pulls, from a registry started again on the same storage
         remove_images(docker_client, [pulled["kept"]])
@@ -143,8 +148,8 @@ def test_the_service_deletes_through_its_running_registry_and_collects_at_its_ne
             alpha = service.add_team("Alpha")
             service_cli(home, "service", "pause", "digits", "evaluation")  # the rows stay as the test sets them
             subs, digests = {}, {}
-            for version in ("kept", "free"):
-                reference = f"{service.registry}/teams/alpha/img:{version}"
+            for version in ("free", "kept"):  # one tag: "kept" moves it on, so no tag names "free" at the end
+                reference = f"{service.registry}/teams/alpha/img:latest"
                 names.append(reference)
                 tiny_image(docker_client, reference, note=os.urandom(48 * 1024))
                 digests[version] = team_push(docker_client, reference, alpha)

@@ -29,6 +29,20 @@ def has_manifest(storage: Path, repository: str, digest: str) -> bool:
     return (_v2(storage) / "repositories" / repository / "_manifests" / "revisions" / "sha256" / hexdigest / "link").is_file()
 
 
+def tagged(storage: Path, repository: str) -> set[str]:
+    """The digests the tags of ``repository`` name now."""
+    tags = _v2(storage) / "repositories" / repository / "_manifests" / "tags"
+    found = set()
+    for link in tags.glob("*/current/link") if tags.is_dir() else []:
+        try:
+            digest = link.read_text(encoding="ascii").strip()
+        except (OSError, UnicodeDecodeError):
+            continue
+        if DIGEST.fullmatch(digest):
+            found.add(digest)
+    return found
+
+
 def manifests(storage: Path) -> dict[tuple[str, str], set[str]]:
     """Every ``(repository, manifest digest)`` the registry holds -> the digests of the blobs it
     references (config and layers; an index's manifests are followed one level)."""

@@ -15,7 +15,8 @@ the next one):
   named on the engine itself (``harness submit --image``) are the organizer's, never touched.
 
 - ``registry-manifest``: a manifest in the service's registry (``REPOSITORY@sha256:...``) that only
-  submissions the policy does not keep name, deleted through the registry's API; its blobs (the
+  submissions the policy does not keep name and no tag names any more (a tagged image is the team's:
+  its registry budget counts it and it may submit it again), deleted through the registry's API; its blobs (the
   bytes given: those no staying manifest references) go at the registry's garbage-collect, which
   ``harness serve`` runs at each start and ``--registry`` (the service stopped) runs here
   (``registry-blobs``: the bytes it freed).
@@ -46,7 +47,7 @@ from harness.competition.paths import ServicePaths
 from harness.records.model_store import ModelStore
 from harness.records.record import load_records
 from harness.registry import IssuerKey, RegistryClient, RegistryServer, RegistryUnavailable, registry_binary
-from harness.registry.storage import has_manifest, unique_bytes
+from harness.registry.storage import has_manifest, tagged, unique_bytes
 from harness.rounds.distribution import DEFAULT_NODE_CACHE, data_stage
 from harness.rounds.journal import take_driver_lock
 from harness.rounds.retention import Retention, retention
@@ -294,7 +295,7 @@ def _free_port() -> int:
 
 
 def _manifests(storage: Path, policy: Retention, namespaces: dict[str, str]) -> Iterator[Item]:
-    """The registry's manifests that only submissions the policy does not keep name."""
+    """The registry's manifests that only submissions the policy does not keep name, and no tag."""
     if not storage.is_dir():
         return
     kept = {_manifest_of(s.image) for s in policy.submissions if policy.keeps(s.id)}
@@ -303,8 +304,11 @@ def _manifests(storage: Path, policy: Retention, namespaces: dict[str, str]) -> 
         key = _manifest_of(submission.image) if _pulled(submission.image, submission.team, namespaces) else None
         if key is None or key in kept or key in leaving or policy.keeps(submission.id) or not has_manifest(storage, *key):
             continue
+        if key[1] in tagged(storage, key[0]):
+            continue  # the team's still, under a tag (its registry budget counts it), and it may submit it again
         leaving[key] = (
-            f"pushed for {submission.id} ({submission.state}), which is not kept; its blobs go at the registry's next garbage-collect"
+            f"pushed for {submission.id} ({submission.state}), which is not kept, and no tag names it now; "
+            "its blobs go at the registry's next garbage-collect"
         )
     sizes = unique_bytes(storage, set(leaving))
     for key, why in leaving.items():
