@@ -12,7 +12,7 @@ import os
 import secrets
 
 import pytest
-from registry_helpers import build_tiny_image, pull_by_digest, push, remove_images, running_registry
+from registry_helpers import add_evaluated, build_tiny_image, pull_by_digest, push, remove_images, running_registry
 from test_round import harness
 
 from harness.competition.paths import ServicePaths
@@ -61,9 +61,7 @@ def test_gc_deletes_unkept_manifests_and_the_garbage_collect_frees_their_blobs(h
             ledger = Ledger(home, "digits")
             ledger.add(TEAM, pulled["kept"], ids["kept"])  # pending: kept
             for version in ("online", "offline", "tagged"):  # evaluated without a score: not kept
-                done = ledger.add(TEAM, pulled[version], ids[version])
-                done.state = EVALUATED
-                ledger.save(done)
+                add_evaluated(ledger, TEAM, pulled[version], ids[version])
             before = {p for p in storage.rglob("*")}
 
             dry = gc(home, "--no-nodes")
