@@ -62,7 +62,7 @@ class Backend(Protocol):
 
     def engine_info(self) -> Mapping[str, Any]:
         """The engine's description of itself (``docker info``'s fields: its runtimes, its CDI spec
-        directories), which the GPU checks read."""
+        directories), which the GPU checks and gc read; ``EngineError`` when it does not answer."""
         ...
 
     def remove_containers(self, labels: Mapping[str, str]) -> int:

@@ -96,7 +96,10 @@ class DockerBackend:
         return {**host_info(self.engine_version()), **engine_facts(self.client.info())}
 
     def engine_info(self) -> Mapping[str, Any]:
-        return self.client.info()
+        try:
+            return self.client.info()
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            raise EngineError(f"the container engine does not answer: {exc}") from None
 
     def remove_containers(self, labels: Mapping[str, str]) -> int:
         from harness.runner.cleanup import remove_containers

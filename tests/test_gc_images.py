@@ -12,10 +12,10 @@ import secrets
 
 import docker.errors
 import pytest
-from registry_helpers import build_tiny_image, pull_by_digest, push, remove_images, running_registry
+from registry_helpers import add_evaluated, build_tiny_image, pull_by_digest, push, remove_images, running_registry
 from test_round import harness
 
-from harness.submissions.ledger import EVALUATED, Ledger
+from harness.submissions.ledger import Ledger
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -54,12 +54,8 @@ def test_gc_removes_only_the_pulled_references_no_kept_submission_needs(home, do
         ledger = Ledger(home, "digits")
         ledger.add(TEAM, pulled["kept"], ids["kept"])  # pending: kept
         for version in ("kept", "free", "shared"):  # evaluated without a score: not kept
-            done = ledger.add(TEAM, pulled[version], ids[version])
-            done.state = EVALUATED
-            ledger.save(done)
-        done = ledger.add(TEAM, local, docker_client.images.get(local).id)
-        done.state = EVALUATED
-        ledger.save(done)
+            add_evaluated(ledger, TEAM, pulled[version], ids[version])
+        add_evaluated(ledger, TEAM, local, docker_client.images.get(local).id)
 
         size = int(docker_client.images.get(pulled["free"]).attrs["Size"])
         dry = gc(home)

@@ -16,7 +16,7 @@ import requests
 
 from harness.cli import main
 from harness.service.context import SERVICE_NAME
-from harness.submissions.ledger import Ledger
+from harness.submissions.ledger import WITHDRAWN, Ledger
 from harness.util.pause import PAUSE_DIR_ENV
 from tests.service_helpers import harness, push, running_service, tiny_image
 
@@ -427,6 +427,47 @@ def test_a_sigkill_during_submit_loses_nothing_and_charges_nothing_twice(service
     rows = {r.id: r for r in ledger.of_team("Gamma")}
     assert set(rows) == {row.id, answer.json()["id"]} and rows[row.id] == row
     assert service.call("GET", "c/quota", gamma["token"]).json()["used"] == 2
+
+
+def test_an_image_refused_after_its_pull_leaves_nothing_on_the_heads_engine(service, teams, docker_client):
+    """Every check before the pull passes; the quota is used up while the service pins the pulled
+    image (three rows written meanwhile, as a team's other submits would): the ledger's own check
+    refuses it, after the pull, and the service removes the image it pulled."""
+    delta = service.add_team("Delta")
+    reference = f"{service.registry}/teams/delta/refused:1"
+    image_id = tiny_image(docker_client, reference, note=os.urandom(256))
+    digest = push(docker_client, reference, delta)
+    docker_client.images.remove(reference)  # the engine is the head's too: only the service's pull may bring it back
+    with pytest.raises(docker.errors.ImageNotFound):
+        docker_client.images.get(image_id)
+    harness(service.home, "service", "pause", "digits", "evaluation")  # the rows written meanwhile stay pending
+    ledger = Ledger(service.home, "digits")
+    armed, reached = service.home / PAUSES / "submit.pinned", service.home / PAUSES / "submit.pinned.reached"
+    armed.touch()
+    answers: list = []
+    thread = threading.Thread(target=lambda: answers.append(_try(lambda: submit(service, delta, reference, digest))))
+    thread.start()
+    filled = []
+    try:
+        deadline = time.monotonic() + 120
+        while not reached.exists():
+            assert thread.is_alive() and time.monotonic() < deadline, f"the submit never reached its pin: {answers}"
+            time.sleep(0.05)
+        assert docker_client.images.get(image_id).id == image_id  # pulled and pinned on the head
+        filled = [ledger.add("Delta", f"{service.registry}/teams/delta/other@sha256:{n * 64}", f"sha256:{n * 64}") for n in "123"]
+    finally:
+        armed.unlink()
+        thread.join()
+        reached.unlink(missing_ok=True)
+        for row in filled:
+            ledger.moderate(row.id, WITHDRAWN, "the test's stand-in for other submits")
+    (answer,) = answers
+    assert answer.status_code == 429 and "has used its quota of 3" in answer.json()["detail"], answer.text
+    assert {r.id for r in ledger.of_team("Delta")} == {r.id for r in filled}  # no row of its own
+    with pytest.raises(docker.errors.ImageNotFound):
+        docker_client.images.get(image_id)  # nor an image: the refused pull was removed
+    with pytest.raises(docker.errors.ImageNotFound):
+        docker_client.images.get(f"{service.registry}/teams/delta/refused@{digest}")
 
 
 def _try(call):

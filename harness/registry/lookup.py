@@ -165,6 +165,27 @@ class RegistryClient:
             raise NotInRegistry(f"{repository}:{tag} is not in the registry at {self.address}")
         return digest
 
+    def delete_manifest(self, repository: str, digest: str) -> bool:
+        """Delete ``repository@digest`` (and the tags naming it) with a ``delete`` token the organizer
+        signs itself (the token endpoint grants no one ``delete``); whether it was there. Its blobs
+        stay until the registry's garbage-collect (``harness.registry.storage``)."""
+        if not DIGEST.fullmatch(digest) or not is_repository_name(repository):
+            raise HarnessError(f"{repository}@{digest} is not a repository and image digest")
+        token = issue_token(self.key, subject="harness-gc", audience=self.service, access=[Access("repository", repository, ("delete",))])
+        try:
+            answer = direct_session().delete(
+                f"http://{self.address}/v2/{repository}/manifests/{digest}", headers={"Authorization": f"Bearer {token}"}, timeout=TIMEOUT_S
+            )
+        except requests.RequestException as exc:
+            raise RegistryUnavailable(f"the registry at {self.address} does not answer ({type(exc).__name__})") from None
+        if answer.status_code in (202, 404):
+            return answer.status_code == 202
+        if answer.status_code == 405:
+            raise RegistryUnavailable(
+                f"the registry at {self.address} does not allow deletes (storage.delete.enabled); restart the service"
+            )
+        raise RegistryUnavailable(f"the registry at {self.address} answered {answer.status_code} to the delete of {repository}@{digest}")
+
     def _get_json(self, path: str, params: dict, access: list[Access]) -> dict:
         token = issue_token(self.key, subject="harness-worker", audience=self.service, access=access)
         try:

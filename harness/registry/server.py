@@ -16,6 +16,7 @@ import requests
 import yaml
 
 from harness.registry.keys import IssuerKey
+from harness.registry.storage import stored_bytes
 from harness.registry.tokens import ISSUER
 from harness.util.children import PidFile, bound_to_parent
 from harness.util.errors import HarnessError
@@ -23,6 +24,7 @@ from harness.util.errors import HarnessError
 SERVICE = "harness-registry"
 START_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 10.0
+GC_TIMEOUT_S = 600.0
 LOG_TAIL_LINES = 15
 
 
@@ -91,12 +93,7 @@ class RegistryServer:
         command = [binary, "serve", str(self.config_path)]
         self.pidfile.end_stale(command)
         self._check_port_free()
-        (self.root / "registry").mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            yaml.safe_dump(self.config(), fh, sort_keys=False)
-        # REGISTRY_* variables override the configuration file; none of the caller's may leak in
-        env = {name: value for name, value in os.environ.items() if not name.startswith("REGISTRY_")}
+        self._write_config()
         with open(self.log_path, "ab") as log:
             self._log_start = log.tell()
             self._process = subprocess.Popen(
@@ -104,7 +101,7 @@ class RegistryServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                env=env,
+                env=_environment(),
                 start_new_session=True,  # a Ctrl-C in the terminal reaches the service, which stops the registry last
                 preexec_fn=bound_to_parent(signal.SIGTERM),
             )
@@ -114,6 +111,40 @@ class RegistryServer:
         except BaseException:
             self.stop()
             raise
+
+    def collect_garbage(self, timeout_s: float = GC_TIMEOUT_S) -> int:
+        """The registry's offline ``garbage-collect``: delete the blobs no manifest references any
+        more (those of the manifests ``harness gc`` deleted). Only while no registry serves this
+        storage (one an earlier crash left is ended first); the bytes it freed."""
+        binary = registry_binary()
+        if self._process is not None:
+            raise HarnessError("the registry's garbage-collect needs the registry stopped; stop it first")
+        try:
+            self.pidfile.end_stale([binary, "serve", str(self.config_path)])
+        except HarnessError as exc:
+            raise HarnessError(f"the registry's garbage-collect needs the registry stopped: {exc} (its next start collects)") from None
+        storage = self.root / "registry"
+        if not (storage / "docker" / "registry" / "v2" / "repositories").is_dir():
+            return 0  # nothing was ever pushed (the garbage-collect fails on a storage without repositories)
+        self._write_config()
+        before = stored_bytes(storage)
+        try:
+            done = subprocess.run(
+                [binary, "garbage-collect", str(self.config_path)],
+                capture_output=True,
+                env=_environment(),
+                stdin=subprocess.DEVNULL,
+                timeout=timeout_s,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise HarnessError(f"the registry's garbage-collect did not finish within {timeout_s:.0f} s; run it again") from None
+        with open(self.log_path, "ab") as log:
+            log.write(done.stdout + done.stderr)
+        if done.returncode != 0:
+            said = (done.stderr or done.stdout).decode("utf-8", errors="replace").strip().splitlines()
+            raise HarnessError(f"the registry's garbage-collect failed (status {done.returncode}): {said[-1] if said else 'no output'}")
+        return before - stored_bytes(storage)
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL if the registry has not exited within a few seconds."""
@@ -135,6 +166,12 @@ class RegistryServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def _write_config(self) -> None:
+        (self.root / "registry").mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            yaml.safe_dump(self.config(), fh, sort_keys=False)
 
     def _check_port_free(self) -> None:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
@@ -176,3 +213,8 @@ class RegistryServer:
             return "(no log)"
         errors = [line for line in lines if line.startswith("panic:") or "level=fatal" in line or "level=error" in line]
         return "\n".join((errors or lines)[-LOG_TAIL_LINES:]) or "(empty log)"
+
+
+def _environment() -> dict[str, str]:
+    """The caller's environment less its REGISTRY_* variables, which override the configuration file."""
+    return {name: value for name, value in os.environ.items() if not name.startswith("REGISTRY_")}

@@ -53,12 +53,27 @@ def serve(
 
     server = uvicorn.Server(uvicorn.Config(create_app(ctx, beside), host=host, port=port, log_level="warning", access_log=False))
     evaluator.end_stale()
+    _collect_garbage(registry)
     registry.start()  # from this thread, which lives as long as the service: the registry dies with it
     try:
         server.run()
     finally:
         _stop(evaluator, registry)
     return 0
+
+
+def _collect_garbage(registry) -> None:
+    """Free the blobs of the manifests ``harness gc`` deleted since the last start (the registry's
+    garbage-collect runs only while the registry is stopped); a failure is said and the start goes on."""
+    try:
+        freed = registry.collect_garbage()
+    except HarnessError as exc:
+        print(f"harness serve: the registry's garbage-collect did not run: {exc}", file=sys.stderr, flush=True)
+        return
+    if freed:
+        from harness.util.sizes import format_size
+
+        print(f"harness serve: the registry's garbage-collect freed {format_size(freed)}", file=sys.stderr, flush=True)
 
 
 def _stop(evaluator: Evaluator, registry) -> None:

@@ -1,9 +1,12 @@
-"""Files written whole: a crash leaves the old version or the new one, never half of one."""
+"""Files written whole: a crash leaves the old version or the new one, never half of one; trees measured
+and removed so that a stop midway leaves no half tree under its name."""
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -77,3 +80,32 @@ def read_json_object(path: Path, what: str, required: tuple[str, ...], fix: str)
     if missing:
         raise HarnessError(f"{path} is not {what}: it has no {', '.join(missing)}; {fix}")
     return data
+
+
+def tree_bytes(path: Path) -> int:
+    """Bytes of the regular files under ``path`` (each file once, however many links name it; links not followed)."""
+    if path.is_symlink() or not path.is_dir():
+        return path.lstat().st_size if path.is_file() and not path.is_symlink() else 0
+    seen, total = set(), 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            stat = os.lstat(os.path.join(root, name))
+            if (stat.st_dev, stat.st_ino) not in seen and not os.path.islink(os.path.join(root, name)):
+                seen.add((stat.st_dev, stat.st_ino))
+                total += stat.st_size
+    return total
+
+
+def remove_aside(path: Path, aside: str) -> None:
+    """Delete a file, or a directory once renamed to ``<aside><name>-<random>`` beside itself (so a
+    stop midway never leaves half a directory under its name; a name starting with ``aside`` is
+    deleted as it is)."""
+    if path.is_symlink() or path.is_file():
+        path.unlink(missing_ok=True)
+        return
+    if not path.exists():
+        return
+    moved = path if path.name.startswith(aside) else path.with_name(f"{aside}{path.name}-{secrets.token_hex(4)}")
+    if moved != path:
+        os.rename(path, moved)
+    shutil.rmtree(moved)
