@@ -45,9 +45,9 @@ from harness.competition.paths import ServicePaths
 from harness.records.model_store import ModelStore
 from harness.registry import IssuerKey, RegistryClient, RegistryServer, RegistryUnavailable, registry_binary
 from harness.registry.storage import has_manifest, tagged, unique_bytes
+from harness.results import Results
 from harness.rounds.distribution import DEFAULT_NODE_CACHE, data_stage
 from harness.rounds.journal import take_driver_lock
-from harness.results import Results
 from harness.rounds.retention import Retention, retention
 from harness.runner.backend import Backend, EngineError
 from harness.runner.node_gc import NodePlan, NodeReport, engine_identity, reach_nodes
