@@ -22,6 +22,7 @@ from test_round import harness
 
 import harness.runner.node_gc as node_gc
 from harness.rounds.driver import drive_round
+from harness.runner.docker_backend import DockerBackend
 from harness.submissions.ledger import Ledger
 from harness.util.files import tree_bytes
 
@@ -65,7 +66,7 @@ def test_gc_frees_each_nodes_caches_of_unkept_submissions(cluster, home, competi
         name: submit(comp, team, own_images(behaviour))
         for name, team, behaviour in [("a1", "alpha", "constant"), ("a2", "alpha", "constant"), ("b1", "beta", "crash")]
     }
-    summary = drive_round(comp, docker_client, out=sys.stderr)
+    summary = drive_round(comp, DockerBackend(docker_client), out=sys.stderr)
     assert summary.verdicts == {"SCORED": 2, "RUNTIME_ERROR": 1}
     evaluation = {r["submission"]["id"]: r["evaluation_id"] for r in records(home)}
     image = {s.id: s.image_digest for s in Ledger.of(comp).all()}

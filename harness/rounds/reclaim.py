@@ -42,6 +42,7 @@ import yaml
 
 from harness.competition.core import Competition
 from harness.competition.paths import ServicePaths
+from harness.competition.smoke import smoke_stage
 from harness.records.model_store import ModelStore
 from harness.registry import IssuerKey, RegistryClient, RegistryServer, RegistryUnavailable, registry_binary
 from harness.registry.storage import has_manifest, tagged, unique_bytes
@@ -216,7 +217,7 @@ def node_plan(competition: Competition, state: _State, backend: Backend | None) 
         if not policy.keeps(s.id) and s.image_digest not in kept_images
     }
     try:
-        data = f"data-{data_stage(competition).sha256[:16]}"
+        data = f"data-{data_stage(competition, smoke_stage(competition)).sha256[:16]}"  # as a round stages it (rounds.plan)
     except (OSError, HarnessError):
         data = None  # the data cannot be read here now: leave every staged copy
     try:
