@@ -114,6 +114,11 @@ class CompetitionSettings:
     def primary_metric(self) -> str:
         return self.metrics[0]
 
+    @property
+    def other_metrics(self) -> tuple[str, ...]:
+        """The secondary metrics (``metrics.others``): scored and shown beside the primary one, never ranked on."""
+        return self.metrics[1:]
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -176,11 +181,7 @@ def _competition(node: DictConfig) -> CompetitionSettings:
         predictions = PredictionsSpec.from_mapping(OmegaConf.to_container(node.predictions), f"{where}.predictions")  # type: ignore[arg-type]
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    metrics = (node.metrics.primary, *node.metrics.others)
-    try:
-        check_metrics(list(metrics), predictions.kind)
-    except ValueError as exc:
-        raise ConfigError(f"{where}.metrics: {exc}") from None
+    metrics = _metrics(node.metrics, predictions.kind, f"{where}.metrics")
     fraction = node.split.public_fraction
     if not 0 < fraction < 1:
         raise ConfigError(f"{where}.split.public_fraction: must be between 0 and 1, got {fraction!r}")
@@ -194,3 +195,17 @@ def _competition(node: DictConfig) -> CompetitionSettings:
         public_fraction=float(fraction),
         rules=Rules.from_mapping(OmegaConf.to_container(node), where),  # type: ignore[arg-type]
     )
+
+
+def _metrics(node: DictConfig, kind: str, where: str) -> tuple[str, ...]:
+    """``(primary, *others)``, each one known, able to score ``kind`` predictions and named once."""
+    names = (node.primary, *node.others)
+    for key, name in (("primary", node.primary), *(("others", n) for n in node.others)):
+        try:
+            check_metrics([name], kind)
+        except ValueError as exc:
+            raise ConfigError(f"{where}.{key}: {exc}") from None
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ConfigError(f"{where}.others: {', '.join(repeated)} is named twice (primary and others name each metric once)")
+    return names
