@@ -369,17 +369,20 @@ def render_board(board: dict) -> str:
     kind = "final" if board.get("final") else "public"
     better = "higher" if board.get("higher_is_better") else "lower"
     title = f"{shown(board.get('competition'))}: {kind} leaderboard ({shown(board.get('metric'))}, {better} is better)"
+    others = [str(o.get("name")) for o in board.get("others") or [] if isinstance(o, dict)]  # secondary metrics: shown, not ranked on
     rows = [
         [
             r.get("rank"),
             r.get("team"),
             _number(r.get("score")),
+            *(_number(_mapping(r.get("others")).get(name)) for name in others),
             r.get("submitted_at"),
             "yours: " + r["submission_id"] if r.get("submission_id") else "",
         ]
         for r in board.get("rows", [])
     ]
-    return title + "\n" + (table(["RANK", "TEAM", "SCORE", "SUBMITTED", ""], rows) if rows else "(no scored submission yet)")
+    headers = ["RANK", "TEAM", "SCORE", *(shown(name).upper() for name in others), "SUBMITTED", ""]
+    return title + "\n" + (table(headers, rows) if rows else "(no scored submission yet)")
 
 
 def describe(submission: dict) -> str:
@@ -427,6 +430,10 @@ def _state(submission: dict) -> str:
 
 def _scores(submission: dict) -> str:
     return ", ".join(f"{name}={_number(value)}" for name, value in (submission.get("public_scores") or {}).items())
+
+
+def _mapping(value) -> dict:
+    return value if isinstance(value, dict) else {}
 
 
 def _number(value) -> str:

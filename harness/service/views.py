@@ -211,7 +211,11 @@ def _rebuild_board(ctx: ServiceContext) -> dict[str, Any]:
         "metric": results.metric.name,
         "higher_is_better": results.metric.higher_is_better,
         "final": part.final,
-        "rows": [({"rank": e.rank, "team": e.team, "score": e.score, "submitted_at": e.submitted_at}, e.submission) for e in entries],
+        "others": [{"name": m.name, "higher_is_better": m.higher_is_better} for m in results.others],
+        "rows": [
+            ({"rank": e.rank, "team": e.team, "score": e.score, "submitted_at": e.submitted_at, "others": e.others}, e.submission)
+            for e in entries
+        ],
     }
     ctx.caches["board"] = (time.monotonic(), board)
     return board
