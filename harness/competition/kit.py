@@ -53,7 +53,8 @@ MANIFEST_SCHEMA = "harness.kit-manifest/1"
 KIT_FILE = "kit.json"
 MANIFEST_FILE = "kit-manifest.json"
 ORGANIZER_ONLY = ("runner", "tracking")  # config groups a participant has no use for
-ORGANIZER_KEYS = ("prepare", "webhooks")  # competition keys that name the organizer's machinery (its data builder, its receivers)
+# Competition keys that name the organizer's machinery: its data builder and the files it reads, its receivers.
+ORGANIZER_KEYS = ("prepare", "source", "webhooks")
 KIT_PREPARE = "kit"  # what a kit's competition.prepare reads as: its data is already written
 VERIFIED = ("data/", "dev-labels/", KIT_FILE)  # what check --kit refuses to run on when changed
 
