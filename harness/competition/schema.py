@@ -100,6 +100,9 @@ class KitConfig:
 
     # Share of the training rows held out as the kit's dev split (by group_column/time_column when set).
     dev_fraction: float = key(0.2, must="between 0 and 1 (exclusive)", least=0.01, most=0.99)
+    # The sample submission the kit ships: a folder of the package's images (harness.images):
+    # sample-submission (digits' small torch network) or sample-tables (least squares on a table's numbers).
+    sample: str = key("sample-submission", must="a folder of harness.images, e.g. sample-tables", pattern=r"sample-[a-z0-9-]+")
 
 
 @dataclass
