@@ -167,6 +167,6 @@ def test_a_data_builder_from_another_package_is_found_by_name(organizer_package,
     assert data_builder("digits").__module__ == "harness.competition.builders.digits"
     with pytest.raises(
         ConfigError,
-        match=r"competition.prepare: 'nope' is neither a registered data builder \(registered: digits, files, tables, toy\)",
+        match=r"competition.prepare: 'nope' is neither a registered data builder \(registered: diabetes, digits, files, tables, toy\)",
     ):
         data_builder("nope")

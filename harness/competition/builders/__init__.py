@@ -1,2 +1,2 @@
 """The data builders: ``tables`` and ``files`` (an organizer's own files, ``tables.py``), the bundled examples
-(``digits``), and what they share (``keyed.py``: the secret, keyed ids, order and split, the marker)."""
+(``digits``, ``diabetes``), and what they share (``keyed.py``: the secret, keyed ids, order and split, the marker)."""
