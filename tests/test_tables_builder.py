@@ -333,3 +333,10 @@ def test_the_plan_refuses_before_anything_is_written_and_reads_no_secret_file(tm
     paths = CompetitionPaths(tmp_path / "out")
     build(paths.root, options, [read_table(tmp_path / "houses.csv")], secret=SECRET)
     assert keyed.read_secret(paths.root) == SECRET
+
+
+def test_a_time_column_reads_numbers_dates_times_and_months():
+    from harness.competition.builders.tables import parse_moment
+
+    assert parse_moment("2024-03") < parse_moment("2024-03-02") < parse_moment("2024-03-02T10:00") < parse_moment("2024-04")
+    assert parse_moment("17.5") == 17.5 and parse_moment("soon") is None and parse_moment("nan") is None

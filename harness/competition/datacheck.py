@@ -22,9 +22,9 @@ import math
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
+from harness.competition.builders.tables import parse_moment
 from harness.competition.core import Competition
 from harness.util.errors import HarnessError
 
@@ -272,17 +272,14 @@ def _require(column: str, key: str, *tables: Table) -> None:
 
 
 def _moments(table: Table, column: str) -> list[tuple[float, str]]:
-    """(value, text): numbers, or ISO dates and times as POSIX seconds."""
+    """(value, text): numbers, or ISO dates and times (and months) as POSIX seconds."""
     out = []
     for row in table.rows:
         value = row[column]
-        try:
-            out.append((float(value), value))
-        except ValueError:
-            try:
-                out.append((datetime.fromisoformat(value).timestamp(), value))
-            except ValueError:
-                raise HarnessError(f"{table.name}: {column} {value!r} is neither a number nor an ISO date") from None
+        moment = parse_moment(value)
+        if moment is None:
+            raise HarnessError(f"{table.name}: {column} {value!r} is neither a number nor an ISO date")
+        out.append((moment, value))
     return out
 
 

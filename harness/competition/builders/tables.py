@@ -553,18 +553,27 @@ def _carve_by_time(options: Options, items: list[Item], want: int) -> None:
 
 def _moment(item: Item, column: str) -> float:
     value = item.values[column]
+    moment = parse_moment(value)
+    if moment is None:
+        raise SourceError(f"{item.where}: {column} {value!r} is neither a number nor an ISO date (2024-03, 2024-03-01, 2024-03-01T12:00)")
+    return moment
+
+
+def parse_moment(value: str) -> float | None:
+    """A time column's value as a number: a finite number as it is, an ISO date or time (or a month,
+    ``2024-03``) as POSIX seconds; None for anything else."""
     try:
         number = float(value)
     except ValueError:
-        try:
-            return datetime.fromisoformat(value).timestamp()
-        except ValueError:
-            raise SourceError(
-                f"{item.where}: {column} {value!r} is neither a number nor an ISO date (2024-03-01, 2024-03-01T12:00)"
-            ) from None
-    if not math.isfinite(number):
-        raise SourceError(f"{item.where}: {column} {value!r} is not a finite number")
-    return number
+        pass
+    else:
+        return number if math.isfinite(number) else None
+    if re.fullmatch(r"\d{4}-\d{2}", value):
+        value += "-01"
+    try:
+        return datetime.fromisoformat(value).timestamp()
+    except ValueError:
+        return None
 
 
 def _check_given(options: Options, items: list[Item], copies: list[list[int]]) -> None:
