@@ -14,6 +14,7 @@ import yaml
 
 from harness.cli import main
 from harness.competition.config import load_settings
+from tests.organizer_files import write_csv
 
 pytestmark = pytest.mark.usefixtures("fresh_home")
 
@@ -25,15 +26,6 @@ def fresh_home(tmp_path, monkeypatch) -> Path:
     monkeypatch.delenv("HARNESS_CONFIG_PATH", raising=False)
     monkeypatch.chdir(tmp_path)
     return home
-
-
-def write_csv(path: Path, header: list[str], rows: list[list[object]]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return path
 
 
 def sales(path: Path) -> Path:

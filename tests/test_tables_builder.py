@@ -4,7 +4,6 @@ data they refuse, one line each."""
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import random
 import re
@@ -19,22 +18,9 @@ from harness.competition.config import load_settings
 from harness.competition.core import Competition
 from harness.competition.datacheck import ERROR, WARNING, check_data
 from harness.competition.paths import CompetitionPaths
+from tests.organizer_files import rows_of, write_csv
 
 SECRET = b"s" * 32
-
-
-def write_csv(path: Path, header: list[str], rows: list[list[object]]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return path
-
-
-def rows_of(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="") as fh:
-        return list(csv.DictReader(fh))
 
 
 def houses(path: Path, n: int = 60) -> Path:
