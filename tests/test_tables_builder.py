@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from harness.competition.builders import keyed
-from harness.competition.builders.tables import Options, SourceError, build, infer_task, plan, prepare_files, prepare_tables, read_table
+from harness.competition.builders.sources import SourceError, read_table
+from harness.competition.builders.tables import Options, build, infer_task, plan, prepare_files, prepare_tables
 from harness.competition.config import load_settings
 from harness.competition.core import Competition
 from harness.competition.datacheck import ERROR, WARNING, check_data
@@ -322,7 +323,7 @@ def test_the_plan_refuses_before_anything_is_written_and_reads_no_secret_file(tm
 
 
 def test_a_time_column_reads_numbers_dates_times_and_months():
-    from harness.competition.builders.tables import parse_moment
+    from harness.competition.builders.sources import parse_moment
 
     assert parse_moment("2024-03") < parse_moment("2024-03-02") < parse_moment("2024-03-02T10:00") < parse_moment("2024-04")
     assert parse_moment("17.5") == 17.5 and parse_moment("soon") is None and parse_moment("nan") is None

@@ -24,16 +24,8 @@ from typing import Any
 import yaml
 
 from harness.competition.builders import keyed
-from harness.competition.builders.tables import (
-    PARQUET_SUFFIXES,
-    TABLE_SUFFIXES,
-    Options,
-    SourceError,
-    Table,
-    infer_task,
-    plan,
-    read_table,
-)
+from harness.competition.builders.sources import PARQUET_SUFFIXES, TABLE_SUFFIXES, SourceError, Table, read_table
+from harness.competition.builders.tables import Options, infer_task, plan
 from harness.competition.config import BUNDLED_DIR, config_path, work_config_dir
 from harness.competition.paths import CompetitionPaths
 from harness.util.errors import HarnessError

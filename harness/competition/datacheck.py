@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.competition.builders.tables import parse_moment
+from harness.competition.builders.sources import parse_moment
 from harness.competition.core import Competition
 from harness.util.errors import HarnessError
 

@@ -17,7 +17,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from harness.competition.builders.tables import Options, SourceError, Table, build, up_to_date
+from harness.competition.builders.sources import SourceError, Table
+from harness.competition.builders.tables import Options, build, up_to_date
 
 SOURCE = "scikit-learn's load_diabetes"  # what source.table reads as for this builder
 BAND_YEARS = 5

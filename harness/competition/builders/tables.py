@@ -1,4 +1,5 @@
-"""The built-in data builders for an organizer's own files, selected in the competition file with no code.
+"""The built-in data builders for an organizer's own files, selected in the competition file with no code
+(reading the tables: sources.py; choosing the test rows: split.py).
 
 ``prepare: tables`` reads a labelled table (CSV or Parquet; ``source.table``), one row per item,
 and optionally a labelled test table with the same columns (``source.test_table``).
@@ -28,132 +29,32 @@ training rows, an id in both tables. Given the same secret and the same files, t
 
 from __future__ import annotations
 
-import bisect
 import csv
 import hashlib
-import io
 import json
-import math
 import re
 import shutil
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.competition.builders.keyed import building, is_prepared, keyed, keyed_order, public_ids, read_marker, the_secret, unique_ids
-from harness.util.errors import HarnessError
+from harness.competition.builders.keyed import building, is_prepared, keyed_order, public_ids, read_marker, the_secret, unique_ids
+from harness.competition.builders.sources import (
+    SHOWN_COLUMNS,
+    SourceError,
+    Table,
+    examples,
+    finite,
+    names,
+    natural,
+    read_table,
+    shown,
+)
+from harness.competition.builders.split import Item, split
 
 FILES_DIR = "files"  # data/<part>/files/<id><suffix>: the items' files
-TABLE_SUFFIXES = {".csv": ",", ".tsv": "\t"}
-PARQUET_SUFFIXES = (".parquet", ".pq")
 MAX_INTEGER_CLASSES = 20  # a target of whole numbers with at most this many values is read as classes
-EXAMPLES = 3
-SHOWN_COLUMNS = 20
-
-
-class SourceError(HarnessError):
-    """The organizer's files cannot make a competition as they are; the message says what to change."""
-
-
-# --- reading ------------------------------------------------------------------------------------
-
-
-@dataclass
-class Table:
-    """A table as read: its header and rows of text cells (stripped), and how messages name a row."""
-
-    name: str
-    header: list[str]
-    rows: list[list[str]]
-    lines: list[int] = field(default_factory=list)  # each row's line in a CSV file (empty: a Parquet row number)
-
-    def where(self, i: int) -> str:
-        return f"{self.name} line {self.lines[i]}" if self.lines else f"{self.name} row {i + 1}"
-
-
-def read_table(path: str | Path, role: str = "table") -> Table:
-    """A CSV (TSV) or Parquet file as text cells; one clear line for anything that is not a table."""
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise SourceError(f"{role} {path}: no such file")
-    if not path.is_file():
-        raise SourceError(f"{role} {path}: not a file")
-    suffix = path.suffix.lower()
-    if suffix in PARQUET_SUFFIXES:
-        table = _read_parquet(path)
-    elif suffix in TABLE_SUFFIXES:
-        table = _read_csv(path, TABLE_SUFFIXES[suffix])
-    else:
-        raise SourceError(f"{role} {path}: not a table (give a .csv, .tsv or .parquet file)")
-    if not table.header:
-        raise SourceError(f"{path}: no header row")
-    blank = [n for n, name in enumerate(table.header, 1) if not name]
-    if blank:
-        raise SourceError(f"{path}: column {blank[0]} of the header has no name")
-    repeated = sorted({name for name in table.header if table.header.count(name) > 1})
-    if repeated:
-        raise SourceError(f"{path}: the header names column {repeated[0]!r} more than once")
-    if not table.rows:
-        raise SourceError(f"{path}: no rows (the table is empty)")
-    return table
-
-
-def _read_csv(path: Path, delimiter: str) -> Table:
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise SourceError(f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); save it as UTF-8") from None
-    except OSError as exc:
-        raise SourceError(f"{path}: cannot be read ({exc.strerror})") from None
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    header: list[str] = []
-    rows: list[list[str]] = []
-    lines: list[int] = []
-    try:
-        for cells in reader:
-            if not any(c.strip() for c in cells):
-                continue  # a blank line
-            if not header:
-                header = [c.strip() for c in cells]
-                continue
-            if len(cells) != len(header):
-                raise SourceError(f"{path.name} line {reader.line_num}: {len(cells)} cells where the header has {len(header)}")
-            rows.append([c.strip() for c in cells])
-            lines.append(reader.line_num)
-    except csv.Error as exc:
-        raise SourceError(f"{path.name} line {reader.line_num}: {exc}") from None
-    return Table(path.name, header, rows, lines)
-
-
-def _read_parquet(path: Path) -> Table:
-    try:
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise SourceError(f"{path}: reading Parquet needs pyarrow (pip install pyarrow), or give the table as CSV") from None
-    try:
-        data = pq.read_table(path)
-    except Exception as exc:  # noqa: BLE001 - pyarrow raises many kinds for a file that is not Parquet
-        raise SourceError(f"{path}: not a readable Parquet file ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
-    header = [str(name).strip() for name in data.column_names]
-    rows = [[_cell(value) for value in row.values()] for row in data.to_pylist()]
-    return Table(path.name, header, rows)
-
-
-def _cell(value: Any) -> str:
-    """A Parquet value as the text a CSV would hold."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return repr(value)
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    if isinstance(value, bytes):
-        raise SourceError("a Parquet column holds bytes: give text, numbers or dates")
-    return str(value).strip()
 
 
 # --- options ------------------------------------------------------------------------------------
@@ -249,22 +150,6 @@ class Options:
 
 
 @dataclass
-class Item:
-    """One row of the organizer's tables, on its way to being published."""
-
-    part: str | None  # "train" or "test" when a test table gives the split; None: to be carved
-    key: str  # what its opaque id is a keyed hash of: the organizer's id, or its table and row
-    where: str  # how messages name it: "houses.csv line 4"
-    table: str
-    row: int
-    values: dict[str, str]
-    file: Path | None = None
-    suffix: str = ""
-    digest: str | None = None
-    id: str = ""
-
-
-@dataclass
 class Plan:
     """What a build writes: each item with its id and part, the published columns, the public ids."""
 
@@ -306,7 +191,7 @@ def plan(options: Options, tables: Sequence[Table], secret: bytes, folder: Path 
     ids = unique_ids(secret, (item.key for item in items))
     for item in items:
         item.id = ids[item.key]
-    rule = _split(options, items, features, secret)
+    rule = split(options, items, features, secret)
     train = sum(item.part == "train" for item in items)
     if train < 2:
         raise SourceError(f"the split leaves {train} training row(s); a competition needs at least 2")
@@ -329,7 +214,7 @@ def _columns(options: Options, table: Table) -> None:
     ]
     for key, column in named:
         if column is not None and column not in header:
-            raise SourceError(f"{table.name} has no column {column!r} (competition.{key}); its columns: {_names(header)}")
+            raise SourceError(f"{table.name} has no column {column!r} (competition.{key}); its columns: {names(header)}")
     roles = [(k, c) for k, c in named[:5] if c is not None]
     for n, (key, column) in enumerate(roles):
         for other, same in roles[n + 1 :]:
@@ -345,7 +230,7 @@ def _same_columns(train: Table, test: Table) -> None:
     extra = [c for c in test.header if c not in train.header]
     if missing or extra:
         says = "; ".join(
-            part for part in (missing and f"lacks {_names(missing)}", extra and f"has {_names(extra)} that {train.name} has not") if part
+            part for part in (missing and f"lacks {names(missing)}", extra and f"has {names(extra)} that {train.name} has not") if part
         )
         raise SourceError(f"the test table {test.name} {says}: both tables need the same columns (the test one with its labels)")
 
@@ -368,7 +253,7 @@ def _check_ids(options: Options, items: list[Item]) -> None:
     column = options.id_column
     empty = [item.where for item in items if not item.values[column]]
     if empty:
-        raise SourceError(f"{len(empty)} row(s) have no {column} (the id column): {_examples(empty)}")
+        raise SourceError(f"{len(empty)} row(s) have no {column} (the id column): {examples(empty)}")
     seen: dict[str, Item] = {}
     for item in items:
         other = seen.setdefault(item.values[column], item)
@@ -386,24 +271,24 @@ def _check_target(options: Options, items: list[Item]) -> None:
     empty = [item.where for item in items if not item.values[target]]
     if empty:
         raise SourceError(
-            f"{len(empty)} row(s) have no {target} (the target): {_examples(empty)}; every row, test rows too, needs its label"
+            f"{len(empty)} row(s) have no {target} (the target): {examples(empty)}; every row, test rows too, needs its label"
         )
     values = {item.values[target] for item in items}
     if len(values) < 2:
         raise SourceError(f"the target {target!r} has one value on every row ({next(iter(values))!r}): there is nothing to predict")
     if options.kind == "value":
-        bad = [(item.where, item.values[target]) for item in items if not _finite(item.values[target])]
+        bad = [(item.where, item.values[target]) for item in items if not finite(item.values[target])]
         if bad:
             raise SourceError(
                 f"competition.predictions.kind is value but {len(bad)} {target} value(s) are not numbers: "
-                f"{_examples(f'{w} {v!r}' for w, v in bad)}"
+                f"{examples(f'{w} {v!r}' for w, v in bad)}"
             )
     elif options.classes:
         bad = [(item.where, item.values[target]) for item in items if item.values[target] not in options.classes]
         if bad:
             raise SourceError(
                 f"{len(bad)} {target} value(s) are not among competition.predictions.classes ({', '.join(options.classes)}): "
-                f"{_examples(f'{w} {v!r}' for w, v in bad)}"
+                f"{examples(f'{w} {v!r}' for w, v in bad)}"
             )
 
 
@@ -421,7 +306,7 @@ def _check_copies(options: Options, items: list[Item], features: list[str]) -> N
 def _same(a: str, b: str) -> bool:
     if a == b:
         return True
-    return _finite(a) and _finite(b) and float(a) == float(b)
+    return finite(a) and finite(b) and float(a) == float(b)
 
 
 def _files(options: Options, items: list[Item], folder: Path) -> None:
@@ -454,162 +339,6 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-# --- the split ----------------------------------------------------------------------------------
-
-
-class _Components:
-    """Union-find over the items: the ones that must fall on one side together."""
-
-    def __init__(self, n: int) -> None:
-        self.parent = list(range(n))
-
-    def find(self, i: int) -> int:
-        while self.parent[i] != i:
-            self.parent[i] = self.parent[self.parent[i]]
-            i = self.parent[i]
-        return i
-
-    def join(self, indices: list[int]) -> None:
-        for i in indices[1:]:
-            a, b = self.find(indices[0]), self.find(i)
-            if a != b:
-                self.parent[max(a, b)] = min(a, b)
-
-    def groups(self) -> list[list[int]]:
-        found: dict[int, list[int]] = {}
-        for i in range(len(self.parent)):
-            found.setdefault(self.find(i), []).append(i)
-        return list(found.values())
-
-
-def _copies(items: list[Item], features: list[str]) -> list[list[int]]:
-    """Items that repeat each other as `harness data check` sees them: the same file, or (without
-    files) the same values in every published column but the id and the target."""
-    by: dict[object, list[int]] = {}
-    for i, item in enumerate(items):
-        if item.digest is not None:
-            by.setdefault(("file", item.digest), []).append(i)
-        elif features:
-            by.setdefault(("row", tuple(item.values[c] for c in features)), []).append(i)
-    return [indices for indices in by.values() if len(indices) > 1]
-
-
-def _split(options: Options, items: list[Item], features: list[str], secret: bytes) -> str:
-    copies = _copies(items, features)
-    carve = options.carve
-    if carve == "given":
-        _check_given(options, items, copies)
-        return "given"
-    n = len(items)
-    want = max(1, min(n - 1, round(n * options.test_fraction)))
-    if carve == "time":
-        _carve_by_time(options, items, want)
-        _no_straddling(items, copies, f"the cut by {options.time}")
-        return "time"
-    components = _Components(n)
-    for indices in copies:
-        components.join(indices)
-    if carve == "group":
-        groups: dict[str, list[int]] = {}
-        for i, item in enumerate(items):
-            groups.setdefault(item.values[options.group], []).append(i)  # type: ignore[index]
-        if len(groups) < 2:
-            raise SourceError(f"the group column {options.group!r} has one value: test needs whole groups of their own")
-        for indices in groups.values():
-            components.join(indices)
-    units = components.groups()
-    if len(units) < 2:
-        why = f"groups of {options.group!r}" if carve == "group" else "rows"
-        raise SourceError(f"the rows cannot be split: their {why} all repeat each other, so they must stay on one side")
-    units.sort(key=lambda unit: keyed(secret, "carve", min(items[i].id for i in unit)))
-    taken: list[list[int]] = []
-    count = 0
-    for unit in units:
-        if abs(count + len(unit) - want) < abs(count - want) and count + len(unit) < n:
-            taken.append(unit)
-            count += len(unit)
-    if not taken:
-        taken = [min(units, key=len)]
-    test = {i for unit in taken for i in unit}
-    for i, item in enumerate(items):
-        item.part = "test" if i in test else "train"
-    return carve
-
-
-def _carve_by_time(options: Options, items: list[Item], want: int) -> None:
-    column = options.time
-    assert column is not None
-    moments = [_moment(item, column) for item in items]
-    distinct = sorted(set(moments))
-    if len(distinct) < 2:
-        raise SourceError(f"the time column {column!r} has one value: test needs rows after the training rows")
-    ordered = sorted(moments)
-    best = min(distinct[1:], key=lambda t: (abs(len(ordered) - bisect.bisect_left(ordered, t) - want), -t))
-    for item, moment in zip(items, moments, strict=True):
-        item.part = "test" if moment >= best else "train"
-
-
-def _moment(item: Item, column: str) -> float:
-    value = item.values[column]
-    moment = parse_moment(value)
-    if moment is None:
-        raise SourceError(f"{item.where}: {column} {value!r} is neither a number nor an ISO date (2024-03, 2024-03-01, 2024-03-01T12:00)")
-    return moment
-
-
-def parse_moment(value: str) -> float | None:
-    """A time column's value as a number: a finite number as it is, an ISO date or time (or a month,
-    ``2024-03``) as POSIX seconds; None for anything else."""
-    try:
-        number = float(value)
-    except ValueError:
-        pass
-    else:
-        return number if math.isfinite(number) else None
-    if re.fullmatch(r"\d{4}-\d{2}", value):
-        value += "-01"
-    try:
-        return datetime.fromisoformat(value).timestamp()
-    except ValueError:
-        return None
-
-
-def _check_given(options: Options, items: list[Item], copies: list[list[int]]) -> None:
-    _no_straddling(items, copies, "the two tables")
-    if options.group:
-        train_groups = {item.values[options.group] for item in items if item.part == "train"}
-        shared = [item for item in items if item.part == "test" and item.values[options.group] in train_groups]
-        if shared:
-            values = sorted({item.values[options.group] for item in shared})
-            raise SourceError(
-                f"{len(values)} {options.group} value(s) are in both tables ({_examples(values)}; e.g. {shared[0].where}): "
-                f"split.group_column says a group is in train or in test, not both"
-            )
-    if options.time:
-        last = max(_moment(item, options.time) for item in items if item.part == "train")
-        early = [item for item in items if item.part == "test" and _moment(item, options.time) <= last]
-        if early:
-            raise SourceError(
-                f"{len(early)} test row(s) are not after the last training row by {options.time} ({_examples(i.where for i in early)}): "
-                f"split.time_column says every test row comes after the training rows"
-            )
-
-
-def _no_straddling(items: list[Item], copies: list[list[int]], what: str) -> None:
-    pairs = []
-    for indices in copies:
-        parts = {items[i].part for i in indices}
-        if len(parts) > 1:
-            train = next(items[i] for i in indices if items[i].part == "train")
-            test = next(items[i] for i in indices if items[i].part == "test")
-            pairs.append(f"{test.where} = {train.where}")
-    if pairs:
-        raise SourceError(
-            f"{len(pairs)} test row(s) repeat a training row across {what} ({_examples(pairs)}): "
-            "the test answers would be in the training data; remove the copies"
-        )
 
 
 # --- writing ------------------------------------------------------------------------------------
@@ -650,12 +379,12 @@ def _write_csv(path: Path, header: list[str], rows: list[list[str]]) -> None:
 def describe(plan: Plan) -> str:
     """DESCRIPTION.md, in both data directories: the task, the columns, the split, what to hand in."""
     o = plan.options
-    classes = sorted({item.values[o.target] for item in plan.items}, key=_natural) if not o.classes else list(o.classes)
+    classes = sorted({item.values[o.target] for item in plan.items}, key=natural) if not o.classes else list(o.classes)
     if o.kind == "value":
         task = f"Predict `{o.target}`, a number, for every row of the test table."
         cell = "a number"
     else:
-        task = f"Predict `{o.target}`, one of {len(classes)} classes ({_shown(classes)}), for every row of the test table."
+        task = f"Predict `{o.target}`, one of {len(classes)} classes ({shown(classes)}), for every row of the test table."
         cell = "one of the classes"
     columns = ", ".join(f"`{c}`" for c in plan.features[:SHOWN_COLUMNS])
     if len(plan.features) > SHOWN_COLUMNS:
@@ -770,10 +499,10 @@ prepare_files = _prepare("files")
 def infer_task(values: Sequence[str]) -> tuple[str, tuple[str, ...], str]:
     """(kind, classes, why) for a target's values: numbers are a ``value`` to predict, unless they
     are a few whole numbers (at most 20 distinct), which are classes, as text is."""
-    distinct = sorted({v for v in values if v}, key=_natural)
+    distinct = sorted({v for v in values if v}, key=natural)
     if len(distinct) < 2:
         raise SourceError(f"the target has {len(distinct)} distinct value(s): there is nothing to predict")
-    if all(_finite(v) for v in distinct):
+    if all(finite(v) for v in distinct):
         whole = all(float(v).is_integer() for v in distinct)
         if not (whole and len(distinct) <= MAX_INTEGER_CLASSES):
             return "value", (), f"{len(values)} numbers, {len(distinct)} distinct: a number to predict"
@@ -784,28 +513,3 @@ def infer_task(values: Sequence[str]) -> tuple[str, tuple[str, ...], str]:
             "(give --kind label if they are classes)"
         )
     return "label", tuple(distinct), f"{len(distinct)} distinct strings: classes"
-
-
-def _finite(value: str) -> bool:
-    try:
-        return math.isfinite(float(value))
-    except ValueError:
-        return False
-
-
-def _natural(value: str) -> tuple[int, float, str]:
-    return (0, float(value), value) if _finite(value) else (1, 0.0, value)
-
-
-def _names(columns: Sequence[str]) -> str:
-    shown = ", ".join(columns[:SHOWN_COLUMNS])
-    return shown + (f" and {len(columns) - SHOWN_COLUMNS} more" if len(columns) > SHOWN_COLUMNS else "")
-
-
-def _shown(values: Sequence[str], most: int = 10) -> str:
-    return ", ".join(values[:most]) + (f" and {len(values) - most} more" if len(values) > most else "")
-
-
-def _examples(values: Any) -> str:
-    values = list(values)
-    return ", ".join(values[:EXAMPLES]) + (f" and {len(values) - EXAMPLES} more" if len(values) > EXAMPLES else "")
