@@ -194,7 +194,7 @@ def _organizer(tmp_path, name="organizer", **yamls):
 def test_an_organizer_competition_composes_with_the_bundled_groups(tmp_path, monkeypatch):
     organizer = _organizer(tmp_path, competition__mine_yaml=MINE)
     monkeypatch.setenv("HARNESS_CONFIG_PATH", str(organizer))
-    assert available_competitions() == ["digits", "mine"]
+    assert available_competitions() == ["diabetes", "digits", "mine"]
     settings = load_settings("mine", ["runner=cluster"])
     assert settings.competition.title == "mine" and settings.competition.primary_metric == "rmse"
     assert settings.limits == Limits() and settings.runner.address == "auto"
@@ -245,11 +245,13 @@ def test_a_competition_without_its_required_keys_names_them(tmp_path, monkeypatc
 def test_where_competitions_live_is_named(tmp_path, monkeypatch):
     with pytest.raises(ConfigError) as refused:
         load_settings("nope")
-    assert "available: digits" in str(refused.value) and str(BUNDLED_DIR) in str(refused.value)
+    assert "available: diabetes, digits" in str(refused.value) and str(BUNDLED_DIR) in str(refused.value)
     assert "HARNESS_CONFIG_PATH" in str(refused.value)
     organizer = _organizer(tmp_path, competition__mine_yaml=MINE)
     monkeypatch.setenv("HARNESS_CONFIG_PATH", str(organizer))
-    with pytest.raises(ConfigError, match=rf"available: digits, mine \(a competition is a file competition/<name>\.yaml in {organizer}"):
+    with pytest.raises(
+        ConfigError, match=rf"available: diabetes, digits, mine \(a competition is a file competition/<name>\.yaml in {organizer}"
+    ):
         load_settings("nope")
 
 

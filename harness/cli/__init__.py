@@ -17,6 +17,7 @@ from pathlib import Path
 from harness.cli import (
     audit,
     check,
+    competition,
     completion,
     data,
     demo,
@@ -51,6 +52,7 @@ COMMAND_MODULES = (
     kit,
     demo,
     images,
+    competition,
     data,
     starter,
     audit,

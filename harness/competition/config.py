@@ -3,8 +3,9 @@
 The schema (``harness.competition.schema``: every key, its type and default) is the primary config
 in Hydra's ConfigStore. On top of it Hydra merges one file of each config group, found along the
 search path: the directories of ``HARNESS_CONFIG_PATH`` (separated by ``os.pathsep``; earlier ones
-win; ``harness --config-dir DIR`` prepends to it), then the configs bundled in the package
-``harness.configs`` (``pkg://harness.configs``). An organizer's ``competition/mine.yaml`` thus
+win; ``harness --config-dir DIR`` prepends to it), then the work directory's own
+``$HARNESS_HOME/config`` (where ``harness competition new`` writes; when it exists), then the
+configs bundled in the package ``harness.configs`` (``pkg://harness.configs``). An organizer's ``competition/mine.yaml`` thus
 composes with the bundled ``limits``/``runner`` groups, and an organizer file with a bundled
 file's name replaces that file.
 """
@@ -23,6 +24,7 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from harness.competition.paths import harness_home
 from harness.competition.rules import Rules
 from harness.competition.schema import ROOT, check_values, defaults, explain
 from harness.limits import Limits, LimitsError
@@ -30,6 +32,7 @@ from harness.scoring import PredictionsSpec, check_metrics
 from harness.util.errors import ConfigError
 
 CONFIG_PATH_ENV = "HARNESS_CONFIG_PATH"
+WORK_CONFIG = "config"  # $HARNESS_HOME/config, the work directory's own config directory
 BUNDLED = "harness.configs"
 BUNDLED_DIR = Path(str(files(BUNDLED)))  # where the bundled configs lie (configs/ in a checkout)
 
@@ -51,7 +54,16 @@ def config_path() -> list[Path]:
                 f"{CONFIG_PATH_ENV}: {entry} is not a directory (it lists directories of config groups, e.g. DIR/competition/NAME.yaml)"
             )
         directories.append(directory)
+    own = work_config_dir()
+    if own.is_dir() and own not in directories:
+        directories.append(own)
     return directories
+
+
+def work_config_dir() -> Path:
+    """The work directory's own config directory, ``$HARNESS_HOME/config``: layered after those of
+    ``HARNESS_CONFIG_PATH`` (when it exists), and where ``harness competition new`` writes."""
+    return harness_home() / WORK_CONFIG
 
 
 def search_path() -> list[str]:
@@ -62,7 +74,7 @@ def search_path() -> list[str]:
 def _where() -> str:
     organizer = ", ".join(str(d) for d in config_path())
     layered = f"{organizer}, then " if organizer else f"directories in {CONFIG_PATH_ENV} or --config-dir, layered on "
-    return f"{layered}the bundled configs in {BUNDLED_DIR}"
+    return f"{layered}the bundled configs in {BUNDLED_DIR}; `harness competition new NAME --from FILE` writes one"
 
 
 def available_competitions() -> list[str]:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
 
 from harness.competition.config import Settings
 from harness.competition.data_manifest import DataManifest, refresh
@@ -33,7 +37,10 @@ class Competition:
     def ensure_data(self) -> None:
         """Prepare the data on first use (the builder is a no-op once it is complete)."""
         prepare = data_builder(self.settings.competition.prepare)
-        prepare(self.paths.root, public_fraction=self.settings.competition.public_fraction)
+        options: dict[str, Any] = {"public_fraction": self.settings.competition.public_fraction}
+        if takes_competition(prepare):
+            options["competition"] = OmegaConf.to_container(self.settings.raw.competition, resolve=True)
+        prepare(self.paths.root, **options)
         for path in (self.paths.train, self.paths.test, self.paths.labels):
             if not path.exists():
                 raise HarnessError(f"the competition data is incomplete: {path} is missing")
@@ -63,9 +70,20 @@ class Competition:
 BUILDERS_GROUP = "harness.competitions"
 
 
+def takes_competition(builder: Callable[..., None]) -> bool:
+    """Whether a data builder reads the competition's configuration (a ``competition`` keyword)."""
+    try:
+        parameters = inspect.signature(builder).parameters
+    except (TypeError, ValueError):
+        return False
+    return "competition" in parameters or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+
+
 def data_builder(target: str) -> Callable[..., None]:
     """The function that writes a competition's data: a builder registered under ``target`` in the
-    ``harness.competitions`` entry point group (``digits``), or a ``module.path:function``."""
+    ``harness.competitions`` entry point group (``tables``, ``files``, ``digits``, ``diabetes``), or
+    a ``module.path:function``. It is called as ``prepare(root, public_fraction=...)``, and with
+    ``competition=`` (the competition's configuration, a plain mapping) when it takes that keyword."""
     builders = plugins(BUILDERS_GROUP)
     try:
         return builders[target].load() if target in builders else load_target(target)

@@ -17,21 +17,26 @@ secret, neither can be computed. Given the same secret the builder writes the sa
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
-import os
-import secrets
-import shutil
-import tempfile
 from pathlib import Path
+
+from harness.competition.builders.keyed import (  # noqa: F401 - the digits names the tests and older code use
+    ID_CHARS,
+    MARKER,
+    SECRET,
+    SECRET_BYTES,
+    building,
+    is_prepared,
+    keyed,
+    keyed_order,
+    opaque_id,
+    read_secret,
+    split_of,
+    the_secret,
+    unique_ids,
+)
 
 SEED = 20240601
 TEST_SIZE = 0.3
-MARKER = ".prepared"
-SECRET = "secret"  # under hidden/, beside the labels
-SECRET_BYTES = 32
-ID_CHARS = 12  # hex characters of an id: 48 bits, checked unique
 
 DESCRIPTION = """\
 # Handwritten digits (8x8)
@@ -57,30 +62,6 @@ leaderboard, the other half the private one; which half an id is in is not discl
 """
 
 
-def is_prepared(root: Path) -> bool:
-    return (Path(root) / MARKER).is_file()
-
-
-def _keyed(secret: bytes, label: str, value: object) -> bytes:
-    return hmac.new(secret, f"{label}:{value}".encode(), hashlib.sha256).digest()
-
-
-def opaque_id(secret: bytes, row: int) -> str:
-    """The id of scikit-learn's row ``row``: a keyed hash, meaningless without the secret."""
-    return _keyed(secret, "id", row).hex()[:ID_CHARS]
-
-
-def split_of(secret: bytes, image_id: str, public_fraction: float = 0.5) -> str:
-    """``public`` or ``private``, fixed by a keyed hash of the id (its own label, not the id's)."""
-    h = _keyed(secret, "split", image_id)
-    return "public" if int.from_bytes(h[:8], "big") / 2**64 < public_fraction else "private"
-
-
-def read_secret(root: Path) -> bytes | None:
-    path = Path(root) / "hidden" / SECRET
-    return path.read_bytes() if path.is_file() else None
-
-
 def prepare(root: Path, public_fraction: float = 0.5, secret: bytes | None = None) -> None:
     """Write the competition under ``root``; a no-op when it is already prepared.
 
@@ -95,23 +76,17 @@ def prepare(root: Path, public_fraction: float = 0.5, secret: bytes | None = Non
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
-    root.mkdir(parents=True, exist_ok=True)
-    secret = secret or read_secret(root) or secrets.token_bytes(SECRET_BYTES)
+    secret = the_secret(root, secret)
     digits = load_digits()
     rows = np.arange(len(digits.target))
     train_rows, test_rows = train_test_split(rows, test_size=TEST_SIZE, stratify=digits.target, random_state=SEED)
-    ids = {int(i): opaque_id(secret, int(i)) for i in rows}
-    if len(set(ids.values())) != len(ids):
-        raise RuntimeError("two digits ids collide: build again with another secret")
+    ids = unique_ids(secret, (int(i) for i in rows))
 
     def shuffled(split_rows: np.ndarray) -> list[int]:  # a keyed-random order, not the id's
-        return sorted((int(i) for i in split_rows), key=lambda i: _keyed(secret, "order", ids[i]))
+        return sorted((int(i) for i in split_rows), key=lambda i: keyed(secret, "order", ids[i]))
 
-    # Build everything in a temporary directory beside the final one, then rename into place.
-    tmp = Path(tempfile.mkdtemp(prefix=".prepare-", dir=root))
-    try:
-        count = 0
-        test_order = shuffled(test_rows)
+    test_order = shuffled(test_rows)
+    with building(root, secret, {"competition": "digits"}) as tmp:
         for split, split_rows in (("train", shuffled(train_rows)), ("test", test_order)):
             d = tmp / "data" / split
             (d / "images").mkdir(parents=True)
@@ -122,28 +97,5 @@ def prepare(root: Path, public_fraction: float = 0.5, secret: bytes | None = Non
             header = "id,label" if split == "train" else "id"
             (d / f"{split}.csv").write_text("\n".join([header, *lines]) + "\n")
             (d / "DESCRIPTION.md").write_text(DESCRIPTION)
-            count += len(split_rows) + 2
-        hidden = tmp / "hidden"
-        hidden.mkdir(mode=0o700)
-        hidden.chmod(0o700)
-        key = hidden / SECRET
-        key.touch(mode=0o600)
-        key.chmod(0o600)
-        key.write_bytes(secret)
         lines = [f"{ids[i]},{digits.target[i]},{split_of(secret, ids[i], public_fraction)}" for i in test_order]
-        (hidden / "labels.csv").write_text("\n".join(["id,label,split", *lines]) + "\n")
-        count += 2
-        # Containers run as another uid: the data must be world-readable whatever the umask.
-        for dirpath, _dirnames, filenames in os.walk(tmp / "data"):
-            os.chmod(dirpath, 0o755)
-            for f in filenames:
-                os.chmod(os.path.join(dirpath, f), 0o644)
-        for name in ("data", "hidden"):  # leftovers of a crash between the renames
-            if (root / name).exists():
-                shutil.rmtree(root / name)
-            os.rename(tmp / name, root / name)
-        marker = tmp / MARKER
-        marker.write_text(json.dumps({"competition": "digits", "files": count}) + "\n")
-        os.replace(marker, root / MARKER)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        (tmp / "hidden" / "labels.csv").write_text("\n".join(["id,label,split", *lines]) + "\n")

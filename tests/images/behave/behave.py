@@ -424,6 +424,31 @@ TRAIN.update(readonly=readonly, tmpmodel=tmpmodel_train, pipinstall=pipinstall)
 INFER = {"tmpmodel": tmpmodel_infer, "wrongname": wrongname_infer, "download": download_infer}
 
 
+# -- any competition's predictions (issue 25): the tables a competition builder writes -------------------
+def majority_train():
+    """The most common target of /data/train/train.csv (its last column, as the tables and files
+    builders write it): a valid prediction whether the target is a class or a number."""
+    with open("/data/train/train.csv", newline="") as fh:
+        rows = list(csv.reader(fh))
+    header, values = rows[0], [row[-1] for row in rows[1:]]
+    best = max(sorted(set(values)), key=values.count)
+    with open("/model/majority.json", "w") as fh:
+        json.dump({"columns": [header[0], header[-1]], "value": best}, fh)
+
+
+def majority_infer(ids):
+    with open("/model/majority.json") as fh:
+        model = json.load(fh)
+    with open("/output/predictions.csv", "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(model["columns"])
+        writer.writerows((i, model["value"]) for i in ids)
+
+
+TRAIN["majority"] = majority_train
+INFER["majority"] = majority_infer
+
+
 def main():
     if BEHAVIOUR == "probe":
         probe(f"/{'model' if PHASE == 'train' else 'output'}/probe-{PHASE}.json")
