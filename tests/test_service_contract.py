@@ -41,6 +41,7 @@ EXPECTED = {
     ("get", f"{C}/submissions"): {200, 401, 404, 413, 429},
     ("post", f"{C}/submissions"): {201, 401, 403, 404, 409, 413, 422, 429, 503},
     ("get", f"{C}/submissions/{{submission_id}}"): {200, 401, 404, 413, 429},
+    ("post", f"{C}/submissions/{{submission_id}}/cancel"): {200, 401, 404, 409, 413, 429},
     ("get", f"{C}/submissions/{{submission_id}}/logs"): {200, 401, 404, 413, 422, 429},
 }
 # Where the API's statuses are raised (``ServiceError(N``, ``not_found``): each must be in EXPECTED.
