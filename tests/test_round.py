@@ -110,10 +110,10 @@ def test_round_of_three(home, behave_image):
 
 
 def test_one_teams_cap_holds_and_the_winners_rerun_shows_each_spread_before_finalize(home, behave_image):
-    """One round: team "crowd" submits three (deterministic: "nap1" predicts 0 for every id) under a
+    """One round: team "crowd" submits three (deterministic: "constant" predicts 0 for every id) under a
     cap of one at a time, team "dice" one whose guesses follow HARNESS_SEED ("seeded"). Then the
     top two re-run twice with other seeds: a zero and a non-zero spread; finalize waits for it."""
-    crowd = [submit(home, "crowd", behave_image("nap1")) for _ in range(3)]
+    crowd = [submit(home, "crowd", behave_image("constant")) for _ in range(3)]
     dice = submit(home, "dice", behave_image("seeded"))
     quick = ("competition.smoke.enabled=false", "competition.quota.concurrent_per_team=1")
     done = harness(home, "round", "digits", *quick)
