@@ -106,6 +106,8 @@ def missing_rerun(competition: Competition) -> str | None:
     if rules.rerun_top_k == 0:
         return None
     top = [submission for _, _, submission in top_of_board(competition, rules.rerun_top_k)]
+    if not top:
+        return None  # no ranked submission: nothing to re-run
     command = f"`harness rerun-winners {competition.name}`"
     wanted = f"leaderboard.rerun asks for the top {rules.rerun_top_k} re-run {rules.rerun_times} time(s) each before finalize"
     path = final_dir(competition) / "rerun.json"
