@@ -76,7 +76,12 @@ def no_organizer_dirs(monkeypatch):
         ("competition.predictions.max_bytes=inf", "competition.predictions.max_bytes: must be a finite number, got inf"),
         ("competition.predictions.max_bytes=-1", "competition.predictions.max_bytes: -1 is negative"),
         ("competition.quota.per_day=nan", "competition.quota.per_day: must be a positive whole number, got nan"),
-        ("competition.quota=5", "competition.quota: must be a mapping of per_day, charge_smoke_failures, got 5"),
+        ("competition.quota=5", "competition.quota: must be a mapping of per_day, charge_smoke_failures, concurrent_per_team, got 5"),
+        (
+            "competition.quota.concurrent_per_team=0",
+            "competition.quota.concurrent_per_team: must be a positive whole number, or null for no cap, got 0",
+        ),
+        ("competition.leaderboard.rerun.times=0", "competition.leaderboard.rerun.times: must be a positive whole number, got 0"),
         ("competition.command.train=go", "competition.command.train: must be a list of strings, e.g. [train], got 'go'"),
         ("competition.metrics.primary=null", "competition.metrics.primary: must be a metric name, not null"),
         ("service.port=0", "service.port: must be a TCP port from 1 to 65535, got 0"),

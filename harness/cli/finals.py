@@ -8,6 +8,7 @@ import sys
 
 from harness.cli.common import add_command, add_ids_command, add_json, load_competition, print_json
 from harness.cli.leaderboard import board_data, print_leaderboard
+from harness.util.errors import HarnessError
 
 
 def register(commands) -> None:
@@ -44,10 +45,14 @@ def _select(args: argparse.Namespace) -> int:
 
 
 def _finalize(args: argparse.Namespace) -> int:
+    from harness.proofs.rerun_report import missing_rerun
     from harness.submissions.ledger import Ledger
 
     competition = load_competition(args.competition, args.overrides)
-    finalized_at = Ledger.of(competition).finalize()
+    ledger = Ledger.of(competition)
+    if ledger.finalized_at() is None and (missing := missing_rerun(competition)) is not None:
+        raise HarnessError(f"{competition.name} is not finalized: {missing}")
+    finalized_at = ledger.finalize()
     print(f"{competition.name} finalized at {finalized_at}: the private leaderboard is final", file=sys.stderr)
     if args.json:
         print_json({"competition": competition.name, "finalized_at": finalized_at, "leaderboard": board_data(competition, private=True)})

@@ -73,12 +73,25 @@ class QuotaConfig:
     per_day: int | None = key(None, must="a positive whole number")  # charged submissions per team in any 24 hours; null: no limit
     # Whether a submission ended by the smoke stage counts against per_day.
     charge_smoke_failures: bool = key(False, must="true or false")
+    # Most submissions of one team a round evaluates at once (its others wait, still queued and
+    # cancellable, while other teams' go first); null: no cap.
+    concurrent_per_team: int | None = key(2, must="a positive whole number, or null for no cap", least=1)
+
+
+@dataclass
+class RerunConfig:
+    """The winners' re-run that ``harness finalize`` waits for (``harness rerun-winners``): the
+    ``top_k`` best of the private board, each run again ``times`` times with other seeds."""
+
+    top_k: int = key(0, must="a whole number, 0 or more (0: finalize waits for no re-run)", least=0)
+    times: int = key(2, must="a positive whole number", least=1)
 
 
 @dataclass
 class LeaderboardConfig:
     rule: str = key("best", must="one of best, last")  # best: a team's best scored submission ranks; last: its latest
     final_selections: int = key(2, must="a positive whole number")  # submissions a team may select for the private board
+    rerun: RerunConfig = field(default_factory=RerunConfig)
 
 
 @dataclass

@@ -127,7 +127,7 @@ def _submission(ctx: ServiceContext, s: Submission) -> dict[str, Any]:
         registry_digest=registry_digest or None,
         message=s.message,
         submitted_at=s.submitted_at,
-        state=wire_state(s.state),
+        state=wire_state(s.state, s.quota_exempt),
         phase=s.phase if s.state == RUNNING else None,
         queue_position=ctx.ledger.queue_position(s) if s.state == PENDING else None,
     )
