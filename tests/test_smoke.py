@@ -133,15 +133,29 @@ def test_invalid_smoke_predictions_end_it_as_invalid_predictions(home, docker_cl
 
 @pytest.mark.docker
 @pytest.mark.slow
-def test_the_sample_passes_smoke_then_scores(home, docker_client, sample_image):
-    record = check_image(load(home), sample_image, out=quiet())
-    assert record.verdict == "SCORED", record.message
-    assert record.failed_stage is None and record.scores["public"]["accuracy"] >= 0.90
-    smoke = record.smoke
+def test_the_sample_passes_smoke_then_scores(home, sample_image):
+    """The participant's view: `harness check --json` on the sample prints a valid scored record, its
+    smoke stage passed first, its full phases under the full limits."""
+    done = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "check", "digits", "--image", sample_image, "--json"],
+        env={**os.environ, "HARNESS_HOME": str(home)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    record = json.loads(done.stdout)
+    validate_record(record)
+    assert record["verdict"] == "SCORED" and "failed_stage" not in record, record.get("message")
+    assert record["submission"]["image_digest"].startswith("sha256:") and record["scores"]["public"]["accuracy"] >= 0.90
+    for phase in ("train", "infer"):
+        assert record["phases"][phase]["verdict"] == "OK"
+        assert record["phases"][phase]["wall_s"] > 0 and record["phases"][phase]["peak_memory_bytes"] > 0
+    assert "train: OK" in done.stderr and "infer: OK" in done.stderr
+    smoke = record["smoke"]
     assert all(p["verdict"] == "OK" for p in smoke["phases"].values()) and set(smoke["phases"]) == {"train", "infer"}
-    assert record.phases["train"]["limits"]["wall_clock_s"] == 600  # the full phases, under the full limits
+    assert record["phases"]["train"]["limits"]["wall_clock_s"] == 600  # the full phases, under the full limits
     assert "scores" not in smoke  # smoke scores are never published
-    validate_record(record.to_dict())
 
 
 # -- harness check ----------------------------------------------------------------------------------
