@@ -7,12 +7,20 @@ Layout under ``root`` (see :class:`harness.paths.CompetitionPaths`)::
     hidden/labels.csv (id,label,split)     mode 0700, never mounted
     hidden/secret                          the organizer's key (32 random bytes), mode 0600
     .prepared                              JSON marker, written last
+    data/phases/<phase>/test/{...}         with phases: each phase's test set, carved from data/test
+    hidden/phases/<phase>/labels.csv       its labels (a final phase's ids are all private)
 
 The ids are opaque: an HMAC-SHA256 of scikit-learn's row index keyed by the secret, so nothing
 public maps an id back to a row of ``load_digits`` (a submission that bundles scikit-learn's copy
 cannot look its answers up). The rows of each table are in a keyed-random order, and whether a
 test id is on the public or the private leaderboard is a keyed hash of the id too: without the
 secret, neither can be computed. Given the same secret the builder writes the same bytes.
+
+With phases (``phases=``: each ``{name, test_start, test_fraction, final}``, see
+``harness.competition.phases``) the test set above is the pool, never mounted: a test id belongs to
+the phase whose slice holds a keyed hash of the id (its own label again), so the phases' test sets
+are disjoint and no one can tell which phase an id is in without the secret. A phase's set is
+carved once, the first time it is asked for; an opened phase later takes an unused slice.
 """
 
 from __future__ import annotations
@@ -81,15 +89,68 @@ def read_secret(root: Path) -> bytes | None:
     return path.read_bytes() if path.is_file() else None
 
 
-def prepare(root: Path, public_fraction: float = 0.5, secret: bytes | None = None) -> None:
-    """Write the competition under ``root``; a no-op when it is already prepared.
+def phase_point(secret: bytes, image_id: str) -> float:
+    """Where a test id falls in [0, 1): the phase whose slice holds it owns it."""
+    return int.from_bytes(_keyed(secret, "phase", image_id)[:8], "big") / 2**64
+
+
+def prepare(root: Path, public_fraction: float = 0.5, secret: bytes | None = None, phases: list[dict] | None = None) -> None:
+    """Write the competition under ``root``, then each of ``phases``' test sets; a no-op for what is
+    already prepared.
 
     The secret is ``secret`` if given, else the one a previous (interrupted) build left in
     ``hidden/``, else 32 fresh random bytes.
     """
     root = Path(root)
-    if is_prepared(root):
-        return  # before the imports: scikit-learn alone takes seconds to import
+    if not is_prepared(root):
+        _prepare_pool(root, public_fraction, secret)
+    for phase in phases or []:
+        _prepare_phase(root, phase, public_fraction)
+
+
+def _prepare_phase(root: Path, phase: dict, public_fraction: float) -> None:
+    """Carve one phase's test set and labels out of the pool; renamed into place, labels last."""
+    name = phase["name"]
+    data, hidden = root / "data" / "phases" / name, root / "hidden" / "phases" / name
+    if (hidden / "labels.csv").is_file():
+        return
+    secret = read_secret(root)
+    assert secret is not None  # the pool was written with it
+    low, high = phase["test_start"], phase["test_start"] + phase["test_fraction"]
+    pool_ids = (root / "data" / "test" / "test.csv").read_text().split()[1:]
+    labels = dict(line.split(",")[:2] for line in (root / "hidden" / "labels.csv").read_text().split()[1:])
+    chosen = [i for i in pool_ids if low <= phase_point(secret, i) < high]
+    tmp = Path(tempfile.mkdtemp(prefix=f".phase-{name}-", dir=root))
+    try:
+        test = tmp / "data" / "test"
+        (test / "images").mkdir(parents=True)
+        for i in chosen:
+            shutil.copyfile(root / "data" / "test" / "images" / f"{i}.png", test / "images" / f"{i}.png")
+        (test / "test.csv").write_text("\n".join(["id", *chosen]) + "\n")
+        (test / "DESCRIPTION.md").write_text(DESCRIPTION)
+        (tmp / "hidden").mkdir(mode=0o700)
+        split = (lambda i: "private") if phase.get("final") else (lambda i: split_of(secret, i, public_fraction))
+        lines = [f"{i},{labels[i]},{split(i)}" for i in chosen]
+        (tmp / "hidden" / "labels.csv").write_text("\n".join(["id,label,split", *lines]) + "\n")
+        _readable(tmp / "data")
+        for part, target in ((tmp / "data", data), (tmp / "hidden", hidden)):
+            target.parent.mkdir(mode=0o755 if part.name == "data" else 0o700, parents=True, exist_ok=True)
+            if target.exists():  # a crash between the renames
+                shutil.rmtree(target)
+            os.rename(part, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _readable(directory: Path) -> None:
+    """Containers run as another uid: the data must be world-readable whatever the umask."""
+    for dirpath, _dirnames, filenames in os.walk(directory):
+        os.chmod(dirpath, 0o755)
+        for f in filenames:
+            os.chmod(os.path.join(dirpath, f), 0o644)
+
+
+def _prepare_pool(root: Path, public_fraction: float, secret: bytes | None) -> None:
     import numpy as np
     from PIL import Image
     from sklearn.datasets import load_digits
@@ -133,11 +194,7 @@ def prepare(root: Path, public_fraction: float = 0.5, secret: bytes | None = Non
         lines = [f"{ids[i]},{digits.target[i]},{split_of(secret, ids[i], public_fraction)}" for i in test_order]
         (hidden / "labels.csv").write_text("\n".join(["id,label,split", *lines]) + "\n")
         count += 2
-        # Containers run as another uid: the data must be world-readable whatever the umask.
-        for dirpath, _dirnames, filenames in os.walk(tmp / "data"):
-            os.chmod(dirpath, 0o755)
-            for f in filenames:
-                os.chmod(os.path.join(dirpath, f), 0o644)
+        _readable(tmp / "data")
         for name in ("data", "hidden"):  # leftovers of a crash between the renames
             if (root / name).exists():
                 shutil.rmtree(root / name)
