@@ -145,14 +145,18 @@ class Results:
     def board(self, records: Iterable[dict[str, Any]], part: Part) -> list[Entry]:
         """One row per team, ranked by the competition's rule on ``part``'s scores; on a final phase
         among every re-run of the team's selection (they are its selection)."""
-        final = self.phase is not None and self.phase.final
+        records = self.of_phase(records)
+        selections: dict[str, list[str]] = {}
+        if self.phase is not None and self.phase.final:
+            for record in records:
+                selections.setdefault(record["submission"]["team"], []).append(record["submission"]["id"])
         return build(
-            self.of_phase(records),
+            records,
             self.metric,
             private=part.private,
             rule=self.rules.rule,
-            selections={} if final else self.ledger.selections(),
-            fallback=None if final else self.rules.final_selections,
+            selections=selections or self.ledger.selections(),
+            fallback=self.rules.final_selections,
         )
 
     def private_candidates(
