@@ -5,11 +5,13 @@ The rounds over phases are tests/test_phases_round.py's."""
 from __future__ import annotations
 
 import csv
+import json
 import os
 import stat
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from test_round import in_process
 
 from harness.competition.builders.digits import phase_point, read_secret
 from harness.competition.config import load_settings
@@ -114,7 +116,7 @@ def test_dates_close_a_phase_and_none_open_is_refused_naming_each(tmp_path):
     assert intake_phase([]) is None
 
 
-def test_opening_a_phase_after_a_leak_supersedes_the_open_one(competition):
+def test_opening_a_phase_after_a_leak_supersedes_the_open_one(competition, home):
     digits = competition(TWO)
     digits.ensure_data()
     declared = digits.settings.competition.phases
@@ -133,6 +135,10 @@ def test_opening_a_phase_after_a_leak_supersedes_the_open_one(competition):
     assert not set(new.test_ids) & (set(digits.for_phase("development").test_ids) | set(digits.for_phase("final").test_ids))
     with pytest.raises(HarnessError, match="no phase 'nope'"):
         digits.for_phase("nope")
+    listed = in_process(home, "phase", "list", "digits", TWO, "--json")
+    assert listed.returncode == 0, listed.stderr
+    states = {p["name"]: (p["open"], p["superseded"] and p["superseded"]["by"]) for p in json.loads(listed.stdout)}
+    assert states == {"development": (False, "development2"), "development2": (True, None), "final": (False, None)}
 
 
 def test_a_builder_without_phases_is_refused_in_one_line(tmp_path, monkeypatch):

@@ -13,6 +13,7 @@ truncated, another program's tables) is refused with one line naming it and what
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import secrets
 import sqlite3
@@ -192,27 +193,44 @@ class Ledger:
         competition is finalized or the team's quota is used."""
         team, message, now = validate_team(team), validate_message(message), now or datetime.now(UTC)
         submission = Submission(
-            f"sub-{secrets.token_hex(6)}", self.competition, team, image, image_digest, timestamp(now), message=message,
+            f"sub-{secrets.token_hex(6)}",
+            self.competition,
+            team,
+            image,
+            image_digest,
+            timestamp(now),
+            message=message,
             competition_phase=competition_phase,
-        )  # fmt: skip
-        with self._transaction(immediate=True) as con:
-            self._refuse_if_finalized(con, "takes no more submissions")
-            if per_day is not None:
-                check_quota(team, self._charged(con, team, now, competition_phase), per_day, now)
-            self._write(con, submission)
-        return submission
+        )
+        return self._queue(submission, per_day, now)
 
     def add_rerun(self, source: Submission, competition_phase: str, now: datetime | None = None) -> Submission:
         """Queue ``source`` again in ``competition_phase`` (a final phase's re-run of a selection): the
         same team and image, never charged; refused when the competition is finalized."""
         now = now or datetime.now(UTC)
-        submission = Submission(
-            f"sub-{secrets.token_hex(6)}", self.competition, source.team, source.image, source.image_digest, timestamp(now),
-            message=f"{competition_phase} phase: re-run of {source.id}", quota_exempt="rerun",
-            competition_phase=competition_phase, rerun_of=source.id,
-        )  # fmt: skip
+        submission = dataclasses.replace(
+            source,
+            id=f"sub-{secrets.token_hex(6)}",
+            submitted_at=timestamp(now),
+            state=PENDING,
+            evaluations=[],
+            infra_failures=0,
+            moderated_at=None,
+            moderation_reason=None,
+            phase=None,
+            evaluation=None,
+            message=f"{competition_phase} phase: re-run of {source.id}",
+            quota_exempt="rerun",
+            competition_phase=competition_phase,
+            rerun_of=source.id,
+        )
+        return self._queue(submission, None, now)
+
+    def _queue(self, submission: Submission, per_day: int | None, now: datetime) -> Submission:
         with self._transaction(immediate=True) as con:
             self._refuse_if_finalized(con, "takes no more submissions")
+            if per_day is not None:
+                check_quota(submission.team, self._charged(con, submission.team, now, submission.competition_phase), per_day, now)
             self._write(con, submission)
         return submission
 
@@ -224,10 +242,11 @@ class Ledger:
             with self._transaction() as con:
                 check_quota(team, self._charged(con, team, now, competition_phase), per_day, now)
 
-    def charged(self, team: str, now: datetime | None = None) -> list[datetime]:
-        """When the team's charged submissions of the quota's window (the 24 hours before ``now``) came."""
+    def charged(self, team: str, now: datetime | None = None, competition_phase: str | None = None) -> list[datetime]:
+        """When the team's charged submissions of the quota's window (the 24 hours before ``now``) came
+        (with ``competition_phase``: that phase's)."""
         with self._connect() as con:
-            return self._charged(con, team, now or datetime.now(UTC))
+            return self._charged(con, team, now or datetime.now(UTC), competition_phase)
 
     def _charged(self, con: sqlite3.Connection, team: str, now: datetime, competition_phase: str | None = None) -> list[datetime]:
         """Charged submissions of the window; with ``competition_phase``, only that phase's (each phase has its quota)."""
