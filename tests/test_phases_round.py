@@ -90,6 +90,8 @@ def test_two_phases_a_leak_and_the_final_phase_from_the_selections(home, behave_
         right = sum(predicted[i] == final_labels[i]["label"] for i in final_labels) / len(final_labels)
         assert record["scores"]["private"]["accuracy"] == pytest.approx(right)
     assert json.loads(run(home, "phase", "run", "digits", "final", "--json"))["queued"] == {}  # nothing twice
+    late = harness(home, "select", "digits", a2, "--team", "alpha", *SETTINGS)
+    assert late.returncode != 0 and "can no longer change" in late.stderr
 
     # Ranked on the final phase's own test set, each team with its best re-run.
     final = board(home, "--phase", "final", "--private", "--organizer")

@@ -349,6 +349,8 @@ class Ledger:
             raise HarnessError(f"{len(chosen)} submissions selected; a team may select at most {limit}")
         with self._transaction(immediate=True) as con:
             self._refuse_if_finalized(con, "takes no more selections")
+            if con.execute("SELECT 1 FROM submissions WHERE competition = ? AND rerun_of IS NOT NULL", (self.competition,)).fetchone():
+                raise HarnessError(f"the final phase of {self.competition} has run on the teams' selections; they can no longer change")
             for sid in chosen:
                 row = con.execute(
                     "SELECT team, state FROM submissions WHERE id = ? AND competition = ?", (sid, self.competition)
