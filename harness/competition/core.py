@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -61,16 +62,12 @@ class Competition:
         every phase's test set (``phases=``, which a builder that cannot carve them refuses)."""
         prepare = data_builder(self.settings.competition.prepare)
         phases = [p.builder_slice() for p in self.phases]
-        extra = {"phases": phases} if phases else {}
-        try:
-            prepare(self.paths.root, public_fraction=self.settings.competition.public_fraction, **extra)
-        except TypeError as exc:
-            if not phases or "phases" not in str(exc):
-                raise
+        if phases and "phases" not in inspect.signature(prepare).parameters:
             raise ConfigError(
                 f"competition.phases: the data builder {self.settings.competition.prepare!r} does not build phases' test sets "
                 "(it takes no phases= argument); use one that does, such as digits, or declare no phases"
-            ) from None
+            )
+        prepare(self.paths.root, public_fraction=self.settings.competition.public_fraction, **({"phases": phases} if phases else {}))
         views = [self.paths.of_phase(p["name"]) for p in phases] or [self.paths]
         for path in (self.paths.train, *(p for v in views for p in (v.test, v.labels))):
             if not path.exists():
