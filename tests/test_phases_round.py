@@ -64,19 +64,23 @@ def test_two_phases_a_leak_and_the_final_phase_from_the_selections(home, behave_
     table = run(home, "leaderboard", "digits", "--phase", "development")
     assert "phase development (superseded by development2 at" in table and "labels leaked" in table
     assert board(home) == []  # the open phase's board: development2, empty so far
-    g1 = submit(home, "gamma", constant)
+    g1 = submit(home, "gamma", constant)  # evaluated by the final phase's round below, in its own phase
     assert Ledger(home, "digits").get(g1).competition_phase == "development2"
-    run(home, "round", "digits")
-    assert records(home)[g1]["phase"] == "development2"
-    assert [e["submission"] for e in board(home)] == [g1]
 
-    # The final phase: alpha and beta select, gamma does not (its private board's fallback is re-run).
+    # The final phase, from the selections: alpha's a1 (not a2), beta's b1; gamma has no score yet.
     run(home, "select", "digits", a1, "--team", "alpha")
     run(home, "select", "digits", b1, "--team", "beta")
     refused = harness(home, "finalize", "digits", *SETTINGS)
     assert refused.returncode != 0 and "harness phase run digits final" in refused.stderr
     queued = json.loads(run(home, "phase", "run", "digits", "final", "--json"))["queued"]
-    assert sorted(queued.values()) == sorted([a1, b1, g1])  # alpha's a2 is not selected: not re-run
+    assert sorted(queued.values()) == sorted([a1, b1])
+    assert records(home)[g1]["phase"] == "development2"
+    assert [e["submission"] for e in board(home)] == [g1]  # the open phase's board
+    assert board(home, "--phase", "development") == development  # the superseded board, as it was
+    # Again: nothing twice; gamma, scored since and without a selection, gets its private board's fallback.
+    again = json.loads(run(home, "phase", "run", "digits", "final", "--json"))["queued"]
+    assert list(again.values()) == [g1] and records(home)[next(iter(again))]["phase"] == "final"
+    queued.update(again)
     ledger = Ledger(home, "digits")
     for rerun, source in queued.items():
         entry, original = ledger.get(rerun), ledger.get(source)
@@ -89,7 +93,6 @@ def test_two_phases_a_leak_and_the_final_phase_from_the_selections(home, behave_
         assert not set(predicted) & set(dev_ids)
         right = sum(predicted[i] == final_labels[i]["label"] for i in final_labels) / len(final_labels)
         assert record["scores"]["private"]["accuracy"] == pytest.approx(right)
-    assert json.loads(run(home, "phase", "run", "digits", "final", "--json"))["queued"] == {}  # nothing twice
     late = harness(home, "select", "digits", a2, "--team", "alpha", *SETTINGS)
     assert late.returncode != 0 and "can no longer change" in late.stderr
 
