@@ -215,6 +215,7 @@ def _rebuild_board(ctx: ServiceContext) -> dict[str, Any]:
         "metric": results.metric.name,
         "higher_is_better": results.metric.higher_is_better,
         "final": part.final,
+        **({"phase": part.phase.name, "superseded": part.phase.superseded} if part.phase else {}),  # with phases: which board
         "rows": [({"rank": e.rank, "team": e.team, "score": e.score, "submitted_at": e.submitted_at}, e.submission) for e in entries],
     }
     ctx.caches["board"] = (time.monotonic(), board)
