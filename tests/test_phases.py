@@ -165,3 +165,14 @@ def test_the_record_keeps_its_phase_and_leaves_it_out_without_one():
     for bad in ("", None, 3):
         with pytest.raises(InvalidRecord, match="phase"):
             validate_record({**phased, "phase": bad})
+
+
+def test_the_service_board_page_names_its_phase_and_marks_it_superseded():
+    from harness.service.pages import environment
+
+    template = environment().get_template("leaderboard.html")
+    board = {"competition": "digits", "metric": "accuracy", "higher_is_better": True, "final": False, "rows": []}
+    context = {"title": "T", "page": "leaderboard", "poll": 1, "team": None, "csrf": "", "nonce": ""}
+    marked = template.render(board={**board, "phase": "development", "superseded": {"by": "dev2", "at": "t", "reason": "leak"}}, **context)
+    assert '<span id="board-phase">phase development (superseded by dev2)</span>' in marked
+    assert "board-phase" not in template.render(board=board, **context)  # without phases: as it was
