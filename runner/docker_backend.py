@@ -389,6 +389,8 @@ class _Run:
             verdict=PhaseVerdict.OK,
             exit_code=exit_code,
             wall_s=round(wall_s, 3),
+            started_at=_iso_time(state.get("StartedAt")),
+            ended_at=_iso_time(state.get("FinishedAt")),
             cpu_s=round(usage.cpu_s, 3),
             peak_memory_bytes=usage.peak_memory_bytes,
             peak_pids=usage.peak_pids,
@@ -437,6 +439,15 @@ def _parse_docker_time(value: str) -> datetime:
     # Docker gives nanoseconds ("2026-11-28T21:00:00.123456789Z"); Python takes microseconds.
     head, _, frac = value.rstrip("Z").partition(".")
     return datetime.fromisoformat(f"{head}.{(frac + '000000')[:6]}+00:00")
+
+
+def _iso_time(value: str | None) -> str | None:
+    """An engine's time as UTC ISO 8601 (microseconds); None when it has none (never started: year 1)."""
+    try:
+        moment = _parse_docker_time(value or "")
+    except ValueError:
+        return None
+    return moment.isoformat() if moment.year > 1 else None
 
 
 def _wall_seconds(state: dict) -> float:

@@ -81,6 +81,9 @@ class PhaseResult:
     # INFRA_ERROR): a round blames the image once the same refusal comes from healthy nodes twice.
     start_refused: str = ""
     node: str = ""
+    # When the container started and ended (UTC, ISO 8601, as the engine says); None where it never started.
+    started_at: str | None = None
+    ended_at: str | None = None
     # The facts of the node that ran it, measured there (``host.host_info``); None off a Ray cluster.
     host: dict[str, Any] | None = None
     log_tail: str = ""

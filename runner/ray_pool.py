@@ -3,6 +3,9 @@
 The pool keeps the queue itself and hands Ray only what the cluster can run now (and at most
 ``max_parallel``), so the order is the pool's: fair across groups (teams, see ``FairQueue``).
 
+A pool made with ``spread=True`` (a winners' re-run) asks Ray to spread the phases that are not
+tied to a node over the cluster's nodes, so that the repeats of one submission run on different ones.
+
 Smoke phases (a submission's quick check on a few rows, ``submit(..., smoke=True)``) have a lane
 of their own: they are dispatched before any full phase, and while smoke phases are queued or
 running, full phases never take the last ``smoke_slots`` of the phases that can run at once (always
@@ -276,6 +279,7 @@ class RayPhasePool:
         backend: str = "docker",
         smoke_slots: int = 0,
         versions: Versions = harness_versions,
+        spread: bool = False,
     ) -> None:
         connect_ray(address, num_cpus)
         # A module-level function, so that a node runs its own install of it; the driver's answer is the rule.
@@ -285,6 +289,7 @@ class RayPhasePool:
         self.staging = staging
         self.backend = backend  # the ``runner.backend`` each worker runs its phases with
         self.smoke_slots = smoke_slots
+        self.spread = spread  # Ray's SPREAD strategy for phases not tied to a node: repeats land on different nodes
         # The smoke lane first, then the full one.
         self._lanes: tuple[FairQueue[tuple[Hashable, PhaseSpec]], ...] = (FairQueue(), FairQueue())
         self._running: dict[ray.ObjectRef, tuple[Hashable, PhaseSpec, str, bool]] = {}  # (key, spec, group, full)
@@ -391,7 +396,7 @@ class RayPhasePool:
             (self._models[m.source] for m in spec.mounts if m.target == "/model" and m.read_only and m.source in self._models), None
         )
         if kept is None:
-            return spec, {}
+            return spec, {"scheduling_strategy": "SPREAD"} if self.spread else {}
         node, archive = kept
         if archive:
             spec = dataclasses.replace(spec, model_from=archive)

@@ -37,7 +37,9 @@ def ray_cluster(head_cpus: int, worker_environments: list[dict[str, str]]) -> It
     """A head node (where the driver connects) and one one-CPU worker per environment; a worker's
     processes see its variables (``DOCKER_HOST``: that worker's engine). The driver joins it."""
     ray.shutdown()
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": head_cpus, "_system_config": FAST_HEALTH_CHECKS})
+    cluster = Cluster(
+        initialize_head=True, head_node_args={"num_cpus": head_cpus, "include_dashboard": False, "_system_config": FAST_HEALTH_CHECKS}
+    )
     workers = []
     try:
         for environment in worker_environments:

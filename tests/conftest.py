@@ -45,11 +45,16 @@ def made_once(tmp_path_factory, name: str, make: Callable[[Path], Any]) -> Any:
         return value
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Files with a ``slow`` test first: xdist hands whole files to workers in this order, so the
-    longest start early and the short ones fill in around them instead of trailing at the end."""
-    slow = {item.path for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: item.path not in slow)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Longest files first (tests/durations.json; a file not there yet counts as a median one):
+    xdist hands whole files to whichever worker is free, in this order (``--no-loadscope-reorder``),
+    so the long ones start early and the short ones fill in around them instead of trailing at the end."""
+    from durations import read
+
+    seconds = read()
+    default = sorted(seconds.values())[len(seconds) // 2] if seconds else 0
+    root = config.rootpath
+    items.sort(key=lambda item: -seconds.get(item.path.relative_to(root).as_posix(), default))
 
 
 @pytest.fixture(scope="session")

@@ -30,14 +30,16 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def harness(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """``harness ARGS`` with ``HARNESS_HOME=home``."""
+def harness(
+    home: Path, *args: str, check: bool = True, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess:
+    """``harness ARGS`` with ``HARNESS_HOME=home`` (and ``env`` on top of this process's environment)."""
     done = subprocess.run(
         [sys.executable, "-m", "harness.cli", *args],
-        env={**os.environ, "HARNESS_HOME": str(home)},
+        env={**os.environ, "HARNESS_HOME": str(home), **(env or {})},
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
     )
     if check and done.returncode != 0:
         raise AssertionError(f"harness {' '.join(args)} exited {done.returncode}: {done.stderr}")

@@ -26,10 +26,16 @@ def quiet():
 
 @pytest.mark.slow
 def test_sample_audit_passes_with_identical_hashes_over_two_repeats(competition, docker_client, sample_image, home):
+    """The sample is deterministic: three independent trains (fresh containers, empty model
+    directories) from the same data and seed leave byte-identical models, and their infers the same
+    predictions; and it is good (accuracy >= 0.95 on each part of the test set)."""
     digits = competition()
     tracker = Tracker(None, "digits", home)
     record = evaluate(digits, docker_client, sample_image, tracker=tracker)
     assert record.verdict == "SCORED", record.message
+    assert min(record.scores["public"]["accuracy"], record.scores["private"]["accuracy"]) >= 0.95, record.scores
+    train_log = digits.paths.runs / record.evaluation_id / "logs" / "train.stdout.log"
+    assert "cross-validation accuracy" in train_log.read_text()
 
     report = audit(digits, record.submission["id"], None, RecordSinks.for_competition(digits, tracker), repeats=2, out=quiet())
     assert report.status == PASS, report.differences

@@ -10,7 +10,7 @@ from harness.cli import main
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
-        (["round", "nope"], "unknown competition 'nope'; available: digits"),
+        (["round", "nope"], "unknown competition 'nope'; available: diabetes, digits"),
         (["round", "digits", "limits.train.memory=lots"], "limits.train.memory: 'lots' is not a size"),
         (["round", "digits", "limits.train.wal_clock_s=5"], "limits.train.wal_clock_s: no such configuration key"),
         (["round", "digits", "limits=tiny"], "Could not find 'limits/tiny'"),

@@ -436,9 +436,23 @@ def test_remote_leaderboard_needs_no_token(service, capsys, monkeypatch):
         "metric": "accuracy",
         "higher_is_better": True,
         "final": False,
+        "others": [{"name": "macro_f1", "higher_is_better": True}, {"name": "log_loss", "higher_is_better": False}],
         "rows": [
-            {"rank": 1, "team": f"B{ESC}[8m", "score": 0.95, "submitted_at": "2026-01-02T00:00:00Z"},
-            {"rank": 2, "team": "A", "score": 0.9, "submission_id": "sub-aaaaaaaaaaaa", "submitted_at": "2026-01-01T00:00:00Z"},
+            {
+                "rank": 1,
+                "team": f"B{ESC}[8m",
+                "score": 0.95,
+                "submitted_at": "2026-01-02T00:00:00Z",
+                "others": {"macro_f1": 0.5, "log_loss": 0.25},
+            },
+            {
+                "rank": 2,
+                "team": "A",
+                "score": 0.9,
+                "submission_id": "sub-aaaaaaaaaaaa",
+                "submitted_at": "2026-01-01T00:00:00Z",
+                "others": {},
+            },
         ],
     }
     service.route("GET", "/competitions/digits/leaderboard", (200, board, {}))
@@ -446,7 +460,9 @@ def test_remote_leaderboard_needs_no_token(service, capsys, monkeypatch):
     assert code == 0, err
     lines = out.splitlines()
     assert lines[0] == "digits: public leaderboard (accuracy, higher is better)"
-    assert lines[2].split()[:3] == ["1", "B\\x1b[8m", "0.95"] and lines[3].endswith("yours: sub-aaaaaaaaaaaa")
+    assert lines[1].split() == ["RANK", "TEAM", "SCORE", "MACRO_F1", "LOG_LOSS", "SUBMITTED"]
+    assert lines[2].split()[:5] == ["1", "B\\x1b[8m", "0.95", "0.5", "0.25"] and lines[3].endswith("yours: sub-aaaaaaaaaaaa")
+    assert lines[3].split()[:4] == ["2", "A", "0.9", "2026-01-01T00:00:00Z"]  # no secondary scores: blank cells
     assert "Authorization" not in service.requests[-1]["headers"]
     code, out, err = run(capsys, "leaderboard", "digits", "--remote", "--json")
     assert json.loads(out) == board

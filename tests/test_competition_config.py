@@ -37,8 +37,11 @@ def test_bad_values_name_the_key(home, capsys, override, expected):
 
 
 BROKEN = {  # (text in digits.yaml, its broken replacement): the message
-    ("\nquota:", "\nqouta:"): "competition.qouta: unknown key (known: name, title, prepare, command, predictions, metrics, intake, quota",
-    ("per_day: 5", "per_dya: 5"): "competition.quota.per_dya: unknown key (known: per_day, charge_smoke_failures)",
+    (
+        "\nquota:",
+        "\nqouta:",
+    ): "competition.qouta: unknown key (known: name, title, prepare, source, command, predictions, metrics, intake, quota",
+    ("per_day: 5", "per_dya: 5"): "competition.quota.per_dya: unknown key (known: per_day, charge_smoke_failures, concurrent_per_team)",
     ("rule: best", "rule: [best]"): "competition.leaderboard.rule: must be one of best, last, got ['best']",
     ("name: digits", "name: digts"): "competition.name: 'digts' differs from the file name digits.yaml",
 }

@@ -76,7 +76,12 @@ def no_organizer_dirs(monkeypatch):
         ("competition.predictions.max_bytes=inf", "competition.predictions.max_bytes: must be a finite number, got inf"),
         ("competition.predictions.max_bytes=-1", "competition.predictions.max_bytes: -1 is negative"),
         ("competition.quota.per_day=nan", "competition.quota.per_day: must be a positive whole number, got nan"),
-        ("competition.quota=5", "competition.quota: must be a mapping of per_day, charge_smoke_failures, got 5"),
+        ("competition.quota=5", "competition.quota: must be a mapping of per_day, charge_smoke_failures, concurrent_per_team, got 5"),
+        (
+            "competition.quota.concurrent_per_team=0",
+            "competition.quota.concurrent_per_team: must be a positive whole number, or null for no cap, got 0",
+        ),
+        ("competition.leaderboard.rerun.times=0", "competition.leaderboard.rerun.times: must be a positive whole number, got 0"),
         ("competition.command.train=go", "competition.command.train: must be a list of strings, e.g. [train], got 'go'"),
         ("competition.metrics.primary=null", "competition.metrics.primary: must be a metric name, not null"),
         ("service.port=0", "service.port: must be a TCP port from 1 to 65535, got 0"),
@@ -194,7 +199,7 @@ def _organizer(tmp_path, name="organizer", **yamls):
 def test_an_organizer_competition_composes_with_the_bundled_groups(tmp_path, monkeypatch):
     organizer = _organizer(tmp_path, competition__mine_yaml=MINE)
     monkeypatch.setenv("HARNESS_CONFIG_PATH", str(organizer))
-    assert available_competitions() == ["digits", "mine"]
+    assert available_competitions() == ["diabetes", "digits", "mine"]
     settings = load_settings("mine", ["runner=cluster"])
     assert settings.competition.title == "mine" and settings.competition.primary_metric == "rmse"
     assert settings.limits == Limits() and settings.runner.address == "auto"
@@ -245,11 +250,13 @@ def test_a_competition_without_its_required_keys_names_them(tmp_path, monkeypatc
 def test_where_competitions_live_is_named(tmp_path, monkeypatch):
     with pytest.raises(ConfigError) as refused:
         load_settings("nope")
-    assert "available: digits" in str(refused.value) and str(BUNDLED_DIR) in str(refused.value)
+    assert "available: diabetes, digits" in str(refused.value) and str(BUNDLED_DIR) in str(refused.value)
     assert "HARNESS_CONFIG_PATH" in str(refused.value)
     organizer = _organizer(tmp_path, competition__mine_yaml=MINE)
     monkeypatch.setenv("HARNESS_CONFIG_PATH", str(organizer))
-    with pytest.raises(ConfigError, match=rf"available: digits, mine \(a competition is a file competition/<name>\.yaml in {organizer}"):
+    with pytest.raises(
+        ConfigError, match=rf"available: diabetes, digits, mine \(a competition is a file competition/<name>\.yaml in {organizer}"
+    ):
         load_settings("nope")
 
 

@@ -38,6 +38,10 @@ def test_leaks_in_the_tables(home, competition):
     rows = [(i, f"t{n}") for n, i in enumerate(test_ids)] + [(train_ids[5], "x"), ("99999", "y")]
     rows[0] = (test_ids[0], "0")
     (data / "test" / "test.csv").write_text("id,f,label\n" + "".join(f"{i},{f},3\n" for i, f in rows))
+    # The same f but another image: two inputs, not one (a row with files of its own is its features and its files).
+    assert {f.check: f for f in check_data(competition())}["duplicate rows"].level == OK
+    images = data / "test" / "images"
+    shutil.copyfile(data / "train" / "images" / f"{train_ids[0]}.png", images / f"{test_ids[0]}.png")
     findings = {f.check: f for f in check_data(competition())}
     assert findings["duplicate rows"].level == ERROR
     assert findings["duplicate rows"].message == f"1 test row(s) repeat a train row on f: test {test_ids[0]} = train {train_ids[0]}"

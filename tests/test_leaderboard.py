@@ -20,12 +20,13 @@ def record(
     created_at: str = "2026-01-02T00:00:00Z",
     metric: str = "accuracy",
     message: str = "",
+    others: dict[str, tuple[float, float]] | None = None,  # secondary metric: (public, private)
 ):
     scores = {}
     if public is not None:
-        scores["public"] = {metric: public}
+        scores["public"] = {metric: public, **{name: pair[0] for name, pair in (others or {}).items()}}
     if private is not None:
-        scores["private"] = {metric: private}
+        scores["private"] = {metric: private, **{name: pair[1] for name, pair in (others or {}).items()}}
     return {
         "submission": {"id": sub, "team": team, "submitted_at": submitted_at},
         "verdict": verdict,
@@ -237,3 +238,73 @@ def test_the_private_boards_candidates_are_what_it_ranks_among():
         chosen = leaderboard.final_candidates(records, ACC, rule=rule, selections=selections, fallback=2)
         board = leaderboard.build(records, ACC, private=True, rule=rule, selections=selections, fallback=2)
         assert all(e.submission in chosen[e.team] for e in board if e.rank is not None)
+
+
+# --- secondary metrics: columns of every board ---------------------------------------------------
+
+OTHERS = [get_metric("macro_f1"), get_metric("balanced_accuracy")]
+WITH_OTHERS = [
+    record("a1", "A", public=0.90, private=0.80, others={"macro_f1": (0.85, 0.75), "balanced_accuracy": (0.8, 0.7)}),
+    # B's best macro_f1 is not on the submission that ranks B: its ranking one's scores are shown
+    record("b1", "B", public=0.70, private=0.60, others={"macro_f1": (0.65, 0.55), "balanced_accuracy": (0.6, 0.5)}),
+    record("b2", "B", public=0.50, private=0.40, others={"macro_f1": (0.99, 0.99), "balanced_accuracy": (0.99, 0.99)}),
+    record("c1", "C", verdict="TIMEOUT", message="train ran past its limit"),
+]
+
+
+def test_secondary_scores_come_from_the_submission_that_ranks_on_the_boards_part():
+    public = leaderboard.build(WITH_OTHERS, ACC, others=OTHERS)
+    assert [(e.team, e.submission, e.others) for e in public] == [
+        ("A", "a1", {"macro_f1": 0.85, "balanced_accuracy": 0.8}),
+        ("B", "b1", {"macro_f1": 0.65, "balanced_accuracy": 0.6}),
+        ("C", "c1", {"macro_f1": None, "balanced_accuracy": None}),
+    ]
+    private = leaderboard.build(WITH_OTHERS, ACC, private=True, others=OTHERS)
+    assert [e.others["macro_f1"] for e in private] == [0.75, 0.55, None]
+    hidden = leaderboard.history(WITH_OTHERS, ACC, reveal_private=False, others=OTHERS)
+    assert hidden[0].public_others == {"macro_f1": 0.85, "balanced_accuracy": 0.8}
+    assert hidden[0].private_others == {"macro_f1": None, "balanced_accuracy": None}  # blank, as the private score is
+
+
+def test_secondary_metrics_are_columns_of_the_table_json_csv_and_html_boards(home, capsys):
+    from test_leaderboard_html import parse
+
+    from harness.cli import main
+
+    ids = dict(zip(["a1", "b1", "b2", "c1"], _write_records(home, WITH_OTHERS)))
+    override = "competition.metrics.others=[macro_f1,balanced_accuracy]"
+
+    def board(*args: str) -> str:
+        assert main(["leaderboard", "digits", override, *args]) == 0
+        return capsys.readouterr().out
+
+    table = board().splitlines()
+    header = table[1].split()
+    assert header[:5] == ["rank", "team", "accuracy", "macro_f1", "balanced_accuracy"]
+    assert table[3].split()[:5] == ["1", "A", "0.90000", "0.85000", "0.80000"]
+    assert table[4].split()[:6] == ["2", "B", "0.70000", "0.65000", "0.60000", "SCORED"]
+    assert table[5].split()[:3] == ["-", "C", "TIMEOUT"]  # unranked: its score and secondary cells are blank
+
+    data = json.loads(board("--json"))
+    assert [(row["team"], row["submission"], row["others"]) for row in data] == [
+        ("A", ids["a1"], {"macro_f1": 0.85, "balanced_accuracy": 0.8}),
+        ("B", ids["b1"], {"macro_f1": 0.65, "balanced_accuracy": 0.6}),
+        ("C", ids["c1"], {"macro_f1": None, "balanced_accuracy": None}),
+    ]
+    private = json.loads(board("--json", "--private", "--organizer"))
+    assert [row["others"]["balanced_accuracy"] for row in private] == [0.7, 0.5, None]
+
+    rows = list(csv.DictReader(io.StringIO(board("--format", "csv"))))
+    assert list(rows[0])[-2:] == ["macro_f1", "balanced_accuracy"] and "others" not in rows[0]
+    assert [(r["team"], r["score"], r["macro_f1"], r["balanced_accuracy"]) for r in rows] == [
+        ("A", "0.9", "0.85", "0.8"),
+        ("B", "0.7", "0.65", "0.6"),
+        ("C", "", "", ""),
+    ]
+
+    page = parse(board("--format", "html"))
+    at = page.headers.index("accuracy")
+    assert page.headers[at : at + 3] == ["accuracy", "macro_f1", "balanced_accuracy"]
+    cells = [row for row in page.rows if row]
+    assert [row[at : at + 3] for row in cells[:2]] == [["0.90000", "0.85000", "0.80000"], ["0.70000", "0.65000", "0.60000"]]
+    assert cells[2][1] == "C" and cells[2][at + 1 : at + 3] == ["", ""]

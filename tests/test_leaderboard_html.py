@@ -55,11 +55,12 @@ def page(home) -> Path:
 
 
 class Cells(HTMLParser):
-    """The text of every table row, and every element name, of a document."""
+    """The text of every table row (header cells in ``headers``), and every element name, of a document."""
 
     def __init__(self) -> None:
         super().__init__()
         self.rows: list[list[str]] = []
+        self.headers: list[str] = []
         self.tags: set[str] = set()
         self.attrs: list[tuple[str, str | None]] = []
         self._cell: list[str] | None = None
@@ -69,12 +70,12 @@ class Cells(HTMLParser):
         self.attrs += attrs
         if tag == "tr":
             self.rows.append([])
-        elif tag == "td":
+        elif tag in ("td", "th"):
             self._cell = []
 
     def handle_endtag(self, tag):
-        if tag == "td" and self._cell is not None:
-            self.rows[-1].append("".join(self._cell).strip())
+        if tag in ("td", "th") and self._cell is not None:
+            (self.rows[-1] if tag == "td" else self.headers).append("".join(self._cell).strip())
             self._cell = None
 
     def handle_data(self, data):

@@ -348,3 +348,32 @@ def test_another_programs_database_is_not_taken_for_a_ledger(tmp_path):
         f"{tmp_path / 'ledger.sqlite3'} is not a harness ledger: its table submissions has no column competition"
     )
     assert "move it aside" in str(refused.value)
+
+
+def test_a_team_cancels_only_its_own_queued_submission_and_gets_its_quota_back(tmp_path):
+    from harness.submissions.ledger import CannotCancel, NoSuchSubmission
+
+    ledger = Ledger(tmp_path, "digits")
+    queued, running, done = (ledger.add("alpha", "img", DIGEST, per_day=3, now=T0 + timedelta(seconds=s)) for s in range(3))
+    assert len(ledger.charged("alpha", T0 + timedelta(minutes=1))) == 3
+    with pytest.raises(NoSuchSubmission) as theirs:
+        ledger.cancel("beta", queued.id)
+    with pytest.raises(NoSuchSubmission) as unknown:
+        ledger.cancel("beta", "sub-000000000000")
+    assert str(theirs.value).replace(queued.id, "X") == str(unknown.value).replace("sub-000000000000", "X")
+    assert ledger.start(running) is True
+    ledger.start(done)
+    ledger.finish(done, "ev-1")
+    with pytest.raises(CannotCancel, match=rf"^{running.id} is running \(between phases\): only a queued submission can be cancelled"):
+        ledger.cancel("alpha", running.id)
+    with pytest.raises(CannotCancel, match=rf"^{done.id} is evaluated already"):
+        ledger.cancel("alpha", done.id)
+
+    cancelled = ledger.cancel("alpha", queued.id, now=T0 + timedelta(minutes=2))
+    stored = ledger.get(queued.id)
+    assert stored == cancelled and (stored.state, stored.cancelled, stored.charged) == (WITHDRAWN, True, False)
+    assert len(ledger.charged("alpha", T0 + timedelta(minutes=3))) == 2  # its slot is free again
+    assert ledger.start(stored) is False and ledger.get(queued.id).state == WITHDRAWN  # a round that listed it skips it
+    assert [s.id for s in ledger.pending()] == [running.id]
+    with pytest.raises(CannotCancel, match="was cancelled at 2026-03-01T12:02:00.000Z already"):
+        ledger.cancel("alpha", queued.id)

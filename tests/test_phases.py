@@ -13,7 +13,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from test_round import in_process
 
-from harness.competition.builders.digits import phase_point, read_secret
+from harness.competition.builders.keyed import read_secret
+from harness.competition.builders.phased import phase_point
 from harness.competition.config import load_settings
 from harness.competition.core import Competition
 from harness.competition.phases import intake_phase, open_phase
@@ -171,7 +172,7 @@ def test_the_service_board_page_names_its_phase_and_marks_it_superseded():
     from harness.service.pages import environment
 
     template = environment().get_template("leaderboard.html")
-    board = {"competition": "digits", "metric": "accuracy", "higher_is_better": True, "final": False, "rows": []}
+    board = {"competition": "digits", "metric": "accuracy", "higher_is_better": True, "final": False, "others": [], "rows": []}
     context = {"title": "T", "page": "leaderboard", "poll": 1, "team": None, "csrf": "", "nonce": ""}
     marked = template.render(board={**board, "phase": "development", "superseded": {"by": "dev2", "at": "t", "reason": "leak"}}, **context)
     assert '<span id="board-phase">phase development (superseded by dev2)</span>' in marked

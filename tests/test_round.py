@@ -107,3 +107,49 @@ def test_round_of_three(home, behave_image):
 
     again = harness(home, "round", "digits")
     assert again.returncode == 0 and "no pending submissions" in again.stderr
+
+
+def test_one_teams_cap_holds_and_the_winners_rerun_shows_each_spread_before_finalize(home, behave_image):
+    """One round: team "crowd" submits three (deterministic: "constant" predicts 0 for every id) under a
+    cap of one at a time, team "dice" one whose guesses follow HARNESS_SEED ("seeded"). Then the
+    top two re-run twice with other seeds: a zero and a non-zero spread; finalize waits for it."""
+    crowd = [submit(home, "crowd", behave_image("constant")) for _ in range(3)]
+    dice = submit(home, "dice", behave_image("seeded"))
+    quick = ("competition.smoke.enabled=false", "competition.quota.concurrent_per_team=1")
+    done = harness(home, "round", "digits", *quick)
+    assert done.returncode == 0, done.stderr
+    records = {
+        r["submission"]["id"]: r for r in map(json.loads, map(Path.read_text, (home / "competitions/digits/records").glob("*.json")))
+    }
+    assert {records[s]["verdict"] for s in [*crowd, dice]} == {"SCORED"}
+
+    def span(sid: str) -> tuple[str, str]:  # from its train's start to its infer's end, as the engine timed them
+        phases = records[sid]["phases"]
+        return phases["train"]["started_at"], phases["infer"]["ended_at"]
+
+    crowd_spans = sorted(map(span, crowd))
+    assert all(earlier[1] <= later[0] for earlier, later in zip(crowd_spans, crowd_spans[1:], strict=False)), crowd_spans
+    assert span(dice)[0] < crowd_spans[-1][0]  # the other team did not wait behind the crowd
+
+    def finalize() -> subprocess.CompletedProcess:
+        return harness(home, "finalize", "digits", "competition.leaderboard.rerun.top_k=2")
+
+    refused = finalize()
+    assert refused.returncode == 2 and "run `harness rerun-winners digits` first" in refused.stderr, refused.stderr
+    rerun = harness(home, "rerun-winners", "digits", "--top", "2", "--times", "2", "--json")
+    assert rerun.returncode == 0, rerun.stderr
+    report = json.loads(rerun.stdout)
+    entries = {entry["team"]: entry for entry in report["entries"]}
+    assert set(entries) == {"crowd", "dice"} and entries["dice"]["submission"] == dice
+    assert all(len(entry["runs"]) == 3 and len({run["seed"] for run in entry["runs"]}) == 3 for entry in entries.values())
+    assert all(run["verdict"] == "SCORED" for entry in entries.values() for run in entry["runs"])
+    assert entries["crowd"]["spread"]["spread"] == 0.0 and entries["dice"]["spread"]["spread"] > 0.0
+    final = home / "competitions/digits/final"
+    assert json.loads((final / "rerun.json").read_text()) == report
+    said = "a rank would change" if report["rank_would_change"] else "no rank would change"
+    assert (final / "rerun.txt").read_text().rstrip().endswith(said) and report["rerun_id"] in (final / "rerun.html").read_text()
+    from mlflow.tracking import MlflowClient
+
+    run = MlflowClient(tracking_uri=f"sqlite:///{home / 'mlflow.db'}").get_run(records[dice]["mlflow_run_id"])
+    assert run.data.tags["harness.audit"].endswith(f"({report['rerun_id']})")  # the report is attached to the winner's run
+    assert finalize().returncode == 0

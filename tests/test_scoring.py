@@ -371,7 +371,10 @@ def test_rmse_and_mae() -> None:
 
 
 def test_unknown_metric_lists_the_known_ones() -> None:
-    with pytest.raises(MetricError, match=r"unknown metric 'auc' \(known: accuracy, log_loss, macro_f1, mae, rmse, roc_auc\)"):
+    with pytest.raises(
+        MetricError,
+        match=r"unknown metric 'auc' \(known: accuracy, average_precision, balanced_accuracy, log_loss, macro_f1, mae, mape, r2, rmse, roc_auc\)",
+    ):
         get_metric("auc")
 
 

@@ -165,5 +165,8 @@ def test_a_data_builder_from_another_package_is_found_by_name(organizer_package,
     data_builder("toy")(tmp_path / "toy", public_fraction=0.5)
     assert (tmp_path / "toy" / "built").is_dir()
     assert data_builder("digits").__module__ == "harness.competition.builders.digits"
-    with pytest.raises(ConfigError, match=r"competition.prepare: 'nope' is neither a registered data builder \(registered: digits, toy\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"competition.prepare: 'nope' is neither a registered data builder \(registered: diabetes, digits, files, tables, toy\)",
+    ):
         data_builder("nope")

@@ -7,6 +7,8 @@ from __future__ import annotations
 import base64
 import json
 import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -499,3 +501,51 @@ def test_plain_http_beyond_loopback_is_warned_about(host, public_url, warned):
     assert (said is not None) == warned
     if warned:
         assert said.startswith(f"harness serve: warning: listening on {host} over plain HTTP") and "TLS reverse proxy" in said
+
+
+def test_a_team_cancels_its_queued_submission_which_is_never_evaluated_nor_charged(service, teams, pushed, docker_client):
+    zeta, beta = service.add_team("Zeta"), teams["Beta"]
+    reference = f"{service.registry}/teams/zeta/tiny:1"
+    docker_client.images.get(pushed[0]).tag(reference)
+    digest = push(docker_client, reference, zeta)
+    harness(service.home, "service", "pause", "digits", "evaluation")  # both stay queued until the test resumes it
+    time.sleep(1)  # a round the evaluator was starting has begun by now
+    first, second = (submit(service, zeta, reference, digest, note).json()["id"] for note in ("cancel me", "keep me"))
+    assert service.call("GET", "c/quota", zeta["token"]).json()["used"] == 2
+
+    # another team's id is answered exactly as an unknown one, and changes nothing
+    theirs = service.call("POST", f"c/submissions/{first}/cancel", beta["token"])
+    unknown = service.call("POST", "c/submissions/sub-000000000000/cancel", beta["token"])
+    assert theirs.status_code == unknown.status_code == 404
+    assert theirs.json()["detail"].replace(first, "X") == unknown.json()["detail"].replace("sub-000000000000", "X")
+
+    # the participant's command, through the service
+    env = {**os.environ, "HARNESS_SERVER": service.url, "HARNESS_TOKEN": zeta["token"], "HARNESS_HOME": str(service.home / "zeta")}
+    done = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "cancel", "digits", first, "--json"], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["state"] == "cancelled"
+    assert service.call("GET", "c/quota", zeta["token"]).json()["used"] == 1  # refunded
+    again = service.call("POST", f"c/submissions/{first}/cancel", zeta["token"])
+    assert again.status_code == 409 and again.json()["detail"].startswith(f"{first} was cancelled at ")
+
+    # a running one is refused, saying why (a round takes it: here the ledger's own transition, the evaluator being paused)
+    ledger = Ledger(service.home, "digits")
+    held = ledger.get(second)
+    assert ledger.start(held)
+    running = service.call("POST", f"c/submissions/{second}/cancel", zeta["token"])
+    assert running.status_code == 409
+    assert (
+        running.json()["detail"]
+        == f"{second} is running (between phases): only a queued submission can be cancelled; its verdict will stand"
+    )
+    ledger.requeue(held)
+
+    harness(service.home, "service", "resume", "digits")
+    assert wait_for(service, zeta, second, ("evaluated",))["verdict"] == "RUNTIME_ERROR"
+    listed = {s["id"]: s["state"] for s in service.call("GET", "c/submissions", zeta["token"]).json()["submissions"]}
+    assert listed == {first: "cancelled", second: "evaluated"}
+    cancelled = ledger.get(first)
+    assert (cancelled.state, cancelled.evaluations, cancelled.charged) == (WITHDRAWN, [], False)  # never evaluated, not charged
+    assert service.call("GET", "c/quota", zeta["token"]).json()["used"] == 1

@@ -41,6 +41,7 @@ EXPECTED = {
     ("get", f"{C}/submissions"): {200, 401, 404, 413, 429},
     ("post", f"{C}/submissions"): {201, 401, 403, 404, 409, 413, 422, 429, 503},
     ("get", f"{C}/submissions/{{submission_id}}"): {200, 401, 404, 413, 429},
+    ("post", f"{C}/submissions/{{submission_id}}/cancel"): {200, 401, 404, 409, 413, 429},
     ("get", f"{C}/submissions/{{submission_id}}/logs"): {200, 401, 404, 413, 422, 429},
 }
 # Where the API's statuses are raised (``ServiceError(N``, ``not_found``): each must be in EXPECTED.
@@ -108,7 +109,7 @@ def test_every_team_operation_documents_401_and_429_with_their_headers(document,
         for method in route.methods
         if any(dependency.call is bearer_team for dependency in route.dependant.dependencies)
     }
-    assert len(team_routes) == 9  # every API route but health, the leaderboard (token optional) and the registry's issuer
+    assert len(team_routes) == 10  # every API route but health, the leaderboard (token optional) and the registry's issuer
     documented = operations(document)
     for key in team_routes | {("get", f"{C}/leaderboard"), ("get", "/api/v1/registry/token")}:
         responses = documented[key]["responses"]

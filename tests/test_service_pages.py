@@ -2,11 +2,13 @@
 registry, a tiny image pushed through the docker SDK; plain HTTP for headers, escaping and the
 hostile requests; a real headless Chromium (Debian's, driven by Playwright) for the live pages.
 
-The failure window is shortened to 4 s so the rate-limit test can see the 429 and then wait it out."""
+The failure window is shortened to 4 s so the rate-limit test can see the 429 and then wait it out;
+the competition shows two secondary metrics, each a column of the board."""
 
 from __future__ import annotations
 
 import io
+import json
 import platform
 import re
 import struct
@@ -26,11 +28,13 @@ MAX_FAILURES = 10
 ALPHA = 'Alpha <script>alert(3)</script> & "Co"'  # no "=": `harness teams add` would read it as an override
 MESSAGE = "<script>alert(1)</script> & <img src=x onerror=alert(2)> \"quoted\" 'single'"
 VERDICT_TIMEOUT_MS = 240_000
+OTHERS = ["macro_f1", "balanced_accuracy"]
 
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
-    with running_service(tmp_path_factory.mktemp("pages"), f"service.sign_in.window_s={WINDOW_S}") as running:
+    overrides = (f"service.sign_in.window_s={WINDOW_S}", f"competition.metrics.others=[{','.join(OTHERS)}]")
+    with running_service(tmp_path_factory.mktemp("pages"), *overrides) as running:
         yield running
 
 
@@ -105,18 +109,23 @@ def browser():
 
 
 class Document(HTMLParser):
-    """Every element with its attributes, and the text of the elements marked ``data-field``."""
+    """Every element with its attributes, the text of the elements marked ``data-field``, and of the header cells."""
 
     def __init__(self, html: str) -> None:
         super().__init__()
         self.elements: list[tuple[str, dict[str, str | None]]] = []
         self.fields: dict[str, list[str]] = {}
+        self.headers: list[str] = []
         self._open: list[str] = []
+        self._header = False
         self.feed(html)
 
     def handle_starttag(self, tag, attrs):
         attributes = dict(attrs)
         self.elements.append((tag, attributes))
+        if tag == "th":
+            self.headers.append("")
+            self._header = True
         if attributes.get("data-field"):
             self.fields.setdefault(attributes["data-field"], []).append("")
             self._open.append(attributes["data-field"])
@@ -124,10 +133,13 @@ class Document(HTMLParser):
             self._open.append("")
 
     def handle_endtag(self, tag):
+        self._header = self._header and tag != "th"
         if self._open:
             self._open.pop()
 
     def handle_data(self, data):
+        if self._header:
+            self.headers[-1] += data
         for field in self._open:
             if field:
                 self.fields[field][-1] += data
@@ -300,6 +312,8 @@ def test_browser_signs_in_sees_the_submission_appear_and_its_verdict_arrive(serv
     board.locator('#board-rows [data-field="team"]', has_text="Alpha").wait_for(timeout=30_000)  # the board updated too
     assert board.locator('#board-rows [data-field="team"]').all_text_contents() == [ALPHA]
     assert board.locator('#board-rows [data-field="score"]').all_text_contents() == ["–"]
+    for name in OTHERS:  # the live row has a cell per secondary metric, blank as its score
+        assert board.locator(f'#board-rows [data-field="others.{name}"]').all_text_contents() == ["–"], name
     for page in (board, team_page):
         assert page.evaluate("window.notReloaded") is True
         assert page.evaluate("document.body.dataset.pwned") is None and page.locator("main img, main script").count() == 0
@@ -455,3 +469,36 @@ def test_the_api_docs_load_nothing_from_outside_the_service(service, browser):
     }, paths
     assert f"{service.url}/docs/assets/swagger-ui-bundle.js" in requested and f"{service.url}/openapi.json" in requested
     assert [url for url in requested if not url.startswith(service.url + "/")] == []
+
+
+def test_the_public_board_has_a_column_per_secondary_metric(service):
+    """A scored record (written as a round would: the file, then the ledger's listing): the board's
+    JSON and its page show its secondary scores, public ones only, each under its own header."""
+    from test_record import make_record
+
+    from harness.submissions.ledger import EVALUATED, Ledger, Submission
+
+    public = {"accuracy": 0.9, "macro_f1": 0.8125, "balanced_accuracy": 0.75}
+    private = {"accuracy": 0.5, "macro_f1": 0.25, "balanced_accuracy": 0.125}
+    record = make_record("ev-others", "sub-0123456789ab", "Gamma", "SCORED", {"public": public, "private": private})
+    records = service.home / "competitions" / "digits" / "records"
+    records.mkdir(parents=True, exist_ok=True)
+    (records / "ev-others.json").write_text(json.dumps(record))
+    Ledger(service.home, "digits").save(
+        Submission("sub-0123456789ab", "digits", "Gamma", "img", "sha256:" + "0" * 64, "2026-01-01T00:00:00Z", EVALUATED, ["ev-others"])
+    )
+    deadline = time.monotonic() + 30  # the board is rebuilt at most every 2 s
+    while True:
+        board = service.call("GET", "c/leaderboard").json()
+        if any(row["team"] == "Gamma" for row in board["rows"]) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert board["others"] == [{"name": "macro_f1", "higher_is_better": True}, {"name": "balanced_accuracy", "higher_is_better": True}]
+    (gamma,) = [row for row in board["rows"] if row["team"] == "Gamma"]
+    assert gamma["others"] == {"macro_f1": 0.8125, "balanced_accuracy": 0.75}
+
+    page = Document(requests.get(f"{service.url}/", timeout=30).text)
+    at = page.headers.index("Score")
+    assert page.headers[at : at + 3] == ["Score", *OTHERS]
+    (row,) = [n for n, team in enumerate(page.fields["team"]) if team == "Gamma"]
+    assert [page.fields[f"others.{name}"][row] for name in OTHERS] == ["0.81250", "0.75000"]

@@ -10,15 +10,28 @@ from harness.cli.common import add_command, add_json, load_competition, print_js
 
 def register(commands) -> None:
     data = commands.add_parser("data", help="competition data").add_subparsers(dest="data_command", required=True, metavar="ACTION")
-    add_json(
-        add_command(data, "prepare", _prepare, "write the competition's data under the work directory"), "where the data is and its hash"
+    prepare = add_command(data, "prepare", _prepare, "write the competition's data under the work directory")
+    prepare.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="build the data again from the competition file and your files as they are now (the same secret: the same bytes); "
+        "refused once the competition has evaluation records",
     )
+    add_json(prepare, "where the data is and its hash")
     check = add_command(data, "check", _check, "look for leaks between train and test and for splits unlike the config; exit 1 on an error")
     add_json(check, "the findings")
 
 
 def _prepare(args: argparse.Namespace) -> int:
-    competition = load_competition(args.competition, args.overrides)
+    if args.rebuild:
+        from harness.competition.config import load_settings
+        from harness.competition.core import Competition
+        from harness.competition.create import rebuild_data
+
+        competition = Competition.load(load_settings(args.competition, args.overrides))
+        rebuild_data(competition)
+    else:
+        competition = load_competition(args.competition, args.overrides)
     if args.json:
         print_json({"competition": competition.name, "data": str(competition.paths.data), "data_sha256": competition.data_sha256})
     else:
@@ -43,8 +56,16 @@ def _check(args: argparse.Namespace) -> int:
             }
         )
         return 1 if errors else 0
-    print(f"{competition.name}: data check of {competition.paths.data}")
+    print_findings(competition.name, competition.paths.data, findings)
+    return 1 if errors else 0
+
+
+def print_findings(name: str, data, findings) -> None:
+    """The data check's findings, a line each, as ``harness data check`` prints them."""
+    from harness.competition.datacheck import ERROR, WARNING
+
+    print(f"{name}: data check of {data}")
     for finding in findings:
         print(f"{finding.level.upper():8} {finding.check}: {finding.message}")
+    errors, warnings = sum(f.level == ERROR for f in findings), sum(f.level == WARNING for f in findings)
     print(f"{errors} error(s), {warnings} warning(s)")
-    return 1 if errors else 0

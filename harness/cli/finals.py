@@ -8,6 +8,7 @@ import sys
 
 from harness.cli.common import add_command, add_ids_command, add_json, load_competition, print_json
 from harness.cli.leaderboard import board_data, print_leaderboard
+from harness.util.errors import HarnessError
 
 
 def register(commands) -> None:
@@ -48,9 +49,9 @@ def _select(args: argparse.Namespace) -> int:
 
 
 def _finalize(args: argparse.Namespace) -> int:
+    from harness.proofs.rerun_report import missing_rerun
     from harness.results.final_phase import final_phases_not_run
     from harness.submissions.ledger import Ledger
-    from harness.util.errors import HarnessError
 
     competition = load_competition(args.competition, args.overrides)
     if missing := final_phases_not_run(competition):
@@ -58,7 +59,10 @@ def _finalize(args: argparse.Namespace) -> int:
             f"the final phase {missing[0]} of {competition.name} has not run: run `harness phase run {competition.name} {missing[0]}` "
             "(it evaluates each team's selection on its test set), then finalize"
         )
-    finalized_at = Ledger.of(competition).finalize()
+    ledger = Ledger.of(competition)
+    if ledger.finalized_at() is None and (missing := missing_rerun(competition)) is not None:
+        raise HarnessError(f"{competition.name} is not finalized: {missing}")
+    finalized_at = ledger.finalize()
     print(f"{competition.name} finalized at {finalized_at}: the private leaderboard is final", file=sys.stderr)
     if args.json:
         print_json({"competition": competition.name, "finalized_at": finalized_at, "leaderboard": board_data(competition, private=True)})

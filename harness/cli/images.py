@@ -12,7 +12,13 @@ def register(commands) -> None:
     images = commands.add_parser("images", help="participant base and sample images").add_subparsers(
         dest="images_command", required=True, metavar="ACTION"
     )
-    build = add_command(images, "build", _build, "build harness/python:3.11 and harness/sample-submission:latest", competition=False)
+    build = add_command(
+        images,
+        "build",
+        _build,
+        "build harness/python:3.11 and the sample submissions (harness/sample-submission:latest, harness/sample-tables:latest)",
+        competition=False,
+    )
     add_json(build, "each image's tag and id")
     lock = add_command(
         images,

@@ -95,8 +95,8 @@ def _render(competition, private: bool | None, fmt: str, team: str | None, organ
         return leaderboard.render(attempts, fmt, metric, f"{title}: history of team {team}")
     entries = results.board(records, part)
     if fmt != "html":
-        return leaderboard.render(entries, fmt, metric, f"{title}: {part.title}")
+        return leaderboard.render(entries, fmt, metric, f"{title}: {part.title}", results.columns)
     from harness.leaderboard.html import Page, render_page
 
-    page = Page(title, part.title.capitalize(), metric, part.name, results.rules.rule, utc_now())
+    page = Page(title, part.title.capitalize(), metric, part.name, results.rules.rule, utc_now(), results.columns)
     return render_page(page, entries, attempts)

@@ -29,7 +29,7 @@ from harness.client import (
     shown,
     shown_log,
 )
-from harness.client.wire import FINAL_STATES
+from harness.client.wire import ENDED_STATES, FINAL_STATES
 from harness.limits import PhaseVerdict, Verdict
 from harness.util.errors import HarnessError
 from harness.util.files import write_text_atomic
@@ -65,6 +65,10 @@ def register(commands) -> None:
         "--timeout", type=float, default=WAIT_DEFAULT_S, metavar="S", help=f"give up waiting after S seconds (default {WAIT_DEFAULT_S:g})"
     )
     add_json(status, "the submission")
+
+    cancel = _command(commands, "cancel", _cancel, "withdraw one of your team's queued submissions; its quota is given back")
+    cancel.add_argument("id", help="the submission's id (sub-...)")
+    add_json(cancel, "the submission")
 
     logs = _command(commands, "logs", _logs, "print a phase's logs of one of your submissions: stdout, then stderr")
     logs.add_argument("id", help="the submission's id (sub-...)")
@@ -184,6 +188,16 @@ def _status(args: argparse.Namespace) -> int:
     return exit_status(submission)
 
 
+def _cancel(args: argparse.Namespace) -> int:
+    client, _ = connect()
+    submission = client.cancel(args.competition, args.id)
+    if args.json:
+        print_json(submission)
+    else:
+        print(f"{shown(submission['id'])}: {_state(submission)}; it will not be evaluated and does not count against your quota")
+    return 0
+
+
 def wait_for_verdict(client: ServiceClient, competition: str, submission_id: str, timeout: float) -> dict:
     """Poll (0.25 s, doubling up to 2 s) until the submission is final, printing each change of state;
     a service that stops answering is waited for too, until the timeout."""
@@ -211,9 +225,9 @@ def wait_for_verdict(client: ServiceClient, competition: str, submission_id: str
 
 
 def exit_status(submission: dict) -> int:
-    """0: scored, or not final yet; 1: a failing verdict, withdrawn or disqualified."""
+    """0: scored, or not final yet; 1: a failing verdict, withdrawn, disqualified or cancelled."""
     state = submission.get("state")
-    if state in ("withdrawn", "disqualified"):
+    if state in ENDED_STATES:
         return 1
     return 1 if state == "evaluated" and submission.get("verdict") != Verdict.SCORED else 0
 
@@ -369,17 +383,20 @@ def render_board(board: dict) -> str:
     kind = "final" if board.get("final") else "public"
     better = "higher" if board.get("higher_is_better") else "lower"
     title = f"{shown(board.get('competition'))}: {kind} leaderboard ({shown(board.get('metric'))}, {better} is better)"
+    others = [str(o.get("name")) for o in board.get("others") or [] if isinstance(o, dict)]  # secondary metrics: shown, not ranked on
     rows = [
         [
             r.get("rank"),
             r.get("team"),
             _number(r.get("score")),
+            *(_number(_mapping(r.get("others")).get(name)) for name in others),
             r.get("submitted_at"),
             "yours: " + r["submission_id"] if r.get("submission_id") else "",
         ]
         for r in board.get("rows", [])
     ]
-    return title + "\n" + (table(["RANK", "TEAM", "SCORE", "SUBMITTED", ""], rows) if rows else "(no scored submission yet)")
+    headers = ["RANK", "TEAM", "SCORE", *(shown(name).upper() for name in others), "SUBMITTED", ""]
+    return title + "\n" + (table(headers, rows) if rows else "(no scored submission yet)")
 
 
 def describe(submission: dict) -> str:
@@ -427,6 +444,10 @@ def _state(submission: dict) -> str:
 
 def _scores(submission: dict) -> str:
     return ", ".join(f"{name}={_number(value)}" for name, value in (submission.get("public_scores") or {}).items())
+
+
+def _mapping(value) -> dict:
+    return value if isinstance(value, dict) else {}
 
 
 def _number(value) -> str:

@@ -91,6 +91,10 @@ class ServiceClient:
     def submission(self, competition: str, submission_id: str) -> dict[str, Any]:
         return self._json("GET", f"{_c(competition)}/submissions/{_segment(submission_id)}")
 
+    def cancel(self, competition: str, submission_id: str) -> dict[str, Any]:
+        """Withdraw the team's own queued submission (its quota back); the submission as it is now."""
+        return self._json("POST", f"{_c(competition)}/submissions/{_segment(submission_id)}/cancel")
+
     def logs(self, competition: str, submission_id: str, phase: str, since: str | None = None) -> dict[str, Any]:
         """A phase's logs; with ``since`` (an earlier answer's ``next``) only what came after it."""
         params = {"phase": phase} if since is None else {"phase": phase, "since": since}

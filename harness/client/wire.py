@@ -8,13 +8,17 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-# The ledger's states as a team reads them: ``pending`` is ``queued``.
-WireState = Literal["queued", "running", "evaluated", "withdrawn", "disqualified"]
-FINAL_STATES = ("evaluated", "withdrawn", "disqualified")
+# The ledger's states as a team reads them: ``pending`` is ``queued``; ``withdrawn`` by the team
+# itself while queued (``harness cancel``: never evaluated, not charged) is ``cancelled``.
+WireState = Literal["queued", "running", "evaluated", "withdrawn", "disqualified", "cancelled"]
+FINAL_STATES = ("evaluated", "withdrawn", "disqualified", "cancelled")
+ENDED_STATES = ("withdrawn", "disqualified", "cancelled")  # final without a verdict that stands
 
 
-def wire_state(state: str) -> WireState:
-    """A ledger state as a team reads it."""
+def wire_state(state: str, quota_exempt: str | None = None) -> WireState:
+    """A ledger state (and its quota exemption) as a team reads it."""
+    if state == "withdrawn" and quota_exempt == "cancelled":
+        return "cancelled"
     return "queued" if state == "pending" else str(state)  # type: ignore[return-value]
 
 

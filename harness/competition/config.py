@@ -3,8 +3,9 @@
 The schema (``harness.competition.schema``: every key, its type and default) is the primary config
 in Hydra's ConfigStore. On top of it Hydra merges one file of each config group, found along the
 search path: the directories of ``HARNESS_CONFIG_PATH`` (separated by ``os.pathsep``; earlier ones
-win; ``harness --config-dir DIR`` prepends to it), then the configs bundled in the package
-``harness.configs`` (``pkg://harness.configs``). An organizer's ``competition/mine.yaml`` thus
+win; ``harness --config-dir DIR`` prepends to it), then the work directory's own
+``$HARNESS_HOME/config`` (where ``harness competition new`` writes; when it exists), then the
+configs bundled in the package ``harness.configs`` (``pkg://harness.configs``). An organizer's ``competition/mine.yaml`` thus
 composes with the bundled ``limits``/``runner`` groups, and an organizer file with a bundled
 file's name replaces that file.
 """
@@ -23,6 +24,7 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from harness.competition.paths import harness_home
 from harness.competition.phases import Phase, declared_phases
 from harness.competition.rules import Rules
 from harness.competition.schema import ROOT, check_values, defaults, explain
@@ -31,6 +33,7 @@ from harness.scoring import PredictionsSpec, check_metrics
 from harness.util.errors import ConfigError
 
 CONFIG_PATH_ENV = "HARNESS_CONFIG_PATH"
+WORK_CONFIG = "config"  # $HARNESS_HOME/config, the work directory's own config directory
 BUNDLED = "harness.configs"
 BUNDLED_DIR = Path(str(files(BUNDLED)))  # where the bundled configs lie (configs/ in a checkout)
 
@@ -52,7 +55,16 @@ def config_path() -> list[Path]:
                 f"{CONFIG_PATH_ENV}: {entry} is not a directory (it lists directories of config groups, e.g. DIR/competition/NAME.yaml)"
             )
         directories.append(directory)
+    own = work_config_dir()
+    if own.is_dir() and own not in directories:
+        directories.append(own)
     return directories
+
+
+def work_config_dir() -> Path:
+    """The work directory's own config directory, ``$HARNESS_HOME/config``: layered after those of
+    ``HARNESS_CONFIG_PATH`` (when it exists), and where ``harness competition new`` writes."""
+    return harness_home() / WORK_CONFIG
 
 
 def search_path() -> list[str]:
@@ -63,7 +75,7 @@ def search_path() -> list[str]:
 def _where() -> str:
     organizer = ", ".join(str(d) for d in config_path())
     layered = f"{organizer}, then " if organizer else f"directories in {CONFIG_PATH_ENV} or --config-dir, layered on "
-    return f"{layered}the bundled configs in {BUNDLED_DIR}"
+    return f"{layered}the bundled configs in {BUNDLED_DIR}; `harness competition new NAME --from FILE` writes one"
 
 
 def available_competitions() -> list[str]:
@@ -115,6 +127,11 @@ class CompetitionSettings:
     @property
     def primary_metric(self) -> str:
         return self.metrics[0]
+
+    @property
+    def other_metrics(self) -> tuple[str, ...]:
+        """The secondary metrics (``metrics.others``): scored and shown beside the primary one, never ranked on."""
+        return self.metrics[1:]
 
 
 @dataclass(frozen=True)
@@ -178,11 +195,7 @@ def _competition(node: DictConfig) -> CompetitionSettings:
         predictions = PredictionsSpec.from_mapping(OmegaConf.to_container(node.predictions), f"{where}.predictions")  # type: ignore[arg-type]
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    metrics = (node.metrics.primary, *node.metrics.others)
-    try:
-        check_metrics(list(metrics), predictions.kind)
-    except ValueError as exc:
-        raise ConfigError(f"{where}.metrics: {exc}") from None
+    metrics = _metrics(node.metrics, predictions.kind, f"{where}.metrics")
     fraction = node.split.public_fraction
     if not 0 < fraction < 1:
         raise ConfigError(f"{where}.split.public_fraction: must be between 0 and 1, got {fraction!r}")
@@ -197,3 +210,17 @@ def _competition(node: DictConfig) -> CompetitionSettings:
         rules=Rules.from_mapping(OmegaConf.to_container(node), where),  # type: ignore[arg-type]
         phases=declared_phases(OmegaConf.to_container(node.phases) if node.get("phases") else []),  # type: ignore[arg-type]
     )
+
+
+def _metrics(node: DictConfig, kind: str, where: str) -> tuple[str, ...]:
+    """``(primary, *others)``, each one known, able to score ``kind`` predictions and named once."""
+    names = (node.primary, *node.others)
+    for key, name in (("primary", node.primary), *(("others", n) for n in node.others)):
+        try:
+            check_metrics([name], kind)
+        except ValueError as exc:
+            raise ConfigError(f"{where}.{key}: {exc}") from None
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ConfigError(f"{where}.others: {', '.join(repeated)} is named twice (primary and others name each metric once)")
+    return names

@@ -7,6 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
 
 from harness.competition.config import Settings
 from harness.competition.data_manifest import DataManifest, refresh
@@ -61,13 +64,18 @@ class Competition:
         """Prepare the data on first use (the builder is a no-op once it is complete): with phases,
         every phase's test set (``phases=``, which a builder that cannot carve them refuses)."""
         prepare = data_builder(self.settings.competition.prepare)
+        options: dict[str, Any] = {"public_fraction": self.settings.competition.public_fraction}
+        if takes_competition(prepare):
+            options["competition"] = OmegaConf.to_container(self.settings.raw.competition, resolve=True)
         phases = [p.builder_slice() for p in self.phases]
-        if phases and "phases" not in inspect.signature(prepare).parameters:
-            raise ConfigError(
-                f"competition.phases: the data builder {self.settings.competition.prepare!r} does not build phases' test sets "
-                "(it takes no phases= argument); use one that does, such as digits, or declare no phases"
-            )
-        prepare(self.paths.root, public_fraction=self.settings.competition.public_fraction, **({"phases": phases} if phases else {}))
+        if phases:
+            if "phases" not in inspect.signature(prepare).parameters:
+                raise ConfigError(
+                    f"competition.phases: the data builder {self.settings.competition.prepare!r} does not build phases' test sets "
+                    "(it takes no phases= argument); use one that does, such as digits, or declare no phases"
+                )
+            options["phases"] = phases
+        prepare(self.paths.root, **options)
         views = [self.paths.of_phase(p["name"]) for p in phases] or [self.paths]
         for path in (self.paths.train, *(p for v in views for p in (v.test, v.labels))):
             if not path.exists():
@@ -98,9 +106,20 @@ class Competition:
 BUILDERS_GROUP = "harness.competitions"
 
 
+def takes_competition(builder: Callable[..., None]) -> bool:
+    """Whether a data builder reads the competition's configuration (a ``competition`` keyword)."""
+    try:
+        parameters = inspect.signature(builder).parameters
+    except (TypeError, ValueError):
+        return False
+    return "competition" in parameters or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+
+
 def data_builder(target: str) -> Callable[..., None]:
     """The function that writes a competition's data: a builder registered under ``target`` in the
-    ``harness.competitions`` entry point group (``digits``), or a ``module.path:function``."""
+    ``harness.competitions`` entry point group (``tables``, ``files``, ``digits``, ``diabetes``), or
+    a ``module.path:function``. It is called as ``prepare(root, public_fraction=...)``, and with
+    ``competition=`` (the competition's configuration, a plain mapping) when it takes that keyword."""
     builders = plugins(BUILDERS_GROUP)
     try:
         return builders[target].load() if target in builders else load_target(target)

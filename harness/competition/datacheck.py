@@ -1,7 +1,8 @@
 """The organizer's data checks: leaks between train and test, and splits that do not match the config.
 
 - duplicate inputs: a test input file (any file below a subdirectory of ``data/test``) with the
-  same SHA-256 as a train input file, and test rows whose feature values equal a train row's;
+  same SHA-256 as a train input file, and test rows whose feature values equal a train row's (and,
+  where rows have files of their own, ``<subdirectory>/<id>.<suffix>``, whose files do too);
 - shared ids: an id in both tables;
 - label-free test: the test table carries the target column, or test ids and hidden labels differ;
 - group split / time split (when ``split.group_column`` / ``split.time_column`` is declared): group
@@ -21,9 +22,9 @@ import math
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
+from harness.competition.builders.sources import parse_moment
 from harness.competition.core import Competition
 from harness.util.errors import HarnessError
 
@@ -54,9 +55,10 @@ def check_data(competition: Competition) -> list[Finding]:
     rules, id_column, target = settings.rules, settings.predictions.id_column, settings.predictions.target_column
     train = _read(competition.paths.train / rules.train_table, id_column)
     test = _read(competition.paths.test / rules.test_table, id_column)
+    train_files, test_files = _files(competition.paths.train), _files(competition.paths.test)
     findings = [
-        _duplicate_files(competition.paths.train, competition.paths.test),
-        _duplicate_rows(train, test, {id_column, target}),
+        _duplicate_files(train_files, test_files),
+        _duplicate_rows(train, test, {id_column, target}, _per_id(train, train_files), _per_id(test, test_files)),
         _shared_ids(train, test),
         _label_free(test, target, competition.test_ids),
         _sequential_ids(train, test),
@@ -82,9 +84,31 @@ def _read(path: Path, id_column: str) -> Table:
     return Table(path.name, id_column, header, rows)
 
 
-def _duplicate_files(train_dir: Path, test_dir: Path) -> Finding:
-    train = _hashes(train_dir)
-    pairs = [(path, train[digest]) for digest, path in _hashes(test_dir).items() if digest in train]
+def _files(root: Path) -> dict[str, str]:
+    """The files below the subdirectories of ``root`` (the inputs besides the table): relative path -> SHA-256."""
+    paths = sorted(p for d in root.iterdir() if d.is_dir() for p in d.rglob("*") if p.is_file())
+    return {path.relative_to(root).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest() for path in paths}
+
+
+def _per_id(table: Table, files: dict[str, str]) -> dict[str, tuple[str, ...]]:
+    """Each row's own files (a file whose name without its suffix is the row's id), as their SHA-256s."""
+    ids = set(table.column(table.id_column))
+    found: dict[str, list[str]] = {}
+    for path, digest in files.items():
+        stem = Path(path).stem
+        if stem in ids:
+            found.setdefault(stem, []).append(digest)
+    return {i: tuple(sorted(digests)) for i, digests in found.items()}
+
+
+def _duplicate_files(train_files: dict[str, str], test_files: dict[str, str]) -> Finding:
+    train: dict[str, str] = {}
+    for path, digest in train_files.items():
+        train.setdefault(digest, path)
+    test: dict[str, str] = {}
+    for path, digest in test_files.items():
+        test.setdefault(digest, path)
+    pairs = [(path, train[digest]) for digest, path in test.items() if digest in train]
     if not pairs:
         return Finding(
             "duplicate inputs", OK, f"no test input file has the content of a train input file ({len(train)} train files hashed)"
@@ -93,22 +117,23 @@ def _duplicate_files(train_dir: Path, test_dir: Path) -> Finding:
     return Finding("duplicate inputs", ERROR, f"{len(pairs)} test input file(s) have the same content as a train input file: {examples}")
 
 
-def _hashes(root: Path) -> dict[str, str]:
-    """SHA-256 -> a relative path, for the files below the subdirectories of ``root``."""
-    found: dict[str, str] = {}
-    for path in sorted(p for d in root.iterdir() if d.is_dir() for p in d.rglob("*") if p.is_file()):
-        found.setdefault(hashlib.sha256(path.read_bytes()).hexdigest(), path.relative_to(root).as_posix())
-    return found
-
-
-def _duplicate_rows(train: Table, test: Table, skip: set[str]) -> Finding:
+def _duplicate_rows(
+    train: Table, test: Table, skip: set[str], train_files: dict[str, tuple[str, ...]], test_files: dict[str, tuple[str, ...]]
+) -> Finding:
+    """A test row whose inputs equal a train row's: the feature values, and the row's own files where it has some
+    (two images with the same metadata are two inputs, not one)."""
     features = [c for c in test.header if c in train.header and c not in skip]
     if not features:
         return Finding("duplicate rows", OK, "the tables share no feature column (inputs are compared as files)")
-    seen = {tuple(row[c] for c in features): row for row in train.rows}
-    dups = [(row[test.id_column], seen[key][train.id_column]) for row in test.rows if (key := tuple(row[c] for c in features)) in seen]
+
+    def inputs(table: Table, row: dict[str, str], files: dict[str, tuple[str, ...]]) -> tuple:
+        return (tuple(row[c] for c in features), files.get(row[table.id_column], ()))
+
+    seen = {inputs(train, row, train_files): row for row in train.rows}
+    dups = [(row[test.id_column], seen[key][train.id_column]) for row in test.rows if (key := inputs(test, row, test_files)) in seen]
     if not dups:
-        return Finding("duplicate rows", OK, f"no test row repeats a train row (columns {', '.join(features)})")
+        with_files = " and each row's own files" if train_files or test_files else ""
+        return Finding("duplicate rows", OK, f"no test row repeats a train row (columns {', '.join(features)}{with_files})")
     examples = ", ".join(f"test {t} = train {a}" for t, a in dups[:EXAMPLES])
     return Finding("duplicate rows", ERROR, f"{len(dups)} test row(s) repeat a train row on {', '.join(features)}: {examples}")
 
@@ -247,17 +272,14 @@ def _require(column: str, key: str, *tables: Table) -> None:
 
 
 def _moments(table: Table, column: str) -> list[tuple[float, str]]:
-    """(value, text): numbers, or ISO dates and times as POSIX seconds."""
+    """(value, text): numbers, or ISO dates and times (and months) as POSIX seconds."""
     out = []
     for row in table.rows:
         value = row[column]
-        try:
-            out.append((float(value), value))
-        except ValueError:
-            try:
-                out.append((datetime.fromisoformat(value).timestamp(), value))
-            except ValueError:
-                raise HarnessError(f"{table.name}: {column} {value!r} is neither a number nor an ISO date") from None
+        moment = parse_moment(value)
+        if moment is None:
+            raise HarnessError(f"{table.name}: {column} {value!r} is neither a number nor an ISO date")
+        out.append((moment, value))
     return out
 
 

@@ -8,7 +8,7 @@
     data/train/               the kit's training part: the train table's other rows, their per-id files
     data/dev/                 the dev inputs: the test table's shape (no target), their per-id files
     dev-labels/labels.csv     id,<target>,split of the dev rows (all public), what the scorer reads
-    sample-submission/        the sample submission's source
+    sample-submission/        the sample submission's source (competition.kit.sample)
     base-image/               the base image's build inputs (Dockerfile, the images config)
 
 The dev split is carved from the training data only, by the competition's own split rule
@@ -53,7 +53,8 @@ MANIFEST_SCHEMA = "harness.kit-manifest/1"
 KIT_FILE = "kit.json"
 MANIFEST_FILE = "kit-manifest.json"
 ORGANIZER_ONLY = ("runner", "tracking")  # config groups a participant has no use for
-ORGANIZER_KEYS = ("prepare", "webhooks")  # competition keys that name the organizer's machinery (its data builder, its receivers)
+# Competition keys that name the organizer's machinery: its data builder and the files it reads, its receivers.
+ORGANIZER_KEYS = ("prepare", "source", "webhooks")
 KIT_PREPARE = "kit"  # what a kit's competition.prepare reads as: its data is already written
 VERIFIED = ("data/", "dev-labels/", KIT_FILE)  # what check --kit refuses to run on when changed
 
@@ -137,7 +138,10 @@ def build_kit(competition: Competition, output: Path) -> dict[str, Any]:
     write_split(competition, header, rows, (ids - dev, dev), (output / "data" / "train", output / "data" / "dev", output / "dev-labels"))
 
     images = Path(str(files("harness.images")))
-    shutil.copytree(images / "sample-submission", output / "sample-submission", ignore=shutil.ignore_patterns("__pycache__"))
+    sample = images / str(settings.raw.competition.kit.get("sample", "sample-submission"))
+    if not (sample / "Dockerfile").is_file():
+        raise HarnessError(f"competition.kit.sample: {sample.name} is not a sample submission of the package (a folder of {images})")
+    shutil.copytree(sample, output / "sample-submission", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(images / "base", output / "base-image", ignore=shutil.ignore_patterns("__pycache__"))
     if (BUNDLED_DIR / "images").is_dir():
         shutil.copytree(BUNDLED_DIR / "images", output / "base-image" / "configs" / "images")
@@ -233,6 +237,11 @@ def world_readable(root: Path) -> None:
 def _readme(competition: Competition, rule: dict[str, Any]) -> str:
     settings = competition.settings
     name = competition.name
+    same = (
+        " (`harness init` writes the same)"
+        if settings.raw.competition.kit.get("sample", "sample-submission") == "sample-submission"
+        else ""
+    )
     by = {"time": f"the latest rows by `{rule.get('column')}`", "group": f"whole groups of `{rule.get('column')}`"}.get(
         rule["by"], "rows drawn at random"
     )
@@ -248,7 +257,7 @@ training data instead, so that you can run your image exactly as an official eva
 - `data/train/`: what your container sees as `/data/train` here ({rule["train_rows"]} rows).
 - `data/dev/`: what it sees as `/data/test` here ({rule["dev_rows"]} rows, {by}); no target column.
 - `dev-labels/labels.csv`: the dev labels, read by `harness check --kit` to score you (never mounted).
-- `sample-submission/`: a working submission to start from (`harness init` writes the same).
+- `sample-submission/`: a working submission to start from{same}.
 - `base-image/`: the base image's build inputs (`harness images build` builds it).
 - `kit-manifest.json`: every file's SHA-256.
 

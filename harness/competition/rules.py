@@ -45,6 +45,9 @@ class Rules:
     time_column: str | None  # test rows must all come after the train rows
     keep_top: int = 3  # best-public scored submissions `harness gc` keeps per team (retention.top_k)
     gc_between_rounds: bool = True  # the service's evaluation loop frees the rest after each round
+    concurrent_per_team: int | None = None  # most submissions of one team a round evaluates at once; None: no cap
+    rerun_top_k: int = 0  # the private board's best that finalize wants re-run (leaderboard.rerun.top_k); 0: none
+    rerun_times: int = 2  # how often each (leaderboard.rerun.times)
 
     @classmethod
     def from_mapping(cls, node: Mapping[str, Any], where: str = "competition") -> Rules:
@@ -75,6 +78,10 @@ class Rules:
             time_column=_column(get("split", "time_column"), f"{where}.split.time_column"),
             keep_top=_count(get("retention", "top_k"), f"{where}.retention.top_k"),
             gc_between_rounds=_flag(get("retention", "between_rounds"), f"{where}.retention.between_rounds"),
+            **_rerun(get("leaderboard", "rerun"), f"{where}.leaderboard.rerun"),
+            concurrent_per_team=None
+            if get("quota", "concurrent_per_team") is None
+            else _positive(get("quota", "concurrent_per_team"), f"{where}.quota.concurrent_per_team"),
         )
 
 
@@ -94,6 +101,18 @@ def _flag(raw: Any, key: str) -> bool:
     if not isinstance(raw, bool):
         raise ConfigError(f"{key}: must be true or false, got {raw!r}")
     return raw
+
+
+def _rerun(raw: Any, key: str) -> dict[str, int]:
+    """``leaderboard.rerun`` ({top_k, times}) as the Rules' two fields."""
+    if dataclasses.is_dataclass(raw):
+        raw = dataclasses.asdict(raw)
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{key}: must be a mapping of top_k, times")
+    unknown = sorted(set(raw) - {"top_k", "times"})
+    if unknown:
+        raise ConfigError(f"{key}.{unknown[0]}: unknown key (known: top_k, times)")
+    return {"rerun_top_k": _count(raw.get("top_k", 0), f"{key}.top_k"), "rerun_times": _positive(raw.get("times", 2), f"{key}.times")}
 
 
 def _positive(raw: Any, key: str) -> int:

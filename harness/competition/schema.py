@@ -73,12 +73,25 @@ class QuotaConfig:
     per_day: int | None = key(None, must="a positive whole number")  # charged submissions per team in any 24 hours; null: no limit
     # Whether a submission ended by the smoke stage counts against per_day.
     charge_smoke_failures: bool = key(False, must="true or false")
+    # Most submissions of one team a round evaluates at once (its others wait, still queued and
+    # cancellable, while other teams' go first); null: no cap.
+    concurrent_per_team: int | None = key(2, must="a positive whole number, or null for no cap", least=1)
+
+
+@dataclass
+class RerunConfig:
+    """The winners' re-run that ``harness finalize`` waits for (``harness rerun-winners``): the
+    ``top_k`` best of the private board, each run again ``times`` times with other seeds."""
+
+    top_k: int = key(0, must="a whole number, 0 or more (0: finalize waits for no re-run)", least=0)
+    times: int = key(2, must="a positive whole number", least=1)
 
 
 @dataclass
 class LeaderboardConfig:
     rule: str = key("best", must="one of best, last")  # best: a team's best scored submission ranks; last: its latest
     final_selections: int = key(2, must="a positive whole number")  # submissions a team may select for the private board
+    rerun: RerunConfig = field(default_factory=RerunConfig)
 
 
 @dataclass
@@ -100,6 +113,35 @@ class KitConfig:
 
     # Share of the training rows held out as the kit's dev split (by group_column/time_column when set).
     dev_fraction: float = key(0.2, must="between 0 and 1 (exclusive)", least=0.01, most=0.99)
+    # The sample submission the kit ships: a folder of the package's images (harness.images):
+    # sample-submission (digits' small torch network) or sample-tables (least squares on a table's numbers).
+    sample: str = key("sample-submission", must="a folder of harness.images, e.g. sample-tables", pattern=r"sample-[a-z0-9-]+")
+
+
+@dataclass
+class SourceConfig:
+    """The organizer's own files, which the built-in data builders read (``prepare: tables`` or
+    ``prepare: files``, ``harness.competition.builders.tables``): the target is
+    ``predictions.target_column``, the group and time columns ``split.group_column`` and
+    ``split.time_column``. Relative paths are read from the current directory."""
+
+    # tables: the labelled table (CSV or Parquet), one row per item; files: the table that maps each
+    # file to its label (and group, time, features).
+    table: str | None = key(None, must="a CSV or Parquet file, or null", nonempty=True)
+    # A labelled test table with the same columns; null: the test rows are carved out of `table`.
+    test_table: str | None = key(None, must="a CSV or Parquet file, or null", nonempty=True)
+    # files: the folder of per-item files (images, audio, text, anything), and the table's column
+    # that names each row's file in it.
+    folder: str | None = key(None, must="a folder, or null", nonempty=True)
+    file_column: str | None = key(None, must="a column name or null", nonempty=True)
+    # The organizer's own id column: its values are never published (each row gets an opaque id
+    # keyed by the competition's secret); null: the rows have none.
+    id_column: str | None = key(None, must="a column name or null", nonempty=True)
+    # Columns never published (a note, a copy of the target under another name).
+    drop_columns: list[str] = key(factory=list, must="a list of column names")
+    # Share of the rows carved into test when there is no test_table: whole groups of
+    # split.group_column, the latest rows by split.time_column, or rows keyed at random.
+    test_fraction: float = key(0.3, must="between 0 and 1 (exclusive)", least=0.01, most=0.99)
 
 
 def _smoke_limits() -> dict[str, Any]:
@@ -166,7 +208,10 @@ class CompetitionConfig:
 
     name: str = key(must="the competition's name (its file name)")
     title: str = "${.name}"
-    prepare: str = key(must="a data builder, module:function")  # Python callable that writes the data
+    # The data builder: tables or files (the organizer's own files, `source`), a name registered in
+    # the harness.competitions entry points (digits, diabetes), or a module.path:function.
+    prepare: str = key(must="a data builder: tables, files, a registered name, or module:function")
+    source: SourceConfig = field(default_factory=SourceConfig)  # what the tables and files builders read
     command: CommandConfig = field(default_factory=CommandConfig)
     predictions: PredictionsConfig = field(default_factory=PredictionsConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)

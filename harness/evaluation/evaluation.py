@@ -325,6 +325,7 @@ def _phase_record(result: PhaseResult) -> dict[str, Any]:
     data.pop("returned")
     data.pop("model_archive")
     data.pop("start_refused")  # the round's evidence for blame; the message says it
-    if data["host"] is None:  # a phase not run on a Ray node: manifest.host is its machine
-        del data["host"]
+    for key in ("host", "started_at", "ended_at"):  # no host: not run on a Ray node (manifest.host is its machine)
+        if data[key] is None:
+            del data[key]
     return data

@@ -7,6 +7,9 @@
 - Among its candidates a team ranks with the best score on the board's part (rule ``best``) or
   with the latest submitted one (rule ``last``). Ties, between teams and within one, go to the
   earlier submission. Teams with no candidate follow unranked, with their latest verdict.
+- The secondary metrics (``others``) are shown, never ranked on: each entry carries their scores
+  of the submission that ranks it, on the board's part. The renderers show the columns a list of
+  ``Column`` gives, after the fixed ones (``metric_columns`` makes one per secondary metric).
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ import csv
 import io
 import json
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Any
 
 from harness.limits import Verdict
@@ -34,6 +38,7 @@ class Entry:
     submissions: int
     verdicts: dict[str, int]
     message: str = ""
+    others: dict[str, float | None] = field(default_factory=dict)  # secondary metric: its score (unranked: none)
 
 
 @dataclass(frozen=True)
@@ -48,9 +53,40 @@ class Attempt:
     private: float | None
     selected: bool
     message: str
+    public_others: dict[str, float | None] = field(default_factory=dict)  # secondary metric: its public score
+    private_others: dict[str, float | None] = field(default_factory=dict)  # blank as ``private`` is
 
     def score(self, part: str) -> float | None:
         return self.public if part == "public" else self.private
+
+    def others(self, part: str) -> dict[str, float | None]:
+        return self.public_others if part == "public" else self.private_others
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column of a board after its fixed ones: the table, CSV, the HTML page and the service's
+    page show one per item of the list they are given (JSON holds the entries' own fields)."""
+
+    key: str  # its header, and its name in CSV and on the pages
+    value: Callable[[Entry], float | None]  # its value on an entry; None: blank
+    note: str = ""  # what a reader should know, e.g. "higher is better" (the pages' tooltip)
+
+    def text(self, entry: Entry) -> str:
+        return _num(self.value(entry))
+
+
+def metric_columns(others: Sequence[Metric]) -> list[Column]:
+    """A column per secondary metric: its score of the submission that ranks the team."""
+    return [Column(m.name, partial(_other_score, m.name), f"{_better(m)} is better; shown, not ranked on") for m in others]
+
+
+def _other_score(name: str, entry: Entry) -> float | None:
+    return entry.others.get(name)
+
+
+def _better(metric: Metric) -> str:
+    return "higher" if metric.higher_is_better else "lower"
 
 
 def latest_per_submission(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -63,11 +99,17 @@ def latest_per_submission(records: Iterable[dict[str, Any]]) -> list[dict[str, A
 
 
 def history(
-    records: Iterable[dict[str, Any]], metric: Metric, selections: Mapping[str, Sequence[str]] | None = None, *, reveal_private: bool = True
+    records: Iterable[dict[str, Any]],
+    metric: Metric,
+    selections: Mapping[str, Sequence[str]] | None = None,
+    *,
+    reveal_private: bool = True,
+    others: Sequence[Metric] = (),
 ) -> list[Attempt]:
     """Every submission with a record, oldest first; private scores blanked unless revealed."""
     chosen = {sid for ids in (selections or {}).values() for sid in ids}
-    attempts = [_attempt(record, metric, chosen, reveal_private) for record in latest_per_submission(records)]
+    names = [m.name for m in others]
+    attempts = [_attempt(record, metric, chosen, reveal_private, names) for record in latest_per_submission(records)]
     return sorted(attempts, key=lambda a: (a.submitted_at, a.submission))
 
 
@@ -79,11 +121,12 @@ def build(
     rule: str = "best",
     selections: Mapping[str, Sequence[str]] | None = None,
     fallback: int | None = None,
+    others: Sequence[Metric] = (),
 ) -> list[Entry]:
     part = "private" if private else "public"
     ranked: list[tuple[tuple, Attempt, list[Attempt]]] = []
     unranked: list[tuple[Attempt, list[Attempt]]] = []
-    for team, attempts in _teams(records, metric, selections).items():
+    for team, attempts in _teams(records, metric, selections, others).items():
         scored = _candidates(attempts, part, (selections or {}).get(team), rule, fallback, metric)
         if not scored:
             unranked.append((attempts[-1], attempts))
@@ -113,9 +156,11 @@ def final_candidates(
     return chosen
 
 
-def _teams(records: Iterable[dict[str, Any]], metric: Metric, selections: Mapping[str, Sequence[str]] | None) -> dict[str, list[Attempt]]:
+def _teams(
+    records: Iterable[dict[str, Any]], metric: Metric, selections: Mapping[str, Sequence[str]] | None, others: Sequence[Metric] = ()
+) -> dict[str, list[Attempt]]:
     teams: dict[str, list[Attempt]] = {}
-    for attempt in history(records, metric, selections):
+    for attempt in history(records, metric, selections, others=others):
         teams.setdefault(attempt.team, []).append(attempt)
     return teams
 
@@ -153,8 +198,9 @@ def _time(attempt: Attempt) -> tuple[str, str]:
     return (attempt.submitted_at, attempt.submission)
 
 
-def _attempt(record: dict[str, Any], metric: Metric, chosen: set[str], reveal_private: bool) -> Attempt:
+def _attempt(record: dict[str, Any], metric: Metric, chosen: set[str], reveal_private: bool, others: list[str]) -> Attempt:
     submission, scores = record["submission"], record.get("scores") or {}
+    public, private = scores.get("public", {}), scores.get("private", {}) if reveal_private else {}
     return Attempt(
         team=submission["team"],
         submission=submission["id"],
@@ -164,6 +210,8 @@ def _attempt(record: dict[str, Any], metric: Metric, chosen: set[str], reveal_pr
         private=scores.get("private", {}).get(metric.name) if reveal_private else None,
         selected=submission["id"] in chosen,
         message=(record.get("message") or "").split("\n", 1)[0][:120],
+        public_others={name: public.get(name) for name in others},
+        private_others={name: private.get(name) for name in others},
     )
 
 
@@ -178,22 +226,26 @@ def _entry(rank: int | None, attempt: Attempt, attempts: list[Attempt], part: st
         submissions=len(attempts),
         verdicts=dict(sorted(Counter(a.verdict for a in attempts).items())),
         message=attempt.message if rank is None else "",
+        others=attempt.others(part) if rank is not None else dict.fromkeys(attempt.others(part)),
     )
 
 
-def render(rows: Sequence[Entry] | Sequence[Attempt], fmt: str, metric: Metric, title: str) -> str:
+def render(rows: Sequence[Entry] | Sequence[Attempt], fmt: str, metric: Metric, title: str, columns: Sequence[Column] = ()) -> str:
     """Entries or a history as ``table``, ``csv`` or ``json`` (free text kept as is in json; in csv,
-    text a spreadsheet would take for a formula starts with ``'``)."""
+    text a spreadsheet would take for a formula starts with ``'``). A board's ``columns`` follow its
+    fixed ones in the table and in CSV; JSON has each entry's fields (``others`` among them)."""
     if fmt == "json":
         return json.dumps([asdict(r) for r in rows], indent=2)
+    history = bool(rows) and isinstance(rows[0], Attempt)
+    columns = () if history else columns
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer)
-        names = list((Attempt if rows and isinstance(rows[0], Attempt) else Entry).__dataclass_fields__)
-        writer.writerow(names)
-        writer.writerows([_csv_cell(getattr(r, n)) for n in names] for r in rows)
+        names = [n for n in (Attempt if history else Entry).__dataclass_fields__ if history or n != "others"]
+        writer.writerow(names + [c.key for c in columns])
+        writer.writerows([_csv_cell(getattr(r, n)) for n in names] + [c.value(r) for c in columns] for r in rows)  # type: ignore[arg-type]
         return buffer.getvalue()
-    return _table(rows, metric, title)
+    return _table(rows, metric, title, columns)
 
 
 # A spreadsheet runs a cell that starts with one of these as a formula (fullwidth forms included).
@@ -204,13 +256,13 @@ def _csv_cell(value: Any) -> Any:
     """A CSV cell: numbers as they are (a negative score stays a number), any text that a
     spreadsheet would run as a formula prefixed with ``'`` so that it is shown as text."""
     if isinstance(value, dict):
-        value = ";".join(f"{k}={v}" for k, v in value.items())
+        value = ";".join(f"{k}={'' if v is None else v}" for k, v in value.items())
     if isinstance(value, str) and value.startswith(FORMULA_STARTS):
         return "'" + value
     return value
 
 
-def _table(rows: Sequence[Entry] | Sequence[Attempt], metric: Metric, title: str) -> str:
+def _table(rows: Sequence[Entry] | Sequence[Attempt], metric: Metric, title: str, columns: Sequence[Column]) -> str:
     if rows and isinstance(rows[0], Attempt):
         header = ("submitted", "team", "submission", "verdict", f"public {metric.name}", f"private {metric.name}", "selected", "note")
         cells = [
@@ -219,12 +271,13 @@ def _table(rows: Sequence[Entry] | Sequence[Attempt], metric: Metric, title: str
             if isinstance(a, Attempt)
         ]
     else:
-        header = ("rank", "team", metric.name, "verdict", "submission", "entries", "verdicts", "note")
+        header = ("rank", "team", metric.name, *(c.key for c in columns), "verdict", "submission", "entries", "verdicts", "note")
         cells = [
             (
                 str(e.rank or "-"),
                 e.team,
                 _num(e.score),
+                *(c.text(e) for c in columns),
                 e.verdict,
                 e.submission,
                 str(e.submissions),

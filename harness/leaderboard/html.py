@@ -9,13 +9,14 @@ forbids them besides. This module only computes what the page shows (colours, th
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cache
 
 import jinja2
 
-from harness.leaderboard.board import Attempt, Entry
+from harness.leaderboard.board import Attempt, Column, Entry
 from harness.limits import Verdict
 from harness.scoring import Metric
 from harness.util.templates import html_environment
@@ -39,6 +40,7 @@ class Page:
     part: str  # public | private: which score the plot shows
     rule: str
     generated_at: str
+    columns: Sequence[Column] = ()  # after the primary score: one per secondary metric, ...
 
 
 @dataclass

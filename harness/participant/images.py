@@ -34,7 +34,9 @@ from harness.participant.wheelhouse import DEFAULT_PYTHON, lock_path, prepare_wh
 # The Dockerfiles and the sample submission ship inside the package (the top-level images/ folder).
 IMAGES_DIR = Path(str(files("harness.images")))
 BASE_TAG = f"harness/python:{DEFAULT_PYTHON}"  # the participant base image of the default configuration
-SAMPLE_TAG = "harness/sample-submission:latest"
+SAMPLE_TAG = "harness/sample-submission:latest"  # digits' sample (torch)
+TABLES_SAMPLE_TAG = "harness/sample-tables:latest"  # the table competitions' sample (numpy: least squares)
+SAMPLES = {SAMPLE_TAG: "sample-submission", TABLES_SAMPLE_TAG: "sample-tables"}  # tag -> folder of images/
 OS_BASE_REPO = "harness/os-base"
 OS_BASE_LABEL = "org.harness.os-base"  # the bootstrap's inputs, to reuse an os-base built from the same ones
 
@@ -239,7 +241,7 @@ def build_context_image(tag: str, dockerfile_dir: Path, buildargs: dict | None =
 
 
 def build_images(cfg, home: Path, log=print) -> dict[str, str]:
-    """Build harness/python:<images.python> and the sample submission; returns tag -> image id."""
+    """Build harness/python:<images.python> and the sample submissions; returns tag -> image id."""
     home = Path(home)
     home.mkdir(parents=True, exist_ok=True)
     python, tag = image_python(cfg), base_tag(cfg)
@@ -251,7 +253,8 @@ def build_images(cfg, home: Path, log=print) -> dict[str, str]:
         shutil.copy(IMAGES_DIR / "base" / "Dockerfile", context / "Dockerfile")
         shutil.copytree(wheelhouse, context / "wheels", copy_function=_link_or_copy, ignore=shutil.ignore_patterns(".packages.json"))
         built[tag] = build_context_image(tag, context, {"BASE": os_base, "PYTHON": python}, log)
-    built[SAMPLE_TAG] = build_context_image(SAMPLE_TAG, IMAGES_DIR / "sample-submission", {"BASE": tag}, log)
+    for sample, folder in SAMPLES.items():
+        built[sample] = build_context_image(sample, IMAGES_DIR / folder, {"BASE": tag}, log)
     return built
 
 

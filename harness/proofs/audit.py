@@ -110,7 +110,7 @@ def audit(
     image = record.manifest.get("image_digest") or record.submission.get("image_digest")
     if (problem := missing_image(backend or local_backend(competition), image)) is not None:
         report.differences.append(Difference("image", "image_digest", image, problem))
-    audited, config_differences = _recorded_competition(competition, record, overrides)
+    audited, config_differences = recorded_competition(competition, record, overrides)
     audited = audited.for_phase(record.phase)  # its phase's test set and labels
     report.differences += config_differences
     if any(d.fatal for d in report.differences):
@@ -168,7 +168,7 @@ def archived_model_differences(competition: Competition, record: EvaluationRecor
     return []
 
 
-def _recorded_competition(
+def recorded_competition(
     competition: Competition, record: EvaluationRecord, overrides: list[str] | tuple[str, ...]
 ) -> tuple[Competition, list[Difference]]:
     """The competition as the record ran it (its configuration, with the auditor's overrides) and
@@ -243,10 +243,12 @@ def score_spread(records: list[EvaluationRecord]) -> dict[str, dict[str, float]]
     for record in records:
         for key, value in flat_params(record.scores).items():
             values.setdefault(key, []).append(value)
-    return {
-        key: {"min": min(v), "max": max(v), "mean": statistics.fmean(v), "stdev": statistics.pstdev(v), "n": len(v)}
-        for key, v in sorted(values.items())
-    }
+    return {key: spread_figures(v) for key, v in sorted(values.items())}
+
+
+def spread_figures(values: list[float]) -> dict[str, float]:
+    """min, max, mean, (population) stdev and n of some runs' scores."""
+    return {"min": min(values), "max": max(values), "mean": statistics.fmean(values), "stdev": statistics.pstdev(values), "n": len(values)}
 
 
 def _finish(report: AuditReport, competition: Competition, sinks: RecordSinks, record: EvaluationRecord | None) -> AuditReport:

@@ -139,6 +139,8 @@ class PhaseRecord(_Open):
     )
     limits: PhaseLimitsRecord = Field(description="the limits the phase ran under")
     node: str = Field("", description="the node (Ray node or host) the phase ran on")
+    started_at: str | SkipJsonSchema[None] = optional("when its container started (UTC, ISO 8601, the engine's clock)")
+    ended_at: str | SkipJsonSchema[None] = optional("when its container ended (UTC, ISO 8601, the engine's clock)")
     host: Host | SkipJsonSchema[None] = optional("the facts of the Ray node that ran the phase, measured there; absent off a cluster")
     gpu_ids: list[str] = Field(
         default_factory=list, description="the GPUs the phase was given (NVML indices or UUIDs); empty for a CPU phase"
@@ -211,9 +213,12 @@ class Manifest(_Open):
 class Origin(_Closed):
     """What made an evaluation that is not a round's."""
 
-    kind: Literal["audit", "reinfer"] = Field(description="an audit's repeat, or a re-infer on a replaced test set")
-    evaluation_id: str = Field(description="audit: the audited evaluation; reinfer: the one that trained the model")
+    kind: Literal["audit", "reinfer", "rerun"] = Field(
+        description="an audit's repeat, a re-infer on a replaced test set, or a winner's re-run with another seed before finalize"
+    )
+    evaluation_id: str = Field(description="audit, rerun: the evaluation run again; reinfer: the one that trained the model")
     audit_id: str | SkipJsonSchema[None] = optional("the audit this repeat belongs to (audit only)")
+    rerun_id: str | SkipJsonSchema[None] = optional("the winners' re-run this run belongs to (rerun only)")
 
 
 class HistoryEntry(_Closed):

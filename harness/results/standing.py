@@ -19,7 +19,7 @@ from typing import Any
 from harness.competition.core import Competition
 from harness.competition.phases import Phase, board_phase, find_phase
 from harness.competition.rules import Rules
-from harness.leaderboard.board import Attempt, Entry, build, final_candidates, history, latest_per_submission
+from harness.leaderboard.board import Attempt, Column, Entry, build, final_candidates, history, latest_per_submission, metric_columns
 from harness.limits import Verdict
 from harness.records.record import load_records, unlisted
 from harness.scoring import Metric, get_metric
@@ -99,6 +99,16 @@ class Results:
         return get_metric(self.competition.settings.competition.primary_metric)
 
     @cached_property
+    def others(self) -> list[Metric]:
+        """The secondary metrics (``metrics.others``): shown on the boards, never ranked on."""
+        return [get_metric(name) for name in self.competition.settings.competition.other_metrics]
+
+    @cached_property
+    def columns(self) -> list[Column]:
+        """The boards' columns after the fixed ones: a secondary metric's score each."""
+        return metric_columns(self.others)
+
+    @cached_property
     def rules(self) -> Rules:
         return self.competition.settings.competition.rules
 
@@ -140,7 +150,7 @@ class Results:
 
     def history(self, records: Iterable[dict[str, Any]], part: Part) -> list[Attempt]:
         """Every submission with a standing record, oldest first; private scores only on a private part."""
-        return history(self.of_phase(records), self.metric, self.ledger.selections(), reveal_private=part.private)
+        return history(self.of_phase(records), self.metric, self.ledger.selections(), reveal_private=part.private, others=self.others)
 
     def board(self, records: Iterable[dict[str, Any]], part: Part) -> list[Entry]:
         """One row per team, ranked by the competition's rule on ``part``'s scores; on a final phase
@@ -157,6 +167,7 @@ class Results:
             rule=self.rules.rule,
             selections=selections or self.ledger.selections(),
             fallback=self.rules.final_selections,
+            others=self.others,
         )
 
     def private_candidates(

@@ -13,7 +13,7 @@ import signal
 import sys
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from contextlib import suppress
@@ -103,6 +103,11 @@ class Round:
         self.docker_version = backend.engine_version()
         self.progress = Progress(0, out)
         self._submissions: dict[str, Submission] = {}  # started, not yet recorded
+        # ``quota.concurrent_per_team``: a team's submissions past it wait here (pending in the ledger,
+        # so still cancellable) until one of its evaluations is over; other teams' go first meanwhile.
+        self._cap = competition.settings.competition.rules.concurrent_per_team
+        self._held: dict[str, deque[Submission]] = {}
+        self._active: Counter[str] = Counter()  # per team: started evaluations not yet over
         self._retries: list[tuple[float, int, str, int]] = []  # (due, order, submission id, attempt)
         self._over: list[Evaluation] = []  # concluded, to record
         # Scoring and recording (MLflow) take a while: one thread does it while the loop keeps the cluster busy.
@@ -118,9 +123,7 @@ class Round:
         with _StopRequest() as stop:
             try:
                 for submission in pending:
-                    self.ledger.start(submission)
-                    self._submissions[submission.id] = submission
-                    self._start(submission, attempt=1)
+                    self._admit(submission)
                 while self._over or self._retries or self._recording or self.pool.busy:
                     if stop.requested:
                         self._cancel()
@@ -166,6 +169,30 @@ class Round:
         self._take_records(wait=False)
         self.progress.maybe_report(len({e.submission.id for e in self.pool.running_keys()}))
 
+    def _admit(self, submission: Submission) -> None:
+        """Start ``submission`` when its team has a free slot under the cap, else hold it back; one
+        its team cancelled meanwhile (or the organizer ended) is skipped, never run."""
+        team = submission.team
+        if self._cap is not None and self._active[team] >= self._cap:
+            self._held.setdefault(team, deque()).append(submission)
+            return
+        if not self.ledger.start(submission):
+            self.progress.total -= 1
+            self._say(f"{team} {submission.id}: {submission.state} before it started; not evaluated")
+            return
+        self._active[team] += 1
+        self._submissions[submission.id] = submission
+        self._start(submission, attempt=1)
+
+    def _release(self, team: str) -> None:
+        """One of ``team``'s evaluations is over: its next held submission (if any) takes the slot."""
+        self._active[team] -= 1
+        held = self._held.get(team)
+        while held and self._active[team] < (self._cap or 1):
+            self._admit(held.popleft())
+        if not held:
+            self._held.pop(team, None)
+
     def _start(self, submission: Submission, attempt: int) -> None:
         competition = self.competition.for_phase(submission.competition_phase)  # its phase's test set and labels
         self._continue(Evaluation(competition, submission, round_id=self.summary.round_id, attempt=attempt, smoke=self.plan.smoke))
@@ -196,9 +223,10 @@ class Round:
         if evaluation.infra_failed and (blame := self._refusals.blame(evaluation.submission.id, evaluation.infra_failure)):
             evaluation.blame_image(blame)
         if evaluation.infra_failed and evaluation.attempt <= self.infra_retries:
-            self._retry(evaluation)
+            self._retry(evaluation)  # keeps its team's slot
         else:
             self._over.append(evaluation)
+            self._release(evaluation.submission.team)
 
     def _retry(self, evaluation: Evaluation) -> None:
         failure = evaluation.infra_failure

@@ -3,6 +3,7 @@
 Runs in the harness process, never inside the participant's container.
 """
 
+from harness.scoring import classification, regression  # noqa: F401 - the bundled metrics register themselves
 from harness.scoring.metrics import METRICS, Metric, MetricError, check_metrics, get_metric, register_metric
 from harness.scoring.score import LabelsError, ScoreNotFinite, load_labels, score_predictions
 from harness.scoring.spec import PredictionsSpec, PredictionsSpecError

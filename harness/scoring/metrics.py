@@ -2,7 +2,8 @@
 
 A metric states what it ``needs``: ``label`` (predicted classes), ``probabilities`` (an n x k
 matrix, columns in ``classes`` order) or ``value`` (numbers). Label metrics also accept
-probabilities, taking the most probable class (ties go to the earlier class).
+probabilities, taking the most probable class (ties go to the earlier class). The bundled metrics
+register themselves from ``harness.scoring.classification`` and ``harness.scoring.regression``.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ class Metric:
             raise MetricError(f"metric {self.name} needs {self.needs} predictions, got {predictions.kind}")
         if len(y_true) != len(predictions):
             raise MetricError(f"metric {self.name}: {len(y_true)} labels for {len(predictions)} predictions")
+        if not len(predictions):
+            raise MetricError(f"metric {self.name}: no predictions to score")
         if self.needs == "value":
             return float(self.fn(np.asarray(y_true, dtype=float), predictions.values, ()))  # type: ignore[arg-type]
         truth = np.asarray([str(y) for y in y_true], dtype=object)
@@ -105,61 +108,3 @@ def check_metrics(names: Sequence[str], kind: str) -> list[Metric]:
         if not metric.accepts(kind):
             raise MetricError(f"metric {metric.name} needs {metric.needs} predictions; this competition's are {kind}")
     return found
-
-
-def _class_index(y_true: np.ndarray, classes: tuple[str, ...]) -> np.ndarray:
-    position = {c: i for i, c in enumerate(classes)}
-    unknown = sorted({y for y in y_true if y not in position})
-    if unknown:
-        raise MetricError(f"true labels {', '.join(unknown[:5])} are not among the classes {', '.join(classes)}")
-    return np.asarray([position[y] for y in y_true], dtype=int)
-
-
-@register_metric("accuracy", higher_is_better=True, needs="label")
-def _accuracy(y_true: np.ndarray, y_pred: np.ndarray, classes: tuple[str, ...]) -> float:
-    return float(np.mean(y_true == y_pred))
-
-
-@register_metric("macro_f1", higher_is_better=True, needs="label")
-def _macro_f1(y_true: np.ndarray, y_pred: np.ndarray, classes: tuple[str, ...]) -> float:
-    # Averaged over the classes present in y_true or y_pred; a class never predicted right scores 0.
-    scores = []
-    for label in np.unique(np.concatenate([y_true, y_pred])):
-        true, predicted = y_true == label, y_pred == label
-        hits = np.sum(true & predicted)
-        scores.append(2 * hits / (np.sum(true) + np.sum(predicted)))
-    return float(np.mean(scores))
-
-
-@register_metric("log_loss", higher_is_better=False, needs="probabilities")
-def _log_loss(y_true: np.ndarray, proba: np.ndarray, classes: tuple[str, ...]) -> float:
-    # Computed directly: sklearn would reorder the columns by sorted label, not by ``classes``.
-    eps = np.finfo(float).eps
-    p = np.clip(proba, eps, 1.0)
-    p = p / p.sum(axis=1, keepdims=True)
-    picked = p[np.arange(len(y_true)), _class_index(y_true, classes)]
-    return float(-np.mean(np.log(picked)))
-
-
-@register_metric("roc_auc", higher_is_better=True, needs="probabilities")
-def _roc_auc(y_true: np.ndarray, proba: np.ndarray, classes: tuple[str, ...]) -> float:
-    """Binary: the last class is the positive one. Multiclass: one-vs-rest, macro over classes present."""
-    from sklearn.metrics import roc_auc_score  # a slow import, only for the competitions that use it
-
-    index = _class_index(y_true, classes)
-    present = sorted(set(index.tolist()))
-    if len(present) < 2:
-        raise MetricError("roc_auc is undefined when the true labels hold a single class")
-    if len(classes) == 2:
-        return roc_auc_score(index == 1, proba[:, 1])
-    return float(np.mean([roc_auc_score(index == k, proba[:, k]) for k in present]))
-
-
-@register_metric("rmse", higher_is_better=False, needs="value")
-def _rmse(y_true: np.ndarray, y_pred: np.ndarray, classes: tuple[str, ...]) -> float:
-    return float(np.sqrt(np.mean((y_true - y_pred) ** 2)))
-
-
-@register_metric("mae", higher_is_better=False, needs="value")
-def _mae(y_true: np.ndarray, y_pred: np.ndarray, classes: tuple[str, ...]) -> float:
-    return float(np.mean(np.abs(y_true - y_pred)))

@@ -131,7 +131,7 @@ def _submission(ctx: ServiceContext, s: Submission) -> dict[str, Any]:
         registry_digest=registry_digest or None,
         message=s.message,
         submitted_at=s.submitted_at,
-        state=wire_state(s.state),
+        state=wire_state(s.state, s.quota_exempt),
         phase=s.phase if s.state == RUNNING else None,
         queue_position=ctx.ledger.queue_position(s) if s.state == PENDING else None,
     )
@@ -216,7 +216,11 @@ def _rebuild_board(ctx: ServiceContext) -> dict[str, Any]:
         "higher_is_better": results.metric.higher_is_better,
         "final": part.final,
         **({"phase": part.phase.name, "superseded": part.phase.superseded} if part.phase else {}),  # with phases: which board
-        "rows": [({"rank": e.rank, "team": e.team, "score": e.score, "submitted_at": e.submitted_at}, e.submission) for e in entries],
+        "others": [{"name": m.name, "higher_is_better": m.higher_is_better} for m in results.others],
+        "rows": [
+            ({"rank": e.rank, "team": e.team, "score": e.score, "submitted_at": e.submitted_at, "others": e.others}, e.submission)
+            for e in entries
+        ],
     }
     ctx.caches["board"] = (time.monotonic(), board)
     return board

@@ -35,7 +35,8 @@ from harness.util.sqlite import Connections, transaction
 class SubmissionState(StrEnum):
     """Where a submission stands. The ledger alone changes it: ``start`` (pending to running),
     ``finish`` (to evaluated, with a verdict of its own), ``requeue`` (back to pending: the
-    organizer's failure, a cancel, an abort) and ``moderate`` (withdrawn or disqualified, for good)."""
+    organizer's failure, a cancel, an abort), ``moderate`` (withdrawn or disqualified, for good) and
+    ``cancel`` (a team withdraws its own queued submission: withdrawn, and not charged)."""
 
     PENDING = "pending"
     RUNNING = "running"
@@ -49,6 +50,7 @@ WITHDRAWN, DISQUALIFIED = SubmissionState.WITHDRAWN, SubmissionState.DISQUALIFIE
 STATES = tuple(SubmissionState)
 UNFINISHED = (PENDING, RUNNING)  # what a round evaluates, and what keeps finalize waiting
 MODERATED = (WITHDRAWN, DISQUALIFIED)  # ended by a decision, never evaluated again
+CANCELLED = "cancelled"  # the quota exemption (and the reason) of a submission its team cancelled while queued
 MAX_REASON_LENGTH = 500
 MAX_TEAM_LENGTH = 64
 MAX_MESSAGE_LENGTH = 500
@@ -106,8 +108,9 @@ class Submission:
     message: str = ""  # the team's note at submission
     phase: str | None = None  # the phase a round runs now (smoke train, smoke infer, train, infer), while running
     evaluation: str | None = None  # the evaluation a round runs now (its run directory holds the live logs), while running
-    # Why it is not charged although evaluated: "smoke" (the smoke stage ended it, and the competition
-    # did not charge smoke failures when its verdict was recorded); None otherwise.
+    # Why it is not charged: "smoke" (the smoke stage ended it, and the competition did not charge
+    # smoke failures when its verdict was recorded), "cancelled" (its team withdrew it while it was
+    # queued: ``cancel``); None otherwise.
     quota_exempt: str | None = None
     # The competition's phase it was submitted to (harness.competition.phases); None: no phases declared.
     competition_phase: str | None = None
@@ -122,6 +125,11 @@ class Submission:
         verdict it is evaluated, and charged. A smoke failure is exempt (``quota_exempt``) unless the
         competition sets ``quota.charge_smoke_failures``."""
         return (self.infra_failures == 0 or self.state == EVALUATED) and self.quota_exempt is None
+
+    @property
+    def cancelled(self) -> bool:
+        """Withdrawn by its team while it was queued (``Ledger.cancel``): never evaluated, not charged."""
+        return self.state == WITHDRAWN and self.quota_exempt == CANCELLED
 
     @property
     def latest_evaluation(self) -> str | None:
@@ -265,9 +273,46 @@ class Ledger:
         with self._transaction() as con:
             self._write(con, submission)
 
-    def start(self, submission: Submission) -> None:
-        """A round takes ``submission``: running (a withdrawal or disqualification that came first stands)."""
-        self._move(submission, RUNNING)
+    def start(self, submission: Submission) -> bool:
+        """A round takes ``submission``: running. False (and nothing written) when it is no longer
+        pending or running: a cancel, withdrawal or disqualification that came first stands, and
+        the round must not run it."""
+        with self._transaction(immediate=True) as con:
+            row = con.execute(
+                "SELECT state FROM submissions WHERE id = ? AND competition = ?", (submission.id, self.competition)
+            ).fetchone()
+            if row is not None and row[0] not in UNFINISHED:
+                submission.state = SubmissionState(row[0])
+                return False
+            submission.state = RUNNING
+            self._write(con, submission)
+        return True
+
+    def cancel(self, team: str, submission_id: str, now: datetime | None = None) -> Submission:
+        """The team withdraws its own queued submission: withdrawn (``CANCELLED``), never evaluated,
+        not charged, out of any selection. ``NoSuchSubmission`` for an unknown id or another team's
+        (the same words: nothing about others' submissions leaks); ``CannotCancel`` once a round
+        took it (running), when it has a verdict or was ended already, or after finalize."""
+        with self._transaction(immediate=True) as con:
+            row = con.execute(
+                f"SELECT {COLUMNS} FROM submissions WHERE id = ? AND competition = ?", (submission_id, self.competition)
+            ).fetchone()
+            if row is None or row[2] != team:
+                raise NoSuchSubmission(f"your team has no submission {submission_id!r} in {self.competition}")
+            submission = _submission(row)
+            finalized = con.execute("SELECT finalized_at FROM finalized WHERE competition = ?", (self.competition,)).fetchone()
+            if finalized:
+                raise CannotCancel(f"{self.competition} was finalized at {finalized[0]}; nothing can be cancelled")
+            if submission.state != PENDING:
+                raise CannotCancel(_why_not_cancellable(submission))
+            submission.state, submission.moderated_at = WITHDRAWN, timestamp(now or datetime.now(UTC))
+            submission.moderation_reason, submission.quota_exempt = f"{CANCELLED} by its team while queued", CANCELLED
+            con.execute(
+                "UPDATE submissions SET state = ?, moderated_at = ?, moderation_reason = ?, quota_exempt = ?, phase = NULL, evaluation = NULL WHERE id = ?",
+                (str(WITHDRAWN), submission.moderated_at, submission.moderation_reason, CANCELLED, submission_id),
+            )
+            con.execute("DELETE FROM selections WHERE competition = ? AND submission = ?", (self.competition, submission_id))
+        return submission
 
     def finish(self, submission: Submission, evaluation_id: str, *, quota_exempt: str | None = None) -> None:
         """``submission`` has a verdict of its own, recorded as ``evaluation_id``: evaluated (charged,
@@ -520,6 +565,24 @@ class Ledger:
     def _transaction(self, immediate: bool = False) -> Iterator[sqlite3.Connection]:
         with self._connect() as con, transaction(con, immediate=immediate):
             yield con
+
+
+class NoSuchSubmission(HarnessError):
+    """No such submission of the caller's team (an unknown id and another team's read the same)."""
+
+
+class CannotCancel(HarnessError):
+    """The submission exists and is the team's, but is past being cancelled; the message says why."""
+
+
+def _why_not_cancellable(s: Submission) -> str:
+    if s.state == RUNNING:
+        return f"{s.id} is running ({s.phase or 'between phases'}): only a queued submission can be cancelled; its verdict will stand"
+    if s.state == EVALUATED:
+        return f"{s.id} is evaluated already: only a queued submission can be cancelled; its verdict stands"
+    if s.cancelled:
+        return f"{s.id} was cancelled at {s.moderated_at} already"
+    return f"{s.id} was {s.state} at {s.moderated_at} ({s.moderation_reason}): only a queued submission can be cancelled"
 
 
 def validate_reason(reason: str) -> str:

@@ -1,1 +1,2 @@
-"""Bundled example competitions (each module has ``prepare(root)`` and ``is_prepared(root)``)."""
+"""The data builders: ``tables`` and ``files`` (an organizer's own files, ``tables.py``), the bundled examples
+(``digits``, ``diabetes``), and what they share (``keyed.py``: the secret, keyed ids, order and split, the marker)."""

@@ -1,4 +1,4 @@
-"""A team's submissions: submit, list, one, a phase's logs."""
+"""A team's submissions: submit, list, one, cancel a queued one, a phase's logs."""
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
@@ -6,8 +6,9 @@ from pydantic import BaseModel, Field
 from harness.service import views
 from harness.service.api.common import ALL, SERVED, TEAM, TEAM_AUTH, served
 from harness.service.auth import bearer_team
-from harness.service.errors import answers
+from harness.service.errors import ServiceError, answers, not_found
 from harness.service.submit import submit
+from harness.submissions.ledger import CannotCancel, NoSuchSubmission
 from harness.submissions.teams import Team
 
 router = APIRouter(prefix="/api/v1/competitions/{c}/submissions")
@@ -55,6 +56,32 @@ def listing(c: str, request: Request, team: Team = Depends(bearer_team)) -> dict
 @router.get("/{submission_id}", responses=answers(*TEAM, *SERVED, *ALL, why=ONE), openapi_extra=TEAM_AUTH)
 def one(c: str, submission_id: str, request: Request, team: Team = Depends(bearer_team)) -> dict:
     return views.team_submission(served(request, c), team, submission_id)
+
+
+@router.post(
+    "/{submission_id}/cancel",
+    responses=answers(
+        *TEAM,
+        *SERVED,
+        409,
+        *ALL,
+        why={
+            404: ONE[404],
+            409: "it is not queued any more: a round took it (running), it has a verdict, it was withdrawn, disqualified or cancelled, or the competition is finalized",
+        },
+    ),
+    openapi_extra=TEAM_AUTH,
+)
+def cancel(c: str, submission_id: str, request: Request, team: Team = Depends(bearer_team)) -> dict:
+    """Withdraw the team's own queued submission: never evaluated, not charged (its quota comes back)."""
+    ctx = served(request, c)
+    try:
+        ctx.ledger.cancel(team.name, submission_id)
+    except NoSuchSubmission as exc:
+        raise not_found(str(exc)) from None
+    except CannotCancel as exc:
+        raise ServiceError(409, str(exc)) from None
+    return views.team_submission(ctx, team, submission_id)
 
 
 @router.get(

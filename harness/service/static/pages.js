@@ -71,6 +71,7 @@
       cell(tr, "rank", entry.rank ? String(entry.rank) : "–");
       cell(tr, "team", entry.team, "team");
       cell(tr, "score", score(entry.score), "num");
+      for (const other of board.others || []) cell(tr, "others." + other.name, score((entry.others || {})[other.name]), "num");
       cell(tr, "submitted_at", when(entry.submitted_at), "num");
       return tr;
     });

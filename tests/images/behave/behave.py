@@ -363,6 +363,12 @@ def infer(ids):
             writer = csv.writer(fh)
             writer.writerow(("id", "label"))
             writer.writerows((i, str(os.urandom(1)[0] % 10)) for i in ids)
+    elif BEHAVIOUR == "seeded":  # a guess per id drawn from HARNESS_SEED: the same seed, the same predictions
+        seed = os.environ.get("HARNESS_SEED", "")
+        with open("/output/predictions.csv", "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(("id", "label"))
+            writer.writerows((i, str(hashlib.sha256(f"{seed}:{i}".encode()).digest()[0] % 10)) for i in ids)
     elif BEHAVIOUR == "oversized":
         with open("/output/predictions.csv", "wb") as fh:
             fh.truncate(200 * MIB)  # sparse: 200 MiB long, almost nothing on disk
@@ -422,6 +428,31 @@ def download_infer(ids):
 
 TRAIN.update(readonly=readonly, tmpmodel=tmpmodel_train, pipinstall=pipinstall)
 INFER = {"tmpmodel": tmpmodel_infer, "wrongname": wrongname_infer, "download": download_infer}
+
+
+# -- any competition's predictions (issue 25): the tables a competition builder writes -------------------
+def majority_train():
+    """The most common target of /data/train/train.csv (its last column, as the tables and files
+    builders write it): a valid prediction whether the target is a class or a number."""
+    with open("/data/train/train.csv", newline="") as fh:
+        rows = list(csv.reader(fh))
+    header, values = rows[0], [row[-1] for row in rows[1:]]
+    best = max(sorted(set(values)), key=values.count)
+    with open("/model/majority.json", "w") as fh:
+        json.dump({"columns": [header[0], header[-1]], "value": best}, fh)
+
+
+def majority_infer(ids):
+    with open("/model/majority.json") as fh:
+        model = json.load(fh)
+    with open("/output/predictions.csv", "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(model["columns"])
+        writer.writerows((i, model["value"]) for i in ids)
+
+
+TRAIN["majority"] = majority_train
+INFER["majority"] = majority_infer
 
 
 def main():
