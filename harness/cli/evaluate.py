@@ -27,8 +27,9 @@ def submit_image(competition, team: str, image: str):
 
     rules = competition.settings.competition.rules
     validate_team(team)
+    phase, per_day = competition.intake()
     pinned = pin_image(engine(competition), image, max_bytes=rules.max_image_bytes)
-    submission = Ledger.of(competition).add(team, image, pinned.digest, per_day=rules.per_day)
+    submission = Ledger.of(competition).add(team, image, pinned.digest, per_day=per_day, competition_phase=phase)
     print(f"submitted {image} ({pinned.digest[:19]}) for team {submission.team!r} as {submission.id}", file=sys.stderr)
     return submission
 

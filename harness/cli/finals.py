@@ -23,7 +23,11 @@ def register(commands) -> None:
     select.add_argument("--team", help="the organizer choosing for this team in the local ledger")
     add_json(select, "the selection")
     finalize = add_command(
-        commands, "finalize", _finalize, "close the competition: no more submissions or selections; print the private leaderboard"
+        commands,
+        "finalize",
+        _finalize,
+        "close the competition: no more submissions or selections; print the private leaderboard (of the final phase, if declared, "
+        "which must have run: harness phase run)",
     )
     add_json(finalize, "the time of closing and the final private leaderboard")
 
@@ -46,9 +50,15 @@ def _select(args: argparse.Namespace) -> int:
 
 def _finalize(args: argparse.Namespace) -> int:
     from harness.proofs.rerun_report import missing_rerun
+    from harness.results.final_phase import final_phases_not_run
     from harness.submissions.ledger import Ledger
 
     competition = load_competition(args.competition, args.overrides)
+    if missing := final_phases_not_run(competition):
+        raise HarnessError(
+            f"the final phase {missing[0]} of {competition.name} has not run: run `harness phase run {competition.name} {missing[0]}` "
+            "(it evaluates each team's selection on its test set), then finalize"
+        )
     ledger = Ledger.of(competition)
     if ledger.finalized_at() is None and (missing := missing_rerun(competition)) is not None:
         raise HarnessError(f"{competition.name} is not finalized: {missing}")

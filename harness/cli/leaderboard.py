@@ -28,6 +28,7 @@ def register(commands) -> None:
     board.add_argument("--format", choices=("table", "csv", "json", "html"), default="table")
     board.add_argument("--json", dest="format", action="store_const", const="json", help="the same as --format json")
     board.add_argument("--team", help="that team's history of submissions instead of the board")
+    board.add_argument("--phase", help="the board of this phase (default: the open one; after finalize, the final one)")
     board.add_argument("--output", type=Path, help="write to this file instead of standard output")
     board.add_argument(
         "--organizer", action="store_true", help="the organizer's preview of the private scores before finalize (never publish it)"
@@ -44,7 +45,7 @@ def _leaderboard(args: argparse.Namespace) -> int:
         return remote_leaderboard(args)
     competition = load_competition(args.competition, args.overrides)
     return print_leaderboard(
-        competition, private=args.private, fmt=args.format, team=args.team, output=args.output, organizer=args.organizer
+        competition, private=args.private, fmt=args.format, team=args.team, output=args.output, organizer=args.organizer, phase=args.phase
     )
 
 
@@ -56,12 +57,13 @@ def print_leaderboard(
     team: str | None = None,
     output: Path | None = None,
     organizer: bool = False,
+    phase: str | None = None,
 ) -> int:
     """The board (private once finalized, unless ``private`` says) or one team's history; before
     finalize the private board only for the ``organizer``."""
     if output is not None and not output.parent.is_dir():
         raise HarnessError(f"--output {output}: the folder {output.parent} does not exist")
-    text = _render(competition, private, fmt, team, organizer)
+    text = _render(competition, private, fmt, team, organizer, phase)
     if output is None:
         print(text)
     else:
@@ -70,17 +72,17 @@ def print_leaderboard(
     return 0
 
 
-def board_data(competition, *, private: bool | None = None) -> list[dict]:
+def board_data(competition, *, private: bool | None = None, phase: str | None = None) -> list[dict]:
     """The board's entries as data (what ``--json`` prints)."""
-    return json.loads(_render(competition, private, "json", None, organizer=False))
+    return json.loads(_render(competition, private, "json", None, organizer=False, phase=phase))
 
 
-def _render(competition, private: bool | None, fmt: str, team: str | None, organizer: bool) -> str:
+def _render(competition, private: bool | None, fmt: str, team: str | None, organizer: bool, phase: str | None = None) -> str:
     from harness import leaderboard
     from harness.results import Results
     from harness.util.clock import utc_now
 
-    results = Results(competition)
+    results = Results(competition, phase=phase)
     part = results.part(private, organizer=organizer)
     title, metric, records = competition.settings.competition.title, results.metric, results.records()
     attempts = results.history(records, part)

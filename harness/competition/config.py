@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from harness.competition.paths import harness_home
+from harness.competition.phases import Phase, declared_phases
 from harness.competition.rules import Rules
 from harness.competition.schema import ROOT, check_values, defaults, explain
 from harness.limits import Limits, LimitsError
@@ -121,6 +122,7 @@ class CompetitionSettings:
     metrics: tuple[str, ...]
     public_fraction: float
     rules: Rules
+    phases: tuple[Phase, ...] = ()  # as declared (competition.phases); none: one implicit phase
 
     @property
     def primary_metric(self) -> str:
@@ -206,6 +208,7 @@ def _competition(node: DictConfig) -> CompetitionSettings:
         metrics=tuple(metrics),
         public_fraction=float(fraction),
         rules=Rules.from_mapping(OmegaConf.to_container(node), where),  # type: ignore[arg-type]
+        phases=declared_phases(OmegaConf.to_container(node.phases) if node.get("phases") else []),  # type: ignore[arg-type]
     )
 
 

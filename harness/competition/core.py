@@ -14,6 +14,7 @@ from omegaconf import OmegaConf
 from harness.competition.config import Settings
 from harness.competition.data_manifest import DataManifest, refresh
 from harness.competition.paths import CompetitionPaths, harness_home
+from harness.competition.phases import Phase, all_phases, find_phase, intake_phase
 from harness.scoring import LabelsError, load_labels
 from harness.util.errors import ConfigError, HarnessError
 from harness.util.plugins import load_target, plugins
@@ -34,14 +35,49 @@ class Competition:
     def name(self) -> str:
         return self.settings.competition.name
 
+    @property
+    def phase(self) -> str | None:
+        """The phase this view evaluates and scores (None: the implicit one of a competition without phases)."""
+        return self.paths.phase
+
+    @property
+    def phases(self) -> list[Phase]:
+        """The declared phases and those opened since (harness.competition.phases); empty: none declared."""
+        return all_phases(self.settings.competition.phases, self.paths.root) if self.settings.competition.phases else []
+
+    def for_phase(self, name: str | None) -> Competition:
+        """The competition as phase ``name`` sees it: its test set and labels (None: the implicit phase)."""
+        if name is not None:
+            find_phase(self.phases, name)
+        return self if name == self.phase else Competition(self.settings, self.paths.of_phase(name), self.home)
+
+    def intake(self) -> tuple[str | None, int | None]:
+        """The phase a submission made now goes to (None: no phases) and its quota per day; a
+        HarnessError when the competition has phases and none takes submissions now."""
+        per_day = self.settings.competition.rules.per_day
+        phase = intake_phase(self.phases)
+        if phase is None:
+            return None, per_day
+        return phase.name, per_day if phase.per_day is None else phase.per_day
+
     def ensure_data(self) -> None:
-        """Prepare the data on first use (the builder is a no-op once it is complete)."""
+        """Prepare the data on first use (the builder is a no-op once it is complete): with phases,
+        every phase's test set (``phases=``, which a builder that cannot carve them refuses)."""
         prepare = data_builder(self.settings.competition.prepare)
         options: dict[str, Any] = {"public_fraction": self.settings.competition.public_fraction}
         if takes_competition(prepare):
             options["competition"] = OmegaConf.to_container(self.settings.raw.competition, resolve=True)
+        phases = [p.builder_slice() for p in self.phases]
+        if phases:
+            if "phases" not in inspect.signature(prepare).parameters:
+                raise ConfigError(
+                    f"competition.phases: the data builder {self.settings.competition.prepare!r} does not build phases' test sets "
+                    "(it takes no phases= argument); use one that does, such as digits, or declare no phases"
+                )
+            options["phases"] = phases
         prepare(self.paths.root, **options)
-        for path in (self.paths.train, self.paths.test, self.paths.labels):
+        views = [self.paths.of_phase(p["name"]) for p in phases] or [self.paths]
+        for path in (self.paths.train, *(p for v in views for p in (v.test, v.labels))):
             if not path.exists():
                 raise HarnessError(f"the competition data is incomplete: {path} is missing")
 

@@ -20,14 +20,20 @@ class CompetitionPaths:
     """The directories of one competition under the work directory.
 
     ``data/train`` and ``data/test`` are the only directories a container ever mounts;
-    ``hidden`` (labels, split) sits beside them and is never mounted.
+    ``hidden`` (labels, split) sits beside them and is never mounted. The paths of a phase
+    (``phase``; harness.competition.phases) have its own test set and labels:
+    ``data/phases/<phase>/test`` and ``hidden/phases/<phase>/labels.csv``.
     """
 
     root: Path
+    phase: str | None = None  # None: the competition's one implicit phase
 
     @classmethod
     def of(cls, name: str, home: Path | None = None) -> CompetitionPaths:
         return cls((home or harness_home()) / "competitions" / name)
+
+    def of_phase(self, phase: str | None) -> CompetitionPaths:
+        return CompetitionPaths(self.root, phase)
 
     @property
     def data(self) -> Path:
@@ -39,11 +45,11 @@ class CompetitionPaths:
 
     @property
     def test(self) -> Path:
-        return self.data / "test"
+        return self.data / "test" if self.phase is None else self.data / "phases" / self.phase / "test"
 
     @property
     def hidden(self) -> Path:
-        return self.root / "hidden"
+        return self.root / "hidden" if self.phase is None else self.root / "hidden" / "phases" / self.phase
 
     @property
     def labels(self) -> Path:

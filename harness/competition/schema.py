@@ -187,6 +187,21 @@ class RetentionConfig:
 
 
 @dataclass
+class PhaseConfig:
+    """One phase of the competition (``competition.phases``; harness.competition.phases): its own
+    share of the test pool (carved by the data builder, by a keyed hash of the id), dates and quota.
+    No phases: the competition is one implicit phase, as it always was."""
+
+    name: str = key(must="a phase name: lower-case letters, digits, - or _", pattern=r"[a-z0-9][a-z0-9_-]{0,31}")
+    test_fraction: float = key(must="a share of the test pool above 0 and at most 1", least=0.001, most=1.0)
+    opens: str | None = key(None, must="an ISO 8601 time, e.g. 2027-01-01T00:00:00Z, or null")  # null: from the start
+    closes: str | None = key(None, must="an ISO 8601 time, e.g. 2027-02-01T00:00:00Z, or null")  # null: until the next one opens
+    per_day: int | None = key(None, must="a positive whole number or null", least=1)  # null: competition.quota.per_day
+    # A final phase takes no submissions: `harness phase run` evaluates the teams' selections on its test set.
+    final: bool = key(False, must="true or false")
+
+
+@dataclass
 class CompetitionConfig:
     """The config group ``competition``: one YAML file per competition. Keys without a default
     (``name``, ``prepare``, ``metrics.primary``) must be declared there."""
@@ -209,6 +224,7 @@ class CompetitionConfig:
     webhooks: list[WebhookConfig] = key(factory=list, must="a list of {url, secret_env, events}")
     smoke: SmokeConfig = field(default_factory=SmokeConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
+    phases: list[PhaseConfig] = key(factory=list, must="a list of {name, test_fraction, opens, closes, per_day, final}")
 
 
 # --- runner, tracking, images ----------------------------------------------------------------

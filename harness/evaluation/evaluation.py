@@ -258,6 +258,7 @@ class Evaluation:
             origin=self.origin,
             failed_stage="smoke" if failed_in_smoke else None,
             smoke=smoke,
+            phase=self.competition.phase,
         )
 
     def _outcome(self) -> tuple[Verdict, str | None, str, dict[str, dict[str, float]]]:

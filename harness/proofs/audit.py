@@ -106,11 +106,12 @@ def audit(
         report.differences.append(Difference(exc.kind, path.name, expected, str(exc)))
         return _finish(report, competition, sinks, None)
     report = AuditReport(audit_id, competition.name, record.submission, record.evaluation_id, repeats)
-    report.differences += data_differences(competition, record)
+    report.differences += data_differences(competition.for_phase(record.phase), record)
     image = record.manifest.get("image_digest") or record.submission.get("image_digest")
     if (problem := missing_image(backend or local_backend(competition), image)) is not None:
         report.differences.append(Difference("image", "image_digest", image, problem))
     audited, config_differences = recorded_competition(competition, record, overrides)
+    audited = audited.for_phase(record.phase)  # its phase's test set and labels
     report.differences += config_differences
     if any(d.fatal for d in report.differences):
         return _finish(report, competition, sinks, record)

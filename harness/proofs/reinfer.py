@@ -81,7 +81,7 @@ def _with_models(competition: Competition, earlier: list[EvaluationRecord], batc
     try:
         for before in earlier:
             evaluations.append(
-                evaluation := Evaluation(competition, before.submission, round_id=batch, smoke=None)
+                evaluation := Evaluation(competition.for_phase(before.phase), before.submission, round_id=batch, smoke=None)
             )  # its model is trained: no smoke stage
             evaluation.reuse_model(before)
             _restore(competition, store, before, evaluation.paths.model)

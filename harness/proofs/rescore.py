@@ -24,8 +24,12 @@ from harness.results import Results
 from harness.util.clock import utc_now
 from harness.util.hashing import regular_file_sha256
 
-# What scoring reads besides the predictions: the test ids and the hidden labels.
-SCORING_DATA = ("data/test/", "hidden/")
+
+def scoring_data(competition: Competition) -> tuple[str, ...]:
+    """What scoring reads besides the predictions: the test set and the hidden labels of the
+    competition's phase (``data/test/`` and ``hidden/`` without phases)."""
+    paths = competition.paths
+    return tuple(f"{d.relative_to(paths.root).as_posix()}/" for d in (paths.test, paths.hidden))
 
 
 @dataclass
@@ -51,11 +55,12 @@ def rescore(competition: Competition, sinks: RecordSinks, *, force: bool = False
         if record.failed_phase not in (None, "score"):
             summary.not_scorable += 1
             continue
-        problem = _cannot_rescore(competition, record)
+        view = competition.for_phase(record.phase)  # its phase's test set and labels
+        problem = _cannot_rescore(view, record)
         if problem:
             summary.skipped[record.evaluation_id] = problem
             continue
-        if _rescore(competition, record, reason):
+        if _rescore(view, record, reason):
             summary.changed.append(record.evaluation_id)
             sinks.rescored(record, competition.paths.records)
         else:
@@ -70,7 +75,7 @@ def _cannot_rescore(competition: Competition, record: EvaluationRecord) -> str |
     path = stored_predictions(competition, record.evaluation_id)
     if regular_file_sha256(path) != recorded:
         return f"the stored predictions ({path}) are gone or differ from the ones the record hashed"
-    if changes_since(competition.paths.root, competition.data_manifest, record.manifest["data_sha256"], *SCORING_DATA) != []:
+    if changes_since(competition.paths.root, competition.data_manifest, record.manifest["data_sha256"], *scoring_data(competition)) != []:
         return "the test set or its labels changed since this evaluation (or cannot be compared); use `harness reinfer` for a new test set"
     return None
 

@@ -269,6 +269,9 @@ class Record(_Closed):
     failed_stage: Literal["smoke"] | SkipJsonSchema[None] = optional(
         "smoke when the verdict came from the smoke stage (phases are then the smoke phases); absent otherwise"
     )
+    phase: Name | SkipJsonSchema[None] = optional(
+        "the competition's phase the evaluation belongs to (competition.phases); absent when the competition declares none"
+    )
     message: str = Field(description="why it failed, or empty")
     phases: Phases = Field(description="the phases of the stage that gave the verdict: the full ones, or the smoke ones (failed_stage)")
     smoke: Smoke | SkipJsonSchema[None] = optional("the smoke stage, when the competition has one and it ran")

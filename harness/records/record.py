@@ -94,6 +94,9 @@ class EvaluationRecord:
     failed_stage: str | None = None
     # The smoke stage, when it ran: {train_rows, test_rows, data_sha256, phases}; None: left out.
     smoke: dict[str, Any] | None = None
+    # The competition's phase it belongs to (harness.competition.phases); None: the competition
+    # declares no phases (the key is then left out).
+    phase: str | None = None
 
     def __post_init__(self) -> None:
         # No secret in a record: credentials leave the configuration before anything is written.
@@ -125,6 +128,7 @@ class EvaluationRecord:
             "history": self.history,
             **({"failed_stage": self.failed_stage} if self.failed_stage is not None else {}),
             **({"smoke": self.smoke} if self.smoke is not None else {}),
+            **({"phase": self.phase} if self.phase is not None else {}),
         }
 
     def to_json(self) -> str:

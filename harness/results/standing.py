@@ -17,6 +17,7 @@ from functools import cached_property
 from typing import Any
 
 from harness.competition.core import Competition
+from harness.competition.phases import Phase, board_phase, find_phase
 from harness.competition.rules import Rules
 from harness.leaderboard.board import Attempt, Column, Entry, build, final_candidates, history, latest_per_submission, metric_columns
 from harness.limits import Verdict
@@ -36,10 +37,11 @@ def listing(ledger: Ledger) -> dict[str, list[str]]:
 
 @dataclass(frozen=True)
 class Part:
-    """Which scores a board shows: the private ones (``private``) or the public ones."""
+    """Which scores a board shows: the private ones (``private``) or the public ones, of which phase."""
 
     private: bool
     finalized_at: str | None
+    phase: Phase | None = None  # None: the competition declares no phases
 
     @property
     def name(self) -> str:
@@ -51,6 +53,10 @@ class Part:
 
     @property
     def title(self) -> str:
+        return self._part_title + phase_title(self.phase)
+
+    @property
+    def _part_title(self) -> str:
         if not self.private:
             return "public leaderboard"
         if self.finalized_at:
@@ -58,10 +64,19 @@ class Part:
         return "private leaderboard (preview: not finalized)"
 
 
+def phase_title(phase: Phase | None) -> str:
+    """``, phase development (superseded by dev2 at ...: why)``: which phase a board is, marked when superseded."""
+    if phase is None:
+        return ""
+    mark = phase.superseded
+    return f", phase {phase.name}" + (f" (superseded by {mark['by']} at {mark['at']}: {mark['reason']})" if mark else "")
+
+
 class Results:
     """One competition's standing results. ``read`` reads a listed evaluation's checked record (the
     service's cache); without it, ``records`` reads the records folder and warns (``warn``) about
-    each file that does not stand."""
+    each file that does not stand. Boards and histories are of one ``phase`` (a name; by default
+    the open one, else the last: ``harness.competition.phases.board_phase``); without phases, of all."""
 
     def __init__(
         self,
@@ -70,9 +85,12 @@ class Results:
         *,
         read: Reader | None = None,
         warn: Callable[[str], None] | None = None,
+        phase: str | None = None,
     ) -> None:
         self.competition = competition
         self.ledger = ledger or Ledger.of(competition)
+        phases = competition.phases
+        self.phase = find_phase(phases, phase) or board_phase(phases, finalized=bool(phases) and self.ledger.finalized_at() is not None)
         self._read = read
         self._warn = warn
 
@@ -115,26 +133,39 @@ class Results:
         before finalize the private ones only for the ``organizer``'s preview."""
         finalized = self.ledger.finalized_at()
         private = finalized is not None if private is None else private
+        if self.phase is not None and self.phase.final:
+            private = True  # a final phase's test set is all private: its board is the private one
         if private and finalized is None and not organizer:
             name = self.competition.name
             raise HarnessError(
                 f"the private scores of {name} are the organizer's until `harness finalize {name}`; "
                 "an organizer previews them with --private --organizer"
             )
-        return Part(private, finalized)
+        return Part(private, finalized, self.phase)
+
+    def of_phase(self, records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The records of the boards' phase (without phases: all of them)."""
+        name = self.phase.name if self.phase is not None else None
+        return [r for r in records if r.get("phase") == name]
 
     def history(self, records: Iterable[dict[str, Any]], part: Part) -> list[Attempt]:
         """Every submission with a standing record, oldest first; private scores only on a private part."""
-        return history(records, self.metric, self.ledger.selections(), reveal_private=part.private, others=self.others)
+        return history(self.of_phase(records), self.metric, self.ledger.selections(), reveal_private=part.private, others=self.others)
 
     def board(self, records: Iterable[dict[str, Any]], part: Part) -> list[Entry]:
-        """One row per team, ranked by the competition's rule on ``part``'s scores."""
+        """One row per team, ranked by the competition's rule on ``part``'s scores; on a final phase
+        among every re-run of the team's selection (they are its selection)."""
+        records = self.of_phase(records)
+        selections: dict[str, list[str]] = {}
+        if self.phase is not None and self.phase.final:
+            for record in records:
+                selections.setdefault(record["submission"]["team"], []).append(record["submission"]["id"])
         return build(
             records,
             self.metric,
             private=part.private,
             rule=self.rules.rule,
-            selections=self.ledger.selections(),
+            selections=selections or self.ledger.selections(),
             fallback=self.rules.final_selections,
             others=self.others,
         )

@@ -25,15 +25,18 @@ WORKER_TOKEN_ENV = "HARNESS_REGISTRY_WORKER_TOKEN"
 
 def data_stage(competition: Competition, smoke: SmokeStage | None) -> DataStage:
     """What a node must hold to run a phase: the train and test directories (never the hidden labels),
-    the smoke stage's too when there is one, with the hash their files' digests give them."""
+    each competition phase's test set and the smoke stage's data when there are, with the hash their
+    files' digests give them."""
     paths = competition.paths
     names = [d.relative_to(paths.root).as_posix() for d in (paths.train, paths.test)]
     files = dict(competition.data_manifest.under(*(f"{name}/" for name in names)).files)
+    extra = [paths.of_phase(phase.name).test for phase in competition.phases]
     if smoke is not None:
-        for directory in (smoke.paths.train, smoke.paths.test):
-            name = directory.relative_to(paths.root).as_posix()
-            names.append(name)
-            files.update({p: e.digest for p, e in scan_tree(directory, f"{name}/").items()})
+        extra += [smoke.paths.train, smoke.paths.test]
+    for directory in extra:
+        name = directory.relative_to(paths.root).as_posix()
+        names.append(name)
+        files.update({p: e.digest for p, e in scan_tree(directory, f"{name}/").items()})
     return DataStage(listing_sha256(files), tuple((str(paths.root / name), name) for name in names))
 
 

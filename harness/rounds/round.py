@@ -194,7 +194,8 @@ class Round:
             self._held.pop(team, None)
 
     def _start(self, submission: Submission, attempt: int) -> None:
-        self._continue(Evaluation(self.competition, submission, round_id=self.summary.round_id, attempt=attempt, smoke=self.plan.smoke))
+        competition = self.competition.for_phase(submission.competition_phase)  # its phase's test set and labels
+        self._continue(Evaluation(competition, submission, round_id=self.summary.round_id, attempt=attempt, smoke=self.plan.smoke))
 
     def _continue(self, evaluation: Evaluation) -> None:
         """Queue what comes next for an evaluation: its next phase, a retry, or its record. The

@@ -43,11 +43,15 @@ def submit(ctx: ServiceContext, team: Team, image: str, digest: str, message: st
     except RegistryUnavailable as exc:
         raise ServiceError(503, f"the registry cannot be read now ({exc}); try again later") from None
     rules = ctx.competition.settings.competition.rules
+    try:
+        phase, per_day = ctx.competition.intake()
+    except HarnessError as exc:
+        raise ServiceError(409, str(exc)) from None
     cap = rules.max_image_bytes
     if cap is not None and manifest.size_bytes > cap:
         raise ServiceError(413, f"the image is {format_size(manifest.size_bytes)}, over the competition's size cap of {format_size(cap)}")
     try:
-        ctx.ledger.check_quota(team.name, rules.per_day)
+        ctx.ledger.check_quota(team.name, per_day, competition_phase=phase)
     except QuotaExceeded as exc:
         raise ServiceError(429, str(exc)) from None
     _check_before_pull(ctx, repository, manifest, cap)
@@ -61,7 +65,12 @@ def submit(ctx: ServiceContext, team: Team, image: str, digest: str, message: st
         pinned = pin_image(backend, pulled, max_bytes=cap)
         pause_point("submit.pinned")  # crash tests: killed here, the submit stores nothing
         added = ctx.ledger.add(
-            team.name, f"{ctx.registry_public}/{repository}@{digest}", pinned.digest, per_day=rules.per_day, message=message
+            team.name,
+            f"{ctx.registry_public}/{repository}@{digest}",
+            pinned.digest,
+            per_day=per_day,
+            message=message,
+            competition_phase=phase,
         )
     except (IntakeError, QuotaExceeded, HarnessError) as exc:
         _remove(ctx, backend, pulled)  # what was refused leaves nothing on the head

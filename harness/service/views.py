@@ -21,6 +21,7 @@ from harness.submissions.logs import CursorError, parse_cursor, submission_logs
 from harness.submissions.quota import next_allowed
 from harness.submissions.teams import Team
 from harness.util.clock import timestamp
+from harness.util.errors import HarnessError
 
 PHASES = ("train", "infer")
 BOARD_TTL_S = 2.0  # the leaderboard is rebuilt from the records at most this often
@@ -71,8 +72,11 @@ def public_leaderboard(ctx: ServiceContext, team: Team | None = None) -> dict[st
 
 def quota(ctx: ServiceContext, team: Team, now: datetime | None = None) -> dict[str, Any]:
     now = now or datetime.now(UTC)
-    per_day = ctx.competition.settings.competition.rules.per_day
-    charged = ctx.ledger.charged(team.name, now)
+    try:
+        phase, per_day = ctx.competition.intake()  # the open phase's quota, counted within it
+    except HarnessError:  # no phase takes submissions now
+        phase, per_day = None, ctx.competition.settings.competition.rules.per_day
+    charged = ctx.ledger.charged(team.name, now, competition_phase=phase)
     registry = _registry_usage(ctx, team)
     if per_day is None:
         return {"per_day": None, "used": len(charged), "left": None, "next_allowed_at": None, **registry}
@@ -211,6 +215,7 @@ def _rebuild_board(ctx: ServiceContext) -> dict[str, Any]:
         "metric": results.metric.name,
         "higher_is_better": results.metric.higher_is_better,
         "final": part.final,
+        **({"phase": part.phase.name, "superseded": part.phase.superseded} if part.phase else {}),  # with phases: which board
         "others": [{"name": m.name, "higher_is_better": m.higher_is_better} for m in results.others],
         "rows": [
             ({"rank": e.rank, "team": e.team, "score": e.score, "submitted_at": e.submitted_at, "others": e.others}, e.submission)

@@ -7,12 +7,13 @@ selections, whether a competition is finalized, and which submissions were withd
 team's request) or disqualified (by the organizer), with the reason and the time.
 
 A database made by an earlier version (no withdrawn or disqualified state, no message, phase or
-evaluation or quota_exempt column) is migrated in place, in one transaction, the first time it is opened. A file that is not a harness ledger (not SQLite,
+evaluation, quota_exempt, competition_phase or rerun_of column) is migrated in place, in one transaction, the first time it is opened. A file that is not a harness ledger (not SQLite,
 truncated, another program's tables) is refused with one line naming it and what to do.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import secrets
 import sqlite3
@@ -71,7 +72,9 @@ CREATE TABLE IF NOT EXISTS submissions (
     message TEXT NOT NULL DEFAULT '',
     phase TEXT,
     evaluation TEXT,
-    quota_exempt TEXT
+    quota_exempt TEXT,
+    competition_phase TEXT,
+    rerun_of TEXT
 );
 CREATE INDEX IF NOT EXISTS submissions_by_team ON submissions (competition, team, submitted_at);
 CREATE TABLE IF NOT EXISTS selections (
@@ -82,7 +85,7 @@ CREATE TABLE IF NOT EXISTS selections (
 );
 CREATE TABLE IF NOT EXISTS finalized (competition TEXT PRIMARY KEY, finalized_at TEXT NOT NULL);
 """
-COLUMNS = "id, competition, team, image, image_digest, submitted_at, state, evaluations, infra_failures, moderated_at, moderation_reason, message, phase, evaluation, quota_exempt"
+COLUMNS = "id, competition, team, image, image_digest, submitted_at, state, evaluations, infra_failures, moderated_at, moderation_reason, message, phase, evaluation, quota_exempt, competition_phase, rerun_of"
 # The columns of the first ledger version: a database with only these is migrated (``_migrate``).
 V1_COLUMNS = ("id", "competition", "team", "image", "image_digest", "submitted_at", "state", "evaluations", "infra_failures")
 # The columns a table must have for the database to be a harness ledger (of any version).
@@ -109,6 +112,10 @@ class Submission:
     # smoke failures when its verdict was recorded), "cancelled" (its team withdrew it while it was
     # queued: ``cancel``); None otherwise.
     quota_exempt: str | None = None
+    # The competition's phase it was submitted to (harness.competition.phases); None: no phases declared.
+    competition_phase: str | None = None
+    # The submission a final phase re-runs (``harness phase run``): same team and image, never charged.
+    rerun_of: str | None = None
 
     @property
     def charged(self) -> bool:
@@ -188,36 +195,77 @@ class Ledger:
         per_day: int | None = None,
         message: str = "",
         now: datetime | None = None,
+        competition_phase: str | None = None,
     ) -> Submission:
-        """Queue a submission; refused when the competition is finalized or the team's quota is used."""
+        """Queue a submission (to ``competition_phase``, whose quota ``per_day`` is); refused when the
+        competition is finalized or the team's quota is used."""
         team, message, now = validate_team(team), validate_message(message), now or datetime.now(UTC)
-        submission = Submission(f"sub-{secrets.token_hex(6)}", self.competition, team, image, image_digest, timestamp(now), message=message)
+        submission = Submission(
+            f"sub-{secrets.token_hex(6)}",
+            self.competition,
+            team,
+            image,
+            image_digest,
+            timestamp(now),
+            message=message,
+            competition_phase=competition_phase,
+        )
+        return self._queue(submission, per_day, now)
+
+    def add_rerun(self, source: Submission, competition_phase: str, now: datetime | None = None) -> Submission:
+        """Queue ``source`` again in ``competition_phase`` (a final phase's re-run of a selection): the
+        same team and image, never charged; refused when the competition is finalized."""
+        now = now or datetime.now(UTC)
+        submission = dataclasses.replace(
+            source,
+            id=f"sub-{secrets.token_hex(6)}",
+            submitted_at=timestamp(now),
+            state=PENDING,
+            evaluations=[],
+            infra_failures=0,
+            moderated_at=None,
+            moderation_reason=None,
+            phase=None,
+            evaluation=None,
+            message=f"{competition_phase} phase: re-run of {source.id}",
+            quota_exempt="rerun",
+            competition_phase=competition_phase,
+            rerun_of=source.id,
+        )
+        return self._queue(submission, None, now)
+
+    def _queue(self, submission: Submission, per_day: int | None, now: datetime) -> Submission:
         with self._transaction(immediate=True) as con:
             self._refuse_if_finalized(con, "takes no more submissions")
             if per_day is not None:
-                check_quota(team, self._charged(con, team, now), per_day, now)
+                check_quota(submission.team, self._charged(con, submission.team, now, submission.competition_phase), per_day, now)
             self._write(con, submission)
         return submission
 
-    def check_quota(self, team: str, per_day: int | None, now: datetime | None = None) -> None:
+    def check_quota(self, team: str, per_day: int | None, now: datetime | None = None, competition_phase: str | None = None) -> None:
         """``QuotaExceeded`` when the team could not submit now: asked before any work (a pull), and
         again by ``add``, which alone decides."""
         if per_day is not None:
             team, now = validate_team(team), now or datetime.now(UTC)
             with self._transaction() as con:
-                check_quota(team, self._charged(con, team, now), per_day, now)
+                check_quota(team, self._charged(con, team, now, competition_phase), per_day, now)
 
-    def charged(self, team: str, now: datetime | None = None) -> list[datetime]:
-        """When the team's charged submissions of the quota's window (the 24 hours before ``now``) came."""
+    def charged(self, team: str, now: datetime | None = None, competition_phase: str | None = None) -> list[datetime]:
+        """When the team's charged submissions of the quota's window (the 24 hours before ``now``) came
+        (with ``competition_phase``: that phase's)."""
         with self._connect() as con:
-            return self._charged(con, team, now or datetime.now(UTC))
+            return self._charged(con, team, now or datetime.now(UTC), competition_phase)
 
-    def _charged(self, con: sqlite3.Connection, team: str, now: datetime) -> list[datetime]:
+    def _charged(self, con: sqlite3.Connection, team: str, now: datetime, competition_phase: str | None = None) -> list[datetime]:
+        """Charged submissions of the window; with ``competition_phase``, only that phase's (each phase has its quota)."""
         rows = con.execute(
             f"SELECT {COLUMNS} FROM submissions WHERE competition = ? AND team = ? AND submitted_at > ?",
             (self.competition, team, timestamp(now - WINDOW)),
         )
-        return [datetime.fromisoformat(s.submitted_at) for s in map(_submission, rows) if s.charged]
+        found = [s for s in map(_submission, rows) if s.charged]
+        return [
+            datetime.fromisoformat(s.submitted_at) for s in found if competition_phase is None or s.competition_phase == competition_phase
+        ]
 
     def save(self, submission: Submission) -> None:
         if submission.competition != self.competition:
@@ -346,6 +394,8 @@ class Ledger:
             raise HarnessError(f"{len(chosen)} submissions selected; a team may select at most {limit}")
         with self._transaction(immediate=True) as con:
             self._refuse_if_finalized(con, "takes no more selections")
+            if con.execute("SELECT 1 FROM submissions WHERE competition = ? AND rerun_of IS NOT NULL", (self.competition,)).fetchone():
+                raise HarnessError(f"the final phase of {self.competition} has run on the teams' selections; they can no longer change")
             for sid in chosen:
                 row = con.execute(
                     "SELECT team, state FROM submissions WHERE id = ? AND competition = ?", (sid, self.competition)
@@ -462,8 +512,8 @@ class Ledger:
         # A withdrawal or disqualification is final: a round that was running the submission when it
         # came keeps its state (and only adds its evaluation).
         con.execute(
-            "INSERT INTO submissions (id, competition, team, image, image_digest, submitted_at, state, evaluations, infra_failures, message, quota_exempt) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+            "INSERT INTO submissions (id, competition, team, image, image_digest, submitted_at, state, evaluations, infra_failures, message, quota_exempt, competition_phase, rerun_of) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
             f"state = CASE WHEN submissions.state IN {tuple(map(str, MODERATED))!r} THEN submissions.state ELSE excluded.state END, "
             "evaluations = excluded.evaluations, infra_failures = excluded.infra_failures, quota_exempt = excluded.quota_exempt, "
             # the phase is set_phase's; a submission that is not running has none
@@ -481,6 +531,8 @@ class Ledger:
                 s.infra_failures,
                 s.message,
                 s.quota_exempt,
+                s.competition_phase,
+                s.rerun_of,
             ),
         )
 
@@ -562,7 +614,8 @@ def _migrate(con: sqlite3.Connection) -> None:
     """Bring an earlier ``submissions`` table to this version, inside the caller's transaction. The
     first version (three states, no moderation columns): SQLite cannot widen a CHECK constraint in
     place, so the table is copied into a new one (the documented way: create, copy, drop, rename).
-    The second (no message or phase), the third (no evaluation) and the fourth (no quota_exempt): the columns are added."""
+    The second (no message or phase), the third (no evaluation), the fourth (no quota_exempt) and the fifth (no competition_phase
+    or rerun_of): the columns are added."""
     found = [row[1] for row in con.execute("PRAGMA table_info(submissions)")]
     if not found:
         return
@@ -579,10 +632,26 @@ def _migrate(con: sqlite3.Connection) -> None:
         con.execute("ALTER TABLE submissions ADD COLUMN evaluation TEXT")
     if "quota_exempt" not in found:
         con.execute("ALTER TABLE submissions ADD COLUMN quota_exempt TEXT")
+    if "competition_phase" not in found:
+        con.execute("ALTER TABLE submissions ADD COLUMN competition_phase TEXT")
+        con.execute("ALTER TABLE submissions ADD COLUMN rerun_of TEXT")
 
 
 def _submission(row: tuple) -> Submission:
-    *head, state, evaluations, infra_failures, moderated_at, moderation_reason, message, phase, evaluation, quota_exempt = row
+    (
+        *head,
+        state,
+        evaluations,
+        infra_failures,
+        moderated_at,
+        moderation_reason,
+        message,
+        phase,
+        evaluation,
+        quota_exempt,
+        competition_phase,
+        rerun_of,
+    ) = row
     return Submission(
         *head,
         state=SubmissionState(state),
@@ -594,4 +663,6 @@ def _submission(row: tuple) -> Submission:
         phase=phase,
         evaluation=evaluation,
         quota_exempt=quota_exempt,
+        competition_phase=competition_phase,
+        rerun_of=rerun_of,
     )

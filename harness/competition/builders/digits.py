@@ -7,12 +7,16 @@ Layout under ``root`` (see :class:`harness.paths.CompetitionPaths`)::
     hidden/labels.csv (id,label,split)     mode 0700, never mounted
     hidden/secret                          the organizer's key (32 random bytes), mode 0600
     .prepared                              JSON marker, written last
+    data/phases/<phase>/test/{...}         with phases: each phase's test set, carved from data/test
+    hidden/phases/<phase>/labels.csv       its labels (harness.competition.builders.phased)
 
 The ids are opaque: an HMAC-SHA256 of scikit-learn's row index keyed by the secret, so nothing
 public maps an id back to a row of ``load_digits`` (a submission that bundles scikit-learn's copy
 cannot look its answers up). The rows of each table are in a keyed-random order, and whether a
 test id is on the public or the private leaderboard is a keyed hash of the id too: without the
 secret, neither can be computed. Given the same secret the builder writes the same bytes.
+With phases (``phases=``) the test set above is the pool, never mounted, and each phase's set is
+carved out of it by a keyed hash of the id (``harness.competition.builders.phased``).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from harness.competition.builders.keyed import (  # noqa: F401 - the digits name
     the_secret,
     unique_ids,
 )
+from harness.competition.builders.phased import carve_phases
 
 SEED = 20240601
 TEST_SIZE = 0.3
@@ -62,15 +67,20 @@ leaderboard, the other half the private one; which half an id is in is not discl
 """
 
 
-def prepare(root: Path, public_fraction: float = 0.5, secret: bytes | None = None) -> None:
-    """Write the competition under ``root``; a no-op when it is already prepared.
+def prepare(root: Path, public_fraction: float = 0.5, secret: bytes | None = None, phases: list[dict] | None = None) -> None:
+    """Write the competition under ``root``, then each of ``phases``' test sets (``{name,
+    test_start, test_fraction, final}``); a no-op for what is already prepared.
 
     The secret is ``secret`` if given, else the one a previous (interrupted) build left in
     ``hidden/``, else 32 fresh random bytes.
     """
     root = Path(root)
-    if is_prepared(root):
-        return  # before the imports: scikit-learn alone takes seconds to import
+    if not is_prepared(root):
+        _prepare_pool(root, public_fraction, secret)
+    carve_phases(root, phases or [], public_fraction)
+
+
+def _prepare_pool(root: Path, public_fraction: float, secret: bytes | None) -> None:
     import numpy as np
     from PIL import Image
     from sklearn.datasets import load_digits
