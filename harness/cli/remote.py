@@ -30,6 +30,7 @@ from harness.client import (
     shown_log,
 )
 from harness.client.wire import FINAL_STATES
+from harness.leaderboard.columns import beats_next_text, interval_text, legend, used_text
 from harness.limits import PhaseVerdict, Verdict
 from harness.util.errors import HarnessError
 from harness.util.files import write_text_atomic
@@ -365,6 +366,11 @@ def remote_leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def _real(value: object) -> float | None:
+    """A number the service sent, or None for anything else."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
 def render_board(board: dict) -> str:
     kind = "final" if board.get("final") else "public"
     better = "higher" if board.get("higher_is_better") else "lower"
@@ -374,12 +380,20 @@ def render_board(board: dict) -> str:
             r.get("rank"),
             r.get("team"),
             _number(r.get("score")),
+            interval_text(_real(r.get("low")), _real(r.get("high"))),
+            beats_next_text(_real(r.get("beats_next")), r.get("tied_with_next") is True),
+            used_text({k: _real(v) for k, v in r["resources"].items()} if isinstance(r.get("resources"), dict) else {}),
             r.get("submitted_at"),
             "yours: " + r["submission_id"] if r.get("submission_id") else "",
         ]
         for r in board.get("rows", [])
     ]
-    return title + "\n" + (table(["RANK", "TEAM", "SCORE", "SUBMITTED", ""], rows) if rows else "(no scored submission yet)")
+    if not rows:
+        return title + "\n(no scored submission yet)"
+    confidence, resamples = _real(board.get("confidence")), board.get("resamples")
+    note = legend(confidence, resamples) if confidence is not None and isinstance(resamples, int) else ""
+    text = table(["RANK", "TEAM", "SCORE", "INTERVAL", "BEATS NEXT", "USED", "SUBMITTED", ""], rows)
+    return title + "\n" + text + (f"\n{note}" if note else "")
 
 
 def describe(submission: dict) -> str:

@@ -6,7 +6,10 @@
   (rule ``best``) or latest ones (rule ``last``); ``fallback=None`` keeps every scored one.
 - Among its candidates a team ranks with the best score on the board's part (rule ``best``) or
   with the latest submitted one (rule ``last``). Ties, between teams and within one, go to the
-  earlier submission. Teams with no candidate follow unranked, with their latest verdict.
+  submission that used less of the ``tie_breaker`` resource (``resources.RESOURCES``; none by
+  default), then to the earlier one. Teams with no candidate follow unranked, with their latest verdict.
+- Each row carries what its submission used (``resources``); the results room adds each score's
+  bootstrap interval and how often it beats the next row (``harness.results.uncertainty``).
 """
 
 from __future__ import annotations
@@ -16,9 +19,11 @@ import io
 import json
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from harness.leaderboard.columns import COLUMNS, shown
+from harness.leaderboard.resources import RESOURCES, resources, used
 from harness.limits import Verdict
 from harness.scoring import Metric
 
@@ -34,6 +39,11 @@ class Entry:
     submissions: int
     verdicts: dict[str, int]
     message: str = ""
+    low: float | None = None  # the score's bootstrap interval at the board's confidence
+    high: float | None = None
+    beats_next: float | None = None  # share of paired resamples in which it beat the next ranked row
+    tied_with_next: bool | None = None  # beats_next under the confidence: not separated from the next row
+    resources: dict[str, float | None] = field(default_factory=dict)  # what the ranked submission used
 
 
 @dataclass(frozen=True)
@@ -48,6 +58,7 @@ class Attempt:
     private: float | None
     selected: bool
     message: str
+    resources: dict[str, float | None] = field(default_factory=dict)
 
     def score(self, part: str) -> float | None:
         return self.public if part == "public" else self.private
@@ -79,6 +90,7 @@ def build(
     rule: str = "best",
     selections: Mapping[str, Sequence[str]] | None = None,
     fallback: int | None = None,
+    tie_breaker: str | None = None,
 ) -> list[Entry]:
     part = "private" if private else "public"
     ranked: list[tuple[tuple, Attempt, list[Attempt]]] = []
@@ -88,8 +100,8 @@ def build(
         if not scored:
             unranked.append((attempts[-1], attempts))
             continue
-        pick = max(scored, key=_time) if rule == "last" else min(scored, key=lambda a: _order(a, part, metric))
-        ranked.append((_order(pick, part, metric), pick, attempts))
+        pick = max(scored, key=_time) if rule == "last" else min(scored, key=lambda a: _order(a, part, metric, tie_breaker))
+        ranked.append((_order(pick, part, metric, tie_breaker), pick, attempts))
     ranked.sort(key=lambda item: item[0])
     entries = [_entry(i + 1, pick, attempts, part) for i, (_, pick, attempts) in enumerate(ranked)]
     unranked.sort(key=lambda item: _time(item[0]))
@@ -143,10 +155,10 @@ def _final_set(scored: list[Attempt], selected: Sequence[str] | None, rule: str,
     return ordered[:fallback] if fallback is not None else ordered
 
 
-def _order(attempt: Attempt, part: str, metric: Metric) -> tuple[float, str, str]:
+def _order(attempt: Attempt, part: str, metric: Metric, tie_breaker: str | None = None) -> tuple[float, float, str, str]:
     score = attempt.score(part)
     assert score is not None
-    return (-score if metric.higher_is_better else score, *_time(attempt))
+    return (-score if metric.higher_is_better else score, used(attempt.resources, tie_breaker), *_time(attempt))
 
 
 def _time(attempt: Attempt) -> tuple[str, str]:
@@ -164,6 +176,7 @@ def _attempt(record: dict[str, Any], metric: Metric, chosen: set[str], reveal_pr
         private=scores.get("private", {}).get(metric.name) if reveal_private else None,
         selected=submission["id"] in chosen,
         message=(record.get("message") or "").split("\n", 1)[0][:120],
+        resources=resources(record),
     )
 
 
@@ -178,22 +191,24 @@ def _entry(rank: int | None, attempt: Attempt, attempts: list[Attempt], part: st
         submissions=len(attempts),
         verdicts=dict(sorted(Counter(a.verdict for a in attempts).items())),
         message=attempt.message if rank is None else "",
+        resources=attempt.resources if rank is not None else {},
     )
 
 
-def render(rows: Sequence[Entry] | Sequence[Attempt], fmt: str, metric: Metric, title: str) -> str:
+def render(rows: Sequence[Entry] | Sequence[Attempt], fmt: str, metric: Metric, title: str, legend: str = "") -> str:
     """Entries or a history as ``table``, ``csv`` or ``json`` (free text kept as is in json; in csv,
-    text a spreadsheet would take for a formula starts with ``'``)."""
+    text a spreadsheet would take for a formula starts with ``'``); the table ends with ``legend``."""
     if fmt == "json":
         return json.dumps([asdict(r) for r in rows], indent=2)
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer)
-        names = list((Attempt if rows and isinstance(rows[0], Attempt) else Entry).__dataclass_fields__)
-        writer.writerow(names)
-        writer.writerows([_csv_cell(getattr(r, n)) for n in names] for r in rows)
+        names = [n for n in (Attempt if rows and isinstance(rows[0], Attempt) else Entry).__dataclass_fields__ if n != "resources"]
+        writer.writerow(names + list(RESOURCES))
+        writer.writerows([*(_csv_cell(getattr(r, n)) for n in names), *(r.resources.get(k) for k in RESOURCES)] for r in rows)
         return buffer.getvalue()
-    return _table(rows, metric, title)
+    table = _table(rows, metric, title)
+    return f"{table}\n{legend}" if legend and rows and isinstance(rows[0], Entry) else table
 
 
 # A spreadsheet runs a cell that starts with one of these as a formula (fullwidth forms included).
@@ -219,20 +234,22 @@ def _table(rows: Sequence[Entry] | Sequence[Attempt], metric: Metric, title: str
             if isinstance(a, Attempt)
         ]
     else:
-        header = ("rank", "team", metric.name, "verdict", "submission", "entries", "verdicts", "note")
+        entries = [e for e in rows if isinstance(e, Entry)]
+        columns = shown(COLUMNS, entries)
+        header = ("rank", "team", metric.name, *(c.header for c in columns), "verdict", "submission", "entries", "verdicts", "note")
         cells = [
             (
                 str(e.rank or "-"),
                 e.team,
                 _num(e.score),
+                *(c.text(e) for c in columns),
                 e.verdict,
                 e.submission,
                 str(e.submissions),
                 " ".join(f"{k}:{v}" for k, v in e.verdicts.items()),
                 e.message,
             )
-            for e in rows
-            if isinstance(e, Entry)
+            for e in entries
         ]
     cells = [tuple(_printable(c) for c in row) for row in cells]
     widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(header)]

@@ -16,6 +16,7 @@ from functools import cache
 import jinja2
 
 from harness.leaderboard.board import Attempt, Entry
+from harness.leaderboard.columns import COLUMNS, shown
 from harness.limits import Verdict
 from harness.scoring import Metric
 from harness.util.templates import html_environment
@@ -39,6 +40,7 @@ class Page:
     part: str  # public | private: which score the plot shows
     rule: str
     generated_at: str
+    legend: str = ""  # how to read the intervals and the tie mark
 
 
 @dataclass
@@ -78,6 +80,7 @@ def render_page(page: Page, entries: list[Entry], attempts: list[Attempt]) -> st
         .render(
             page=page,
             entries=entries,
+            columns=shown(COLUMNS, entries),
             attempts=attempts,
             colors=colors,
             verdict_class=VERDICT_CLASS,

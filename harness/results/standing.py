@@ -21,6 +21,7 @@ from harness.competition.rules import Rules
 from harness.leaderboard.board import Attempt, Entry, build, final_candidates, history, latest_per_submission
 from harness.limits import Verdict
 from harness.records.record import load_records, unlisted
+from harness.results.uncertainty import with_uncertainty
 from harness.scoring import Metric, get_metric
 from harness.submissions.ledger import Ledger
 from harness.util.errors import HarnessError
@@ -118,15 +119,19 @@ class Results:
         return history(records, self.metric, self.ledger.selections(), reveal_private=part.private)
 
     def board(self, records: Iterable[dict[str, Any]], part: Part) -> list[Entry]:
-        """One row per team, ranked by the competition's rule on ``part``'s scores."""
-        return build(
+        """One row per team, ranked by the competition's rule on ``part``'s scores (equal ones by its
+        tie-breaker), each ranked row with its score's interval and its pair with the next row."""
+        records = list(records)
+        entries = build(
             records,
             self.metric,
             private=part.private,
             rule=self.rules.rule,
             selections=self.ledger.selections(),
             fallback=self.rules.final_selections,
+            tie_breaker=self.rules.tie_breaker,
         )
+        return with_uncertainty(self.competition, entries, records, part.name, self.metric)
 
     def private_candidates(
         self,

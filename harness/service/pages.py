@@ -29,6 +29,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from harness.leaderboard.columns import beats_next_text, interval_text, legend, used_text
 from harness.service import views
 from harness.service.auth import check_token, client_address
 from harness.service.context import ServiceContext
@@ -61,7 +62,8 @@ CROSS_SITE = "This form only works from this site's own page; open it here and s
 @cache
 def environment() -> jinja2.Environment:
     env = html_environment("harness.service")
-    env.filters.update(state=state_label, when=short_time, score=score_text, scores=scores_text, logs_note=logs_note)
+    env.filters.update(state=state_label, when=short_time, score=score_text, scores=scores_text, logs_note=logs_note, used=used_text)
+    env.globals.update(interval=interval_text, beats_next=beats_next_text, legend=legend)
     return env
 
 

@@ -71,11 +71,48 @@
       cell(tr, "rank", entry.rank ? String(entry.rank) : "–");
       cell(tr, "team", entry.team, "team");
       cell(tr, "score", score(entry.score), "num");
+      cell(tr, "interval", interval(entry.low, entry.high), "num");
+      cell(tr, "beats_next", beatsNext(entry.beats_next, entry.tied_with_next), entry.tied_with_next ? "num tied" : "num");
+      cell(tr, "used", used(entry.resources || {}), "note");
       cell(tr, "submitted_at", when(entry.submitted_at), "num");
       return tr;
     });
     document.getElementById("board-rows").replaceChildren(...rows);
     document.getElementById("board-empty").hidden = rows.length > 0;
+  }
+
+  // The same texts as harness/leaderboard/columns.py (interval_text, beats_next_text, used_text).
+  function interval(low, high) {
+    return low === null || low === undefined || high === null || high === undefined ? "" : "[" + low.toFixed(5) + ", " + high.toFixed(5) + "]";
+  }
+
+  function beatsNext(share, tied) {
+    if (share === null || share === undefined) return "";
+    return Math.round(share * 100) + "%" + (tied ? " tied" : "");
+  }
+
+  function bytes(value) {
+    if (value === null || value === undefined) return "";
+    for (const [unit, size] of [["GiB", 2 ** 30], ["MiB", 2 ** 20], ["KiB", 2 ** 10]]) {
+      if (value >= size) return (value / size).toFixed(1) + " " + unit;
+    }
+    return value.toFixed(0) + " B";
+  }
+
+  function seconds(value) {
+    return value === null || value === undefined ? "" : value.toFixed(1);
+  }
+
+  function used(r) {
+    const parts = [
+      ["train", seconds(r.train_wall_s), " s"],
+      ["infer", seconds(r.infer_wall_s), " s"],
+      ["CPU", seconds(r.cpu_s), " s"],
+      ["memory", bytes(r.peak_memory_bytes), ""],
+      ["GPU", seconds(r.gpu_s), " s"],
+      ["GPU memory", bytes(r.peak_gpu_memory_bytes), ""],
+    ];
+    return parts.filter(([, text]) => text).map(([label, text, unit]) => label + " " + text + unit).join(" · ");
   }
 
   function submissions(data) {

@@ -1,0 +1,159 @@
+"""Each ranked row's evidence: its score's bootstrap interval over the board's scored ids, and how
+often it beats the next row on the same resampled ids (``harness.scoring.bootstrap``).
+
+The scores are computed again from the predictions each ranked evaluation left (kept for every
+scored submission) and the hidden labels of the board's part. A row gets no interval, and its pairs
+no share, when its predictions are gone or differ from the ones its record hashed, or when they no
+longer give the recorded score (the labels changed since): the board never shows evidence that is
+not about the score it ranks. The seed comes from the competition's name and the board's part, so
+a board is the same, byte for byte, each time it is built from the same results.
+
+Per-id inputs are kept in memory by evaluation and predictions hash, and the last boards' results
+by everything they depend on: the service rebuilds its board every few seconds without redoing either.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections import OrderedDict
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from harness.competition.core import Competition
+from harness.leaderboard.board import Entry, latest_per_submission
+from harness.records.artifacts import stored_predictions
+from harness.scoring import Metric, PredictionsError, validate_predictions
+from harness.scoring.bootstrap import PER_ID, Spread, per_id_scores, seed_of, spread, whole_scores
+from harness.util.errors import HarnessError
+from harness.util.hashing import regular_file_sha256
+
+KEPT = 2048  # evaluations' per-id inputs kept in memory
+_inputs: OrderedDict[tuple, np.ndarray | None] = OrderedDict()
+_boards: OrderedDict[tuple, Spread] = OrderedDict()
+
+
+def with_uncertainty(
+    competition: Competition, entries: list[Entry], records: list[dict[str, Any]], part: str, metric: Metric
+) -> list[Entry]:
+    """``entries`` with ``low``, ``high``, ``beats_next`` and ``tied_with_next`` on the ranked rows
+    where the evidence can be computed (``leaderboard.resamples`` 0: none)."""
+    rules = competition.settings.competition.rules
+    ranked = [e for e in entries if e.rank is not None]
+    if rules.resamples == 0 or not ranked:
+        return entries
+    latest = {r["submission"]["id"]: r for r in latest_per_submission(records)}
+    hashed = [(latest[e.submission]["evaluation_id"], latest[e.submission]["manifest"].get("predictions_sha256")) for e in ranked]
+    if not any(sha for _, sha in hashed):
+        return entries
+    try:
+        ids, labels, split = competition.labels
+    except HarnessError:
+        return entries
+    rows = [k for k, i in enumerate(ids) if split[i] == part]
+    if not rows:
+        return entries
+    truth = [labels[ids[k]] for k in rows]
+    found = [
+        _evaluation(competition, metric, evaluation, sha, part, ids, rows, truth, e.score) for e, (evaluation, sha) in zip(ranked, hashed)
+    ]
+    have = [k for k, f in enumerate(found) if f is not None]
+    if not have:
+        return entries
+    key = (competition.name, part, metric.name, rules.resamples, rules.confidence, tuple(hashed[k] for k in have))
+    result = _boards.get(key)
+    if result is None:
+        result = _spread(metric, [found[k] for k in have], truth, competition, part, rules.resamples, rules.confidence)
+        _remember(_boards, key, result, 16)
+    return _annotated(entries, ranked, have, result, rules.confidence)
+
+
+def _spread(
+    metric: Metric, found: list[np.ndarray], truth: list[str], competition: Competition, part: str, resamples: int, confidence: float
+) -> Spread:
+    seed = seed_of(competition.name, part)
+    form = PER_ID.get(metric.name)
+    if form is not None:
+        scores = per_id_scores(np.vstack(found), form, resamples, seed)
+    else:
+        y_true = _truth(metric, truth)
+        scores = whole_scores(y_true, found, metric, competition.settings.competition.predictions.classes, resamples, seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a metric undefined on every resample: NaN, shown as no interval
+        return spread(scores, metric.higher_is_better, confidence)
+
+
+def _truth(metric: Metric, truth: list[str]) -> np.ndarray:
+    return np.asarray(truth, dtype=float) if metric.needs == "value" else np.asarray(truth, dtype=object)
+
+
+def _evaluation(
+    competition: Competition,
+    metric: Metric,
+    evaluation: str,
+    sha: str | None,
+    part: str,
+    ids: list[str],
+    rows: list[int],
+    truth: list[str],
+    score: float | None,
+) -> np.ndarray | None:
+    """The evaluation's per-id values (the per-id path) or predictions (the whole path) on ``part``;
+    None when its predictions cannot back its recorded ``score``."""
+    if not sha or score is None:
+        return None
+    key = (competition.name, evaluation, sha, part, metric.name)
+    if key in _inputs:
+        _inputs.move_to_end(key)
+        return _inputs[key]
+    value = _read(competition, metric, evaluation, sha, ids, rows, truth, score)
+    _remember(_inputs, key, value, KEPT)
+    return value
+
+
+def _read(
+    competition: Competition, metric: Metric, evaluation: str, sha: str, ids: list[str], rows: list[int], truth: list[str], score: float
+) -> np.ndarray | None:
+    path = stored_predictions(competition, evaluation)
+    if regular_file_sha256(path) != sha:
+        return None
+    spec = competition.settings.competition.predictions
+    try:
+        predictions = validate_predictions(path, ids, spec).subset(rows)
+        y_true, y_pred = metric.inputs(truth, predictions)
+        form = PER_ID.get(metric.name)
+        with np.errstate(all="ignore"):
+            if form is not None:
+                values = np.asarray(form.values(y_true, y_pred, spec.classes), dtype=float)
+                again = float(form.finish(np.mean(values)))
+            else:
+                values, again = y_pred, float(metric.fn(y_true, y_pred, spec.classes))
+    except (PredictionsError, ValueError):
+        return None
+    return values if math.isclose(again, score, rel_tol=1e-9, abs_tol=1e-12) else None
+
+
+def _annotated(entries: list[Entry], ranked: list[Entry], have: list[int], result: Spread, confidence: float) -> list[Entry]:
+    changed: dict[str, Entry] = {}
+    for j, k in enumerate(have):
+        entry = ranked[k]
+        low, high = result.low[j], result.high[j]
+        fields: dict[str, Any] = {"low": _number(low), "high": _number(high)}
+        if j + 1 < len(have) and have[j + 1] == k + 1 and not math.isnan(result.beats_next[j]):
+            share = result.beats_next[j]
+            fields.update(beats_next=share, tied_with_next=share < confidence)
+        changed[entry.submission] = replace(entry, **fields)
+    return [changed.get(e.submission, e) if e.rank is not None else e for e in entries]
+
+
+def _number(value: float) -> float | None:
+    return None if math.isnan(value) else value
+
+
+def _remember(cache: OrderedDict, key: tuple, value: Any, size: int) -> None:
+    cache[key] = value
+    cache.move_to_end(key)
+    while len(cache) > size:
+        cache.popitem(last=False)
