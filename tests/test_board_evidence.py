@@ -20,7 +20,7 @@ from harness.leaderboard.html import Page, render_page
 from harness.limits import Verdict
 from harness.records.artifacts import stored_predictions
 from harness.results import uncertainty
-from harness.scoring import get_metric
+from harness.scoring import Metric, get_metric
 from harness.scoring.bootstrap import PER_ID, per_id_scores, whole_scores
 from harness.submissions.ledger import EVALUATED, Ledger
 from harness.util.hashing import regular_file_sha256
@@ -72,8 +72,7 @@ def board(capsys, *overrides: str) -> list[dict]:
 
 def forget() -> None:
     """Drop the in-memory results, so the next board computes its evidence anew."""
-    uncertainty._inputs.clear()
-    uncertainty._boards.clear()
+    uncertainty._scores.clear()
 
 
 def test_one_row_apart_is_tied_a_wide_margin_is_not_and_the_board_is_reproducible(competition, capsys):
@@ -102,6 +101,12 @@ def test_one_row_apart_is_tied_a_wide_margin_is_not_and_the_board_is_reproducibl
     table = capsys.readouterr().out
     assert "beats next" in table and "tied" in table and "95% bootstrap interval" in table
     assert f"[{rows[0]['low']:.5f}, {rows[0]['high']:.5f}]" in table
+
+    add_scored(digits, "late", wrong_on(set(public[:30])))
+    grown = board(capsys)  # only the new evaluation's resamples are computed, the others' are kept
+    forget()
+    assert board(capsys) == grown  # the same as all computed at once
+    assert [r["team"] for r in grown] == ["one-better", "one-worse", "late", "far-behind"]
 
     private = board(capsys, "--private", "--organizer", "competition.leaderboard.confidence=0.8")
     assert all(r["low"] <= r["score"] <= r["high"] for r in private)  # its own ids, its own resamples
@@ -134,7 +139,7 @@ def test_a_whole_metric_auc_board(competition, capsys):
     add_scored(digits, "sharp", noisy(1.0))
     add_scored(digits, "blurred", noisy(40.0))
     forget()
-    rows = board(capsys, *AUC, "competition.leaderboard.resamples=20")
+    rows = board(capsys, *AUC, "competition.leaderboard.resamples=200")
     assert [r["team"] for r in rows] == ["sharp", "blurred"]
     assert all(r["low"] <= r["score"] <= r["high"] for r in rows)
     assert rows[0]["tied_with_next"] is False and rows[0]["beats_next"] == 1.0
@@ -154,6 +159,22 @@ def test_the_per_id_path_equals_the_metric_computed_whole_on_each_resample():
     values = rng.random((2, 300))
     rmse = per_id_scores(values, PER_ID["rmse"], 5, seed=3)
     assert np.allclose(rmse**2, per_id_scores(values, PER_ID["mae"], 5, seed=3))  # the same resamples, squared root taken
+
+
+@pytest.mark.parametrize("classes", [("0", "1"), ("a", "b", "c")])
+def test_resampled_auc_is_the_metric_computed_again_on_each_resample(classes):
+    """The weighted AUC of each resample equals the harness's roc_auc (sklearn's) on the drawn ids,
+    scores with ties included, a class missing from some resamples included."""
+    rng = np.random.default_rng(2)
+    truth = rng.choice(np.asarray(classes, dtype=object), 40, p=[0.95, 0.05] if len(classes) == 2 else [0.45, 0.45, 0.1])
+    proba = np.round(rng.random((40, len(classes))), 1)  # rounded: many ties
+    proba /= proba.sum(axis=1, keepdims=True) + 1e-9
+    auc = get_metric("roc_auc")
+    recomputed = Metric(auc.name, auc.higher_is_better, auc.needs, lambda *a: auc.fn(*a))  # not the built-in: the slow path
+    fast = whole_scores(truth, [proba], auc, classes, 60, seed=5)
+    slow = whole_scores(truth, [proba], recomputed, classes, 60, seed=5)
+    assert np.isnan(slow).any() == (len(classes) == 2)  # a resample without a positive: undefined, both ways
+    assert np.allclose(fast, slow, rtol=0, atol=1e-12, equal_nan=True)
 
 
 def phases(train_wall: float, *, gpu: bool = False) -> dict:

@@ -455,3 +455,46 @@ def test_the_api_docs_load_nothing_from_outside_the_service(service, browser):
     }, paths
     assert f"{service.url}/docs/assets/swagger-ui-bundle.js" in requested and f"{service.url}/openapi.json" in requested
     assert [url for url in requested if not url.startswith(service.url + "/")] == []
+
+
+def test_the_board_shows_each_scores_interval_its_tie_mark_and_what_it_used(service, browser):
+    """Three scored submissions written into the running service's records (their predictions where a
+    round leaves them): the API, the server's page and the live page in Chromium (pages.js) show the
+    same intervals, the pair one test row apart tied, the wide one not, and what each used."""
+    from test_board_evidence import add_scored, phases, public_ids, wrong_on
+
+    from harness.competition.config import load_settings
+    from harness.competition.core import Competition
+    from harness.leaderboard.columns import beats_next_text, interval_text
+
+    digits = Competition.load(load_settings("digits", []), service.home)
+    public = public_ids(digits)
+    add_scored(digits, "Near", wrong_on(set(public[:10])), phases=phases(12.0, gpu=True))
+    add_scored(digits, "Nearer", wrong_on(set(public[:11])), phases=phases(3.0))
+    add_scored(digits, "Far", wrong_on(set(public[:60])), phases=phases(3.0))
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        rows = service.call("GET", "c/leaderboard").json()["rows"]
+        if len([r for r in rows if r["low"] is not None]) == 3:
+            break
+        time.sleep(0.5)
+    ranked = [r for r in rows if r["rank"] is not None]
+    assert [r["team"] for r in ranked] == ["Near", "Nearer", "Far"]
+    assert [r["tied_with_next"] for r in ranked] == [True, False, None]
+    assert all(r["low"] <= r["score"] <= r["high"] for r in ranked)
+    assert ranked[0]["resources"]["gpu_s"] == 1.0 and ranked[1]["resources"]["train_wall_s"] == 3.0
+
+    served = Document(requests.get(f"{service.url}/", timeout=30).text).fields
+    assert served["beats_next"][:3] == [beats_next_text(ranked[0]["beats_next"], True), beats_next_text(ranked[1]["beats_next"], False), ""]
+    assert served["beats_next"][0].endswith("% tied") and served["interval"][0] == interval_text(ranked[0]["low"], ranked[0]["high"])
+    assert served["used"][0] == "train 12.0 s · infer 0.5 s · CPU 2.3 s · memory 300.0 MiB · GPU 1.0 s · GPU memory 3.0 GiB"
+    page = browser.new_page()
+    try:
+        page.goto(f"{service.url}/")
+        page.evaluate("document.getElementById('board-rows').replaceChildren()")  # what follows is pages.js's own writing
+        page.locator('#board-rows [data-field="team"]', has_text="Far").wait_for(timeout=30_000)
+        for field in ("interval", "beats_next", "used", "score"):
+            assert page.locator(f'#board-rows [data-field="{field}"]').all_text_contents() == served[field], field
+        assert page.locator("#board-rows td.tied").count() == 1
+    finally:
+        page.close()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -27,8 +28,16 @@ def shown(columns: tuple[Column, ...], entries: list[Entry]) -> list[Column]:
     return [c for c in columns if not c.optional or any(c.text(e) for e in entries)]
 
 
+def fixed(value: float, places: int) -> str:
+    """``value`` with ``places`` decimals, an exact half rounded away from zero: what JavaScript's
+    ``toFixed`` writes (``pages.js`` writes these columns too), where Python would round it to even."""
+    if not math.isfinite(value):
+        return str(value)
+    return str(Decimal(value).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP))
+
+
 def interval_text(low: float | None, high: float | None) -> str:
-    return "" if low is None or high is None else f"[{low:.5f}, {high:.5f}]"
+    return "" if low is None or high is None else f"[{fixed(low, 5)}, {fixed(high, 5)}]"
 
 
 def beats_next_text(share: float | None, tied: bool | None) -> str:
@@ -39,7 +48,7 @@ def beats_next_text(share: float | None, tied: bool | None) -> str:
 
 
 def seconds_text(value: float | None) -> str:
-    return "" if value is None else f"{value:.1f}"
+    return "" if value is None else fixed(value, 1)
 
 
 def bytes_text(value: float | None) -> str:
@@ -47,8 +56,8 @@ def bytes_text(value: float | None) -> str:
         return ""
     for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
         if value >= size:
-            return f"{value / size:.1f} {unit}"
-    return f"{value:.0f} B"
+            return f"{fixed(value / size, 1)} {unit}"
+    return f"{fixed(value, 0)} B"
 
 
 def _resource(name: str, header: str, text: Callable[[float | None], str], optional: bool = False) -> Column:

@@ -8,8 +8,10 @@ longer give the recorded score (the labels changed since): the board never shows
 not about the score it ranks. The seed comes from the competition's name and the board's part, so
 a board is the same, byte for byte, each time it is built from the same results.
 
-Per-id inputs are kept in memory by evaluation and predictions hash, and the last boards' results
-by everything they depend on: the service rebuilds its board every few seconds without redoing either.
+Every submission is scored on the same resamples (one seed per board), so an evaluation's resampled
+scores depend on nothing else: they are kept in memory by evaluation, predictions hash and board,
+and a board that gains a submission computes only that one's (the service rebuilds its board every
+few seconds).
 """
 
 from __future__ import annotations
@@ -30,9 +32,8 @@ from harness.scoring.bootstrap import PER_ID, Spread, per_id_scores, seed_of, sp
 from harness.util.errors import HarnessError
 from harness.util.hashing import regular_file_sha256
 
-KEPT = 2048  # evaluations' per-id inputs kept in memory
-_inputs: OrderedDict[tuple, np.ndarray | None] = OrderedDict()
-_boards: OrderedDict[tuple, Spread] = OrderedDict()
+KEPT = 8192  # evaluations' resampled scores kept in memory (8 KB each at 1,000 resamples)
+_scores: OrderedDict[tuple, np.ndarray | None] = OrderedDict()
 
 
 def with_uncertainty(
@@ -46,76 +47,66 @@ def with_uncertainty(
         return entries
     latest = {r["submission"]["id"]: r for r in latest_per_submission(records)}
     hashed = [(latest[e.submission]["evaluation_id"], latest[e.submission]["manifest"].get("predictions_sha256")) for e in ranked]
-    if not any(sha for _, sha in hashed):
+    keys = [(competition.name, part, metric.name, rules.resamples, evaluation, sha) for evaluation, sha in hashed]
+    missing = [k for k, key in enumerate(keys) if key not in _scores and key[-1] and ranked[k].score is not None]
+    if missing and not _resample(competition, part, metric, rules.resamples, [ranked[k] for k in missing], [keys[k] for k in missing]):
         return entries
-    try:
-        ids, labels, split = competition.labels
-    except HarnessError:
-        return entries
-    rows = [k for k, i in enumerate(ids) if split[i] == part]
-    if not rows:
-        return entries
-    truth = [labels[ids[k]] for k in rows]
-    found = [
-        _evaluation(competition, metric, evaluation, sha, part, ids, rows, truth, e.score) for e, (evaluation, sha) in zip(ranked, hashed)
-    ]
+    found = [_scores.get(key) for key in keys]
+    for key in keys:
+        if key in _scores:
+            _scores.move_to_end(key)
     have = [k for k, f in enumerate(found) if f is not None]
     if not have:
         return entries
-    key = (competition.name, part, metric.name, rules.resamples, rules.confidence, tuple(hashed[k] for k in have))
-    result = _boards.get(key)
-    if result is None:
-        result = _spread(metric, [found[k] for k in have], truth, competition, part, rules.resamples, rules.confidence)
-        _remember(_boards, key, result, 16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a metric undefined on every resample: NaN, shown as no interval
+        result = spread(np.column_stack([found[k] for k in have]), metric.higher_is_better, rules.confidence)
     return _annotated(entries, ranked, have, result, rules.confidence)
 
 
-def _spread(
-    metric: Metric, found: list[np.ndarray], truth: list[str], competition: Competition, part: str, resamples: int, confidence: float
-) -> Spread:
+def _resample(competition: Competition, part: str, metric: Metric, resamples: int, entries: list[Entry], keys: list[tuple]) -> bool:
+    """Each evaluation's scores on the board's resamples, kept under its key (None: its predictions
+    cannot back its score); all at once, so the resamples are drawn once. False: no labels to score on."""
+    try:
+        ids, labels, split = competition.labels
+    except HarnessError:
+        return False
+    rows = [k for k, i in enumerate(ids) if split[i] == part]
+    if not rows:
+        return False
+    truth = [labels[ids[k]] for k in rows]
+    read = [_read(competition, metric, key[-2], key[-1], ids, rows, truth, e.score) for e, key in zip(entries, keys)]
+    usable = [k for k, r in enumerate(read) if r is not None]
     seed = seed_of(competition.name, part)
-    form = PER_ID.get(metric.name)
-    if form is not None:
-        scores = per_id_scores(np.vstack(found), form, resamples, seed)
-    else:
-        y_true = _truth(metric, truth)
-        scores = whole_scores(y_true, found, metric, competition.settings.competition.predictions.classes, resamples, seed)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # a metric undefined on every resample: NaN, shown as no interval
-        return spread(scores, metric.higher_is_better, confidence)
+    scores = np.empty((resamples, 0))
+    if usable and (form := PER_ID.get(metric.name)) is not None:
+        scores = per_id_scores(np.vstack([read[k] for k in usable]), form, resamples, seed)
+    elif usable:
+        classes = competition.settings.competition.predictions.classes
+        scores = whole_scores(_truth(metric, truth), [read[k] for k in usable], metric, classes, resamples, seed)
+    for key in keys:
+        _remember(_scores, key, None, KEPT)
+    for column, k in enumerate(usable):
+        _remember(_scores, keys[k], scores[:, column], KEPT)
+    return True
 
 
 def _truth(metric: Metric, truth: list[str]) -> np.ndarray:
     return np.asarray(truth, dtype=float) if metric.needs == "value" else np.asarray(truth, dtype=object)
 
 
-def _evaluation(
+def _read(
     competition: Competition,
     metric: Metric,
     evaluation: str,
-    sha: str | None,
-    part: str,
+    sha: str,
     ids: list[str],
     rows: list[int],
     truth: list[str],
     score: float | None,
 ) -> np.ndarray | None:
-    """The evaluation's per-id values (the per-id path) or predictions (the whole path) on ``part``;
-    None when its predictions cannot back its recorded ``score``."""
-    if not sha or score is None:
-        return None
-    key = (competition.name, evaluation, sha, part, metric.name)
-    if key in _inputs:
-        _inputs.move_to_end(key)
-        return _inputs[key]
-    value = _read(competition, metric, evaluation, sha, ids, rows, truth, score)
-    _remember(_inputs, key, value, KEPT)
-    return value
-
-
-def _read(
-    competition: Competition, metric: Metric, evaluation: str, sha: str, ids: list[str], rows: list[int], truth: list[str], score: float
-) -> np.ndarray | None:
+    """The evaluation's per-id values (the per-id path) or predictions (the whole path) on the board's
+    ids; None when its predictions are gone, differ from the hashed ones or no longer give ``score``."""
     path = stored_predictions(competition, evaluation)
     if regular_file_sha256(path) != sha:
         return None
@@ -132,7 +123,7 @@ def _read(
                 values, again = y_pred, float(metric.fn(y_true, y_pred, spec.classes))
     except (PredictionsError, ValueError):
         return None
-    return values if math.isclose(again, score, rel_tol=1e-9, abs_tol=1e-12) else None
+    return values if score is not None and math.isclose(again, score, rel_tol=1e-9, abs_tol=1e-12) else None
 
 
 def _annotated(entries: list[Entry], ranked: list[Entry], have: list[int], result: Spread, confidence: float) -> list[Entry]:

@@ -9,7 +9,8 @@ one wins in 97% of them" a statement about the two submissions and not about two
   root) takes the fast path: a resample is a vector of counts (how often each id was drawn), and
   every submission's score on every resample is one matrix product of the counts and the per-id
   values, chunk by chunk.
-- Any other metric (AUC, macro F1, a plugin's) is computed again, whole, on each resample.
+- Any other metric (AUC, macro F1, a plugin's) is computed again, whole, on each resample; ROC AUC
+  is counted from the drawn ids by groups of equal scores (the same value, without sorting each).
 """
 
 from __future__ import annotations
@@ -75,14 +76,12 @@ def resample_ids(n: int, resamples: int, seed: int):
 def per_id_scores(values: np.ndarray, form: PerId, resamples: int, seed: int) -> np.ndarray:
     """``(resamples, submissions)`` scores from ``values`` (``(submissions, n)``, each one's per-id values)."""
     submissions, n = values.shape
-    columns = np.ascontiguousarray(values.T, dtype=np.float64 if n * submissions <= 2**22 else np.float32)
+    columns = np.ascontiguousarray(values.T, dtype=np.float64)
     out = np.empty((resamples, submissions))
     row = 0
     for ids in resample_ids(n, resamples, seed):
-        k = len(ids)
-        counts = np.bincount((ids + (np.arange(k) * n)[:, None]).ravel(), minlength=k * n).reshape(k, n)
-        out[row : row + k] = (counts.astype(columns.dtype) @ columns) / n
-        row += k
+        out[row : row + len(ids)] = (_per_row_counts(ids, n).astype(columns.dtype) @ columns) / n
+        row += len(ids)
     return form.finish(out)
 
 
@@ -90,16 +89,79 @@ def whole_scores(
     y_true: np.ndarray, predicted: Sequence[np.ndarray], metric: Metric, classes: tuple[str, ...], resamples: int, seed: int
 ) -> np.ndarray:
     """``(resamples, submissions)`` scores, the metric computed again on each resample (NaN where it
-    is undefined on one, e.g. AUC on a resample holding a single class)."""
+    is undefined on one, e.g. AUC on a resample holding a single class). ROC AUC is counted from the
+    drawn ids by groups of equal scores (``ResampledAuc``: the same value, without sorting each resample)."""
     out = np.empty((resamples, len(predicted)))
     row = 0
+    plans = (
+        [ResampledAuc(y_true, proba, classes) for proba in predicted] if metric.name == "roc_auc" and metric.fn is _builtin_auc() else None
+    )
     for ids in resample_ids(len(y_true), resamples, seed):
+        if plans is not None:
+            for j, plan in enumerate(plans):
+                out[row : row + len(ids), j] = plan.scores(ids)
+            row += len(ids)
+            continue
         for drawn in ids:
             truth = y_true[drawn]
             for j, y_pred in enumerate(predicted):
                 out[row, j] = _score(metric, truth, y_pred[drawn], classes)
             row += 1
     return out
+
+
+def _builtin_auc() -> Callable:
+    from harness.scoring.metrics import METRICS
+
+    return METRICS["roc_auc"].fn
+
+
+def _per_row_counts(columns: np.ndarray, width: int) -> np.ndarray:
+    """``(rows, width)``: how often each value in ``[0, width)`` occurs in each row of ``columns``."""
+    k = len(columns)
+    return np.bincount((columns + (np.arange(k) * width)[:, None]).ravel(), minlength=k * width).reshape(k, width)
+
+
+class ResampledAuc:
+    """The harness's ``roc_auc`` (binary: the last class positive; multiclass: one-vs-rest averaged
+    over the classes a resample holds; NaN where it holds one class only) on resamples given as
+    drawn ids. Per class, each id is put once in a column (its group of equal scores, positives and
+    negatives apart); a resample is then one count per column, and its AUC the share of
+    (positive, negative) pairs ordered right, a tie counting half: sklearn's value on the drawn ids."""
+
+    def __init__(self, y_true: np.ndarray, proba: np.ndarray, classes: tuple[str, ...]) -> None:
+        position = {c: i for i, c in enumerate(classes)}
+        self.index = np.asarray([position[y] for y in y_true])
+        self.classes = len(classes)
+        targets = [1] if len(classes) == 2 else range(len(classes))
+        self.columns = {k: self._columns(self.index == k, proba[:, k]) for k in targets}
+
+    @staticmethod
+    def _columns(positive: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, int]:
+        _, group = np.unique(score, return_inverse=True)  # groups of equal scores, ascending
+        groups = int(group.max()) + 1
+        return (group + groups * ~positive).astype(np.intp), groups
+
+    def scores(self, ids: np.ndarray) -> np.ndarray:
+        if self.classes == 2:
+            return self._auc(ids, *self.columns[1])
+        present = _per_row_counts(self.index[ids], self.classes) > 0
+        total = np.zeros(len(ids))
+        for k, (column, groups) in self.columns.items():
+            if present[:, k].any():
+                total += np.where(present[:, k], np.nan_to_num(self._auc(ids, column, groups)), 0.0)
+        held = present.sum(axis=1)
+        with np.errstate(all="ignore"):
+            return np.where(held >= 2, total / held, np.nan)
+
+    @staticmethod
+    def _auc(ids: np.ndarray, column: np.ndarray, groups: int) -> np.ndarray:
+        counts = _per_row_counts(column[ids], 2 * groups)
+        positives, negatives = counts[:, :groups], counts[:, groups:]
+        below = np.cumsum(negatives, axis=1) - negatives
+        pairs = (positives * (2 * below + negatives)).sum(axis=1) / 2  # a tie counts half
+        with np.errstate(all="ignore"):
+            return pairs / (positives.sum(axis=1) * negatives.sum(axis=1).astype(float))
 
 
 def _score(metric: Metric, truth: np.ndarray, y_pred: np.ndarray, classes: tuple[str, ...]) -> float:
