@@ -437,9 +437,29 @@ def test_remote_leaderboard_needs_no_token(service, capsys, monkeypatch):
         "higher_is_better": True,
         "final": False,
         "rows": [
-            {"rank": 1, "team": f"B{ESC}[8m", "score": 0.95, "submitted_at": "2026-01-02T00:00:00Z"},
-            {"rank": 2, "team": "A", "score": 0.9, "submission_id": "sub-aaaaaaaaaaaa", "submitted_at": "2026-01-01T00:00:00Z"},
+            {
+                "rank": 1,
+                "team": f"B{ESC}[8m",
+                "score": 0.95,
+                "low": 0.93,
+                "high": 0.97,
+                "beats_next": 0.8125,
+                "tied_with_next": True,
+                "resources": {"train_wall_s": 12.25, "cpu_s": 3.0, "peak_memory_bytes": 2**30},
+                "submitted_at": "2026-01-02T00:00:00Z",
+            },
+            {
+                "rank": 2,
+                "team": "A",
+                "score": 0.9,
+                "low": "0.8",
+                "resources": ["not", "a", "mapping"],  # from an old or odd service: shown blank
+                "submission_id": "sub-aaaaaaaaaaaa",
+                "submitted_at": "2026-01-01T00:00:00Z",
+            },
         ],
+        "confidence": 0.95,
+        "resamples": 1000,
     }
     service.route("GET", "/competitions/digits/leaderboard", (200, board, {}))
     code, out, err = run(capsys, "leaderboard", "digits", "--remote")
@@ -447,6 +467,9 @@ def test_remote_leaderboard_needs_no_token(service, capsys, monkeypatch):
     lines = out.splitlines()
     assert lines[0] == "digits: public leaderboard (accuracy, higher is better)"
     assert lines[2].split()[:3] == ["1", "B\\x1b[8m", "0.95"] and lines[3].endswith("yours: sub-aaaaaaaaaaaa")
+    assert all(cell in lines[2] for cell in ("[0.93000, 0.97000]", "81% tied", "train 12.3 s · CPU 3.0 s · memory 1.0 GiB"))
+    assert "0.8" not in lines[3]  # a string where a number belongs is not shown
+    assert "95% bootstrap interval" in lines[-1]
     assert "Authorization" not in service.requests[-1]["headers"]
     code, out, err = run(capsys, "leaderboard", "digits", "--remote", "--json")
     assert json.loads(out) == board
