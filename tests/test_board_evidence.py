@@ -156,9 +156,13 @@ def test_the_per_id_path_equals_the_metric_computed_whole_on_each_resample():
     assert fast.shape == (130, 3) and np.allclose(fast, whole, rtol=0, atol=1e-12)
     assert np.array_equal(fast, per_id_scores(values, PER_ID["accuracy"], 130, seed=7))
     assert not np.array_equal(fast, per_id_scores(values, PER_ID["accuracy"], 130, seed=8))
-    values = rng.random((2, 300))
+    values = rng.random((40, 3000))
     rmse = per_id_scores(values, PER_ID["rmse"], 5, seed=3)
     assert np.allclose(rmse**2, per_id_scores(values, PER_ID["mae"], 5, seed=3))  # the same resamples, squared root taken
+    mae = per_id_scores(values, PER_ID["mae"], 70, seed=3)
+    for alone in (slice(0, 1), slice(2, 7), slice(9, 40)):  # computed with other submissions or alone: the same bits
+        assert np.array_equal(mae[:, alone], per_id_scores(values[alone], PER_ID["mae"], 70, seed=3))
+    assert np.allclose(mae, per_id_scores(values, PER_ID["mae"], 70, seed=3), rtol=1e-12)
 
 
 @pytest.mark.parametrize("classes", [("0", "1"), ("a", "b", "c")])
