@@ -57,7 +57,9 @@ def main() -> None:
         result = spread(scores[:, order], True, 0.95)
     tied = sum(share < 0.95 for share in result.beats_next)
     print(f"(a) per-id metric (accuracy): {n:,} ids, {teams:,} teams, {resamples:,} resamples")
-    print(f"    per-id values from predictions: {prepared} ({prepared.wall / teams * 1000:.2f} ms a team; once per evaluation, then kept)")
+    print(
+        f"    per-id values from predictions: {prepared} ({prepared.cpu / teams * 1000:.2f} CPU ms a team; once per evaluation, then kept)"
+    )
     print(f"    resampled scores (count matrix x per-id values): {resampled}")
     print(f"    intervals and adjacent win shares: {summarised}; {tied} of {teams - 1} adjacent pairs tied at 95%")
     print(f"    peak memory {_peak_mib():,.0f} MiB")

@@ -70,9 +70,12 @@ def board(capsys, *overrides: str) -> list[dict]:
     return json.loads(capsys.readouterr().out)
 
 
-def forget() -> None:
-    """Drop the in-memory results, so the next board computes its evidence anew."""
+def forget(competition=None) -> None:
+    """Drop the resampled scores kept in memory, and with ``competition`` those kept beside its runs:
+    the next board computes its evidence anew."""
     uncertainty._scores.clear()
+    for kept in competition.paths.runs.glob("*/resampled-*") if competition is not None else ():
+        kept.unlink()
 
 
 def test_one_row_apart_is_tied_a_wide_margin_is_not_and_the_board_is_reproducible(competition, capsys):
@@ -80,7 +83,7 @@ def test_one_row_apart_is_tied_a_wide_margin_is_not_and_the_board_is_reproducibl
     add_scored(digits, "one-better", wrong_on(set(public[:10])))
     add_scored(digits, "one-worse", wrong_on(set(public[:11])))  # one test row more wrong
     add_scored(digits, "far-behind", wrong_on(set(public[:60])))
-    forget()
+    forget(digits)
     rows = board(capsys)
     assert [r["team"] for r in rows] == ["one-better", "one-worse", "far-behind"]
     assert rows[0]["score"] - rows[1]["score"] == pytest.approx(1 / len(public))
@@ -93,7 +96,11 @@ def test_one_row_apart_is_tied_a_wide_margin_is_not_and_the_board_is_reproducibl
 
     assert main(["leaderboard", "digits", "--format", "json"]) == 0
     first = capsys.readouterr().out
-    forget()
+    assert len(list(digits.paths.runs.glob("*/resampled-public-accuracy-1000-*"))) == 3
+    forget()  # read back from beside the runs
+    assert main(["leaderboard", "digits", "--format", "json"]) == 0
+    assert capsys.readouterr().out == first
+    forget(digits)  # computed anew
     assert main(["leaderboard", "digits", "--format", "json"]) == 0
     assert capsys.readouterr().out == first  # the same seed, the same bytes
 
@@ -104,7 +111,7 @@ def test_one_row_apart_is_tied_a_wide_margin_is_not_and_the_board_is_reproducibl
 
     add_scored(digits, "late", wrong_on(set(public[:30])))
     grown = board(capsys)  # only the new evaluation's resamples are computed, the others' are kept
-    forget()
+    forget(digits)
     assert board(capsys) == grown  # the same as all computed at once
     assert [r["team"] for r in grown] == ["one-better", "one-worse", "late", "far-behind"]
 

@@ -9,9 +9,9 @@ not about the score it ranks. The seed comes from the competition's name and the
 a board is the same, byte for byte, each time it is built from the same results.
 
 Every submission is scored on the same resamples (one seed per board), so an evaluation's resampled
-scores depend on nothing else: they are kept in memory by evaluation, predictions hash and board,
-and a board that gains a submission computes only that one's (the service rebuilds its board every
-few seconds).
+scores depend on nothing else: they are kept by evaluation, predictions hash and board, in memory
+and beside the run (``harness.results.resampled``), and a board that gains a submission computes
+only that one's (the service rebuilds its board every few seconds; a command starts afresh).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import math
 import warnings
 from collections import OrderedDict
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,6 +28,7 @@ import numpy as np
 from harness.competition.core import Competition
 from harness.leaderboard.board import Entry, latest_per_submission
 from harness.records.artifacts import stored_predictions
+from harness.results import resampled
 from harness.scoring import Metric, PredictionsError, validate_predictions
 from harness.scoring.bootstrap import PER_ID, Spread, per_id_scores, seed_of, spread, whole_scores
 from harness.util.errors import HarnessError
@@ -48,6 +50,9 @@ def with_uncertainty(
     latest = {r["submission"]["id"]: r for r in latest_per_submission(records)}
     hashed = [(latest[e.submission]["evaluation_id"], latest[e.submission]["manifest"].get("predictions_sha256")) for e in ranked]
     keys = [(competition.name, part, metric.name, rules.resamples, evaluation, sha) for evaluation, sha in hashed]
+    for key in keys:
+        if key not in _scores and key[-1] and (kept := resampled.load(_file(competition, key), rules.resamples)) is not None:
+            _remember(_scores, key, kept, KEPT)
     missing = [k for k, key in enumerate(keys) if key not in _scores and key[-1] and ranked[k].score is not None]
     if missing and not _resample(competition, part, metric, rules.resamples, [ranked[k] for k in missing], [keys[k] for k in missing]):
         return entries
@@ -87,8 +92,14 @@ def _resample(competition: Competition, part: str, metric: Metric, resamples: in
     for key in keys:
         _remember(_scores, key, None, KEPT)
     for column, k in enumerate(usable):
-        _remember(_scores, keys[k], scores[:, column], KEPT)
+        _remember(_scores, keys[k], scores[:, column].copy(), KEPT)
+        resampled.save(_file(competition, keys[k]), scores[:, column])
     return True
+
+
+def _file(competition: Competition, key: tuple) -> Path:
+    _, part, metric, resamples, evaluation, sha = key
+    return resampled.path(competition, evaluation, part, metric, resamples, sha)
 
 
 def _truth(metric: Metric, truth: list[str]) -> np.ndarray:

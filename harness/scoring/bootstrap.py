@@ -95,7 +95,10 @@ def exact_grid(values: np.ndarray, n: int) -> np.ndarray:
     top = np.max(np.abs(values), axis=1, keepdims=True) if values.size else np.zeros((len(values), 1))
     exponent = np.where(top > 0, np.floor(np.log2(np.where(top > 0, top, 1.0))) + 1, 0.0)  # |value| < 2**exponent
     step = np.exp2(exponent - bits)
-    return np.round(values / step) * step
+    grid = values / step
+    np.round(grid, out=grid)
+    grid *= step
+    return grid
 
 
 def whole_scores(
