@@ -1,11 +1,12 @@
 """Each evaluation's resampled scores on a board, kept beside its run (``runs/<evaluation>/resampled-
-<part>-<metric>-<resamples>-<predictions hash>.f8``: little-endian float64, one per resample), so
-that a command or a restarted service rebuilds a board's evidence without reading any predictions
-again. A cache: a file that is missing, unreadable or of the wrong size is computed anew; the name
-holds everything the scores depend on (the seed is the competition's and the part's)."""
+<digest>.f8``: little-endian float64, one per resample), so that a command or a restarted service
+rebuilds a board's evidence without reading any predictions again. A cache: a file that is
+missing, unreadable or of the wrong size is computed anew; the digest is of everything the scores
+depend on (board, metric, resamples, the labels' and the predictions' hashes, the recorded score)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -15,8 +16,10 @@ import numpy as np
 from harness.competition.core import Competition
 
 
-def path(competition: Competition, evaluation: str, part: str, metric: str, resamples: int, sha: str) -> Path:
-    return competition.paths.run(evaluation).root / f"resampled-{part}-{metric}-{resamples}-{sha[:16]}.f8"
+def path(competition: Competition, evaluation: str, key: tuple) -> Path:
+    """Where ``evaluation``'s scores under ``key`` (everything they depend on) are kept."""
+    digest = hashlib.sha256(repr(key).encode()).hexdigest()[:24]
+    return competition.paths.run(evaluation).root / f"resampled-{digest}.f8"
 
 
 def load(file: Path, resamples: int) -> np.ndarray | None:

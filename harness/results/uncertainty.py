@@ -48,8 +48,14 @@ def with_uncertainty(
     if rules.resamples == 0 or not ranked:
         return entries
     latest = {r["submission"]["id"]: r for r in latest_per_submission(records)}
-    hashed = [(latest[e.submission]["evaluation_id"], latest[e.submission]["manifest"].get("predictions_sha256")) for e in ranked]
-    keys = [(competition.name, part, metric.name, rules.resamples, evaluation, sha) for evaluation, sha in hashed]
+    hashed = [
+        (latest[e.submission]["evaluation_id"], (latest[e.submission].get("manifest") or {}).get("predictions_sha256")) for e in ranked
+    ]
+    labels = regular_file_sha256(competition.paths.labels)  # evidence about other labels is not about these scores
+    keys = [
+        (competition.name, part, metric.name, rules.resamples, labels, repr(e.score), evaluation, sha)
+        for e, (evaluation, sha) in zip(ranked, hashed)
+    ]
     for key in keys:
         if key not in _scores and key[-1] and (kept := resampled.load(_file(competition, key), rules.resamples)) is not None:
             _remember(_scores, key, kept, KEPT)
@@ -98,8 +104,7 @@ def _resample(competition: Competition, part: str, metric: Metric, resamples: in
 
 
 def _file(competition: Competition, key: tuple) -> Path:
-    _, part, metric, resamples, evaluation, sha = key
-    return resampled.path(competition, evaluation, part, metric, resamples, sha)
+    return resampled.path(competition, key[-2], key)
 
 
 def _truth(metric: Metric, truth: list[str]) -> np.ndarray:
