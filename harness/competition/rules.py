@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from harness.competition.schema import DataConfig, IntakeConfig, LeaderboardConfig, QuotaConfig, RetentionConfig, SplitConfig
+from harness.competition.schema import RESOURCES, DataConfig, IntakeConfig, LeaderboardConfig, QuotaConfig, RetentionConfig, SplitConfig
 from harness.util.errors import ConfigError
 from harness.util.sizes import parse_size
 
@@ -45,6 +45,9 @@ class Rules:
     time_column: str | None  # test rows must all come after the train rows
     keep_top: int = 3  # best-public scored submissions `harness gc` keeps per team (retention.top_k)
     gc_between_rounds: bool = True  # the service's evaluation loop frees the rest after each round
+    confidence: float = 0.95  # the level of each score's interval and of "tied within noise"
+    resamples: int = 1000  # bootstrap resamples of the scored ids; 0: no intervals
+    tie_breaker: str | None = None  # a resource (RESOURCES): less of it wins an equal score
 
     @classmethod
     def from_mapping(cls, node: Mapping[str, Any], where: str = "competition") -> Rules:
@@ -75,6 +78,11 @@ class Rules:
             time_column=_column(get("split", "time_column"), f"{where}.split.time_column"),
             keep_top=_count(get("retention", "top_k"), f"{where}.retention.top_k"),
             gc_between_rounds=_flag(get("retention", "between_rounds"), f"{where}.retention.between_rounds"),
+            confidence=_level(get("leaderboard", "confidence"), f"{where}.leaderboard.confidence"),
+            resamples=_count(get("leaderboard", "resamples"), f"{where}.leaderboard.resamples"),
+            tie_breaker=None
+            if get("leaderboard", "tie_breaker") is None
+            else _choice(get("leaderboard", "tie_breaker"), f"{where}.leaderboard.tie_breaker", RESOURCES),
         )
 
 
@@ -106,6 +114,12 @@ def _count(raw: Any, key: str) -> int:
     if isinstance(raw, bool) or not isinstance(raw, int) or raw < 0:
         raise ConfigError(f"{key}: must be a whole number, 0 or more, got {raw!r}")
     return raw
+
+
+def _level(raw: Any, key: str) -> float:
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not 0.5 <= raw <= 0.999:
+        raise ConfigError(f"{key}: must be a number between 0.5 and 0.999, got {raw!r}")
+    return float(raw)
 
 
 def _choice(raw: Any, key: str, choices: tuple[str, ...]) -> str:
