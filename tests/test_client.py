@@ -442,6 +442,11 @@ def test_remote_leaderboard_needs_no_token(service, capsys, monkeypatch):
                 "rank": 1,
                 "team": f"B{ESC}[8m",
                 "score": 0.95,
+                "low": 0.93,
+                "high": 0.97,
+                "beats_next": 0.8125,
+                "tied_with_next": True,
+                "resources": {"train_wall_s": 12.25, "cpu_s": 3.0, "peak_memory_bytes": 2**30},
                 "submitted_at": "2026-01-02T00:00:00Z",
                 "others": {"macro_f1": 0.5, "log_loss": 0.25},
             },
@@ -449,20 +454,27 @@ def test_remote_leaderboard_needs_no_token(service, capsys, monkeypatch):
                 "rank": 2,
                 "team": "A",
                 "score": 0.9,
+                "low": "0.8",
+                "resources": ["not", "a", "mapping"],  # from an old or odd service: shown blank
                 "submission_id": "sub-aaaaaaaaaaaa",
                 "submitted_at": "2026-01-01T00:00:00Z",
                 "others": {},
             },
         ],
+        "confidence": 0.95,
+        "resamples": 1000,
     }
     service.route("GET", "/competitions/digits/leaderboard", (200, board, {}))
     code, out, err = run(capsys, "leaderboard", "digits", "--remote")
     assert code == 0, err
     lines = out.splitlines()
     assert lines[0] == "digits: public leaderboard (accuracy, higher is better)"
-    assert lines[1].split() == ["RANK", "TEAM", "SCORE", "MACRO_F1", "LOG_LOSS", "SUBMITTED"]
-    assert lines[2].split()[:5] == ["1", "B\\x1b[8m", "0.95", "0.5", "0.25"] and lines[3].endswith("yours: sub-aaaaaaaaaaaa")
-    assert lines[3].split()[:4] == ["2", "A", "0.9", "2026-01-01T00:00:00Z"]  # no secondary scores: blank cells
+    assert lines[1].split() == ["RANK", "TEAM", "SCORE", "MACRO_F1", "LOG_LOSS", "INTERVAL", "BEATS", "NEXT", "USED", "SUBMITTED"]
+    assert lines[2].split()[:5] == ["1", "B\\x1b[8m", "0.95", "0.50000", "0.25000"] and lines[3].endswith("yours: sub-aaaaaaaaaaaa")
+    assert lines[3].split()[:4] == ["2", "A", "0.9", "2026-01-01T00:00:00Z"]  # no secondary scores, interval, resources: blank cells
+    assert all(cell in lines[2] for cell in ("[0.93000, 0.97000]", "81% tied", "train 12.3 s · CPU 3.0 s · memory 1.0 GiB"))
+    assert "0.8" not in lines[3]  # a string where a number belongs is not shown
+    assert "95% bootstrap interval" in lines[-1]
     assert "Authorization" not in service.requests[-1]["headers"]
     code, out, err = run(capsys, "leaderboard", "digits", "--remote", "--json")
     assert json.loads(out) == board

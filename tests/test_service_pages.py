@@ -312,8 +312,8 @@ def test_browser_signs_in_sees_the_submission_appear_and_its_verdict_arrive(serv
     board.locator('#board-rows [data-field="team"]', has_text="Alpha").wait_for(timeout=30_000)  # the board updated too
     assert board.locator('#board-rows [data-field="team"]').all_text_contents() == [ALPHA]
     assert board.locator('#board-rows [data-field="score"]').all_text_contents() == ["–"]
-    for name in OTHERS:  # the live row has a cell per secondary metric, blank as its score
-        assert board.locator(f'#board-rows [data-field="others.{name}"]').all_text_contents() == ["–"], name
+    for name in OTHERS:  # the live row has a cell per secondary metric, blank (as on every board: columns.score_text)
+        assert board.locator(f'#board-rows [data-field="others.{name}"]').all_text_contents() == [""], name
     for page in (board, team_page):
         assert page.evaluate("window.notReloaded") is True
         assert page.evaluate("document.body.dataset.pwned") is None and page.locator("main img, main script").count() == 0
@@ -478,7 +478,7 @@ def test_the_public_board_has_a_column_per_secondary_metric(service):
 
     from harness.submissions.ledger import EVALUATED, Ledger, Submission
 
-    public = {"accuracy": 0.9, "macro_f1": 0.8125, "balanced_accuracy": 0.75}
+    public = {"accuracy": 0.25, "macro_f1": 0.8125, "balanced_accuracy": 0.75}  # ranked below the evidence test's rows
     private = {"accuracy": 0.5, "macro_f1": 0.25, "balanced_accuracy": 0.125}
     record = make_record("ev-others", "sub-0123456789ab", "Gamma", "SCORED", {"public": public, "private": private})
     records = service.home / "competitions" / "digits" / "records"
@@ -502,3 +502,46 @@ def test_the_public_board_has_a_column_per_secondary_metric(service):
     assert page.headers[at : at + 3] == ["Score", *OTHERS]
     (row,) = [n for n, team in enumerate(page.fields["team"]) if team == "Gamma"]
     assert [page.fields[f"others.{name}"][row] for name in OTHERS] == ["0.81250", "0.75000"]
+
+
+def test_the_board_shows_each_scores_interval_its_tie_mark_and_what_it_used(service, browser):
+    """Three scored submissions written into the running service's records (their predictions where a
+    round leaves them): the API, the server's page and the live page in Chromium (pages.js) show the
+    same intervals, the pair one test row apart tied, the wide one not, and what each used."""
+    from test_board_evidence import add_scored, phases, public_ids, wrong_on
+
+    from harness.competition.config import load_settings
+    from harness.competition.core import Competition
+    from harness.leaderboard.columns import beats_next_text, interval_text
+
+    digits = Competition.load(load_settings("digits", []), service.home)
+    public = public_ids(digits)
+    add_scored(digits, "Near", wrong_on(set(public[:10])), phases=phases(12.0, gpu=True))
+    add_scored(digits, "Nearer", wrong_on(set(public[:11])), phases=phases(3.0))
+    add_scored(digits, "Far", wrong_on(set(public[:60])), phases=phases(3.0))
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        rows = service.call("GET", "c/leaderboard").json()["rows"]
+        if len([r for r in rows if r["low"] is not None]) == 3:
+            break
+        time.sleep(0.5)
+    ranked = [r for r in rows if r["rank"] is not None and r["team"] in ("Near", "Nearer", "Far")]  # the module's service has others
+    assert [r["team"] for r in ranked] == ["Near", "Nearer", "Far"] and [r["rank"] for r in ranked] == [1, 2, 3]
+    assert [r["tied_with_next"] for r in ranked] == [True, False, None]
+    assert all(r["low"] <= r["score"] <= r["high"] for r in ranked)
+    assert ranked[0]["resources"]["gpu_s"] == 1.0 and ranked[1]["resources"]["train_wall_s"] == 3.0
+
+    served = Document(requests.get(f"{service.url}/", timeout=30).text).fields
+    assert served["beats_next"][:3] == [beats_next_text(ranked[0]["beats_next"], True), beats_next_text(ranked[1]["beats_next"], False), ""]
+    assert served["beats_next"][0].endswith("% tied") and served["interval"][0] == interval_text(ranked[0]["low"], ranked[0]["high"])
+    assert served["used"][0] == "train 12.0 s · infer 0.5 s · CPU 2.3 s · memory 300.0 MiB · GPU 1.0 s · GPU memory 3.0 GiB"
+    page = browser.new_page()
+    try:
+        page.goto(f"{service.url}/")
+        page.evaluate("document.getElementById('board-rows').replaceChildren()")  # what follows is pages.js's own writing
+        page.locator('#board-rows [data-field="team"]', has_text="Far").wait_for(timeout=30_000)
+        for field in ("interval", "beats_next", "used", "score", *(f"others.{name}" for name in OTHERS)):
+            assert page.locator(f'#board-rows [data-field="{field}"]').all_text_contents() == served[field], field
+        assert page.locator("#board-rows td.tied").count() == 1
+    finally:
+        page.close()

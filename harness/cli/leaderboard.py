@@ -79,6 +79,7 @@ def board_data(competition, *, private: bool | None = None, phase: str | None = 
 
 def _render(competition, private: bool | None, fmt: str, team: str | None, organizer: bool, phase: str | None = None) -> str:
     from harness import leaderboard
+    from harness.leaderboard import columns
     from harness.results import Results
     from harness.util.clock import utc_now
 
@@ -94,9 +95,10 @@ def _render(competition, private: bool | None, fmt: str, team: str | None, organ
             raise HarnessError(f"team {team!r} has no evaluated submission in {competition.name}")
         return leaderboard.render(attempts, fmt, metric, f"{title}: history of team {team}")
     entries = results.board(records, part)
+    legend = columns.legend(results.rules.confidence, results.rules.resamples)
     if fmt != "html":
-        return leaderboard.render(entries, fmt, metric, f"{title}: {part.title}", results.columns)
+        return leaderboard.render(entries, fmt, metric, f"{title}: {part.title}", results.columns, legend)
     from harness.leaderboard.html import Page, render_page
 
-    page = Page(title, part.title.capitalize(), metric, part.name, results.rules.rule, utc_now(), results.columns)
+    page = Page(title, part.title.capitalize(), metric, part.name, results.rules.rule, utc_now(), results.columns, legend)
     return render_page(page, entries, attempts)

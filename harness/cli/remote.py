@@ -30,6 +30,7 @@ from harness.client import (
     shown_log,
 )
 from harness.client.wire import ENDED_STATES, FINAL_STATES
+from harness.leaderboard.columns import legend, real, served_columns
 from harness.limits import PhaseVerdict, Verdict
 from harness.util.errors import HarnessError
 from harness.util.files import write_text_atomic
@@ -383,20 +384,24 @@ def render_board(board: dict) -> str:
     kind = "final" if board.get("final") else "public"
     better = "higher" if board.get("higher_is_better") else "lower"
     title = f"{shown(board.get('competition'))}: {kind} leaderboard ({shown(board.get('metric'))}, {better} is better)"
-    others = [str(o.get("name")) for o in board.get("others") or [] if isinstance(o, dict)]  # secondary metrics: shown, not ranked on
+    columns = served_columns(board)  # secondary metrics (shown, not ranked on), interval, beats next, used
     rows = [
         [
             r.get("rank"),
             r.get("team"),
             _number(r.get("score")),
-            *(_number(_mapping(r.get("others")).get(name)) for name in others),
+            *(c.text(r) for c in columns),
             r.get("submitted_at"),
             "yours: " + r["submission_id"] if r.get("submission_id") else "",
         ]
         for r in board.get("rows", [])
     ]
-    headers = ["RANK", "TEAM", "SCORE", *(shown(name).upper() for name in others), "SUBMITTED", ""]
-    return title + "\n" + (table(headers, rows) if rows else "(no scored submission yet)")
+    if not rows:
+        return title + "\n(no scored submission yet)"
+    confidence, resamples = real(board.get("confidence")), board.get("resamples")
+    note = legend(confidence, resamples) if confidence is not None and isinstance(resamples, int) else ""
+    text = table(["RANK", "TEAM", "SCORE", *(shown(c.header).upper() for c in columns), "SUBMITTED", ""], rows)
+    return title + "\n" + text + (f"\n{note}" if note else "")
 
 
 def describe(submission: dict) -> str:
@@ -444,10 +449,6 @@ def _state(submission: dict) -> str:
 
 def _scores(submission: dict) -> str:
     return ", ".join(f"{name}={_number(value)}" for name, value in (submission.get("public_scores") or {}).items())
-
-
-def _mapping(value) -> dict:
-    return value if isinstance(value, dict) else {}
 
 
 def _number(value) -> str:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from harness.competition.schema import DataConfig, IntakeConfig, LeaderboardConfig, QuotaConfig, RetentionConfig, SplitConfig
+from harness.competition.schema import RESOURCES, DataConfig, IntakeConfig, LeaderboardConfig, QuotaConfig, RetentionConfig, SplitConfig
 from harness.util.errors import ConfigError
 from harness.util.sizes import parse_size
 
@@ -48,6 +48,9 @@ class Rules:
     concurrent_per_team: int | None = None  # most submissions of one team a round evaluates at once; None: no cap
     rerun_top_k: int = 0  # the private board's best that finalize wants re-run (leaderboard.rerun.top_k); 0: none
     rerun_times: int = 2  # how often each (leaderboard.rerun.times)
+    confidence: float = 0.95  # the level of each score's interval and of "tied within noise"
+    resamples: int = 1000  # bootstrap resamples of the scored ids; 0: no intervals
+    tie_breaker: str | None = None  # a resource (RESOURCES): less of it wins an equal score
 
     @classmethod
     def from_mapping(cls, node: Mapping[str, Any], where: str = "competition") -> Rules:
@@ -82,6 +85,11 @@ class Rules:
             concurrent_per_team=None
             if get("quota", "concurrent_per_team") is None
             else _positive(get("quota", "concurrent_per_team"), f"{where}.quota.concurrent_per_team"),
+            confidence=_level(get("leaderboard", "confidence"), f"{where}.leaderboard.confidence"),
+            resamples=_count(get("leaderboard", "resamples"), f"{where}.leaderboard.resamples"),
+            tie_breaker=None
+            if get("leaderboard", "tie_breaker") is None
+            else _choice(get("leaderboard", "tie_breaker"), f"{where}.leaderboard.tie_breaker", RESOURCES),
         )
 
 
@@ -125,6 +133,12 @@ def _count(raw: Any, key: str) -> int:
     if isinstance(raw, bool) or not isinstance(raw, int) or raw < 0:
         raise ConfigError(f"{key}: must be a whole number, 0 or more, got {raw!r}")
     return raw
+
+
+def _level(raw: Any, key: str) -> float:
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not 0.5 <= raw <= 0.999:
+        raise ConfigError(f"{key}: must be a number between 0.5 and 0.999, got {raw!r}")
+    return float(raw)
 
 
 def _choice(raw: Any, key: str, choices: tuple[str, ...]) -> str:

@@ -87,11 +87,23 @@ class RerunConfig:
     times: int = key(2, must="a positive whole number", least=1)
 
 
+# What a ranked submission used, as its record's phases measured it (each board row shows them; the
+# leaderboard's tie_breaker may name one): wall time per phase, CPU seconds and peak memory over both
+# phases, GPU seconds (each GPU phase's wall time times its GPUs) and peak GPU memory where any.
+RESOURCES = ("train_wall_s", "infer_wall_s", "cpu_s", "peak_memory_bytes", "gpu_s", "peak_gpu_memory_bytes")
+
+
 @dataclass
 class LeaderboardConfig:
     rule: str = key("best", must="one of best, last")  # best: a team's best scored submission ranks; last: its latest
     final_selections: int = key(2, must="a positive whole number")  # submissions a team may select for the private board
     rerun: RerunConfig = field(default_factory=RerunConfig)
+    # Bootstrap over the scored ids: each score's interval at this level, and an adjacent pair whose
+    # upper one wins fewer than this share of the paired resamples is marked tied within noise.
+    confidence: float = key(0.95, must="a number between 0.5 and 0.999", least=0.5, most=0.999)
+    resamples: int = key(1000, must="a whole number from 0 to 100000 (0: no intervals)", least=0, most=100_000)
+    # Equal scores go to the submission that used less of this resource, then to the earlier one; null: the earlier one.
+    tie_breaker: str | None = key(None, must=f"null or one of {', '.join(RESOURCES)}", choices=RESOURCES)
 
 
 @dataclass

@@ -2,14 +2,25 @@
 
 from harness.leaderboard.board import (
     Attempt,
-    Column,
     Entry,
     build,
     final_candidates,
     history,
     latest_per_submission,
-    metric_columns,
     render,
 )
+from harness.leaderboard.columns import Column, metric_columns, service_columns, table_columns
 
-__all__ = ["Attempt", "Column", "Entry", "build", "final_candidates", "history", "latest_per_submission", "metric_columns", "render"]
+__all__ = [
+    "Attempt",
+    "Column",
+    "Entry",
+    "build",
+    "final_candidates",
+    "history",
+    "latest_per_submission",
+    "metric_columns",
+    "render",
+    "service_columns",
+    "table_columns",
+]

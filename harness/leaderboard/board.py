@@ -6,10 +6,14 @@
   (rule ``best``) or latest ones (rule ``last``); ``fallback=None`` keeps every scored one.
 - Among its candidates a team ranks with the best score on the board's part (rule ``best``) or
   with the latest submitted one (rule ``last``). Ties, between teams and within one, go to the
-  earlier submission. Teams with no candidate follow unranked, with their latest verdict.
+  submission that used less of the ``tie_breaker`` resource (``resources.RESOURCES``; none by
+  default), then to the earlier one. Teams with no candidate follow unranked, with their latest verdict.
 - The secondary metrics (``others``) are shown, never ranked on: each entry carries their scores
-  of the submission that ranks it, on the board's part. The renderers show the columns a list of
-  ``Column`` gives, after the fixed ones (``metric_columns`` makes one per secondary metric).
+  of the submission that ranks it, on the board's part.
+- Each row carries what its submission used (``resources``); the results room adds each score's
+  bootstrap interval and how often it beats the next row (``harness.results.uncertainty``).
+- The renderers show the columns a list of ``columns.Column`` gives, after the fixed ones
+  (``columns.table_columns``: one per secondary metric, the interval, beats next, each resource).
 """
 
 from __future__ import annotations
@@ -18,11 +22,12 @@ import csv
 import io
 import json
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from functools import partial
 from typing import Any
 
+from harness.leaderboard.columns import COLUMNS, RESOURCE_COLUMNS, Column, score_text, shown
+from harness.leaderboard.resources import resources, used
 from harness.limits import Verdict
 from harness.scoring import Metric
 
@@ -39,6 +44,11 @@ class Entry:
     verdicts: dict[str, int]
     message: str = ""
     others: dict[str, float | None] = field(default_factory=dict)  # secondary metric: its score (unranked: none)
+    low: float | None = None  # the score's bootstrap interval at the board's confidence
+    high: float | None = None
+    beats_next: float | None = None  # share of paired resamples in which it beat the next ranked row
+    tied_with_next: bool | None = None  # beats_next under the confidence: not separated from the next row
+    resources: dict[str, float | None] = field(default_factory=dict)  # what the ranked submission used
 
 
 @dataclass(frozen=True)
@@ -55,38 +65,13 @@ class Attempt:
     message: str
     public_others: dict[str, float | None] = field(default_factory=dict)  # secondary metric: its public score
     private_others: dict[str, float | None] = field(default_factory=dict)  # blank as ``private`` is
+    resources: dict[str, float | None] = field(default_factory=dict)
 
     def score(self, part: str) -> float | None:
         return self.public if part == "public" else self.private
 
     def others(self, part: str) -> dict[str, float | None]:
         return self.public_others if part == "public" else self.private_others
-
-
-@dataclass(frozen=True)
-class Column:
-    """A column of a board after its fixed ones: the table, CSV, the HTML page and the service's
-    page show one per item of the list they are given (JSON holds the entries' own fields)."""
-
-    key: str  # its header, and its name in CSV and on the pages
-    value: Callable[[Entry], float | None]  # its value on an entry; None: blank
-    note: str = ""  # what a reader should know, e.g. "higher is better" (the pages' tooltip)
-
-    def text(self, entry: Entry) -> str:
-        return _num(self.value(entry))
-
-
-def metric_columns(others: Sequence[Metric]) -> list[Column]:
-    """A column per secondary metric: its score of the submission that ranks the team."""
-    return [Column(m.name, partial(_other_score, m.name), f"{_better(m)} is better; shown, not ranked on") for m in others]
-
-
-def _other_score(name: str, entry: Entry) -> float | None:
-    return entry.others.get(name)
-
-
-def _better(metric: Metric) -> str:
-    return "higher" if metric.higher_is_better else "lower"
 
 
 def latest_per_submission(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -122,6 +107,7 @@ def build(
     selections: Mapping[str, Sequence[str]] | None = None,
     fallback: int | None = None,
     others: Sequence[Metric] = (),
+    tie_breaker: str | None = None,
 ) -> list[Entry]:
     part = "private" if private else "public"
     ranked: list[tuple[tuple, Attempt, list[Attempt]]] = []
@@ -131,8 +117,8 @@ def build(
         if not scored:
             unranked.append((attempts[-1], attempts))
             continue
-        pick = max(scored, key=_time) if rule == "last" else min(scored, key=lambda a: _order(a, part, metric))
-        ranked.append((_order(pick, part, metric), pick, attempts))
+        pick = max(scored, key=_time) if rule == "last" else min(scored, key=lambda a: _order(a, part, metric, tie_breaker))
+        ranked.append((_order(pick, part, metric, tie_breaker), pick, attempts))
     ranked.sort(key=lambda item: item[0])
     entries = [_entry(i + 1, pick, attempts, part) for i, (_, pick, attempts) in enumerate(ranked)]
     unranked.sort(key=lambda item: _time(item[0]))
@@ -188,10 +174,10 @@ def _final_set(scored: list[Attempt], selected: Sequence[str] | None, rule: str,
     return ordered[:fallback] if fallback is not None else ordered
 
 
-def _order(attempt: Attempt, part: str, metric: Metric) -> tuple[float, str, str]:
+def _order(attempt: Attempt, part: str, metric: Metric, tie_breaker: str | None = None) -> tuple[float, float, str, str]:
     score = attempt.score(part)
     assert score is not None
-    return (-score if metric.higher_is_better else score, *_time(attempt))
+    return (-score if metric.higher_is_better else score, used(attempt.resources, tie_breaker), *_time(attempt))
 
 
 def _time(attempt: Attempt) -> tuple[str, str]:
@@ -212,6 +198,7 @@ def _attempt(record: dict[str, Any], metric: Metric, chosen: set[str], reveal_pr
         message=(record.get("message") or "").split("\n", 1)[0][:120],
         public_others={name: public.get(name) for name in others},
         private_others={name: private.get(name) for name in others},
+        resources=resources(record),
     )
 
 
@@ -227,13 +214,23 @@ def _entry(rank: int | None, attempt: Attempt, attempts: list[Attempt], part: st
         verdicts=dict(sorted(Counter(a.verdict for a in attempts).items())),
         message=attempt.message if rank is None else "",
         others=attempt.others(part) if rank is not None else dict.fromkeys(attempt.others(part)),
+        resources=attempt.resources if rank is not None else {},
     )
 
 
-def render(rows: Sequence[Entry] | Sequence[Attempt], fmt: str, metric: Metric, title: str, columns: Sequence[Column] = ()) -> str:
+def render(
+    rows: Sequence[Entry] | Sequence[Attempt],
+    fmt: str,
+    metric: Metric,
+    title: str,
+    columns: Sequence[Column] = COLUMNS,
+    legend: str = "",
+) -> str:
     """Entries or a history as ``table``, ``csv`` or ``json`` (free text kept as is in json; in csv,
     text a spreadsheet would take for a formula starts with ``'``). A board's ``columns`` follow its
-    fixed ones in the table and in CSV; JSON has each entry's fields (``others`` among them)."""
+    fixed ones in the table (an optional one only where a row has a value) and, those with a value,
+    in CSV (a history's CSV: the resources'); JSON has each row's fields (``others``, ``resources``
+    among them). A board's table ends with ``legend``."""
     if fmt == "json":
         return json.dumps([asdict(r) for r in rows], indent=2)
     history = bool(rows) and isinstance(rows[0], Attempt)
@@ -241,11 +238,13 @@ def render(rows: Sequence[Entry] | Sequence[Attempt], fmt: str, metric: Metric, 
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer)
-        names = [n for n in (Attempt if history else Entry).__dataclass_fields__ if history or n != "others"]
-        writer.writerow(names + [c.key for c in columns])
-        writer.writerows([_csv_cell(getattr(r, n)) for n in names] + [c.value(r) for c in columns] for r in rows)  # type: ignore[arg-type]
+        names = [n for n in (Attempt if history else Entry).__dataclass_fields__ if n not in ("others", "resources")]
+        values = [c for c in (RESOURCE_COLUMNS if history else columns) if c.value is not None]
+        writer.writerow(names + [c.csv for c in values])
+        writer.writerows([_csv_cell(getattr(r, n)) for n in names] + [c.value(r) for c in values] for r in rows)  # type: ignore[misc]
         return buffer.getvalue()
-    return _table(rows, metric, title, columns)
+    table = _table(rows, metric, title, columns)
+    return f"{table}\n{legend}" if legend and rows and not history else table
 
 
 # A spreadsheet runs a cell that starts with one of these as a formula (fullwidth forms included).
@@ -266,17 +265,28 @@ def _table(rows: Sequence[Entry] | Sequence[Attempt], metric: Metric, title: str
     if rows and isinstance(rows[0], Attempt):
         header = ("submitted", "team", "submission", "verdict", f"public {metric.name}", f"private {metric.name}", "selected", "note")
         cells = [
-            (a.submitted_at, a.team, a.submission, a.verdict, _num(a.public), _num(a.private), "yes" if a.selected else "", a.message)
+            (
+                a.submitted_at,
+                a.team,
+                a.submission,
+                a.verdict,
+                score_text(a.public),
+                score_text(a.private),
+                "yes" if a.selected else "",
+                a.message,
+            )
             for a in rows
             if isinstance(a, Attempt)
         ]
     else:
-        header = ("rank", "team", metric.name, *(c.key for c in columns), "verdict", "submission", "entries", "verdicts", "note")
+        entries = [e for e in rows if isinstance(e, Entry)]
+        columns = shown(columns, entries)
+        header = ("rank", "team", metric.name, *(c.header for c in columns), "verdict", "submission", "entries", "verdicts", "note")
         cells = [
             (
                 str(e.rank or "-"),
                 e.team,
-                _num(e.score),
+                score_text(e.score),
                 *(c.text(e) for c in columns),
                 e.verdict,
                 e.submission,
@@ -284,8 +294,7 @@ def _table(rows: Sequence[Entry] | Sequence[Attempt], metric: Metric, title: str
                 " ".join(f"{k}:{v}" for k, v in e.verdicts.items()),
                 e.message,
             )
-            for e in rows
-            if isinstance(e, Entry)
+            for e in entries
         ]
     cells = [tuple(_printable(c) for c in row) for row in cells]
     widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(header)]
@@ -293,10 +302,6 @@ def _table(rows: Sequence[Entry] | Sequence[Attempt], metric: Metric, title: str
     direction = "higher is better" if metric.higher_is_better else "lower is better"
     out = [f"{title} ({metric.name}, {direction})", line(header), line(tuple("-" * w for w in widths))]
     return "\n".join(out + ([line(r) for r in cells] or ["(no evaluations yet)"]))
-
-
-def _num(value: float | None) -> str:
-    return "" if value is None else f"{value:.5f}"
 
 
 def _printable(text: str) -> str:

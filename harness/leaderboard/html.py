@@ -16,7 +16,8 @@ from functools import cache
 
 import jinja2
 
-from harness.leaderboard.board import Attempt, Column, Entry
+from harness.leaderboard.board import Attempt, Entry
+from harness.leaderboard.columns import COLUMNS, Column, shown
 from harness.limits import Verdict
 from harness.scoring import Metric
 from harness.util.templates import html_environment
@@ -40,7 +41,8 @@ class Page:
     part: str  # public | private: which score the plot shows
     rule: str
     generated_at: str
-    columns: Sequence[Column] = ()  # after the primary score: one per secondary metric, ...
+    columns: Sequence[Column] = COLUMNS  # after the score: one per secondary metric, the interval, beats next, each resource
+    legend: str = ""  # how to read the intervals and the tie mark
 
 
 @dataclass
@@ -80,6 +82,7 @@ def render_page(page: Page, entries: list[Entry], attempts: list[Attempt]) -> st
         .render(
             page=page,
             entries=entries,
+            columns=shown(page.columns, entries),
             attempts=attempts,
             colors=colors,
             verdict_class=VERDICT_CLASS,

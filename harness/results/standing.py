@@ -19,9 +19,11 @@ from typing import Any
 from harness.competition.core import Competition
 from harness.competition.phases import Phase, board_phase, find_phase
 from harness.competition.rules import Rules
-from harness.leaderboard.board import Attempt, Column, Entry, build, final_candidates, history, latest_per_submission, metric_columns
+from harness.leaderboard.board import Attempt, Entry, build, final_candidates, history, latest_per_submission
+from harness.leaderboard.columns import Column, table_columns
 from harness.limits import Verdict
 from harness.records.record import load_records, unlisted
+from harness.results.uncertainty import with_uncertainty
 from harness.scoring import Metric, get_metric
 from harness.submissions.ledger import Ledger
 from harness.util.errors import HarnessError
@@ -105,8 +107,9 @@ class Results:
 
     @cached_property
     def columns(self) -> list[Column]:
-        """The boards' columns after the fixed ones: a secondary metric's score each."""
-        return metric_columns(self.others)
+        """The boards' columns after the fixed ones (the CLI table, CSV, the HTML page): a secondary
+        metric's score each, the score's interval, beats next, a resource each."""
+        return table_columns((m.name, m.higher_is_better) for m in self.others)
 
     @cached_property
     def rules(self) -> Rules:
@@ -153,14 +156,16 @@ class Results:
         return history(self.of_phase(records), self.metric, self.ledger.selections(), reveal_private=part.private, others=self.others)
 
     def board(self, records: Iterable[dict[str, Any]], part: Part) -> list[Entry]:
-        """One row per team, ranked by the competition's rule on ``part``'s scores; on a final phase
-        among every re-run of the team's selection (they are its selection)."""
+        """One row per team, ranked by the competition's rule on ``part``'s scores (equal ones by its
+        tie-breaker), each ranked row with its score's interval and its pair with the next row, over
+        the phase's own test ids; on a final phase among every re-run of the team's selection (they
+        are its selection)."""
         records = self.of_phase(records)
         selections: dict[str, list[str]] = {}
         if self.phase is not None and self.phase.final:
             for record in records:
                 selections.setdefault(record["submission"]["team"], []).append(record["submission"]["id"])
-        return build(
+        entries = build(
             records,
             self.metric,
             private=part.private,
@@ -168,7 +173,10 @@ class Results:
             selections=selections or self.ledger.selections(),
             fallback=self.rules.final_selections,
             others=self.others,
+            tie_breaker=self.rules.tie_breaker,
         )
+        scored_on = self.competition.for_phase(self.phase.name if self.phase is not None else None)
+        return with_uncertainty(scored_on, entries, records, part.name, self.metric)
 
     def private_candidates(
         self,

@@ -44,6 +44,10 @@ class Metric:
             return self._compute(y_true, predictions)
 
     def _compute(self, y_true: Sequence[str] | Sequence[float] | np.ndarray, predictions: Predictions) -> float:
+        return float(self.fn(*self.inputs(y_true, predictions), predictions.classes))
+
+    def inputs(self, y_true: Sequence[str] | Sequence[float] | np.ndarray, predictions: Predictions) -> tuple[np.ndarray, np.ndarray]:
+        """``(y_true, y_pred)`` as ``fn`` takes them, row for row: what a resample indexes."""
         if not self.accepts(predictions.kind):
             raise MetricError(f"metric {self.name} needs {self.needs} predictions, got {predictions.kind}")
         if len(y_true) != len(predictions):
@@ -51,16 +55,14 @@ class Metric:
         if not len(predictions):
             raise MetricError(f"metric {self.name}: no predictions to score")
         if self.needs == "value":
-            return float(self.fn(np.asarray(y_true, dtype=float), predictions.values, ()))  # type: ignore[arg-type]
+            return np.asarray(y_true, dtype=float), predictions.values  # type: ignore[return-value]
         truth = np.asarray([str(y) for y in y_true], dtype=object)
         if self.needs == "probabilities":
-            return float(self.fn(truth, predictions.probabilities, predictions.classes))  # type: ignore[arg-type]
+            return truth, predictions.probabilities  # type: ignore[return-value]
         if predictions.labels is not None:
-            y_pred = np.asarray(predictions.labels, dtype=object)
-        else:
-            classes = np.asarray(predictions.classes, dtype=object)
-            y_pred = classes[np.argmax(predictions.probabilities, axis=1)]
-        return float(self.fn(truth, y_pred, predictions.classes))
+            return truth, np.asarray(predictions.labels, dtype=object)
+        classes = np.asarray(predictions.classes, dtype=object)
+        return truth, classes[np.argmax(predictions.probabilities, axis=1)]
 
 
 METRICS: dict[str, Metric] = {}

@@ -29,6 +29,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from harness.leaderboard.columns import legend, served_columns
 from harness.service import views
 from harness.service.auth import check_token, client_address
 from harness.service.context import ServiceContext
@@ -62,6 +63,7 @@ CROSS_SITE = "This form only works from this site's own page; open it here and s
 def environment() -> jinja2.Environment:
     env = html_environment("harness.service")
     env.filters.update(state=state_label, when=short_time, score=score_text, scores=scores_text, logs_note=logs_note)
+    env.globals.update(served_columns=served_columns, legend=legend)
     return env
 
 

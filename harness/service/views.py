@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from harness.client.wire import PhaseSummary, SubmissionView, wire_state
+from harness.leaderboard import Entry
 from harness.records.record import checked_record
 from harness.records.signing import verification_keys
 from harness.registry import RegistryUnavailable
@@ -217,10 +218,26 @@ def _rebuild_board(ctx: ServiceContext) -> dict[str, Any]:
         "final": part.final,
         **({"phase": part.phase.name, "superseded": part.phase.superseded} if part.phase else {}),  # with phases: which board
         "others": [{"name": m.name, "higher_is_better": m.higher_is_better} for m in results.others],
-        "rows": [
-            ({"rank": e.rank, "team": e.team, "score": e.score, "submitted_at": e.submitted_at, "others": e.others}, e.submission)
-            for e in entries
-        ],
+        "confidence": results.rules.confidence,
+        "resamples": results.rules.resamples,
+        "rows": [(_row(e), e.submission) for e in entries],
     }
     ctx.caches["board"] = (time.monotonic(), board)
     return board
+
+
+def _row(e: Entry) -> dict[str, Any]:
+    """A board row as the public sees it: the score, its secondary scores, its interval, its pair with
+    the next row, what it used."""
+    return {
+        "rank": e.rank,
+        "team": e.team,
+        "score": e.score,
+        "low": e.low,
+        "high": e.high,
+        "beats_next": e.beats_next,
+        "tied_with_next": e.tied_with_next,
+        "resources": e.resources,
+        "submitted_at": e.submitted_at,
+        "others": e.others,
+    }

@@ -65,18 +65,71 @@
     }
   }
 
+  // The columns after the score: the ones the served page's header names (harness/leaderboard/columns.py's
+  // served_columns), each written as that module writes it: [text, CSS class].
+  function column(entry, name) {
+    if (name.startsWith("others.")) return [number((entry.others || {})[name.slice("others.".length)], 5), "num"];
+    if (name === "interval") return [interval(entry.low, entry.high), "num"];
+    if (name === "beats_next") return [beatsNext(entry.beats_next, entry.tied_with_next), entry.tied_with_next === true ? "num tied" : "num"];
+    if (name === "used") return [used(entry.resources || {}), "note"];
+    return ["", "num"];
+  }
+
   function leaderboard(board) {
+    const columns = [...document.querySelectorAll("th[data-column]")].map((th) => th.dataset.column);
     const rows = board.rows.map((entry) => {
       const tr = document.createElement("tr");
       cell(tr, "rank", entry.rank ? String(entry.rank) : "–");
       cell(tr, "team", entry.team, "team");
       cell(tr, "score", score(entry.score), "num");
-      for (const other of board.others || []) cell(tr, "others." + other.name, score((entry.others || {})[other.name]), "num");
+      for (const name of columns) {
+        const [text, kind] = column(entry, name);
+        cell(tr, name, text, kind);
+      }
       cell(tr, "submitted_at", when(entry.submitted_at), "num");
       return tr;
     });
     document.getElementById("board-rows").replaceChildren(...rows);
     document.getElementById("board-empty").hidden = rows.length > 0;
+  }
+
+  // The same texts as harness/leaderboard/columns.py (score_text, interval_text, beats_next_text, used_text):
+  // what is not a number is blank.
+  function number(value, places) {
+    return typeof value === "number" ? value.toFixed(places) : "";
+  }
+
+  function interval(low, high) {
+    return typeof low === "number" && typeof high === "number" ? "[" + low.toFixed(5) + ", " + high.toFixed(5) + "]" : "";
+  }
+
+  function beatsNext(share, tied) {
+    if (typeof share !== "number") return "";
+    return Math.round(share * 100) + "%" + (tied === true ? " tied" : "");
+  }
+
+  function bytes(value) {
+    if (typeof value !== "number") return "";
+    for (const [unit, size] of [["GiB", 2 ** 30], ["MiB", 2 ** 20], ["KiB", 2 ** 10]]) {
+      if (value >= size) return (value / size).toFixed(1) + " " + unit;
+    }
+    return value.toFixed(0) + " B";
+  }
+
+  function seconds(value) {
+    return number(value, 1);
+  }
+
+  function used(r) {
+    const parts = [
+      ["train", seconds(r.train_wall_s), " s"],
+      ["infer", seconds(r.infer_wall_s), " s"],
+      ["CPU", seconds(r.cpu_s), " s"],
+      ["memory", bytes(r.peak_memory_bytes), ""],
+      ["GPU", seconds(r.gpu_s), " s"],
+      ["GPU memory", bytes(r.peak_gpu_memory_bytes), ""],
+    ];
+    return parts.filter(([, text]) => text).map(([label, text, unit]) => label + " " + text + unit).join(" · ");
   }
 
   function submissions(data) {
