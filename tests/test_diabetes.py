@@ -1,6 +1,6 @@
 """The second bundled example, `diabetes`: a regression scored by RMSE, built by the `tables` builder from
 scikit-learn's bundled table and split by whole age bands; the same commands as digits, and its
-numpy sample (least squares) scores through `harness check`."""
+numpy sample (least squares) scores on its board."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import csv
 import json
 
 import pytest
+from test_round import harness
 
 from harness.cli import main
 from harness.participant.images import TABLES_SAMPLE_TAG
@@ -46,10 +47,15 @@ def test_the_data_builds_through_the_tables_builder_and_checks_clean(home, capsy
 
 
 @pytest.mark.docker
-def test_its_numpy_sample_scores(home, sample_image, capsys):
-    code, out, err = run(capsys, "check", "diabetes", "--image", TABLES_SAMPLE_TAG, "--json")
-    assert code == 0, err
-    record = json.loads(out)
-    assert record["verdict"] == "SCORED", record["message"]
-    for part in ("public", "private"):  # least squares: about 55, where predicting the mean gives about 78
-        assert 30 < record["scores"][part]["rmse"] < 75 and record["scores"][part]["mae"] < record["scores"][part]["rmse"]
+def test_its_numpy_sample_scores_on_the_board(home, sample_image):
+    """Submitted, evaluated in a round and ranked, as the organizer's commands do it for digits."""
+    done = harness(home, "submit", "diabetes", "--team", "sample", "--image", TABLES_SAMPLE_TAG)
+    assert done.returncode == 0, done.stderr
+    done = harness(home, "round", "diabetes", "--json")
+    assert done.returncode == 0 and json.loads(done.stdout)["verdicts"] == {"SCORED": 1}, done.stderr
+    done = harness(home, "leaderboard", "diabetes", "--json")
+    assert done.returncode == 0, done.stderr
+    (row,) = json.loads(done.stdout)
+    assert (row["rank"], row["team"], row["verdict"]) == (1, "sample", "SCORED")
+    assert 30 < row["score"] < 75  # least squares: an RMSE about 55, where predicting the mean gives about 78
+    assert row["others"]["mae"] < row["score"] and row["low"] <= row["score"] <= row["high"]

@@ -60,7 +60,7 @@ def submit(home: Path, team: str, image: str) -> str:
 
 def test_round_of_three(home, behave_image):
     # A scored image that trains in no time ("constant": it predicts 0 for every id; the sample's own
-    # accuracy is tests/test_images.py's and tests/test_smoke.py's), a crash and a sleeper past 8 s.
+    # accuracy is tests/test_audit.py's and tests/test_smoke.py's), a crash and a sleeper past 8 s.
     ids = {
         "scored": submit(home, "alpha", behave_image("constant")),
         "broken": submit(home, "beta", behave_image("crash")),
