@@ -33,13 +33,13 @@ ENGINE_START_S = 60.0
 
 
 @contextlib.contextmanager
-def ray_cluster(head_cpus: int, worker_environments: list[dict[str, str]]) -> Iterator[tuple[Cluster, list]]:
+def ray_cluster(head_cpus: int, worker_environments: list[dict[str, str]], dashboard: bool = False) -> Iterator[tuple[Cluster, list]]:
     """A head node (where the driver connects) and one one-CPU worker per environment; a worker's
-    processes see its variables (``DOCKER_HOST``: that worker's engine). The driver joins it."""
+    processes see its variables (``DOCKER_HOST``: that worker's engine). The driver joins it. The
+    head's dashboard (its CPU is the suite's) only where a test reads Ray's state API."""
     ray.shutdown()
-    cluster = Cluster(
-        initialize_head=True, head_node_args={"num_cpus": head_cpus, "include_dashboard": False, "_system_config": FAST_HEALTH_CHECKS}
-    )
+    head = {"num_cpus": head_cpus, "include_dashboard": dashboard, "_system_config": FAST_HEALTH_CHECKS}
+    cluster = Cluster(initialize_head=True, head_node_args=head)
     workers = []
     try:
         for environment in worker_environments:

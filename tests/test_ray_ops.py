@@ -80,7 +80,8 @@ def cluster(tmp_path_factory):
     cwd = os.getcwd()
     os.chdir(tmp_path_factory.mktemp("driver-cwd"))
     try:
-        with private_engine() as (host, engine), ray_cluster(0, [{"DOCKER_HOST": host}]) as (cluster, workers):
+        # the dashboard: test_each_phase_records_the_host_of_its_node_and_is_named_after_what_it_runs lists tasks through Ray's state API
+        with private_engine() as (host, engine), ray_cluster(0, [{"DOCKER_HOST": host}], dashboard=True) as (cluster, workers):
             yield cluster, workers[0], engine
     finally:
         os.chdir(cwd)
