@@ -344,6 +344,15 @@ def test_status_exit_codes(service, capsys, fields, code):
     assert got == code and json.loads(out)["state"] == fields["state"]
 
 
+@pytest.mark.parametrize("image", ["127.0.0.1:1/teams/team-a/model", "127.0.0.1:1/teams/team-a/model@sha256:" + "2" * 64])
+def test_status_names_the_pushed_image_by_its_digest_once(service, capsys, image):
+    """The service's ``image`` carries the registry digest already (a push by tag): it is not appended twice."""
+    service.route("GET", "/competitions/digits/submissions/sub-aaaaaaaaaaaa", (200, submission(image=image), {}))
+    code, out, err = run(capsys, "status", "digits", "sub-aaaaaaaaaaaa")
+    assert code == 0, err
+    assert "  image         127.0.0.1:1/teams/team-a/model@sha256:" + "2" * 64 + "\n" in out
+
+
 def sleeps(monkeypatch, real: bool) -> list[float]:
     """The pauses ``harness status --wait`` takes between its polls, recorded (and taken only if ``real``)."""
     from types import SimpleNamespace

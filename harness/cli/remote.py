@@ -410,12 +410,7 @@ def describe(submission: dict) -> str:
     fields = [
         ("state", _state(submission)),
         ("team", submission.get("team")),
-        (
-            "image",
-            f"{submission.get('image')}@{submission.get('registry_digest')}"
-            if submission.get("registry_digest")
-            else submission.get("image"),
-        ),
+        ("image", _image_reference(submission)),
         ("message", submission.get("message")),
         ("submitted", submission.get("submitted_at")),
         ("verdict", submission.get("verdict")),
@@ -427,6 +422,14 @@ def describe(submission: dict) -> str:
     ]
     lines = [shown(submission.get("id"))] + [f"  {key:<14}{shown(value)}" for key, value in fields if value not in (None, "")]
     return "\n".join(lines)
+
+
+def _image_reference(submission: dict) -> object:
+    """The pushed image by its registry digest, once: the service's ``image`` may carry it already."""
+    image, digest = submission.get("image"), submission.get("registry_digest")
+    if digest and not str(image).endswith(f"@{digest}"):
+        return f"{image}@{digest}"
+    return image
 
 
 def table(headers: list[str], rows: list[list]) -> str:
