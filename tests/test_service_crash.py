@@ -103,6 +103,7 @@ def test_sigkill_of_the_service_alone_ends_registry_evaluator_and_ray_and_it_res
 def test_a_restart_ends_what_an_older_crash_left_running_and_nothing_else(service, root):
     service.stop()
     assert not (root / "registry.pid").exists() and not (root / "evaluator.pid").exists()  # a clean stop leaves no pidfile
+    wait_until(lambda: not _listening(service.registry_port), "the stopped registry's port let go")  # the stale one below takes it
     env = {**os.environ, "HARNESS_HOME": str(service.home)}
     dead_owner = subprocess.Popen(["true"])
     dead_owner.wait()
@@ -115,6 +116,7 @@ def test_a_restart_ends_what_an_older_crash_left_running_and_nothing_else(servic
     for name, child in (("registry.pid", registry), ("evaluator.pid", evaluator)):
         (root / name).write_text(f"{child.pid} {dead_owner.pid}\n")
     wait_until(lambda: _listening(service.registry_port), "the stale registry")
+    assert registry.poll() is None, "the stale registry did not start: its port was taken"  # the premise: it holds the port
     service.start()  # the same ports: the stale registry held the registry's
     assert registry.wait(timeout=5) == -signal.SIGTERM and evaluator.wait(timeout=5) is not None
     # a pidfile that names some other program is left alone, and so is that program
