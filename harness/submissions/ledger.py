@@ -358,7 +358,7 @@ class Ledger:
     def all(self) -> list[Submission]:
         with self._connect() as con:
             rows = con.execute(
-                f"SELECT {COLUMNS} FROM submissions WHERE competition = ? ORDER BY submitted_at, id", (self.competition,)
+                f"SELECT {COLUMNS} FROM submissions WHERE competition = ? ORDER BY submitted_at, rowid", (self.competition,)
             ).fetchall()
         return [_submission(row) for row in rows]
 
@@ -366,7 +366,7 @@ class Ledger:
         """The team's submissions, newest first."""
         with self._connect() as con:
             rows = con.execute(
-                f"SELECT {COLUMNS} FROM submissions WHERE competition = ? AND team = ? ORDER BY submitted_at DESC, id DESC",
+                f"SELECT {COLUMNS} FROM submissions WHERE competition = ? AND team = ? ORDER BY submitted_at DESC, rowid DESC",
                 (self.competition, team),
             ).fetchall()
         return [_submission(row) for row in rows]
@@ -375,7 +375,8 @@ class Ledger:
         """1-based place of a pending submission among the pending ones (oldest first)."""
         with self._connect() as con:
             (before,) = con.execute(
-                "SELECT COUNT(*) FROM submissions WHERE competition = ? AND state = ? AND (submitted_at < ? OR (submitted_at = ? AND id < ?))",
+                "SELECT COUNT(*) FROM submissions WHERE competition = ? AND state = ? AND (submitted_at < ? OR "
+                "(submitted_at = ? AND rowid < (SELECT rowid FROM submissions WHERE id = ?)))",
                 (self.competition, PENDING, submission.submitted_at, submission.submitted_at, submission.id),
             ).fetchone()
         return before + 1
@@ -428,7 +429,7 @@ class Ledger:
             waiting = [
                 _submission(row)
                 for row in con.execute(
-                    f"SELECT {COLUMNS} FROM submissions WHERE competition = ? AND state IN (?, ?) ORDER BY submitted_at, id",
+                    f"SELECT {COLUMNS} FROM submissions WHERE competition = ? AND state IN (?, ?) ORDER BY submitted_at, rowid",
                     (self.competition, *UNFINISHED),
                 )
             ]
