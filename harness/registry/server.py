@@ -25,6 +25,7 @@ SERVICE = "harness-registry"
 START_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 10.0
 GC_TIMEOUT_S = 600.0
+PORT_FREE_WAIT_S = 5.0  # a stale registry just ended lets go of its port a moment after its pid shows it gone
 LOG_TAIL_LINES = 15
 
 
@@ -174,14 +175,19 @@ class RegistryServer:
             yaml.safe_dump(self.config(), fh, sort_keys=False)
 
     def _check_port_free(self) -> None:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the registry's own listener does
-            try:
-                probe.bind((self.host, self.port))
-            except OSError as exc:
-                raise HarnessError(
-                    f"the registry cannot listen on {self.address}: {exc.strerror or exc}; stop what uses that port or choose another registry port"
-                ) from None
+        deadline = time.monotonic() + PORT_FREE_WAIT_S
+        while True:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the registry's own listener does
+                try:
+                    probe.bind((self.host, self.port))
+                    return
+                except OSError as exc:
+                    if time.monotonic() >= deadline:
+                        raise HarnessError(
+                            f"the registry cannot listen on {self.address}: {exc.strerror or exc}; stop what uses that port or choose another registry port"
+                        ) from None
+            time.sleep(0.1)
 
     def _wait_ready(self, timeout_s: float) -> None:
         url = f"http://{self.address}/v2/"

@@ -56,6 +56,17 @@ def command_line(pid: int) -> list[str] | None:
         return None
 
 
+def has_ended(pid: int) -> bool:
+    """Gone, or a zombie whose every thread has exited (a thread group's leader shows ``Z`` while its
+    other threads still exit and still hold its files, listening sockets included)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return True
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    return fields.get("State", "").split()[:1] == ["Z"] and fields.get("Threads", "1").strip() == "1"
+
+
 def _stat_field(pid: int, index: int) -> int | None:
     """A number of ``/proc/PID/stat`` after the command's name: 1 the parent, 3 the session."""
     try:
@@ -115,9 +126,9 @@ class PidFile:
             with suppress(ProcessLookupError):
                 os.kill(child, sig)
             deadline = time.monotonic() + wait_s
-            while command_line(child) is not None and time.monotonic() < deadline:
+            while not has_ended(child) and time.monotonic() < deadline:
                 time.sleep(0.1)
-            if command_line(child) is None:
+            if has_ended(child):
                 break
         else:
             raise HarnessError(f"{self.what} left by an earlier run (pid {child}) does not end; end it (kill -9 {child}) and start again")
