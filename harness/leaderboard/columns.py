@@ -18,6 +18,8 @@ from decimal import ROUND_HALF_UP, Decimal
 from functools import partial
 from typing import Any
 
+from harness.competition.schema import RESOURCES
+
 Row = Any  # an Entry, or a mapping with its fields (a row of the service's board)
 
 
@@ -94,15 +96,17 @@ def bytes_text(value: float | None) -> str:
     return f"{fixed(value, 0)} B"
 
 
-# name, the table's header, the one-line label, its text, a unit after it on one line, whether optional
-_RESOURCES: tuple[tuple[str, str, str, Callable[[float | None], str], str, bool], ...] = (
-    ("train_wall_s", "train s", "train", seconds_text, " s", False),
-    ("infer_wall_s", "infer s", "infer", seconds_text, " s", False),
-    ("cpu_s", "CPU s", "CPU", seconds_text, " s", False),
-    ("peak_memory_bytes", "peak memory", "memory", bytes_text, "", False),
-    ("gpu_s", "GPU s", "GPU", seconds_text, " s", True),
-    ("peak_gpu_memory_bytes", "peak GPU memory", "GPU memory", bytes_text, "", True),
-)
+# how each of the schema's RESOURCES (which names them, in order) is shown: the table's header, the
+# one-line label, its text, a unit after it on one line, whether optional
+_SHOWN: dict[str, tuple[str, str, Callable[[float | None], str], str, bool]] = {
+    "train_wall_s": ("train s", "train", seconds_text, " s", False),
+    "infer_wall_s": ("infer s", "infer", seconds_text, " s", False),
+    "cpu_s": ("CPU s", "CPU", seconds_text, " s", False),
+    "peak_memory_bytes": ("peak memory", "memory", bytes_text, "", False),
+    "gpu_s": ("GPU s", "GPU", seconds_text, " s", True),
+    "peak_gpu_memory_bytes": ("peak GPU memory", "GPU memory", bytes_text, "", True),
+}
+_RESOURCES = tuple((name, *_SHOWN[name]) for name in RESOURCES)
 
 
 def used_text(values: Mapping[str, Any]) -> str:
