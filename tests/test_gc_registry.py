@@ -46,8 +46,10 @@ def test_gc_deletes_unkept_manifests_and_the_garbage_collect_frees_their_blobs(h
         with running_registry(root, {TEAM: (TOKEN, f"teams/{TEAM}"), WORKER: (WORKER_TOKEN, None)}) as registry:
             repository = f"{registry.address}/teams/{TEAM}/img"
             pulled, ids, layers = {}, {}, {}
-            # pushed in this order: "latest" moves on, so only "tagged" and "kept" have a tag at the end
-            for version, tag_name in (("offline", "latest"), ("online", "latest"), ("tagged", "mine"), ("kept", "latest")):
+            # pushed in this order: "latest" moves on, so only "tagged" and "kept" have a tag at the end;
+            # "unsubmitted" is never submitted
+            pushes = (("offline", "latest"), ("online", "latest"), ("tagged", "mine"), ("unsubmitted", "latest"), ("kept", "latest"))
+            for version, tag_name in pushes:
                 tag = f"{repository}:{tag_name}"
                 names.append(tag)
                 build_tiny_image(docker_client, tag, os.urandom(64 * 1024), tmp_path / version)  # random: no shared layer
@@ -66,7 +68,13 @@ def test_gc_deletes_unkept_manifests_and_the_garbage_collect_frees_their_blobs(h
 
             dry = gc(home, "--no-nodes")
             listed = {i["what"]: i for i in dry["items"] if i["kind"] == "registry-manifest"}
-            assert set(listed) == {pulled["online"].split("/", 1)[1], pulled["offline"].split("/", 1)[1]}
+            assert set(listed) == {pulled["online"].split("/", 1)[1], pulled["offline"].split("/", 1)[1]}  # "unsubmitted": too young
+            unsubmitted = pulled["unsubmitted"].split("/", 1)[1]
+            aged = gc(home, "--no-nodes", "competition.retention.untagged_after_h=0")
+            listed = {i["what"]: i for i in aged["items"] if i["kind"] == "registry-manifest"}
+            assert set(listed) == {pulled["online"].split("/", 1)[1], pulled["offline"].split("/", 1)[1], unsubmitted}
+            assert listed[unsubmitted]["bytes"] == sum(blob(storage, d).stat().st_size for d in layers["unsubmitted"])
+            assert "never submitted, and no tag names it" in listed[unsubmitted]["why"]
             for version in ("online", "offline"):
                 item = listed[pulled[version].split("/", 1)[1]]
                 assert item["bytes"] == sum(blob(storage, d).stat().st_size for d in layers[version]) > 64 * 1024
@@ -95,12 +103,13 @@ def test_gc_deletes_unkept_manifests_and_the_garbage_collect_frees_their_blobs(h
             ledger.save(ledger_offline)
 
         # the service stopped: --registry deletes the rest with a registry of its own, then collects
-        gone = layers["online"] | layers["offline"]
+        gone = layers["online"] | layers["offline"] | layers["unsubmitted"]
         sizes = {d: blob(storage, d).stat().st_size for d in gone}
-        offline = gc(home, "--apply", "--registry", "--no-nodes")
+        offline = gc(home, "--apply", "--registry", "--no-nodes", "competition.retention.untagged_after_h=0")
+        deleted = sorted(i["what"] for i in offline["items"] if i["kind"] == "registry-manifest")
+        assert deleted == sorted([pulled["offline"].split("/", 1)[1], unsubmitted])
         kinds = {i["kind"]: i for i in offline["items"]}
-        assert kinds["registry-manifest"]["what"] == pulled["offline"].split("/", 1)[1]
-        assert kinds["registry-blobs"]["bytes"] == sum(sizes.values()) > 128 * 1024
+        assert kinds["registry-blobs"]["bytes"] == sum(sizes.values()) > 192 * 1024
         assert not any(blob(storage, d).exists() for d in gone)
         assert all(blob(storage, d).is_file() for d in layers["kept"])
         # the unkept image a tag still names is the team's (its budget counts it): it stays whole

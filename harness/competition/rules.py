@@ -45,6 +45,7 @@ class Rules:
     time_column: str | None  # test rows must all come after the train rows
     keep_top: int = 3  # best-public scored submissions `harness gc` keeps per team (retention.top_k)
     gc_between_rounds: bool = True  # the service's evaluation loop frees the rest after each round
+    untagged_after_s: float = 3600.0  # an untagged manifest no submission names is freed once this old
     concurrent_per_team: int | None = None  # most submissions of one team a round evaluates at once; None: no cap
     rerun_top_k: int = 0  # the private board's best that finalize wants re-run (leaderboard.rerun.top_k); 0: none
     rerun_times: int = 2  # how often each (leaderboard.rerun.times)
@@ -81,6 +82,7 @@ class Rules:
             time_column=_column(get("split", "time_column"), f"{where}.split.time_column"),
             keep_top=_count(get("retention", "top_k"), f"{where}.retention.top_k"),
             gc_between_rounds=_flag(get("retention", "between_rounds"), f"{where}.retention.between_rounds"),
+            untagged_after_s=_hours(get("retention", "untagged_after_h"), f"{where}.retention.untagged_after_h") * 3600,
             **_rerun(get("leaderboard", "rerun"), f"{where}.leaderboard.rerun"),
             concurrent_per_team=None
             if get("quota", "concurrent_per_team") is None
@@ -121,6 +123,12 @@ def _rerun(raw: Any, key: str) -> dict[str, int]:
     if unknown:
         raise ConfigError(f"{key}.{unknown[0]}: unknown key (known: top_k, times)")
     return {"rerun_top_k": _count(raw.get("top_k", 0), f"{key}.top_k"), "rerun_times": _positive(raw.get("times", 2), f"{key}.times")}
+
+
+def _hours(raw: Any, key: str) -> float:
+    if isinstance(raw, bool) or not isinstance(raw, int | float) or not 0 <= raw < float("inf"):
+        raise ConfigError(f"{key}: must be hours, 0 or more, got {raw!r}")
+    return float(raw)
 
 
 def _positive(raw: Any, key: str) -> int:

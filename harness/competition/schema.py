@@ -196,6 +196,9 @@ class RetentionConfig:
 
     top_k: int = key(3, must="a whole number, 0 or more", least=0)  # best-public scored submissions kept per team
     between_rounds: bool = key(True, must="true or false")  # the service's evaluation loop frees the rest after each round
+    # a manifest pushed, never submitted and no longer tagged (a later push took its tag) goes once
+    # this old: a team may still submit the digest it just pushed over
+    untagged_after_h: float = key(1.0, must="hours, 0 or more", least=0)
 
 
 @dataclass

@@ -29,6 +29,15 @@ def has_manifest(storage: Path, repository: str, digest: str) -> bool:
     return (_v2(storage) / "repositories" / repository / "_manifests" / "revisions" / "sha256" / hexdigest / "link").is_file()
 
 
+def pushed_at(storage: Path, repository: str, digest: str) -> float | None:
+    """When the manifest ``digest`` was put into ``repository`` (its revision link's time); None when it is not there."""
+    hexdigest = digest.removeprefix("sha256:")
+    try:
+        return (_v2(storage) / "repositories" / repository / "_manifests" / "revisions" / "sha256" / hexdigest / "link").stat().st_mtime
+    except OSError:
+        return None
+
+
 def tagged(storage: Path, repository: str) -> set[str]:
     """The digests the tags of ``repository`` name now."""
     tags = _v2(storage) / "repositories" / repository / "_manifests" / "tags"

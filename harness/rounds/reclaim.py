@@ -25,12 +25,17 @@ the next one):
 
 A directory is renamed aside (``.gc-*``) before it is deleted, so a stop midway never leaves half
 a model where a model is looked for; leftovers are listed (``interrupted``) and freed next time.
-Not freed here: the depot's data archives, manifests pushed but never submitted.
+- ``registry-manifest`` too: a manifest in a team's namespace that no submission names and no tag
+  names any more (a later push took its tag), once ``retention.untagged_after_h`` old. The registry
+  budget counts tagged images only, so without this a team pushing to one tag again and again
+  would fill the organizer's disk.
+Not freed here: the depot's data archives.
 """
 
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Iterator
 from contextlib import closing, suppress
 from dataclasses import asdict, dataclass, field
@@ -45,7 +50,7 @@ from harness.competition.paths import ServicePaths
 from harness.competition.smoke import smoke_stage
 from harness.records.model_store import ModelStore
 from harness.registry import IssuerKey, RegistryClient, RegistryServer, RegistryUnavailable, registry_binary
-from harness.registry.storage import has_manifest, tagged, unique_bytes
+from harness.registry.storage import has_manifest, manifests, pushed_at, tagged, unique_bytes
 from harness.results import Results
 from harness.rounds.distribution import DEFAULT_NODE_CACHE, data_stage
 from harness.rounds.journal import take_driver_lock
@@ -170,7 +175,9 @@ def reclaimable(
     items += _depot(competition, policy, in_store)
     if backend is not None:
         items += _images(backend, policy, state.namespaces)
-    items += _manifests(ServicePaths.of(competition.name, competition.home).registry, policy, state.namespaces)
+    storage = ServicePaths.of(competition.name, competition.home).registry
+    items += _manifests(storage, policy, state.namespaces)
+    items += _untagged(storage, policy, competition.settings.competition.rules.untagged_after_s)
     return items
 
 
@@ -310,6 +317,28 @@ def _manifests(storage: Path, policy: Retention, namespaces: dict[str, str]) -> 
     sizes = unique_bytes(storage, set(leaving))
     for key, why in leaving.items():
         yield Item(REGISTRY_MANIFEST, f"{key[0]}@{key[1]}", sizes.get(key, 0), why)
+
+
+def _untagged(storage: Path, policy: Retention, after_s: float) -> Iterator[Item]:
+    """The manifests under ``teams/`` (every team's namespace) that no submission names and no tag
+    names, ``after_s`` old; what the organizer keeps elsewhere in the registry is never touched."""
+    if not storage.is_dir():
+        return
+    named = {_manifest_of(s.image) for s in policy.submissions}
+    now = time.time()
+    leaving = set()
+    for repository, digest in manifests(storage):
+        if not repository.startswith("teams/") or (repository, digest) in named or digest in tagged(storage, repository):
+            continue
+        pushed = pushed_at(storage, repository, digest)
+        if pushed is not None and now - pushed >= after_s:
+            leaving.add((repository, digest))
+    sizes = unique_bytes(storage, leaving)
+    why = (
+        "pushed, never submitted, and no tag names it now (a later push took its tag); its blobs go at the registry's next garbage-collect"
+    )
+    for repository, digest in sorted(leaving):
+        yield Item(REGISTRY_MANIFEST, f"{repository}@{digest}", sizes.get((repository, digest), 0), why)
 
 
 def _manifest_of(reference: str) -> tuple[str, str] | None:
