@@ -27,7 +27,17 @@ from omegaconf.errors import OmegaConfBaseException
 from harness.competition.paths import harness_home
 from harness.competition.phases import Phase, declared_phases
 from harness.competition.rules import Rules
-from harness.competition.schema import ROOT, check_values, defaults, explain
+from harness.competition.schema import (
+    ROOT,
+    HarnessConfig,
+    ImagesConfig,
+    RunnerConfig,
+    ServiceConfig,
+    TrackingConfig,
+    check_values,
+    defaults,
+    explain,
+)
 from harness.limits import Limits, LimitsError
 from harness.scoring import PredictionsSpec, check_metrics
 from harness.util.errors import ConfigError
@@ -140,12 +150,29 @@ class Settings:
 
     competition: CompetitionSettings
     limits: Limits
-    runner: DictConfig
-    tracking: DictConfig
-    images: DictConfig
-    seed: int
-    raw: DictConfig
-    service: DictConfig | None = None  # `harness serve`'s settings (ServiceConfig)
+    config: HarnessConfig  # the configuration merged onto the schema, every key typed
+    raw: DictConfig  # the configuration as given (what config_sha256 hashes)
+
+    @property
+    def runner(self) -> RunnerConfig:
+        return self.config.runner
+
+    @property
+    def tracking(self) -> TrackingConfig:
+        return self.config.tracking
+
+    @property
+    def images(self) -> ImagesConfig:
+        return self.config.images
+
+    @property
+    def service(self) -> ServiceConfig:
+        """`harness serve`'s settings."""
+        return self.config.service
+
+    @property
+    def seed(self) -> int:
+        return self.config.seed
 
     @property
     def resolved_yaml(self) -> str:
@@ -183,7 +210,7 @@ def settings_from_config(cfg: DictConfig) -> Settings:
     except LimitsError as exc:
         raise ConfigError(str(exc)) from None
     competition = _competition(checked.competition)
-    return Settings(competition, limits, checked.runner, checked.tracking, checked.images, checked.seed, cfg, checked.service)
+    return Settings(competition, limits, OmegaConf.to_object(checked), cfg)  # type: ignore[arg-type]
 
 
 def _competition(node: DictConfig) -> CompetitionSettings:
