@@ -29,6 +29,7 @@ from harness.competition.phases import Phase, declared_phases
 from harness.competition.rules import Rules
 from harness.competition.schema import (
     ROOT,
+    CompetitionConfig,
     HarnessConfig,
     ImagesConfig,
     RunnerConfig,
@@ -150,29 +151,13 @@ class Settings:
 
     competition: CompetitionSettings
     limits: Limits
-    config: HarnessConfig  # the configuration merged onto the schema, every key typed
+    runner: RunnerConfig
+    tracking: TrackingConfig
+    images: ImagesConfig
+    seed: int
     raw: DictConfig  # the configuration as given (what config_sha256 hashes)
-
-    @property
-    def runner(self) -> RunnerConfig:
-        return self.config.runner
-
-    @property
-    def tracking(self) -> TrackingConfig:
-        return self.config.tracking
-
-    @property
-    def images(self) -> ImagesConfig:
-        return self.config.images
-
-    @property
-    def service(self) -> ServiceConfig:
-        """`harness serve`'s settings."""
-        return self.config.service
-
-    @property
-    def seed(self) -> int:
-        return self.config.seed
+    service: ServiceConfig  # `harness serve`'s settings
+    competition_config: CompetitionConfig  # the competition's keys as declared, with the schema's defaults
 
     @property
     def resolved_yaml(self) -> str:
@@ -210,7 +195,8 @@ def settings_from_config(cfg: DictConfig) -> Settings:
     except LimitsError as exc:
         raise ConfigError(str(exc)) from None
     competition = _competition(checked.competition)
-    return Settings(competition, limits, OmegaConf.to_object(checked), cfg)  # type: ignore[arg-type]
+    typed: HarnessConfig = OmegaConf.to_object(checked)  # type: ignore[assignment]
+    return Settings(competition, limits, typed.runner, typed.tracking, typed.images, typed.seed, cfg, typed.service, typed.competition)
 
 
 def _competition(node: DictConfig) -> CompetitionSettings:

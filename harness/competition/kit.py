@@ -77,7 +77,7 @@ def participant_config(settings: Settings) -> dict[str, Any]:
 
 def dev_split(rows: list[dict[str, str]], settings: Settings) -> tuple[set[str], dict[str, Any]]:
     """The ids held out as dev, and the rule that chose them (the competition's own split logic)."""
-    fraction = settings.config.competition.kit.dev_fraction
+    fraction = settings.competition_config.kit.dev_fraction
     dev, rule = held_out(rows, settings, math.ceil(len(rows) * fraction), "harness-kit")
     return dev, {**rule, "dev_fraction": fraction, "seed": settings.seed, "dev_rows": len(dev), "train_rows": len(rows) - len(dev)}
 
@@ -86,7 +86,7 @@ def held_out(rows: list[dict[str, str]], settings: Settings, want: int, salt: st
     """About ``want`` ids (at least one, never all) held out of ``rows`` as the real test set is: the
     latest by ``split.time_column``, whole groups of ``split.group_column``, or at random; seeded by
     ``salt`` and the seed. The kit's dev split and the smoke stage's data are carved with it."""
-    split = settings.config.competition.split
+    split = settings.competition_config.split
     id_column = settings.competition.predictions.id_column
     group, time = split.group_column, split.time_column
     want = max(1, min(len(rows) - 1, want))
@@ -139,7 +139,7 @@ def build_kit(competition: Competition, output: Path) -> dict[str, Any]:
     write_split(competition, header, rows, (ids - dev, dev), (output / "data" / "train", output / "data" / "dev", output / "dev-labels"))
 
     images = Path(str(files("harness.images")))
-    sample = images / settings.config.competition.kit.sample
+    sample = images / settings.competition_config.kit.sample
     if not (sample / "Dockerfile").is_file():
         raise HarnessError(f"competition.kit.sample: {sample.name} is not a sample submission of the package (a folder of {images})")
     shutil.copytree(sample, output / "sample-submission", ignore=shutil.ignore_patterns("__pycache__"))
@@ -169,7 +169,7 @@ def build_kit(competition: Competition, output: Path) -> dict[str, Any]:
 def read_train_table(competition: Competition) -> tuple[list[str], list[dict[str, str]]]:
     """The training table's header and rows; refused without the id or target column, or with under two rows."""
     spec = competition.settings.competition.predictions
-    table = competition.paths.train / competition.settings.config.competition.data.train_table
+    table = competition.paths.train / competition.settings.competition_config.data.train_table
     try:
         with table.open(newline="", encoding="utf-8") as fh:
             reader = csv.DictReader(fh)
@@ -192,7 +192,7 @@ def write_split(
     in ``ids[1]`` as test inputs without the target (``to[1]``), and their labels (``to[2]/labels.csv``,
     all public). A per-id file of the training directory (its name's stem an id) follows its row;
     any other file (a description) goes to both parts, as the organizer's test directory has its own."""
-    spec, data = competition.settings.competition.predictions, competition.settings.config.competition.data
+    spec, data = competition.settings.competition.predictions, competition.settings.competition_config.data
     train_dir = competition.paths.train
     table = train_dir / data.train_table
     (train_ids, test_ids), (train_out, test_out, labels_dir) = ids, to
@@ -238,7 +238,7 @@ def world_readable(root: Path) -> None:
 def _readme(competition: Competition, rule: dict[str, Any]) -> str:
     settings = competition.settings
     name = competition.name
-    same = " (`harness init` writes the same)" if settings.config.competition.kit.sample == "sample-submission" else ""
+    same = " (`harness init` writes the same)" if settings.competition_config.kit.sample == "sample-submission" else ""
     by = {"time": f"the latest rows by `{rule.get('column')}`", "group": f"whole groups of `{rule.get('column')}`"}.get(
         rule["by"], "rows drawn at random"
     )

@@ -69,7 +69,7 @@ class SmokeStage:
 def smoke_config(competition: Competition) -> SmokeConfig:
     """``competition.smoke`` with the schema's defaults for what the configuration lacks (a record's
     configuration from before the smoke stage has none: disabled)."""
-    return competition.settings.config.competition.smoke
+    return competition.settings.competition_config.smoke
 
 
 def smoke_limits(config: SmokeConfig, full: Limits) -> Limits:

@@ -86,7 +86,7 @@ COLUMNS = ", ".join(f.name for f in fields(Delivery))
 
 def webhooks(competition: Competition) -> list[WebhookConfig]:
     """The competition's ``competition.webhooks``, each with its defaults."""
-    return competition.settings.config.competition.webhooks
+    return competition.settings.competition_config.webhooks
 
 
 def notification(record: EvaluationRecord, event: str) -> dict[str, Any]:
