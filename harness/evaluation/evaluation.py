@@ -89,8 +89,7 @@ class Evaluation:
         """Run only ``infer``, with the model ``earlier`` used, which the caller restores into this
         evaluation's model directory (re-infer on a replaced test set); ``origin`` names the
         evaluation that trained it."""
-        assert earlier.phases.train is not None  # a record with no train phase has no model to reuse
-        self.carried = {"train": earlier.phases.train}
+        self.carried = {"train": earlier.phases.ran()["train"]}
         self.smoke = None  # the model is trained already: there is nothing to check first
         reinferred = earlier.origin is not None and earlier.origin["kind"] == "reinfer"
         self.origin = {"kind": "reinfer", "evaluation_id": earlier.origin["evaluation_id"] if reinferred else earlier.evaluation_id}
