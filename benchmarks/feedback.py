@@ -45,6 +45,7 @@ from common import ROOT, arguments, behave_image, load_average, median, work_hom
 
 from harness.cli.remote import wait_for_verdict
 from harness.client import ServiceClient, push_image
+from harness.client.wire import SubmissionView
 from harness.competition.paths import ServicePaths
 from harness.runner.engine import connect
 from harness.service.control import set_paused
@@ -104,7 +105,7 @@ def latency(service: Service, docker, repeats: int) -> None:
         submission_id = json.loads(done.stdout)["id"]
         verdict = quietly(wait_for_verdict, client, COMPETITION, submission_id, 600.0)
         took = time.monotonic() - started
-        assert verdict["verdict"] == "RUNTIME_ERROR", verdict
+        assert verdict.verdict == "RUNTIME_ERROR", verdict
         ready.append(server_seconds(verdict))
         if i == 0:
             first = took  # the first after the start: the evaluator may still be bringing Ray up
@@ -132,7 +133,7 @@ def in_process(service: Service, client: ServiceClient, team: dict, docker, tag:
     me = client.whoami()
     pushed = push_image(docker, local, registry=me["registry"], namespace=me["namespace"], username=me["team_id"], token=team["token"])
     submission = client.submit(COMPETITION, pushed.repository, pushed.digest)
-    quietly(wait_for_verdict, client, COMPETITION, submission["id"], 600.0)
+    quietly(wait_for_verdict, client, COMPETITION, submission.id, 600.0)
     return time.monotonic() - started
 
 
@@ -154,8 +155,9 @@ def fresh_tiny(docker, name: str) -> str:
     return tag
 
 
-def server_seconds(submission: dict) -> float:
-    return (datetime.fromisoformat(submission["evaluated_at"]) - datetime.fromisoformat(submission["submitted_at"])).total_seconds()
+def server_seconds(submission: SubmissionView) -> float:
+    assert submission.evaluated_at is not None
+    return (datetime.fromisoformat(submission.evaluated_at) - datetime.fromisoformat(submission.submitted_at)).total_seconds()
 
 
 def quietly(function, *args):
@@ -241,7 +243,7 @@ def timed_round(service: Service, teams: list[dict], size: int, ids: dict | None
     for i in range(size):
         team = teams[i % len(teams)]
         image, digest = team["nap"]
-        queued.append((team["id"], clients[team["id"]].submit(COMPETITION, image, digest)["id"]))
+        queued.append((team["id"], clients[team["id"]].submit(COMPETITION, image, digest).id))
     if ids is not None:
         for team_id, submission_id in queued:
             ids.setdefault(team_id, []).append(submission_id)
@@ -250,7 +252,7 @@ def timed_round(service: Service, teams: list[dict], size: int, ids: dict | None
     left = set(queued)
     while left:
         time.sleep(0.25)
-        left = {(t, s) for t, s in left if clients[t].submission(COMPETITION, s)["state"] != "evaluated"}
+        left = {(t, s) for t, s in left if clients[t].submission(COMPETITION, s).state != "evaluated"}
     return time.monotonic() - started
 
 
@@ -258,7 +260,7 @@ def timed_round(service: Service, teams: list[dict], size: int, ids: dict | None
 def memory(service: Service, docker, team: dict, total: int) -> None:
     paths = ServicePaths.of(COMPETITION, service.home)
     client = ServiceClient(service.url, team["token"])
-    scored = next(s["id"] for s in client.submissions(COMPETITION) if s["state"] == "evaluated")
+    scored = next(s.id for s in client.submissions(COMPETITION) if s.state == "evaluated")
     local = fresh_tiny(docker, "fb-memory")
     me = client.whoami()
     pushed = push_image(docker, local, registry=me["registry"], namespace=me["namespace"], username=me["team_id"], token=team["token"])
@@ -269,7 +271,7 @@ def memory(service: Service, docker, team: dict, total: int) -> None:
         if i == WARMUP:
             warm = rss_kib(pid)
         submission = client.submit(COMPETITION, pushed.repository, pushed.digest, f"memory {i}")
-        client.submission(COMPETITION, submission["id"])
+        client.submission(COMPETITION, submission.id)
         if i % 10 == 0:
             client.leaderboard(COMPETITION)
             client.logs(COMPETITION, scored, "train")
@@ -306,13 +308,13 @@ def smoke(docker, home: Path) -> None:
                 username=me["team_id"],
                 token=team["token"],
             )
-            quietly(wait_for_verdict, client, COMPETITION, client.submit(COMPETITION, warm.repository, warm.digest)["id"], 600.0)
+            quietly(wait_for_verdict, client, COMPETITION, client.submit(COMPETITION, warm.repository, warm.digest).id, 600.0)
             started = time.monotonic()
             pushed = push_image(
                 docker, slow, registry=me["registry"], namespace=me["namespace"], username=me["team_id"], token=team["token"]
             )
             verdict = quietly(
-                wait_for_verdict, client, COMPETITION, client.submit(COMPETITION, pushed.repository, pushed.digest)["id"], 1800.0
+                wait_for_verdict, client, COMPETITION, client.submit(COMPETITION, pushed.repository, pushed.digest).id, 1800.0
             )
             took[label] = (time.monotonic() - started, verdict)
         finally:
@@ -320,7 +322,7 @@ def smoke(docker, home: Path) -> None:
     print("d. smoke: slowcrash (train 0.1 s per training row, then infer crashes), push -> verdict, after a warm-up submission")
     for label, (seconds, verdict) in took.items():
         print(
-            f"  {label:<22} {seconds:7.1f} s  {verdict['verdict']} in {verdict.get('failed_phase')}: {verdict.get('verdict_message', '').splitlines()[0][:90]}"
+            f"  {label:<22} {seconds:7.1f} s  {verdict.verdict} in {verdict.failed_phase}: {(verdict.verdict_message or '').splitlines()[0][:90]}"
         )
     on, off = took["with the smoke stage"][0], took["without it"][0]
     print(f"  the smoke stage gives the verdict {off / on:.0f}x sooner ({off - on:.0f} s less to wait)")

@@ -37,7 +37,7 @@ def test_sample_audit_passes_with_identical_hashes_over_two_repeats(competition,
     train_log = digits.paths.runs / record.evaluation_id / "logs" / "train.stdout.log"
     assert "cross-validation accuracy" in train_log.read_text()
 
-    report = audit(digits, record.submission["id"], None, RecordSinks.for_competition(digits, tracker), repeats=2, out=quiet())
+    report = audit(digits, record.submission.id, None, RecordSinks.for_competition(digits, tracker), repeats=2, out=quiet())
     assert report.status == PASS, report.differences
     assert report.deterministic is True
     assert [run["predictions_sha256"] for run in report.runs] == [record.manifest["predictions_sha256"]] * 2
@@ -67,7 +67,7 @@ def test_audit_after_a_data_file_changed_refuses_and_names_it(competition, docke
     changed.write_bytes(changed.read_bytes() + b"\n")
 
     capsys.readouterr()
-    status = main(["audit", "digits", record.submission["id"]])
+    status = main(["audit", "digits", record.submission.id])
     out, err = capsys.readouterr()
     assert status == 2
     assert "harness: audit refused: cannot re-run from the record: different data (data/test/test.csv (changed))" in err
@@ -93,7 +93,7 @@ def test_non_deterministic_image_is_flagged_with_the_spread_of_its_scores(compet
     digits = competition()
     record = evaluate(digits, docker_client, behave_image("random"))
     assert record.verdict == "SCORED"
-    report = audit(digits, record.submission["id"], repeats=2, out=quiet())
+    report = audit(digits, record.submission.id, repeats=2, out=quiet())
     assert report.status == FAIL and report.deterministic is False
     assert report.reason.startswith("not deterministic")
     assert len({run["predictions_sha256"] for run in report.runs} | {record.manifest["predictions_sha256"]}) == 3

@@ -147,7 +147,7 @@ def test_node_lost_mid_train_still_scores_each_submission_once(cluster, tmp_path
     again = reinfer(comp, ids, None, RecordSinks())
     by_submission = {r["submission"]["id"]: r for r in found}
     for new in again:
-        before = by_submission[new.submission["id"]]
+        before = by_submission[new.submission.id]
         assert new.verdict == "SCORED" and new.origin == {"kind": "reinfer", "evaluation_id": before["evaluation_id"]}
         assert new.manifest["model_sha256"] == before["manifest"]["model_sha256"]
         assert new.manifest["predictions_sha256"] == before["manifest"]["predictions_sha256"]

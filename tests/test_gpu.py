@@ -282,12 +282,12 @@ def test_container_over_gpu_memory_is_killed(competition, docker_client, behave_
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     gpu_competition = competition("limits.train.gpus=1", "limits.train.gpu_memory=2g", "limits.train.wall_clock_s=30")
     record = check_image(gpu_competition, behave_image("sleeper"), out=open(os.devnull, "w"))
-    train = record.phases["train"]
-    assert train["wall_s"] < 30  # killed by the GPU memory watch, before its wall clock
+    train = record.phases.train
+    assert train.wall_s < 30  # killed by the GPU memory watch, before its wall clock
     assert record.verdict == "MEMORY_LIMIT" and record.failed_phase == "train"
     assert record.message.startswith("train used ") and "of GPU memory, over its limit of 2.0 GiB, and was killed" in record.message
-    assert train["gpu_ids"] == ["0"]
-    assert train["peak_gpu_memory_bytes"] >= 3 * GIB and train["peak_gpu_utilization"] == 55
+    assert train.gpu_ids == ["0"]
+    assert train.peak_gpu_memory_bytes >= 3 * GIB and train.peak_gpu_utilization == 55
     assert "series" not in train  # the series go to MLflow, from beside the logs
     assert load_series(gpu_competition, record.evaluation_id)["train"]["gpu_memory_bytes"][0][1] >= 3 * GIB
     assert any(seen)  # the container's host PIDs were found
@@ -303,7 +303,9 @@ def test_limits_carry_gpu_fields():
 
 def test_tracker_logs_gpu_series(tmp_path):
     from mlflow.tracking import MlflowClient
+    from test_record_schema import phase
 
+    from harness.records.model import Phases, Submission
     from harness.records.record import EvaluationRecord
     from harness.records.tracking import Tracker
 
@@ -311,11 +313,11 @@ def test_tracker_logs_gpu_series(tmp_path):
     record = EvaluationRecord(
         "ev-1",
         "digits",
-        {"id": "s1", "team": "t"},
+        Submission(id="s1", team="t", image="t/x", image_digest=None),
         "SCORED",
         None,
         "",
-        {"train": {"peak_gpu_memory_bytes": 3 * GIB, "peak_gpu_utilization": 50.0}},
+        Phases.model_validate({"train": phase(peak_gpu_memory_bytes=3 * GIB, peak_gpu_utilization=50.0)}),
         {},
         {},
         "2026-11-28T21:00:00+00:00",

@@ -205,7 +205,7 @@ def test_writing_beside_the_code_names_the_writable_paths(competition, docker_cl
 @pytest.mark.docker
 def test_a_model_left_in_tmp_names_model(competition, docker_client, behave_image):
     record = check(competition, docker_client, behave_image("tmpmodel"))
-    assert record.phases["train"]["verdict"] == "OK"
+    assert record.phases.train.verdict == "OK"
     failed(record, "infer", "FileNotFoundError: [Errno 2] No such file or directory: '/tmp/model.pkl'", kept("/tmp/model.pkl"))
 
 

@@ -201,7 +201,7 @@ def test_expose_opens_nothing(meta, phase):
 
 def test_onbuild_is_never_run(meta, docker_client):
     _, record, _, reports, _ = meta
-    assert docker_client.images.get(record.submission["image_digest"]).attrs["Config"]["OnBuild"] == ["RUN touch /onbuild-ran"]
+    assert docker_client.images.get(record.submission.image_digest).attrs["Config"]["OnBuild"] == ["RUN touch /onbuild-ran"]
     assert record.verdict == "SCORED"
     assert reports["train"]["onbuild"] is False
 
@@ -215,7 +215,7 @@ def test_stop_signal_cannot_soften_the_kill(pidfd, competition, docker_client, b
         monkeypatch.setattr("harness.runner.docker_backend.ContainerInit.open", classmethod(lambda cls, pid, cid: None))
     record = check_image(competition("limits.train.wall_clock_s=2"), image, out=open(os.devnull, "w"))
     assert (record.verdict, record.failed_phase) == ("TIMEOUT", "train")
-    assert 0.0 <= record.phases["train"]["timeout_overshoot_s"] < 10.0  # not after the engine's 10 s stop grace period
+    assert 0.0 <= record.phases.train.timeout_overshoot_s < 10.0  # not after the engine's 10 s stop grace period
 
 
 def test_image_labels_cannot_make_cleanup_take_or_spare_a_container(competition, docker_client, behave_image):
@@ -293,4 +293,4 @@ def test_metadata_intake_refuses(body, reason, competition, docker_client, behav
     record = check_image(competition(), image, out=open(os.devnull, "w"))
     assert (record.verdict, record.failed_phase) == ("INVALID_IMAGE", "intake")
     assert reason in record.message, record.message
-    assert record.phases == {}
+    assert record.phases.ran() == {}

@@ -72,7 +72,7 @@ def test_probe_is_scored(probed):
 def test_environment_is_exactly_the_contract(probed, docker_client, phase):
     competition, record, reports, _ = probed
     settings = competition.settings
-    image_env = dict(item.split("=", 1) for item in docker_client.images.get(record.submission["image_digest"]).attrs["Config"]["Env"])
+    image_env = dict(item.split("=", 1) for item in docker_client.images.get(record.submission.image_digest).attrs["Config"]["Env"])
     expected = {"PATH": DOCKER_DEFAULT_PATH, **image_env, **DOCUMENTED[phase], "HOSTNAME": "sandbox"}
     assert not set(image_env) & set(DOCUMENTED[phase])  # the probe's image sets none of them: each value is the harness's
     assert reports[phase]["env"] == expected
@@ -159,8 +159,8 @@ def test_tmp_is_a_bounded_tmpfs_and_its_use_is_recorded(probed, phase):
     options = set(tmp[5].split(",")) | set(tmp[-1].split(","))
     assert tmp[-3] == "tmpfs" and {"noexec", "nosuid", "nodev", f"size={TMP_LIMIT // 1024}k"} <= options
     assert reports[phase]["tmp"] == {"bytes": TMP_LIMIT, "error": "ENOSPC"}
-    assert record.phases[phase]["peak_tmp_bytes"] == TMP_LIMIT
-    assert record.phases[phase]["limits"]["tmp"] == TMP_LIMIT
+    assert record.phases.ran()[phase].peak_tmp_bytes == TMP_LIMIT
+    assert record.phases.ran()[phase].limits.tmp == TMP_LIMIT
 
 
 def test_tmp_is_noexec_by_the_harness_not_by_the_daemons_default(docker_client, os_base, tmp_path):

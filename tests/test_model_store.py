@@ -161,7 +161,7 @@ def test_reinfer_and_audit_restore_the_model_from_the_store_alone(competition, d
     assert ModelStore.for_competition(digits).has(sha256)  # archived when the record was published
     shutil.rmtree(digits.paths.run(earlier.evaluation_id).root)  # the machine that trained it kept nothing
 
-    (again,) = reinfer(digits, [earlier.submission["id"]], None, RecordSinks())
+    (again,) = reinfer(digits, [earlier.submission.id], None, RecordSinks())
     assert again.verdict == "SCORED" and again.manifest["model_sha256"] == sha256
     assert again.manifest["predictions_sha256"] == earlier.manifest["predictions_sha256"]
     assert again.origin == {"kind": "reinfer", "evaluation_id": earlier.evaluation_id}
@@ -175,7 +175,7 @@ def test_reinfer_and_audit_restore_the_model_from_the_store_alone(competition, d
     (forged / "model.json").write_text("{}")
     stored.write_bytes(archive_bytes(forged))
     with pytest.raises(HarnessError, match=f"cannot re-infer from {again.evaluation_id}: the stored model .* unpacks to a tree"):
-        reinfer(digits, [earlier.submission["id"]], None, RecordSinks())
+        reinfer(digits, [earlier.submission.id], None, RecordSinks())
     report = audit(digits, earlier.evaluation_id)
     (damaged,) = [d for d in report.differences if d.kind == "model"]
     assert report.status == "FAIL" and damaged.fatal and "unpacks to a tree that hashes to" in damaged.observed
@@ -187,10 +187,10 @@ def test_reinfer_of_a_model_not_archived_yet_uses_the_one_this_machine_keeps(com
     digits = competition()
     earlier = evaluate(digits, docker_client, behave_image("constant"))  # no sink: never published, so never archived
     assert not ModelStore.for_competition(digits).has(earlier.manifest["model_sha256"])
-    (again,) = reinfer(digits, [earlier.submission["id"]], None, RecordSinks())
+    (again,) = reinfer(digits, [earlier.submission.id], None, RecordSinks())
     assert again.verdict == "SCORED" and again.manifest["model_sha256"] == earlier.manifest["model_sha256"]
 
     shutil.rmtree(digits.paths.runs)  # neither run keeps the model now
     with pytest.raises(HarnessError, match="holds no model .*, and this machine does not keep it either"):
-        reinfer(digits, [earlier.submission["id"]], None, RecordSinks())
+        reinfer(digits, [earlier.submission.id], None, RecordSinks())
     assert not digits.paths.runs.exists()  # the refused batch left no run directory

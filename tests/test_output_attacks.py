@@ -43,7 +43,7 @@ def test_hostile_predictions_are_refused(competition, docker_client, behave_imag
     record = check(competition, docker_client, behave_image(behaviour))
     assert record.verdict == "INVALID_PREDICTIONS" and record.failed_phase == "score"
     assert fault in record.message
-    assert record.phases["infer"]["verdict"] == "OK"
+    assert record.phases.infer.verdict == "OK"
 
 
 def planted_link(home: Path, record, path: str) -> Path:
@@ -67,7 +67,7 @@ def test_predictions_linked_to_the_hidden_labels_are_refused_never_followed(comp
     from the data mount's source in mountinfo): followed, it would hand the harness the labels."""
     record = check(competition, docker_client, behave_image("symlink"))
     link = planted_link(home, record, "output/predictions.csv")
-    assert record.phases["infer"]["verdict"] == "OK"
+    assert record.phases.infer.verdict == "OK"
     assert record.verdict == "INVALID_PREDICTIONS" and record.failed_phase == "score", record.message
     assert record.message == (
         f"/output/predictions.csv is a symbolic link (to {os.readlink(link)!r}), not a regular file; write the predictions into a plain file"
@@ -88,11 +88,11 @@ def test_links_and_pipes_in_model_are_never_followed(competition, docker_client,
     record = check(competition, docker_client, behave_image("modeltrap"))
     assert record.verdict == "SCORED", record.message
     planted_link(home, record, "model/labels.csv")  # the premise: that link reaches the real labels
-    train = record.phases["train"]
+    train = record.phases.train
     # model.json, big.bin and its 3 hard links, 3 symbolic links and a FIFO
-    assert train["output_files"] == 9
+    assert train.output_files == 9
     # the 1 MiB file counts once, whatever links to it; the links' targets count nothing
-    assert MIB <= train["output_bytes"] <= MIB + 64 * 1024
+    assert MIB <= train.output_bytes <= MIB + 64 * 1024
     assert record.manifest["model_sha256"]  # hashing the model went through the links and the FIFO untouched
     # Archived and restored as it is: the links as links (never followed), the FIFO as a FIFO.
     model, restored = home / "competitions/digits/runs" / record.evaluation_id / "model", home / "restored"
@@ -235,4 +235,4 @@ def test_a_model_small_on_disk_but_huge_to_read_is_over_the_disk_limit(competiti
     assert said, record.message
     read, over = float(said[1]), float(said[2])
     assert 64 < read <= float(reads_as.split()[0]) and over == round(read - 64, 1)
-    assert "infer" not in record.phases and record.manifest["model_sha256"] is None
+    assert record.phases.infer is None and record.manifest["model_sha256"] is None

@@ -7,8 +7,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from test_record_schema import phase
 
 from harness.cli import main
+from harness.records.model import Phases, Submission
 from harness.records.outbox import Outbox, notification
 from harness.records.record import EvaluationRecord
 from tests.service_helpers import harness
@@ -29,11 +31,11 @@ def test_a_webhook_body_never_carries_what_the_submission_wrote():
     record = EvaluationRecord(
         evaluation_id="ev-test",
         competition="digits",
-        submission={"id": "sub-0123456789ab", "team": "alpha", "image": "x/y@sha256:" + "1" * 64, "image_digest": "sha256:" + "2" * 64},
+        submission=Submission(id="sub-0123456789ab", team="alpha", image="x/y@sha256:" + "1" * 64, image_digest="sha256:" + "2" * 64),
         verdict="RUNTIME_ERROR",
         failed_phase="train",
         message=f"train exited with code 3: {HOSTILE}token=hx_team-0_abc\nlast lines of its output:\n{HOSTILE}",
-        phases={"train": {"verdict": "RUNTIME_ERROR", "exit_code": 3}},
+        phases=Phases.model_validate({"train": phase(verdict="RUNTIME_ERROR", exit_code=3)}),
         scores={},
         manifest={},
         created_at="2025-01-01T00:00:00.000Z",

@@ -275,11 +275,11 @@ def test_every_kind_of_record_validates_and_reads_back_typed(make):
 def test_typed_access_beside_the_dicts():
     record = EvaluationRecord.from_dict(gpu_record())
     typed = record.typed()
-    assert typed.phases.train.verdict == record.phases["train"]["verdict"] == "OK"
-    assert typed.phases.train.limits.gpu_memory == record.phases["train"]["limits"]["gpu_memory"] == 8 * 1024**3
+    assert typed.phases.train.verdict == record.phases.train.verdict == "OK"
+    assert typed.phases.train.limits.gpu_memory == record.phases.train.limits.gpu_memory == 8 * 1024**3
     assert typed.manifest.data_sha256 == record.manifest["data_sha256"]
     assert typed.manifest.host.gpus[0].name == "NVIDIA H200"
-    assert typed.submission.id == record.submission["id"]
+    assert typed.submission.id == record.submission.id
     assert typed.scores.public == record.scores["public"]
     assert typed.origin is None and typed.history == [] and typed.signature is None
 

@@ -251,8 +251,8 @@ def test_rescore_and_reinfer_after_finalize_need_force_and_are_in_the_history(
 
     digits = competition()
     record = evaluate(digits, docker_client, behave_image("constant"))
-    sid, submission = record.submission["id"], record.submission
-    listed = (sid, "digits", submission["team"], submission["image"], submission["image_digest"], submission["submitted_at"])
+    sid, submission = record.submission.id, record.submission
+    listed = (sid, "digits", submission.team, submission.image, submission.image_digest, submission.submitted_at)
     Ledger.of(digits).save(Submission(*listed, EVALUATED, [record.evaluation_id]))  # as a round would have left it
     assert run(capsys, "finalize", "digits")[0] == 0
     accuracy = METRICS["accuracy"]
@@ -325,12 +325,12 @@ def test_no_secret_in_anything_the_harness_wrote(home, competition, docker_clien
         assert record.mlflow_run_id
         Ledger.of(digits).save(
             Submission(
-                record.submission["id"],
+                record.submission.id,
                 "digits",
                 "team",
                 image,
-                record.submission["image_digest"],
-                record.submission["submitted_at"],
+                record.submission.image_digest,
+                record.submission.submitted_at,
                 EVALUATED,
                 [record.evaluation_id],
             )

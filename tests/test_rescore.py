@@ -35,7 +35,7 @@ def test_rescore_after_a_metric_fix_updates_the_leaderboard_and_keeps_history(
     tracker = Tracker(None, "digits", home)
     record = evaluate(digits, docker_client, behave_image("constant"), tracker=tracker)
     original = record.scores
-    sid = record.submission["id"]
+    sid = record.submission.id
     assert board(digits)[sid] == original["public"]["accuracy"]
 
     # "participants found a bug in the metric": the fixed accuracy, say, counts errors instead
@@ -81,7 +81,7 @@ def replace_test_set(competition, keep: int) -> list[str]:
 def test_reinfer_on_a_replaced_test_set_uses_the_stored_model(competition, docker_client, behave_image, capsys):
     digits = competition()
     earlier = evaluate(digits, docker_client, behave_image("constant"))
-    sid = earlier.submission["id"]
+    sid = earlier.submission.id
     replace_test_set(digits, keep=100)
 
     capsys.readouterr()
@@ -91,7 +91,7 @@ def test_reinfer_on_a_replaced_test_set_uses_the_stored_model(competition, docke
     (new,) = [r for r in records.values() if r["evaluation_id"] != earlier.evaluation_id]
     assert new["origin"] == {"kind": "reinfer", "evaluation_id": earlier.evaluation_id}
     assert new["verdict"] == "SCORED" and new["round_id"].startswith("reinfer-")
-    assert new["phases"]["train"] == earlier.phases["train"]  # carried over, not run again
+    assert new["phases"]["train"] == earlier.to_dict()["phases"]["train"]  # carried over, not run again
     assert new["phases"]["infer"]["verdict"] == "OK"
     assert new["manifest"]["model_sha256"] == earlier.manifest["model_sha256"]
     assert new["manifest"]["data_sha256"] != earlier.manifest["data_sha256"]

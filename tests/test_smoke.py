@@ -128,7 +128,7 @@ def test_invalid_smoke_predictions_end_it_as_invalid_predictions(home, docker_cl
     record = check_image(load(home), behave_image("short"), out=quiet())
     assert (record.verdict, record.failed_phase, record.failed_stage) == ("INVALID_PREDICTIONS", "score", "smoke")
     assert record.message.startswith(f"{SMOKE_LABEL}: ") and "missing" in record.message
-    assert set(record.phases) == {"train", "infer"} and record.scores == {}
+    assert set(record.phases.ran()) == {"train", "infer"} and record.scores == {}
 
 
 @pytest.mark.docker

@@ -21,6 +21,7 @@ from harness.competition.config import load_settings
 from harness.competition.core import Competition
 from harness.competition.kit import participant_config
 from harness.competition.schema import NotifyConfig
+from harness.records.model import Phases, Submission
 from harness.records.outbox import DELIVERED, FAILED, PENDING, Outbox, verdict_summary, webhooks
 from harness.records.record import EvaluationRecord
 from harness.records.sinks import OutboxSink
@@ -124,11 +125,11 @@ def a_record(verdict: str = "SCORED") -> EvaluationRecord:
     return EvaluationRecord(
         evaluation_id="ev-test",
         competition="digits",
-        submission={"id": "sub-0123456789ab", "team": "alpha", "image": "x/y@sha256:" + "1" * 64, "image_digest": "sha256:" + "2" * 64},
+        submission=Submission(id="sub-0123456789ab", team="alpha", image="x/y@sha256:" + "1" * 64, image_digest="sha256:" + "2" * 64),
         verdict=verdict,
         failed_phase=None,
         message="scored",
-        phases={},
+        phases=Phases(),
         scores={"public": {"accuracy": 0.5}, "private": {"accuracy": 0.987654}},
         manifest={},
         created_at="2025-01-01T00:00:00.000Z",

@@ -67,16 +67,16 @@ def _demo(args: argparse.Namespace) -> int:
             docker_client(), SAMPLE, registry=me["registry"], namespace=me["namespace"], username=me["team_id"], token=token, log=progress
         )
         submission = client.submit(competition.name, pushed.repository, pushed.digest, "harness demo: the sample submission")
-        progress(f"harness demo: submitted {pushed.repository}@{pushed.digest} as {submission['id']}; its states:")
-        final = wait_for_verdict(client, competition.name, submission["id"], WAIT_S)
+        progress(f"harness demo: submitted {pushed.repository}@{pushed.digest} as {submission.id}; its states:")
+        final = wait_for_verdict(client, competition.name, submission.id, WAIT_S)
         board = client.leaderboard(competition.name)
         urls = {"pages": f"{url}/", "api": f"{url}/api/v1", "docs": f"{url}/docs", "registry": me["registry"]}
         if args.json:
             print_json(
                 {
                     "team": {"name": team.name, "id": team.id},
-                    "submission": final,
-                    "verdict": final.get("verdict"),
+                    "submission": final.wire(),
+                    "verdict": final.verdict,
                     "leaderboard": board,
                     "urls": urls,
                 }

@@ -33,5 +33,5 @@ def _reinfer(args: argparse.Namespace) -> int:
     else:
         for record in records:
             scores = ", ".join(f"{part}.{k}={v:.5f}" for part, named in record.scores.items() for k, v in named.items())
-            print(f"{record.submission['id']} {record.evaluation_id}: {record.verdict} {scores or shown(record.message.splitlines()[0])}")
+            print(f"{record.submission.id} {record.evaluation_id}: {record.verdict} {scores or shown(record.message.splitlines()[0])}")
     return 0 if len(records) == len(args.ids) and all(r.verdict == Verdict.SCORED for r in records) else 1

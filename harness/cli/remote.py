@@ -29,7 +29,7 @@ from harness.client import (
     shown,
     shown_log,
 )
-from harness.client.wire import ENDED_STATES, FINAL_STATES
+from harness.client.wire import ENDED_STATES, FINAL_STATES, SubmissionView
 from harness.leaderboard.columns import legend, real, served_columns
 from harness.limits import PhaseVerdict, Verdict
 from harness.util.errors import HarnessError
@@ -135,10 +135,10 @@ def _push(args: argparse.Namespace) -> int:
     progress(f"pushed {pushed.repository}:{pushed.tag} ({pushed.digest})")
     submission = client.submit(args.competition, pushed.repository, pushed.digest, args.message)
     if args.json:
-        print_json(submission)
+        print_json(submission.wire())
     else:
-        progress(f"submitted as {_state(submission)}; `harness status {args.competition} {shown(submission['id'])} --wait` follows it")
-        print(shown(submission["id"]))
+        progress(f"submitted as {_state(submission)}; `harness status {args.competition} {shown(submission.id)} --wait` follows it")
+        print(shown(submission.id))
     return 0
 
 
@@ -164,15 +164,12 @@ def _submissions(args: argparse.Namespace) -> int:
     client, _ = connect()
     submissions = client.submissions(args.competition)
     if args.json:
-        print_json({"submissions": submissions})
+        print_json({"submissions": [s.wire() for s in submissions]})
         return 0
     if not submissions:
         print(f"no submissions yet in {args.competition}: `harness push {args.competition} IMAGE` submits one")
         return 0
-    rows = [
-        [s.get("id"), s.get("submitted_at"), _state(s), s.get("verdict") or "", _scores(s), _clip(s.get("message") or "")]
-        for s in submissions
-    ]
+    rows = [[s.id, s.submitted_at, _state(s), s.verdict or "", _scores(s), _clip(s.message)] for s in submissions]
     print(table(["ID", "SUBMITTED", "STATE", "VERDICT", "PUBLIC SCORES", "MESSAGE"], rows))
     return 0
 
@@ -183,7 +180,7 @@ def _status(args: argparse.Namespace) -> int:
         wait_for_verdict(client, args.competition, args.id, args.timeout) if args.wait else client.submission(args.competition, args.id)
     )
     if args.json:
-        print_json(submission)
+        print_json(submission.wire())
     else:
         print(describe(submission))
     return exit_status(submission)
@@ -193,13 +190,13 @@ def _cancel(args: argparse.Namespace) -> int:
     client, _ = connect()
     submission = client.cancel(args.competition, args.id)
     if args.json:
-        print_json(submission)
+        print_json(submission.wire())
     else:
-        print(f"{shown(submission['id'])}: {_state(submission)}; it will not be evaluated and does not count against your quota")
+        print(f"{shown(submission.id)}: {_state(submission)}; it will not be evaluated and does not count against your quota")
     return 0
 
 
-def wait_for_verdict(client: ServiceClient, competition: str, submission_id: str, timeout: float) -> dict:
+def wait_for_verdict(client: ServiceClient, competition: str, submission_id: str, timeout: float) -> SubmissionView:
     """Poll (0.25 s, doubling up to 2 s) until the submission is final, printing each change of state;
     a service that stops answering is waited for too, until the timeout."""
     deadline, delay, last = time.monotonic() + timeout, POLL_FIRST_S, None
@@ -214,7 +211,7 @@ def wait_for_verdict(client: ServiceClient, competition: str, submission_id: str
         if state != last:
             progress(f"{shown(submission_id)}: {state}" if last is None else f"{shown(submission_id)}: {last} -> {state}")
             last = state
-        if submission is not None and submission.get("state") in FINAL_STATES:
+        if submission is not None and submission.state in FINAL_STATES:
             return submission
         left = deadline - time.monotonic()
         if left <= 0:
@@ -225,12 +222,11 @@ def wait_for_verdict(client: ServiceClient, competition: str, submission_id: str
         delay = min(delay * 2, POLL_MAX_S)
 
 
-def exit_status(submission: dict) -> int:
+def exit_status(submission: SubmissionView) -> int:
     """0: scored, or not final yet; 1: a failing verdict, withdrawn, disqualified or cancelled."""
-    state = submission.get("state")
-    if state in ENDED_STATES:
+    if submission.state in ENDED_STATES:
         return 1
-    return 1 if state == "evaluated" and submission.get("verdict") != Verdict.SCORED else 0
+    return 1 if submission.state == "evaluated" and submission.verdict != Verdict.SCORED else 0
 
 
 def _logs(args: argparse.Namespace) -> int:
@@ -297,7 +293,7 @@ def _remote_logs(competition: str, submission_id: str, phase: str) -> LogSource:
             return client.logs(competition, submission_id, phase, since)
         except ServiceError as exc:
             # not run yet: wait, while the submission may still run it (another team's id stays a 404)
-            if exc.status != 404 or client.submission(competition, submission_id).get("state") in FINAL_STATES:
+            if exc.status != 404 or client.submission(competition, submission_id).state in FINAL_STATES:
                 raise
             return None
 
@@ -404,30 +400,29 @@ def render_board(board: dict) -> str:
     return title + "\n" + text + (f"\n{note}" if note else "")
 
 
-def describe(submission: dict) -> str:
+def describe(submission: SubmissionView) -> str:
     """A submission as ``key  value`` lines for the terminal."""
-    phases = submission.get("phases") or {}
     fields = [
         ("state", _state(submission)),
-        ("team", submission.get("team")),
+        ("team", submission.team),
         ("image", _image_reference(submission)),
-        ("message", submission.get("message")),
-        ("submitted", submission.get("submitted_at")),
-        ("verdict", submission.get("verdict")),
-        ("failed phase", submission.get("failed_phase")),
-        ("why", submission.get("verdict_message")),
+        ("message", submission.message),
+        ("submitted", submission.submitted_at),
+        ("verdict", submission.verdict),
+        ("failed phase", submission.failed_phase),
+        ("why", submission.verdict_message),
         ("public scores", _scores(submission)),
-        ("phases", ", ".join(f"{p} {v.get('verdict')} {_number(v.get('wall_s'))} s" for p, v in phases.items() if isinstance(v, dict))),
-        ("evaluated", submission.get("evaluated_at")),
+        ("phases", ", ".join(f"{p} {v.verdict} {_number(v.wall_s)} s" for p, v in submission.phases.items())),
+        ("evaluated", submission.evaluated_at),
     ]
-    lines = [shown(submission.get("id"))] + [f"  {key:<14}{shown(value)}" for key, value in fields if value not in (None, "")]
+    lines = [shown(submission.id)] + [f"  {key:<14}{shown(value)}" for key, value in fields if value not in (None, "")]
     return "\n".join(lines)
 
 
-def _image_reference(submission: dict) -> object:
+def _image_reference(submission: SubmissionView) -> str:
     """The pushed image by its registry digest, once: the service's ``image`` may carry it already."""
-    image, digest = submission.get("image"), submission.get("registry_digest")
-    if digest and not str(image).endswith(f"@{digest}"):
+    image, digest = submission.image, submission.registry_digest
+    if digest and not image.endswith(f"@{digest}"):
         return f"{image}@{digest}"
     return image
 
@@ -438,20 +433,20 @@ def table(headers: list[str], rows: list[list]) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in [headers, *cells])
 
 
-def _state(submission: dict) -> str:
-    state = str(submission.get("state"))
-    if state == "queued" and submission.get("queue_position") is not None:
-        return f"queued {submission['queue_position']}"
-    if state == "running" and submission.get("phase"):
-        return f"running {shown(submission['phase'])}"
-    if state == "evaluated" and submission.get("verdict"):
-        failed = f" ({shown(submission['failed_phase'])})" if submission.get("failed_phase") else ""
-        return f"evaluated {shown(submission['verdict'])}{failed}"
+def _state(submission: SubmissionView) -> str:
+    state = submission.state
+    if state == "queued" and submission.queue_position is not None:
+        return f"queued {submission.queue_position}"
+    if state == "running" and submission.phase:
+        return f"running {shown(submission.phase)}"
+    if state == "evaluated" and submission.verdict:
+        failed = f" ({shown(submission.failed_phase)})" if submission.failed_phase else ""
+        return f"evaluated {shown(submission.verdict)}{failed}"
     return shown(state)
 
 
-def _scores(submission: dict) -> str:
-    return ", ".join(f"{name}={_number(value)}" for name, value in (submission.get("public_scores") or {}).items())
+def _scores(submission: SubmissionView) -> str:
+    return ", ".join(f"{name}={_number(value)}" for name, value in submission.public_scores.items())
 
 
 def _number(value) -> str:

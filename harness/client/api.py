@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
+import pydantic
 import requests
 
 from harness.client.text import shown
+from harness.client.wire import SubmissionList, SubmissionView
 from harness.util.errors import HarnessError
 
 API = "/api/v1"
 TIMEOUT_S = (10, 60)  # connect, read
 KIT_CHUNK = 1 << 16
+Answer = TypeVar("Answer", bound=pydantic.BaseModel)
 
 
 class ServiceError(HarnessError):
@@ -82,18 +85,19 @@ class ServiceClient:
     def whoami(self) -> dict[str, Any]:
         return self._json("GET", "/whoami")
 
-    def submit(self, competition: str, image: str, digest: str, message: str = "") -> dict[str, Any]:
-        return self._json("POST", f"{_c(competition)}/submissions", body={"image": image, "digest": digest, "message": message})
+    def submit(self, competition: str, image: str, digest: str, message: str = "") -> SubmissionView:
+        body = {"image": image, "digest": digest, "message": message}
+        return self._model(SubmissionView, "POST", f"{_c(competition)}/submissions", body=body)
 
-    def submissions(self, competition: str) -> list[dict[str, Any]]:
-        return self._json("GET", f"{_c(competition)}/submissions")["submissions"]
+    def submissions(self, competition: str) -> list[SubmissionView]:
+        return self._model(SubmissionList, "GET", f"{_c(competition)}/submissions").submissions
 
-    def submission(self, competition: str, submission_id: str) -> dict[str, Any]:
-        return self._json("GET", f"{_c(competition)}/submissions/{_segment(submission_id)}")
+    def submission(self, competition: str, submission_id: str) -> SubmissionView:
+        return self._model(SubmissionView, "GET", f"{_c(competition)}/submissions/{_segment(submission_id)}")
 
-    def cancel(self, competition: str, submission_id: str) -> dict[str, Any]:
+    def cancel(self, competition: str, submission_id: str) -> SubmissionView:
         """Withdraw the team's own queued submission (its quota back); the submission as it is now."""
-        return self._json("POST", f"{_c(competition)}/submissions/{_segment(submission_id)}/cancel")
+        return self._model(SubmissionView, "POST", f"{_c(competition)}/submissions/{_segment(submission_id)}/cancel")
 
     def logs(self, competition: str, submission_id: str, phase: str, since: str | None = None) -> dict[str, Any]:
         """A phase's logs; with ``since`` (an earlier answer's ``next``) only what came after it."""
@@ -129,6 +133,15 @@ class ServiceClient:
         if data is None:
             raise ServiceError(f"{self.server} answered {method} {API}{path} with something that is not JSON: is it a harness service?")
         return data
+
+    def _model(self, model: type[Answer], method: str, path: str, *, body: Any = None) -> Answer:
+        """An answer read into its wire model; one line naming what does not fit when it does not."""
+        try:
+            return model.model_validate(self._json(method, path, body=body))
+        except pydantic.ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            where = ".".join(str(part) for part in first["loc"]) or "the answer"
+            raise ServiceError(f"{self.server} answered {method} {API}{path} with no {model.__name__} ({where}: {first['msg']})") from None
 
     def _send(self, method, path, *, body=None, params=None, auth=True, stream=False) -> requests.Response:
         url = f"{self.server}{API}{path}"

@@ -1,6 +1,6 @@
 """The wire shape of a submission (``GET /api/v1/competitions/{c}/submissions/{id}``, and each entry of
-the team's list): one model that the service builds its answer with and the client, and its
-tests, read, as Ray's job SDK shares its request and response types with its server."""
+the team's list): one model that the service answers with (its routes' ``response_model``) and the
+client returns, as Ray's job SDK shares its request and response types with its server."""
 
 from __future__ import annotations
 
@@ -33,11 +33,17 @@ class PhaseSummary(BaseModel):
     peak_memory_bytes: int | None = None
 
 
-class SubmissionView(BaseModel):
+class _Wire(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    def wire(self) -> dict[str, Any]:
+        """The JSON object the API answers."""
+        return self.model_dump(mode="json")
+
+
+class SubmissionView(_Wire):
     """A team's submission as the service shows it: where it stands and, once evaluated, its latest
     standing record's verdict, message and public scores (never private ones, never another team's)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     id: str
     team: str
@@ -56,6 +62,8 @@ class SubmissionView(BaseModel):
     evaluated_at: str | None = None
     phases: dict[str, PhaseSummary] = Field(default_factory=dict)
 
-    def wire(self) -> dict[str, Any]:
-        """The JSON object the API answers."""
-        return self.model_dump(mode="json")
+
+class SubmissionList(_Wire):
+    """The team's submissions, newest first (``GET /api/v1/competitions/{c}/submissions``)."""
+
+    submissions: list[SubmissionView]

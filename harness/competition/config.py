@@ -27,7 +27,18 @@ from omegaconf.errors import OmegaConfBaseException
 from harness.competition.paths import harness_home
 from harness.competition.phases import Phase, declared_phases
 from harness.competition.rules import Rules
-from harness.competition.schema import ROOT, check_values, defaults, explain
+from harness.competition.schema import (
+    ROOT,
+    CompetitionConfig,
+    HarnessConfig,
+    ImagesConfig,
+    RunnerConfig,
+    ServiceConfig,
+    TrackingConfig,
+    check_values,
+    defaults,
+    explain,
+)
 from harness.limits import Limits, LimitsError
 from harness.scoring import PredictionsSpec, check_metrics
 from harness.util.errors import ConfigError
@@ -140,12 +151,13 @@ class Settings:
 
     competition: CompetitionSettings
     limits: Limits
-    runner: DictConfig
-    tracking: DictConfig
-    images: DictConfig
+    runner: RunnerConfig
+    tracking: TrackingConfig
+    images: ImagesConfig
     seed: int
-    raw: DictConfig
-    service: DictConfig | None = None  # `harness serve`'s settings (ServiceConfig)
+    raw: DictConfig  # the configuration as given (what config_sha256 hashes)
+    service: ServiceConfig  # `harness serve`'s settings
+    competition_config: CompetitionConfig  # the competition's keys as declared, with the schema's defaults
 
     @property
     def resolved_yaml(self) -> str:
@@ -183,7 +195,8 @@ def settings_from_config(cfg: DictConfig) -> Settings:
     except LimitsError as exc:
         raise ConfigError(str(exc)) from None
     competition = _competition(checked.competition)
-    return Settings(competition, limits, checked.runner, checked.tracking, checked.images, checked.seed, cfg, checked.service)
+    typed: HarnessConfig = OmegaConf.to_object(checked)  # type: ignore[assignment]
+    return Settings(competition, limits, typed.runner, typed.tracking, typed.images, typed.seed, cfg, typed.service, typed.competition)
 
 
 def _competition(node: DictConfig) -> CompetitionSettings:

@@ -24,6 +24,7 @@ An evaluation of it is the same code as an official one.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 import os
@@ -76,7 +77,7 @@ def participant_config(settings: Settings) -> dict[str, Any]:
 
 def dev_split(rows: list[dict[str, str]], settings: Settings) -> tuple[set[str], dict[str, Any]]:
     """The ids held out as dev, and the rule that chose them (the competition's own split logic)."""
-    fraction = float(settings.raw.competition.kit.dev_fraction)
+    fraction = settings.competition_config.kit.dev_fraction
     dev, rule = held_out(rows, settings, math.ceil(len(rows) * fraction), "harness-kit")
     return dev, {**rule, "dev_fraction": fraction, "seed": settings.seed, "dev_rows": len(dev), "train_rows": len(rows) - len(dev)}
 
@@ -85,9 +86,9 @@ def held_out(rows: list[dict[str, str]], settings: Settings, want: int, salt: st
     """About ``want`` ids (at least one, never all) held out of ``rows`` as the real test set is: the
     latest by ``split.time_column``, whole groups of ``split.group_column``, or at random; seeded by
     ``salt`` and the seed. The kit's dev split and the smoke stage's data are carved with it."""
-    node = settings.raw.competition
+    split = settings.competition_config.split
     id_column = settings.competition.predictions.id_column
-    group, time = node.split.group_column, node.split.time_column
+    group, time = split.group_column, split.time_column
     want = max(1, min(len(rows) - 1, want))
     rng = random.Random(f"{salt}:{settings.seed}")
     if time:
@@ -138,14 +139,14 @@ def build_kit(competition: Competition, output: Path) -> dict[str, Any]:
     write_split(competition, header, rows, (ids - dev, dev), (output / "data" / "train", output / "data" / "dev", output / "dev-labels"))
 
     images = Path(str(files("harness.images")))
-    sample = images / str(settings.raw.competition.kit.get("sample", "sample-submission"))
+    sample = images / settings.competition_config.kit.sample
     if not (sample / "Dockerfile").is_file():
         raise HarnessError(f"competition.kit.sample: {sample.name} is not a sample submission of the package (a folder of {images})")
     shutil.copytree(sample, output / "sample-submission", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(images / "base", output / "base-image", ignore=shutil.ignore_patterns("__pycache__"))
     if (BUNDLED_DIR / "images").is_dir():
         shutil.copytree(BUNDLED_DIR / "images", output / "base-image" / "configs" / "images")
-    images_config = redact_config(OmegaConf.to_container(settings.images, resolve=True))
+    images_config = redact_config(dataclasses.asdict(settings.images))
     (output / "base-image" / "images.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(images_config)), encoding="utf-8")
 
     kit = {
@@ -168,7 +169,7 @@ def build_kit(competition: Competition, output: Path) -> dict[str, Any]:
 def read_train_table(competition: Competition) -> tuple[list[str], list[dict[str, str]]]:
     """The training table's header and rows; refused without the id or target column, or with under two rows."""
     spec = competition.settings.competition.predictions
-    table = competition.paths.train / competition.settings.raw.competition.data.train_table
+    table = competition.paths.train / competition.settings.competition_config.data.train_table
     try:
         with table.open(newline="", encoding="utf-8") as fh:
             reader = csv.DictReader(fh)
@@ -191,15 +192,15 @@ def write_split(
     in ``ids[1]`` as test inputs without the target (``to[1]``), and their labels (``to[2]/labels.csv``,
     all public). A per-id file of the training directory (its name's stem an id) follows its row;
     any other file (a description) goes to both parts, as the organizer's test directory has its own."""
-    spec, node = competition.settings.competition.predictions, competition.settings.raw.competition
+    spec, data = competition.settings.competition.predictions, competition.settings.competition_config.data
     train_dir = competition.paths.train
-    table = train_dir / node.data.train_table
+    table = train_dir / data.train_table
     (train_ids, test_ids), (train_out, test_out, labels_dir) = ids, to
     for d in to:
         d.mkdir(parents=True, exist_ok=True)
-    _write_csv(train_out / node.data.train_table, header, [r for r in rows if r[spec.id_column] in train_ids])
+    _write_csv(train_out / data.train_table, header, [r for r in rows if r[spec.id_column] in train_ids])
     test_rows = [r for r in rows if r[spec.id_column] in test_ids]
-    _write_csv(test_out / node.data.test_table, [c for c in header if c != spec.target_column], test_rows)
+    _write_csv(test_out / data.test_table, [c for c in header if c != spec.target_column], test_rows)
     _write_csv(
         labels_dir / "labels.csv",
         [spec.id_column, spec.target_column, "split"],
@@ -237,11 +238,7 @@ def world_readable(root: Path) -> None:
 def _readme(competition: Competition, rule: dict[str, Any]) -> str:
     settings = competition.settings
     name = competition.name
-    same = (
-        " (`harness init` writes the same)"
-        if settings.raw.competition.kit.get("sample", "sample-submission") == "sample-submission"
-        else ""
-    )
+    same = " (`harness init` writes the same)" if settings.competition_config.kit.sample == "sample-submission" else ""
     by = {"time": f"the latest rows by `{rule.get('column')}`", "group": f"whole groups of `{rule.get('column')}`"}.get(
         rule["by"], "rows drawn at random"
     )

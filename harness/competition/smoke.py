@@ -25,8 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
-
 from harness.competition.core import Competition
 from harness.competition.data_manifest import refresh
 from harness.competition.kit import held_out, read_train_table, world_readable, write_split
@@ -68,25 +66,24 @@ class SmokeStage:
         return {"train_rows": self.train_rows, "test_rows": len(self.test_ids), "data_sha256": self.data_sha256}
 
 
-def smoke_config(competition: Competition) -> Any:
+def smoke_config(competition: Competition) -> SmokeConfig:
     """``competition.smoke`` with the schema's defaults for what the configuration lacks (a record's
     configuration from before the smoke stage has none: disabled)."""
-    given = competition.settings.raw.competition.get("smoke") or {}
-    return OmegaConf.merge(OmegaConf.structured(SmokeConfig), given)
+    return competition.settings.competition_config.smoke
 
 
-def smoke_limits(config: Any, full: Limits) -> Limits:
+def smoke_limits(config: SmokeConfig, full: Limits) -> Limits:
     """Each smoke phase's limits: its full phase's, with ``smoke.limits.<phase>``'s keys on top; never
     more wall-clock time than the full phase."""
-    given = OmegaConf.to_container(config.limits)
-    unknown = sorted(set(given) - set(PHASES))  # type: ignore[arg-type]
+    given = config.limits
+    unknown = sorted(set(given) - set(PHASES))
     if unknown:
         raise ConfigError(f"{WHERE}.limits.{unknown[0]}: unknown phase (phases: {', '.join(PHASES)})")
     phases = {}
     for phase in PHASES:
         base = full.phase(phase)
         try:
-            limits = PhaseLimits.from_mapping({**base.to_dict(), **(given.get(phase) or {})}, f"{WHERE}.limits.{phase}")  # type: ignore[union-attr]
+            limits = PhaseLimits.from_mapping({**base.to_dict(), **(given.get(phase) or {})}, f"{WHERE}.limits.{phase}")
         except LimitsError as exc:
             raise ConfigError(str(exc)) from None
         phases[phase] = PhaseLimits(**{**limits.to_dict(), "wall_clock_s": min(limits.wall_clock_s, base.wall_clock_s)})

@@ -29,6 +29,7 @@ from harness.competition.smoke import SmokeStage, smoke_stage
 from harness.limits import PhaseVerdict, Verdict
 from harness.limits.docker_options import contract_environment
 from harness.records.artifacts import stored_predictions
+from harness.records.model import PhaseRecord, Phases
 from harness.records.model import Submission as Evaluated
 from harness.records.record import EvaluationRecord
 from harness.runner.host import host_info
@@ -77,7 +78,7 @@ class Evaluation:
         self.results: dict[str, PhaseResult] = {}
         self.intake_error: str | None = None
         # Phases done by an earlier evaluation, as recorded there (re-infer carries its train phase).
-        self.carried: dict[str, dict[str, Any]] = {}
+        self.carried: dict[str, PhaseRecord] = {}
         self.origin: dict[str, Any] | None = None
         self.smoke = smoke_stage(competition) if smoke is ... else smoke
         self.smoke_results: dict[str, PhaseResult] = {}
@@ -88,7 +89,7 @@ class Evaluation:
         """Run only ``infer``, with the model ``earlier`` used, which the caller restores into this
         evaluation's model directory (re-infer on a replaced test set); ``origin`` names the
         evaluation that trained it."""
-        self.carried = {"train": earlier.phases["train"]}
+        self.carried = {"train": earlier.phases.ran()["train"]}
         self.smoke = None  # the model is trained already: there is nothing to check first
         reinferred = earlier.origin is not None and earlier.origin["kind"] == "reinfer"
         self.origin = {"kind": "reinfer", "evaluation_id": earlier.origin["evaluation_id"] if reinferred else earlier.evaluation_id}
@@ -210,7 +211,7 @@ class Evaluation:
                 "harness.submission": self.submission.id,
                 "harness.evaluation": self.id,
             },
-            runtime=settings.runner.get("runtime"),
+            runtime=settings.runner.runtime,
             pull_from=registry_reference(self.submission.image),
             keep_model=phase == "train" and not self.in_smoke,
         )
@@ -218,7 +219,7 @@ class Evaluation:
     @property
     def phase_ok(self) -> dict[str, bool]:
         ok = {p: r.verdict is PhaseVerdict.OK for p, r in self.results.items()}
-        return {**{p: r["verdict"] == PhaseVerdict.OK.value for p, r in self.carried.items()}, **ok}
+        return {**{p: r.verdict is PhaseVerdict.OK for p, r in self.carried.items()}, **ok}
 
     def conclude(self, docker_version: str = "") -> EvaluationRecord:
         """Score what the phases left behind and assemble the record (not yet saved or tracked);
@@ -236,11 +237,11 @@ class Evaluation:
             round_id=self.round_id,
             attempt=self.attempt,
             competition=self.competition.name,
-            submission=self.submission.model_dump(exclude_unset=True),
+            submission=self.submission,
             verdict=verdict.value,
             failed_phase=failed_phase,
             message=message,
-            phases={**({} if failed_in_smoke else self.carried), **{p: _phase_record(r) for p, r in shown.items()}},
+            phases=Phases.model_validate({**({} if failed_in_smoke else self.carried), **{p: _phase_record(r) for p, r in shown.items()}}),
             scores=scores,
             manifest={
                 "data_sha256": self.competition.data_sha256,

@@ -105,9 +105,11 @@ def audit(
         expected = "signed with the organizer's key" if exc.kind == "signature" else "a valid record the ledger lists"
         report.differences.append(Difference(exc.kind, path.name, expected, str(exc)))
         return _finish(report, competition, sinks, None)
-    report = AuditReport(audit_id, competition.name, record.submission, record.evaluation_id, repeats)
+    report = AuditReport(
+        audit_id, competition.name, record.submission.model_dump(mode="json", exclude_unset=True), record.evaluation_id, repeats
+    )
     report.differences += data_differences(competition.for_phase(record.phase), record)
-    image = record.manifest.get("image_digest") or record.submission.get("image_digest")
+    image = record.manifest.get("image_digest") or record.submission.image_digest
     if (problem := missing_image(backend or local_backend(competition), image)) is not None:
         report.differences.append(Difference("image", "image_digest", image, problem))
     audited, config_differences = recorded_competition(competition, record, overrides)
@@ -123,7 +125,7 @@ def audit(
         print(f"audit {report.audit_id}: repeat {n} of {repeats}", file=out, flush=True)
         evaluation = Evaluation(audited, record.submission, round_id=report.audit_id, smoke=smoke)
         evaluation.origin = {"kind": "audit", "evaluation_id": record.evaluation_id, "audit_id": report.audit_id}
-        run_phases(evaluation, backend, out, record.submission.get("image") or str(image))
+        run_phases(evaluation, backend, out, record.submission.image or str(image))
         rerun = record_evaluation(evaluation, audit_dir(competition, report.audit_id), RecordSinks(), docker_version)
         reruns.append(rerun)
         report.runs.append(

@@ -61,14 +61,14 @@ def reinfer(
     docker_version = backend.engine_version()
     records = []
     for before, evaluation in zip(earlier, evaluations, strict=True):
-        run_phases(evaluation, backend, out, before.submission["image"])
+        run_phases(evaluation, backend, out, before.submission.image)
         if evaluation.infra_failed:
-            print(f"{before.submission['id']}: infrastructure failure, nothing recorded; run it again", file=out)
+            print(f"{before.submission.id}: infrastructure failure, nothing recorded; run it again", file=out)
             continue
         record = evaluation.conclude(docker_version)
         if forced:
             record.history.append(_replaced(before, forced))
-        list_evaluation(competition, record.submission["id"], record.evaluation_id)  # listed first: a crash leaves no stray
+        list_evaluation(competition, record.submission.id, record.evaluation_id)  # listed first: a crash leaves no stray
         sinks.evaluated(record, competition.paths.records)
         records.append(record)
     return records
@@ -105,7 +105,7 @@ def _restore(competition: Competition, store: ModelStore, record: EvaluationReco
                 raise ModelStoreError(f"{missing}, and this machine does not keep it either") from None
             restore_kept(kept, sha256, target)
     except ModelStoreError as exc:
-        raise HarnessError(f"{record.submission['id']}: cannot re-infer from {record.evaluation_id}: {exc}") from None
+        raise HarnessError(f"{record.submission.id}: cannot re-infer from {record.evaluation_id}: {exc}") from None
 
 
 def _replaced(earlier: EvaluationRecord, reason: str) -> dict:
@@ -131,14 +131,14 @@ def _earlier(competition: Competition, key: str, backend: Backend, listed: dict[
         raise HarnessError(f"{key}: cannot re-infer: {exc}") from None
     if why := unlisted(record.to_dict(), listed, strict=False):
         raise HarnessError(f"{key}: cannot re-infer from {path.name}: {why}")
-    problem = _unusable(competition, record) or missing_image(backend, record.submission.get("image_digest"))
+    problem = _unusable(competition, record) or missing_image(backend, record.submission.image_digest)
     if problem:
         raise HarnessError(f"{key}: cannot re-infer from {record.evaluation_id}: {problem}")
     return record
 
 
 def _unusable(competition: Competition, record: EvaluationRecord) -> str | None:
-    if record.phases.get("train", {}).get("verdict") != PhaseVerdict.OK or not record.manifest.get("model_sha256"):
+    if record.phases.train is None or record.phases.train.verdict is not PhaseVerdict.OK or not record.manifest.get("model_sha256"):
         return "its train phase did not succeed, so there is no model"
     changed = changes_since(competition.paths.root, competition.data_manifest, record.manifest["data_sha256"], *TRAINING_DATA)
     if changed is None:

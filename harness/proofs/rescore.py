@@ -49,7 +49,7 @@ def rescore(competition: Competition, sinks: RecordSinks, *, force: bool = False
         if record is None:
             summary.skipped[name] = problem
             continue
-        if (state := moderated.get(record.submission["id"])) is not None:  # its cleared scores must stay cleared
+        if (state := moderated.get(record.submission.id)) is not None:  # its cleared scores must stay cleared
             summary.skipped[record.evaluation_id] = f"its submission was {state}"
             continue
         if record.failed_phase not in (None, "score"):

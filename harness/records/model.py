@@ -15,7 +15,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PrivateAttr,
+    SerializerFunctionWrapHandler,
+    StringConstraints,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+    model_serializer,
+    model_validator,
+)
 from pydantic.json_schema import SkipJsonSchema
 
 from harness.limits import PhaseVerdict, Verdict
@@ -23,7 +36,19 @@ from harness.limits import PhaseVerdict, Verdict
 Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 ImageDigest = Annotated[str, StringConstraints(pattern=r"^sha256:[0-9a-f]{64}$")]
 Count = Annotated[int, Field(ge=0)]
-Seconds = Annotated[float, Field(ge=0)]
+
+
+def _as_given(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    checked = handler(value)
+    return value if type(value) is int else checked
+
+
+# A number kept as it was given: a whole number stays one (pydantic makes a float of it), so a record
+# read and written again keeps its bytes. Constraints go before it (``Annotated[float, Field(ge=0), *AS_GIVEN]``).
+AS_GIVEN = (WrapValidator(_as_given), PlainSerializer(lambda value: value))
+Number = Annotated[float, *AS_GIVEN]
+Seconds = Annotated[float, Field(ge=0), *AS_GIVEN]
+Percent = Annotated[float, Field(ge=0, le=100), *AS_GIVEN]
 Name = Annotated[str, StringConstraints(min_length=1)]
 FailedPhase = Literal["intake", "train", "infer", "score"]
 Metrics = Annotated[
@@ -56,12 +81,32 @@ def optional(description: str) -> Any:
     return Field(None, description=description, json_schema_extra=_no_default)
 
 
-class _Closed(BaseModel):
+class _Ordered(BaseModel):
+    """Dumps its keys in the order it was given them: a record read and written again keeps its bytes
+    (an open object's keys, a node's host facts, keep their places instead of moving to the end)."""
+
+    _order: tuple[str, ...] = PrivateAttr(default=())
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _keep_order(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        model = handler(data)
+        if isinstance(data, dict) and isinstance(model, _Ordered):
+            model._order = tuple(data)
+        return model
+
+    @model_serializer(mode="wrap")
+    def _in_given_order(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        dumped = handler(self)
+        return {**{key: dumped[key] for key in self._order if key in dumped}, **dumped}
+
+
+class _Closed(_Ordered):
     # Strict: no "0.9" for a number or "true" for a boolean, as in the schema (verdicts are read from their values).
     model_config = ConfigDict(extra="forbid", populate_by_name=True, strict=True)
 
 
-class _Open(BaseModel):
+class _Open(_Ordered):
     model_config = ConfigDict(extra="allow", populate_by_name=True, strict=True)
 
 
@@ -105,11 +150,11 @@ class Host(_Open):
 class PhaseLimitsRecord(_Open):
     """The limits a phase ran under (``limits.<phase>`` of the configuration, sizes in bytes)."""
 
-    cpus: float = Field(gt=0, description="CPU cores")
+    cpus: Number = Field(gt=0, description="CPU cores")
     memory: Count = Field(description="memory limit, bytes")
     gpus: Count = Field(description="GPUs given to the phase")
     gpu_memory: Count | None = Field(description="GPU memory limit, bytes; null for none")
-    wall_clock_s: float = Field(gt=0, description="wall-clock limit, seconds")
+    wall_clock_s: Number = Field(gt=0, description="wall-clock limit, seconds")
     pids: int = Field(ge=1, description="most processes at once")
     disk: Count = Field(description="most bytes the phase may write where it may write")
     files: Annotated[int, Field(ge=1)] | SkipJsonSchema[None] = optional("most files the phase may write")
@@ -134,7 +179,7 @@ class PhaseRecord(_Open):
     output_bytes: Count = Field(0, description="bytes written where the phase may write (/model, /output)")
     output_files: Count = Field(0, description="files written there")
     peak_tmp_bytes: Count | None = Field(None, description="most bytes seen on /tmp; null where the container's root is not visible")
-    timeout_overshoot_s: float | None = Field(
+    timeout_overshoot_s: Number | None = Field(
         None, description="seconds between the wall-clock limit and the container's end, when it was killed for it"
     )
     limits: PhaseLimitsRecord = Field(description="the limits the phase ran under")
@@ -148,10 +193,8 @@ class PhaseRecord(_Open):
     peak_gpu_memory_bytes: Count | None = Field(
         None, description="most GPU memory in use; null for a CPU phase, and where NVML never answered (unknown, never 0)"
     )
-    peak_gpu_utilization: float | None = Field(
+    peak_gpu_utilization: Percent | None = Field(
         None,
-        ge=0,
-        le=100,
         description="GPU utilization in percent, mean over the phase's GPUs that NVML measures; null for a CPU phase, "
         "and where NVML measures none (MIG devices) or never answered",
     )
@@ -162,6 +205,10 @@ class Phases(_Closed):
 
     train: PhaseRecord | SkipJsonSchema[None] = optional("the train phase; absent when it did not run")
     infer: PhaseRecord | SkipJsonSchema[None] = optional("the infer phase; absent when it did not run")
+
+    def ran(self) -> dict[str, PhaseRecord]:
+        """The phases that ran, by name: train first."""
+        return {name: phase for name, phase in (("train", self.train), ("infer", self.infer)) if phase is not None}
 
 
 class Smoke(_Closed):

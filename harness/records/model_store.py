@@ -47,7 +47,7 @@ class ModelStore:
     @classmethod
     def for_competition(cls, competition: Competition) -> ModelStore:
         tracking = competition.settings.tracking
-        uri, server = tracking.get("models"), tracking.get("uri")
+        uri, server = tracking.models, tracking.uri
         if uri is None:
             on_server = server is not None and server.startswith(("http://", "https://"))
             uri = f"mlflow-artifacts:/{FOLDER}" if on_server else (competition.home / "mlartifacts" / FOLDER).as_uri()

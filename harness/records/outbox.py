@@ -28,8 +28,6 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
-
 from harness.competition.core import Competition
 from harness.competition.paths import DATABASE
 from harness.competition.schema import WebhookConfig
@@ -88,8 +86,7 @@ COLUMNS = ", ".join(f.name for f in fields(Delivery))
 
 def webhooks(competition: Competition) -> list[WebhookConfig]:
     """The competition's ``competition.webhooks``, each with its defaults."""
-    hooks = OmegaConf.select(competition.settings.raw, "competition.webhooks", default=None) or []
-    return [OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(WebhookConfig), hook)) for hook in hooks]  # type: ignore[misc]
+    return competition.settings.competition_config.webhooks
 
 
 def notification(record: EvaluationRecord, event: str) -> dict[str, Any]:
@@ -99,8 +96,8 @@ def notification(record: EvaluationRecord, event: str) -> dict[str, Any]:
     return {
         "event": event,
         "competition": record.competition,
-        "submission": record.submission.get("id"),
-        "team": record.submission.get("team"),
+        "submission": record.submission.id,
+        "team": record.submission.team,
         "verdict": record.verdict,
         "message": verdict_summary(record),
         "public_score": dict(public) if public else None,
@@ -120,7 +117,8 @@ def verdict_summary(record: EvaluationRecord) -> str:
     if record.verdict == Verdict.INVALID_PREDICTIONS:
         return "the predictions were refused when scored"
     phase = record.failed_phase or "a"
-    exit_code = (record.phases.get(record.failed_phase or "") or {}).get("exit_code")
+    failed = record.phases.ran().get(record.failed_phase or "")
+    exit_code = failed.exit_code if failed is not None else None
     if record.verdict == Verdict.RUNTIME_ERROR and exit_code is not None:
         return f"the {phase} phase failed (exit code {exit_code})"
     return f"the {phase} phase ended {record.verdict}"

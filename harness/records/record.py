@@ -11,17 +11,16 @@ from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import jsonschema
+import pydantic
 
+from harness.records.model import Phases, Record, Submission
 from harness.records.signing import Check, check, sign, signing_key, verification_keys
 from harness.util.errors import HarnessError
 from harness.util.files import write_json_atomic
 from harness.util.redact import redact_manifest
-
-if TYPE_CHECKING:
-    from harness.records.model import Record
 
 SCHEMA_ID = "harness.evaluation/1"
 # Generated from the typed models in harness/records/model.py: `python -m harness.records.schema`.
@@ -75,11 +74,11 @@ class InvalidRecord(jsonschema.ValidationError):
 class EvaluationRecord:
     evaluation_id: str
     competition: str
-    submission: dict[str, Any]
+    submission: Submission
     verdict: str
     failed_phase: str | None
     message: str
-    phases: dict[str, dict[str, Any]]
+    phases: Phases
     scores: dict[str, dict[str, float]]
     manifest: dict[str, Any]
     created_at: str
@@ -105,8 +104,13 @@ class EvaluationRecord:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EvaluationRecord:
+        """The record ``data`` holds, its submission and phases typed (a ``pydantic.ValidationError``
+        when they are not valid)."""
         names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        given = {k: v for k, v in data.items() if k in names}
+        given["submission"] = Submission.model_validate(data["submission"])
+        given["phases"] = Phases.model_validate(data["phases"])
+        return cls(**given)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -115,11 +119,11 @@ class EvaluationRecord:
             "round_id": self.round_id,
             "attempt": self.attempt,
             "competition": self.competition,
-            "submission": self.submission,
+            "submission": self.submission.model_dump(mode="json", exclude_unset=True),
             "verdict": self.verdict,
             "failed_phase": self.failed_phase,
             "message": self.message,
-            "phases": self.phases,
+            "phases": self.phases.model_dump(mode="json", exclude_unset=True),
             "scores": self.scores,
             "manifest": self.manifest,
             "mlflow_run_id": self.mlflow_run_id,
@@ -137,8 +141,6 @@ class EvaluationRecord:
     def typed(self) -> Record:
         """The record as its typed model (``record.typed().phases.train.verdict``); raises
         ``pydantic.ValidationError`` when it is not a valid record."""
-        from harness.records.model import Record  # pydantic only where a record is validated or typed
-
         return Record.model_validate(self.to_dict())
 
     @classmethod
@@ -161,10 +163,6 @@ def validate_record(data: dict[str, Any]) -> None:
     error = jsonschema.exceptions.best_match(_validator().iter_errors(data))
     if error is not None:
         raise InvalidRecord.create_from(error)
-    import pydantic
-
-    from harness.records.model import Record
-
     try:
         Record.model_validate(data)
     except pydantic.ValidationError as exc:

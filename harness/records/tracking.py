@@ -49,7 +49,7 @@ class Tracker:
     def for_competition(cls, competition) -> Tracker:
         """The competition's tracking as configured (``tracking.uri``, ``tracking.experiment``)."""
         tracking = competition.settings.tracking
-        return cls(tracking.get("uri"), tracking.experiment, competition.home)
+        return cls(tracking.uri, tracking.experiment, competition.home)
 
     def __init__(self, uri: str | None, experiment: str, home: Path) -> None:
         quiet_mlflow()
@@ -84,16 +84,16 @@ class Tracker:
         tags = {
             "harness.kind": "evaluation",
             "harness.competition": record.competition,
-            "harness.team": submission["team"],
-            "harness.submission": submission["id"],
-            "harness.image_digest": submission.get("image_digest") or "",
+            "harness.team": submission.team,
+            "harness.submission": submission.id,
+            "harness.image_digest": submission.image_digest or "",
             "harness.evaluation": record.evaluation_id,
             "harness.round": record.round_id or "",
         }
         if record.round_id:
             tags["mlflow.parentRunId"] = self._group_run(record.round_id)
         run = self.client.create_run(
-            self.experiment_id, start_time=_millis(record.created_at), run_name=f"{submission['team']}/{submission['id']}", tags=tags
+            self.experiment_id, start_time=_millis(record.created_at), run_name=f"{submission.team}/{submission.id}", tags=tags
         )
         return run.info.run_id
 
@@ -219,7 +219,7 @@ def _metrics(record: EvaluationRecord) -> dict[str, float]:
     for part, scores in record.scores.items():
         for name, value in scores.items():
             values[f"{part}_{name}"] = value
-    for phase, figures in record.phases.items():
+    for phase, figures in record.phases.ran().items():
         for key in (
             "wall_s",
             "cpu_s",
@@ -233,8 +233,9 @@ def _metrics(record: EvaluationRecord) -> dict[str, float]:
             "peak_gpu_memory_bytes",
             "peak_gpu_utilization",
         ):
-            if isinstance(figures.get(key), (int, float)):
-                values[f"{phase}_{key}"] = figures[key]
+            value = getattr(figures, key) if key in figures.model_fields_set else None  # a figure an old record lacks is not logged
+            if isinstance(value, (int, float)):
+                values[f"{phase}_{key}"] = value
     return values
 
 

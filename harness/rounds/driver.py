@@ -49,10 +49,10 @@ def drive_round(competition: Competition, backend: Backend | None = None, out: T
             return None
         started = time.monotonic()
         backend = backend or driver_backend(competition)
-        connect_ray(runner.get("address"))
+        connect_ray(runner.address)
         plan = plan_round(competition)  # the smoke stage, staging and credentials: worked out once, handed down
         pool = RayPhasePool(
-            max_parallel=runner.get("max_parallel"),
+            max_parallel=runner.max_parallel,
             staging=plan.staging,
             backend=backend_name,
             smoke_slots=plan.smoke_slots,

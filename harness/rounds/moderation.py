@@ -53,8 +53,8 @@ def note_records(directory: Path, submission: Submission, evaluations: Sequence[
             continue
         try:
             record = load_record(path)
-            if record.submission.get("id") != submission.id:
-                raise HarnessError(f"record {path.name} belongs to {record.submission.get('id')!r}, not {submission.id}")
+            if record.submission.id != submission.id:
+                raise HarnessError(f"record {path.name} belongs to {record.submission.id!r}, not {submission.id}")
             if note_record(record, submission):
                 save_record(record, directory)
         except (OSError, ValueError, HarnessError) as exc:

@@ -29,6 +29,6 @@ def plan_round(competition: Competition) -> RoundPlan:
     smoke = smoke_stage(competition)
     return RoundPlan(
         smoke=smoke,
-        staging=cluster_staging(competition, runner.get("node_cache"), smoke),
+        staging=cluster_staging(competition, runner.node_cache, smoke),
         smoke_slots=runner.smoke_slots if smoke is not None else 0,
     )

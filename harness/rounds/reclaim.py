@@ -231,7 +231,7 @@ def node_plan(competition: Competition, state: _State, backend: Backend | None) 
         engine = engine_identity(backend.engine_info()) if backend is not None else ""
     except (EngineError, OSError):
         engine = ""
-    cache = competition.settings.runner.get("node_cache") or str(DEFAULT_NODE_CACHE)
+    cache = competition.settings.runner.node_cache or str(DEFAULT_NODE_CACHE)
     return NodePlan(str(cache), runs, images, data, engine)
 
 
@@ -252,7 +252,7 @@ def nodes_as_json(reports: list[NodeReport]) -> list[dict[str, Any]]:
 def _reach(competition: Competition, state: _State, backend: Backend | None, *, apply: bool) -> list[NodeReport]:
     """The other nodes' reports, when Ray runs here already or ``runner.address`` names a cluster
     (joined now); a cluster that cannot be joined is one report, never a failure of the head's gc."""
-    address = competition.settings.runner.get("address")
+    address = competition.settings.runner.address
     if not ray.is_initialized():
         if not address:
             return []

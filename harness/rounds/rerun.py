@@ -80,7 +80,7 @@ def _evaluation(competition: Competition, record: EvaluationRecord, n: int, reru
     fatal = [d for d in [*data_differences(competition, record), *differences] if d.fatal and d.what != "seed"]
     if fatal:
         named = ", ".join(f"{d.kind} {d.what}" for d in fatal[:3])
-        raise HarnessError(f"{record.submission['id']} cannot be re-run from its record {record.evaluation_id}: different {named}")
+        raise HarnessError(f"{record.submission.id} cannot be re-run from its record {record.evaluation_id}: different {named}")
     evaluation = Evaluation(rerun, record.submission, round_id=rerun_id, smoke=None)
     evaluation.origin = {"kind": "rerun", "evaluation_id": record.evaluation_id, "rerun_id": rerun_id}
     return evaluation
@@ -89,10 +89,10 @@ def _evaluation(competition: Competition, record: EvaluationRecord, n: int, reru
 def _run_on_ray(competition: Competition, evaluations: list[Evaluation]) -> None:
     """Every evaluation's phases as Ray tasks, spread over the nodes, one after the other per evaluation."""
     runner = competition.settings.runner
-    connect_ray(runner.get("address"))
+    connect_ray(runner.address)
     pool = RayPhasePool(
-        max_parallel=runner.get("max_parallel"),
-        staging=cluster_staging(competition, runner.get("node_cache"), None),
+        max_parallel=runner.max_parallel,
+        staging=cluster_staging(competition, runner.node_cache, None),
         backend=check_backend(runner.backend),
         versions=release_versions,
         spread=True,
@@ -119,5 +119,5 @@ def _run(record: EvaluationRecord, metric: str) -> dict:
         "evaluation_id": record.evaluation_id,
         "verdict": record.verdict,
         "score": (record.scores.get("private") or {}).get(metric),
-        "node": next((phase.get("node") for phase in record.phases.values() if phase.get("node")), ""),
+        "node": next((phase.node for phase in record.phases.ran().values() if phase.node), ""),
     }

@@ -312,7 +312,7 @@ class Round:
     def _outcome(self, record: EvaluationRecord) -> str:
         metric = self.competition.settings.competition.primary_metric
         score = record.scores.get("public", {}).get(metric)
-        phases = ", ".join(f"{name} {p.get('wall_s', 0):.1f} s on {p.get('node') or '?'}" for name, p in record.phases.items())
+        phases = ", ".join(f"{name} {p.wall_s:.1f} s on {p.node or '?'}" for name, p in record.phases.ran().items())
         return record.verdict + (f" public {metric}={score:.4f}" if score is not None else "") + (f" ({phases})" if phases else "")
 
     def _cancel(self) -> None:

@@ -50,7 +50,7 @@ def main(argv: list[str]) -> int:
     service, ledger, backend = competition.settings.service, Ledger.of(competition), driver_backend(competition)
     paths = ServicePaths.of(name, competition.home)
     if not paths.paused_flag("evaluation").exists():
-        connect_ray(competition.settings.runner.get("address"))  # now, not at the first submission (drive_round keeps it)
+        connect_ray(competition.settings.runner.address)  # now, not at the first submission (drive_round keeps it)
     evaluated, said = 0, ""
     while not stop.is_set() and evaluated < service.recycle_after:
         if paths.paused_flag("evaluation").exists() or not ledger.pending():

@@ -9,6 +9,7 @@ from typing import Any
 
 from harness.competition.core import Competition
 from harness.competition.paths import ServicePaths
+from harness.competition.schema import ServiceConfig
 from harness.registry import RegistryClient
 from harness.registry.usage import UsageCache
 from harness.service import control
@@ -22,7 +23,7 @@ SERVICE_NAME = "harness-registry"  # the registry's token audience (`service=` a
 @dataclass
 class ServiceContext:
     competition: Competition
-    settings: Any  # ServiceConfig (a DictConfig)
+    settings: ServiceConfig
     key: Any  # harness.registry.IssuerKey: signs the registry's tokens
     registry_address: str  # host:port the engine pulls from (this machine)
     registry_public: str  # host:port participants push to

@@ -106,7 +106,7 @@ def team_page(request: Request) -> Response:
     team = _signed_in(request)
     if isinstance(team, Response):
         return team
-    listing = views.team_submissions(_ctx(request), team)
+    listing = views.team_submissions(_ctx(request), team).wire()
     return _render(request, "team.html", private=True, page="team", poll="/team/data/submissions", team=team, **listing)
 
 
@@ -127,7 +127,7 @@ def submission_page(request: Request, submission_id: str) -> Response:
 def submissions_data(request: Request) -> JSONResponse:
     """The team page's live data: the API's listing, for the cookie's team."""
     ctx = _ctx(request)
-    return JSONResponse(views.team_submissions(ctx, _cookie_team(request)), headers=NO_STORE)
+    return JSONResponse(views.team_submissions(ctx, _cookie_team(request)).wire(), headers=NO_STORE)
 
 
 @router.get("/team/data/submissions/{submission_id}")
@@ -190,7 +190,7 @@ def _signed_in(request: Request) -> Team | Response:
 
 
 def _submission_data(ctx: ServiceContext, team: Team, submission_id: str) -> dict[str, Any]:
-    submission = views.team_submission(ctx, team, submission_id)
+    submission = views.team_submission(ctx, team, submission_id).wire()
     return {"submission": submission, "logs": {phase: _phase_logs(ctx, team, submission_id, phase) for phase in views.PHASES}}
 
 

@@ -9,7 +9,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from harness.client.wire import PhaseSummary, SubmissionView, wire_state
+from harness.client.wire import PhaseSummary, SubmissionList, SubmissionView, wire_state
 from harness.leaderboard import Entry
 from harness.records.record import checked_record
 from harness.records.signing import verification_keys
@@ -29,12 +29,12 @@ BOARD_TTL_S = 2.0  # the leaderboard is rebuilt from the records at most this of
 RECORD_CACHE = 4096  # checked records kept (a few KiB each): the board reads every listed one
 
 
-def team_submissions(ctx: ServiceContext, team: Team) -> dict[str, Any]:
-    """``{"submissions": [...]}``: the team's own, newest first."""
-    return {"submissions": [_submission(ctx, s) for s in ctx.ledger.of_team(team.name)]}
+def team_submissions(ctx: ServiceContext, team: Team) -> SubmissionList:
+    """The team's own, newest first."""
+    return SubmissionList(submissions=[_submission(ctx, s) for s in ctx.ledger.of_team(team.name)])
 
 
-def team_submission(ctx: ServiceContext, team: Team, submission_id: str) -> dict[str, Any]:
+def team_submission(ctx: ServiceContext, team: Team, submission_id: str) -> SubmissionView:
     return _submission(ctx, _own(ctx, team, submission_id))
 
 
@@ -121,7 +121,7 @@ def _own(ctx: ServiceContext, team: Team, submission_id: str) -> Submission:
     return submission
 
 
-def _submission(ctx: ServiceContext, s: Submission) -> dict[str, Any]:
+def _submission(ctx: ServiceContext, s: Submission) -> SubmissionView:
     record = _record(ctx, s)
     image, _, registry_digest = s.image.partition("@")
     view = SubmissionView(
@@ -146,7 +146,7 @@ def _submission(ctx: ServiceContext, s: Submission) -> dict[str, Any]:
             name: PhaseSummary(**{key: phase.get(key) for key in PhaseSummary.model_fields})
             for name, phase in (record.get("phases") or {}).items()
         }
-    return view.wire()
+    return view
 
 
 def _record(ctx: ServiceContext, s: Submission) -> dict[str, Any] | None:

@@ -3,6 +3,7 @@
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
+from harness.client.wire import SubmissionList, SubmissionView
 from harness.service import views
 from harness.service.api.common import ALL, SERVED, TEAM, TEAM_AUTH, served
 from harness.service.auth import bearer_team
@@ -41,25 +42,26 @@ SUBMIT = answers(
 ONE = {404: "no such competition here, or no such submission of the team's (another team's is the same)"}
 
 
-@router.post("", status_code=201, responses=SUBMIT, openapi_extra=TEAM_AUTH)
-def create(c: str, body: SubmitBody, request: Request, team: Team = Depends(bearer_team)) -> dict:
+@router.post("", status_code=201, response_model=SubmissionView, responses=SUBMIT, openapi_extra=TEAM_AUTH)
+def create(c: str, body: SubmitBody, request: Request, team: Team = Depends(bearer_team)) -> SubmissionView:
     ctx = served(request, c)
     submission = submit(ctx, team, body.image, body.digest, body.message)
     return views.team_submission(ctx, team, submission.id)
 
 
-@router.get("", responses=answers(*TEAM, *SERVED, *ALL), openapi_extra=TEAM_AUTH)
-def listing(c: str, request: Request, team: Team = Depends(bearer_team)) -> dict:
+@router.get("", response_model=SubmissionList, responses=answers(*TEAM, *SERVED, *ALL), openapi_extra=TEAM_AUTH)
+def listing(c: str, request: Request, team: Team = Depends(bearer_team)) -> SubmissionList:
     return views.team_submissions(served(request, c), team)
 
 
-@router.get("/{submission_id}", responses=answers(*TEAM, *SERVED, *ALL, why=ONE), openapi_extra=TEAM_AUTH)
-def one(c: str, submission_id: str, request: Request, team: Team = Depends(bearer_team)) -> dict:
+@router.get("/{submission_id}", response_model=SubmissionView, responses=answers(*TEAM, *SERVED, *ALL, why=ONE), openapi_extra=TEAM_AUTH)
+def one(c: str, submission_id: str, request: Request, team: Team = Depends(bearer_team)) -> SubmissionView:
     return views.team_submission(served(request, c), team, submission_id)
 
 
 @router.post(
     "/{submission_id}/cancel",
+    response_model=SubmissionView,
     responses=answers(
         *TEAM,
         *SERVED,
@@ -72,7 +74,7 @@ def one(c: str, submission_id: str, request: Request, team: Team = Depends(beare
     ),
     openapi_extra=TEAM_AUTH,
 )
-def cancel(c: str, submission_id: str, request: Request, team: Team = Depends(bearer_team)) -> dict:
+def cancel(c: str, submission_id: str, request: Request, team: Team = Depends(bearer_team)) -> SubmissionView:
     """Withdraw the team's own queued submission: never evaluated, not charged (its quota comes back)."""
     ctx = served(request, c)
     try:
