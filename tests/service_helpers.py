@@ -15,12 +15,14 @@ import sys
 import tarfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
 import requests
 
+from harness.cli import main
 from harness.competition.paths import ServicePaths
 from harness.service.control import PARTS, set_paused
 from harness.util.pause import PAUSE_DIR_ENV
@@ -118,8 +120,14 @@ class Service:
                 pass
 
     def add_team(self, name: str) -> dict:
-        """``harness teams add``: the team as ``--json`` prints it, its token included."""
-        return json.loads(harness(self.home, "teams", "add", self.competition, name, "--json").stdout)
+        """``harness teams add`` (in this process: the command, without a new interpreter's start-up):
+        the team as ``--json`` prints it, its token included."""
+        printed, said = io.StringIO(), io.StringIO()
+        with pytest.MonkeyPatch.context() as env, redirect_stdout(printed), redirect_stderr(said):
+            env.setenv("HARNESS_HOME", str(self.home))
+            code = main(["teams", "add", self.competition, name, "--json"])
+        assert code == 0, f"harness teams add {name!r} exited {code}: {said.getvalue()}"
+        return json.loads(printed.getvalue())
 
     def call(self, method: str, path: str, token: str | None = None, **kwargs) -> requests.Response:
         """``method`` on ``path`` (``/api/v1/...``, or ``c/...`` for the competition's own), with a team's token."""
