@@ -164,3 +164,23 @@ def competition(home):
         return Competition.load(load_settings("digits", ["competition.smoke.enabled=false", *overrides]), home)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def _shared_serve(prepared_data, tmp_path_factory):
+    from tests.service_helpers import serving_shared
+
+    home = tmp_path_factory.mktemp("shared-serve") / "home"
+    shutil.copytree(prepared_data, home, symlinks=True)
+    with serving_shared(home) as service:
+        yield service
+
+
+@pytest.fixture(scope="module")
+def shared_service(_shared_serve):
+    """One ``harness serve`` per xdist worker (digits, tests/service_helpers.py's SHARED_OVERRIDES),
+    lent to each module that asks; its tests use teams of their own."""
+    from tests.service_helpers import lent
+
+    with lent(_shared_serve) as service:
+        yield service

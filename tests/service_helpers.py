@@ -15,11 +15,17 @@ import sys
 import tarfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
 import requests
+
+from harness.cli import main
+from harness.competition.paths import ServicePaths
+from harness.service.control import PARTS, set_paused
+from harness.util.pause import PAUSE_DIR_ENV
 
 START_TIMEOUT_S = 120.0  # the first start prepares the competition's data
 
@@ -53,6 +59,7 @@ class Service:
     overrides: tuple[str, ...] = ()
     port: int = field(default_factory=free_port)
     registry_port: int = field(default_factory=free_port)
+    environment: dict[str, str] = field(default_factory=dict)  # on top of this process's, at every start
     process: subprocess.Popen | None = None
 
     @property
@@ -72,7 +79,11 @@ class Service:
         command += ["--registry-port", str(self.registry_port), *self.overrides]
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                command, env={**os.environ, "HARNESS_HOME": str(self.home)}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                command,
+                env={**os.environ, **self.environment, "HARNESS_HOME": str(self.home)},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
@@ -109,8 +120,14 @@ class Service:
                 pass
 
     def add_team(self, name: str) -> dict:
-        """``harness teams add``: the team as ``--json`` prints it, its token included."""
-        return json.loads(harness(self.home, "teams", "add", self.competition, name, "--json").stdout)
+        """``harness teams add`` (in this process: the command, without a new interpreter's start-up):
+        the team as ``--json`` prints it, its token included."""
+        printed, said = io.StringIO(), io.StringIO()
+        with pytest.MonkeyPatch.context() as env, redirect_stdout(printed), redirect_stderr(said):
+            env.setenv("HARNESS_HOME", str(self.home))
+            code = main(["teams", "add", self.competition, name, "--json"])
+        assert code == 0, f"harness teams add {name!r} exited {code}: {said.getvalue()}"
+        return json.loads(printed.getvalue())
 
     def call(self, method: str, path: str, token: str | None = None, **kwargs) -> requests.Response:
         """``method`` on ``path`` (``/api/v1/...``, or ``c/...`` for the competition's own), with a team's token."""
@@ -121,9 +138,9 @@ class Service:
 
 
 @contextmanager
-def running_service(home: Path, *overrides: str) -> Iterator[Service]:
+def running_service(home: Path, *overrides: str, environment: dict[str, str] | None = None) -> Iterator[Service]:
     """The real service (evaluation loop running) for the length of a ``with``; stopped as by Ctrl-C after it."""
-    service = Service(home, overrides=overrides).start()
+    service = Service(home, overrides=overrides, environment=environment or {}).start()
     try:
         yield service
     finally:
@@ -131,6 +148,41 @@ def running_service(home: Path, *overrides: str) -> Iterator[Service]:
             service.stop()
         finally:
             service.kill()  # what a stop left behind, if anything
+
+
+# The shared service (tests/conftest.py's ``shared_service``): one per xdist worker, lent to each
+# module whose tests need no configuration of their own, each test with its own teams.
+SHARED_WINDOW_S = 2  # the sign-in failure window: short, so the rate-limit tests can wait it out
+SHARED_QUOTA = 3  # submissions a day per team
+SHARED_TRAIN_LOG_BYTES = 16 * 1024
+PAUSES = "pause-points"  # under the service's home: the pause points a test arms (harness/util/pause.py)
+SHARED_OVERRIDES = (
+    f"service.sign_in.window_s={SHARED_WINDOW_S}",
+    f"competition.quota.per_day={SHARED_QUOTA}",
+    f"limits.train.log_bytes={SHARED_TRAIN_LOG_BYTES}",
+    "competition.smoke.enabled=false",  # the full phases are what these modules follow (tests/test_smoke.py has the stage)
+)
+
+
+@contextmanager
+def serving_shared(home: Path) -> Iterator[Service]:
+    """The shared service on ``home``; it and its restarts may be held at a pause point (none is armed but by a test)."""
+    (home / PAUSES).mkdir()
+    with running_service(home, *SHARED_OVERRIDES, environment={PAUSE_DIR_ENV: str(home / PAUSES)}) as service:
+        yield service
+
+
+@contextmanager
+def lent(service: Service) -> Iterator[Service]:
+    """The shared service for one module: running (a module before may have killed it), the sign-in
+    failures of the module before out of the window; its intake and evaluation running again after."""
+    if service.process is None or service.process.poll() is not None:
+        service.start()
+    time.sleep(SHARED_WINDOW_S)
+    try:
+        yield service
+    finally:
+        set_paused(ServicePaths.of(service.competition, service.home), list(PARTS), False)
 
 
 def tiny_image(docker_client, tag: str, note: bytes = b"tiny\n", extra: str = "") -> str:

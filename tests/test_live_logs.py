@@ -22,9 +22,9 @@ import pytest
 from harness.runner.logs import BoundedLog, LiveLogs, log_path, parse_cursor, read_phase_logs, sidecar_path
 from harness.submissions.ledger import RUNNING, Ledger
 from tests.browser import launched_chromium
-from tests.service_helpers import Service, push, running_service
+from tests.service_helpers import SHARED_TRAIN_LOG_BYTES, Service, push
 
-LOG_LIMIT = 16 * 1024  # limits.train.log_bytes on the service: "gush" writes ~80 KiB past it
+LOG_LIMIT = SHARED_TRAIN_LOG_BYTES  # limits.train.log_bytes on the service: "gush" writes ~80 KiB past it
 NOT_KEPT = re.compile(r"\n\[\.\.\. harness: (\d+) bytes not kept \.\.\.\]\n")
 TICKS = [f"tick {n:03d}" for n in range(15)]  # tests/images/behave/behave.py "ticker"
 NOTES = [f"note {n:03d}" for n in range(0, 15, 5)]
@@ -121,17 +121,13 @@ def test_a_ledger_without_the_evaluation_column_is_migrated(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory):
-    # the full train phase is what is followed here: no smoke stage before it
-    with running_service(
-        tmp_path_factory.mktemp("live"), f"limits.train.log_bytes={LOG_LIMIT}", "competition.smoke.enabled=false"
-    ) as running:
-        yield running
+def service(shared_service):
+    return shared_service  # no smoke stage there: the full train phase is what is followed here
 
 
 @pytest.fixture(scope="module")
 def teams(service):
-    return {"Alpha": service.add_team("Alpha"), "Beta": service.add_team("Beta")}
+    return {"Alpha": service.add_team("Live Alpha"), "Beta": service.add_team("Live Beta")}
 
 
 @pytest.fixture(scope="module")

@@ -1,12 +1,16 @@
 """The service's JSON API, from outside: the real `harness serve` under uvicorn on loopback, its
-real registry, real SQLite, pushes through the docker SDK. One service for the module (the
-failure window is shortened to 2 s so the rate-limit test can see it pass)."""
+real registry, real SQLite, pushes through the docker SDK. The worker's shared service (its failure
+window 2 s so the rate-limit tests can see it pass, a quota of 3, no smoke stage: a smoke failure
+is not charged, and the quota test counts every submission), and one of the module's with the
+limits of intake and its evaluation paused, for the tests of those and the SIGKILL test (restarted,
+it starts no Ray: the shared service is never killed, so it starts Ray once)."""
 
 from __future__ import annotations
 
 import base64
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -20,24 +24,15 @@ from harness.cli import main
 from harness.service.context import SERVICE_NAME
 from harness.submissions.ledger import WITHDRAWN, Ledger
 from harness.util.pause import PAUSE_DIR_ENV
-from tests.service_helpers import harness, push, running_service, tiny_image
+from tests.service_helpers import PAUSES, harness, push, running_service, tiny_image
+from tests.service_helpers import SHARED_WINDOW_S as WINDOW_S
 
 REQUIRED = {"detail": "a valid team token is required"}
-WINDOW_S = 2
-PAUSES = "pause-points"  # under the service's home: the pause points a test arms (harness/util/pause.py)
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory):
-    # no smoke stage: a smoke failure is not charged, and the quota test counts every submission (tests/test_smoke.py has the rule)
-    overrides = (f"service.sign_in.window_s={WINDOW_S}", "competition.quota.per_day=3", "competition.smoke.enabled=false")
-    home = tmp_path_factory.mktemp("serve")
-    (home / PAUSES).mkdir()
-    # the service and its restarts may be held at a pause point (none is armed but by killed_at)
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv(PAUSE_DIR_ENV, str(home / PAUSES))
-        with running_service(home, *overrides) as running:
-            yield running
+def service(shared_service):
+    return shared_service
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +46,21 @@ def pushed(service, teams, docker_client):
     reference = f"{service.registry}/teams/alpha/tiny:1"
     tiny_image(docker_client, reference)
     return reference, push(docker_client, reference, teams["Alpha"])
+
+
+@pytest.fixture(scope="module")
+def limited(prepared_data, tmp_path_factory):
+    """A service with intake's limits: a 16 KiB cap on an image, a 1 KiB registry budget per team,
+    and this machine as a trusted proxy; its evaluation paused (nothing here needs a round, so its
+    restarts after a SIGKILL start no Ray), and it may be held at a pause point (only killed_at arms one)."""
+    home = tmp_path_factory.mktemp("limited") / "home"
+    shutil.copytree(prepared_data, home, symlinks=True)
+    (home / PAUSES).mkdir()
+    harness(home, "service", "pause", "digits", "evaluation")
+    limits = ("competition.intake.max_image_size=16k", "competition.intake.team_registry_size=1k")
+    overrides = (*limits, f"service.sign_in.window_s={WINDOW_S}", "service.trusted_proxies=[127.0.0.1]")
+    with running_service(home, *overrides, environment={PAUSE_DIR_ENV: str(home / PAUSES)}) as running:
+        yield running
 
 
 def submit(service, team, image, digest, message="", **kwargs):
@@ -117,23 +127,21 @@ def test_submit_refusals_store_nothing(service, teams, pushed):
     ]
     for answer, status, says in cases:
         assert answer.status_code == status and says in answer.json()["detail"], answer.text
-    assert Ledger(service.home, "digits").all() == []
+    assert Ledger(service.home, "digits").of_team("Alpha") == []
 
 
-def test_an_image_over_the_size_cap_is_refused_from_its_manifest(home, docker_client):
-    harness(home, "service", "pause", "digits", "evaluation")  # nothing here needs a round
-    with running_service(home, "competition.intake.max_image_size=16k") as capped:
-        team = capped.add_team("Big")
-        reference = f"{capped.registry}/teams/big/blob:1"
-        tiny_image(docker_client, reference, note=os.urandom(64 * 1024))
-        try:
-            digest = push(docker_client, reference, team)
-            answer = submit(capped, team, reference.rsplit(":", 1)[0], digest)
-        finally:
-            docker_client.images.remove(reference, force=True)
-        assert answer.status_code == 413, answer.text
-        assert "over the competition's size cap of 16.0 KiB" in answer.json()["detail"]
-        assert Ledger(capped.home, "digits").all() == []
+def test_an_image_over_the_size_cap_is_refused_from_its_manifest(limited, docker_client):
+    team = limited.add_team("Big")
+    reference = f"{limited.registry}/teams/big/blob:1"
+    tiny_image(docker_client, reference, note=os.urandom(64 * 1024))
+    try:
+        digest = push(docker_client, reference, team)
+        answer = submit(limited, team, reference.rsplit(":", 1)[0], digest)
+    finally:
+        docker_client.images.remove(reference, force=True)
+    assert answer.status_code == 413, answer.text
+    assert "over the competition's size cap of 16.0 KiB" in answer.json()["detail"]
+    assert Ledger(limited.home, "digits").of_team("Big") == []
 
 
 def test_what_the_registry_tells_is_checked_before_any_pull(home, docker_client):
@@ -177,41 +185,39 @@ def test_what_the_registry_tells_is_checked_before_any_pull(home, docker_client)
         assert never_pulled(*second) and not never_pulled(*first) and len(Ledger(capped.home, "digits").all()) == 1
 
 
-def test_a_team_past_its_registry_budget_may_pull_but_not_push(home, docker_client, monkeypatch, capsys):
+def test_a_team_past_its_registry_budget_may_pull_but_not_push(limited, docker_client, monkeypatch, capsys):
     """A 1 KiB budget: the first push (4 KiB of incompressible data) takes the team past it; then
     the token issuer grants no push (a second `docker push` is refused by the real registry) while
     the team still pulls its image, the quota answer shows the usage, and `harness push` refuses up
     front saying why."""
-    harness(home, "service", "pause", "digits", "evaluation")
-    with running_service(home, "competition.intake.team_registry_size=1k") as budgeted:
-        team = budgeted.add_team("Thrifty")
-        first, second = (f"{budgeted.registry}/teams/thrifty/{name}:1" for name in ("first", "second"))
+    team = limited.add_team("Thrifty")
+    first, second = (f"{limited.registry}/teams/thrifty/{name}:1" for name in ("first", "second"))
+    for reference in (first, second):
+        tiny_image(docker_client, reference, note=os.urandom(4096))
+    try:
+        push(docker_client, first, team)
+        time.sleep(11)  # the issuer's reading of the registry, cached 10 s, was made before the push
+        quota = limited.call("GET", "c/quota", team["token"]).json()
+        assert quota["registry_budget_bytes"] == 1024 and quota["registry_bytes"] > 4096, quota
+        with pytest.raises(AssertionError, match="denied|unauthorized|authentication required"):
+            push(docker_client, second, team)
+        granted = registry_token(limited, team["id"], team["token"], "repository:teams/thrifty/second:push,pull").json()
+        assert jwt_claims(granted["token"])["access"] == [{"type": "repository", "name": "teams/thrifty/second", "actions": ["pull"]}]
+        docker_client.images.remove(first, force=True)
+        docker_client.images.pull(first, auth_config={"username": team["id"], "password": team["token"]})
+        monkeypatch.setenv("HARNESS_SERVER", limited.url)
+        monkeypatch.setenv("HARNESS_TOKEN", team["token"])
+        monkeypatch.setenv("HARNESS_ALLOW_HTTP", "1")
+        capsys.readouterr()
+        assert main(["push", "digits", second]) == 2
+        said = capsys.readouterr().err
+        assert "your team's images take" in said and "its whole budget of 1.0 KiB" in said and "harness gc" in said
+    finally:
         for reference in (first, second):
-            tiny_image(docker_client, reference, note=os.urandom(4096))
-        try:
-            push(docker_client, first, team)
-            time.sleep(11)  # the issuer's reading of the registry, cached 10 s, was made before the push
-            quota = budgeted.call("GET", "c/quota", team["token"]).json()
-            assert quota["registry_budget_bytes"] == 1024 and quota["registry_bytes"] > 4096, quota
-            with pytest.raises(AssertionError, match="denied|unauthorized|authentication required"):
-                push(docker_client, second, team)
-            granted = registry_token(budgeted, team["id"], team["token"], "repository:teams/thrifty/second:push,pull").json()
-            assert jwt_claims(granted["token"])["access"] == [{"type": "repository", "name": "teams/thrifty/second", "actions": ["pull"]}]
-            docker_client.images.remove(first, force=True)
-            docker_client.images.pull(first, auth_config={"username": team["id"], "password": team["token"]})
-            monkeypatch.setenv("HARNESS_SERVER", budgeted.url)
-            monkeypatch.setenv("HARNESS_TOKEN", team["token"])
-            monkeypatch.setenv("HARNESS_ALLOW_HTTP", "1")
-            capsys.readouterr()
-            assert main(["push", "digits", second]) == 2
-            said = capsys.readouterr().err
-            assert "your team's images take" in said and "its whole budget of 1.0 KiB" in said and "harness gc" in said
-        finally:
-            for reference in (first, second):
-                try:
-                    docker_client.images.remove(reference, force=True)
-                except docker.errors.ImageNotFound:
-                    pass
+            try:
+                docker_client.images.remove(reference, force=True)
+            except docker.errors.ImageNotFound:
+                pass
 
 
 def test_submit_through_the_registry_until_a_verdict_and_the_quota(service, teams, pushed):
@@ -376,59 +382,57 @@ def test_the_registry_basic_auth_path_is_rate_limited_like_the_api(service, team
     assert registry_token(service, beta["id"], "hx_wrong", scope).status_code == 401
 
 
-def test_behind_a_trusted_proxy_failures_count_per_forwarded_client(tmp_path):
+def test_behind_a_trusted_proxy_failures_count_per_forwarded_client(limited):
     """With the proxy's address in service.trusted_proxies, a stranger's failures (forwarded as
     203.0.113.9) throttle the stranger only: another participant behind the same proxy still gets a
     401 for a wrong token, not a 429. A forged X-Forwarded-For from a client that is not a trusted
     proxy is ignored (tests/test_service_auth.py has the address rule)."""
-    with running_service(tmp_path, f"service.sign_in.window_s={WINDOW_S}", "service.trusted_proxies=[127.0.0.1]") as proxied:
-        team = proxied.add_team("Proxied")
+    team = limited.add_team("Proxied")
 
-        def whoami(token: str, client: str) -> int:
-            answer = requests.get(f"{proxied.url}/api/v1/whoami", headers={"Authorization": f"Bearer {token}", "X-Forwarded-For": client})
-            return answer.status_code
+    def whoami(token: str, client: str) -> int:
+        answer = requests.get(f"{limited.url}/api/v1/whoami", headers={"Authorization": f"Bearer {token}", "X-Forwarded-For": client})
+        return answer.status_code
 
-        for _ in range(10):
-            assert whoami("hx_wrong", "203.0.113.9") == 401
-        assert whoami("hx_wrong", "203.0.113.9") == 429
-        assert whoami("hx_wrong", "198.51.100.7") == 401
-        assert whoami(team["token"], "203.0.113.9") == 200
+    for _ in range(10):
+        assert whoami("hx_wrong", "203.0.113.9") == 401
+    assert whoami("hx_wrong", "203.0.113.9") == 429
+    assert whoami("hx_wrong", "198.51.100.7") == 401
+    assert whoami(team["token"], "203.0.113.9") == 200
 
 
-def test_a_sigkill_during_submit_loses_nothing_and_charges_nothing_twice(service, teams, pushed, docker_client):
-    gamma = service.add_team("Gamma")
-    reference = f"{service.registry}/teams/gamma/tiny:1"
-    docker_client.images.get(pushed[0]).tag(reference)
+def test_a_sigkill_during_submit_loses_nothing_and_charges_nothing_twice(limited, docker_client):
+    gamma = limited.add_team("Gamma")  # the service's evaluation is paused: rows stay pending, nothing else writes them
+    reference = f"{limited.registry}/teams/gamma/tiny:1"
+    tiny_image(docker_client, reference)
     digest = push(docker_client, reference, gamma)
-    harness(service.home, "service", "pause", "digits", "evaluation")  # rows stay pending: nothing else writes them
-    ledger = Ledger(service.home, "digits")
-    image = f"{service.registry}/teams/gamma/tiny@{digest}"
+    ledger = Ledger(limited.home, "digits")
+    image = f"{limited.registry}/teams/gamma/tiny@{digest}"
 
     # killed after every check, the pull and the pin, before the ledger's row: nothing stored, nothing charged
-    lost = killed_at(service, "submit.pinned", lambda: submit(service, gamma, reference, digest, "crash"))
+    lost = killed_at(limited, "submit.pinned", lambda: submit(limited, gamma, reference, digest, "crash"))
     assert isinstance(lost, requests.ConnectionError), lost
     assert ledger.of_team("Gamma") == []
-    service.start()
-    assert service.call("GET", "c/submissions", gamma["token"]).json() == {"submissions": []}
-    assert service.call("GET", "c/quota", gamma["token"]).json()["used"] == 0
+    limited.start()
+    assert limited.call("GET", "c/submissions", gamma["token"]).json() == {"submissions": []}
+    assert limited.call("GET", "c/quota", gamma["token"]).json()["used"] == 0
 
     # killed after the row's commit, before the answer: the row is whole, and charged once
-    unanswered = killed_at(service, "submit.recorded", lambda: submit(service, gamma, reference, digest, "crash"))
+    unanswered = killed_at(limited, "submit.recorded", lambda: submit(limited, gamma, reference, digest, "crash"))
     assert isinstance(unanswered, requests.ConnectionError), unanswered
     (row,) = ledger.of_team("Gamma")
     assert (row.message, row.image, row.state) == ("crash", image, "pending") and row.image_digest.startswith("sha256:")
-    service.start()
-    (listed,) = service.call("GET", "c/submissions", gamma["token"]).json()["submissions"]
+    limited.start()
+    (listed,) = limited.call("GET", "c/submissions", gamma["token"]).json()["submissions"]
     assert (listed["id"], listed["state"], listed["message"], listed["image"]) == (row.id, "queued", "crash", image)
     assert listed["image_digest"] == row.image_digest
-    assert service.call("GET", "c/quota", gamma["token"]).json()["used"] == 1
+    assert limited.call("GET", "c/quota", gamma["token"]).json()["used"] == 1
 
     # the team, never answered, submits again: one more row, charged once more, the first one unchanged
-    answer = submit(service, gamma, reference, digest, "again")
+    answer = submit(limited, gamma, reference, digest, "again")
     assert answer.status_code == 201, answer.text
     rows = {r.id: r for r in ledger.of_team("Gamma")}
     assert set(rows) == {row.id, answer.json()["id"]} and rows[row.id] == row
-    assert service.call("GET", "c/quota", gamma["token"]).json()["used"] == 2
+    assert limited.call("GET", "c/quota", gamma["token"]).json()["used"] == 2
 
 
 def test_an_image_refused_after_its_pull_leaves_nothing_on_the_heads_engine(service, teams, docker_client):

@@ -5,14 +5,13 @@ and ``Retry-After`` on 429; and a property-based fuzzer (schemathesis, driven by
 sends bounded generated requests, as a team, to the real ``harness serve`` under uvicorn on
 loopback and finds no server error, no undocumented status and no body outside its schema.
 
-The service is this module's own (the fuzzer's failed sign-ins throttle its address: no other
-module's service sees them)."""
+The service is the worker's shared one (tests/conftest.py): the fuzzer's failed sign-ins throttle
+its address for its short failure window, which the next module it is lent to waits out."""
 
 from __future__ import annotations
 
 import base64
 import re
-import shutil
 from pathlib import Path
 
 import jsonschema
@@ -22,7 +21,7 @@ import requests
 from harness import __version__
 from harness.service.api import ROUTERS
 from harness.service.auth import bearer_team
-from tests.service_helpers import harness, running_service
+from tests.service_helpers import harness
 
 C = "/api/v1/competitions/{c}"
 ERROR = {"$ref": "#/components/schemas/ErrorBody"}
@@ -56,11 +55,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def service(prepared_data, tmp_path_factory):
-    home = tmp_path_factory.mktemp("contract") / "home"
-    shutil.copytree(prepared_data, home, symlinks=True)
-    with running_service(home) as running:
-        yield running
+def service(shared_service):
+    return shared_service
 
 
 @pytest.fixture(scope="module")
