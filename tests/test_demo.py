@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -42,6 +43,21 @@ def registries_of(home: Path) -> list[int]:
         except OSError:
             pass
     return found
+
+
+@pytest.fixture
+def home(home, sample_wheelhouse) -> Path:
+    """The work directory holding the wheelhouse the sample was built from (the demo verifies it
+    instead of downloading it again; the download is tests/test_images_reproducible.py's)."""
+    shutil.copytree(sample_wheelhouse, home / "wheelhouse", copy_function=link_or_copy)
+    return home
+
+
+def link_or_copy(source: str, target: str) -> None:
+    try:
+        os.link(source, target)
+    except OSError:  # another file system (HARNESS_TEST_WHEELHOUSE_HOME)
+        shutil.copy2(source, target)
 
 
 def test_demo_twice_then_kept_serving_until_ctrl_c(home, sample_image, capsys):
