@@ -15,6 +15,7 @@ from test_check import check
 from test_round import in_process
 
 from harness.cli import main as harness_main
+from harness.runner.ray_pool import connect_ray
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -37,7 +38,9 @@ def test_hostile_neighbours_change_nothing(home, competition, docker_client, beh
         assert harness_main(["submit", "digits", "--team", team, "--image", behave_image(behaviour)]) == 0
 
     latencies, result = [], {}
-    # the round on this process's Ray (the command line is not what is tested here)
+    # the round on this process's Ray (the command line is not what is tested here), started from this
+    # thread: Ray's processes end with the thread that started them
+    connect_ray()
     round_ = threading.Thread(target=lambda: result.update(done=in_process(home, "round", "digits", *OVERRIDES)))
     round_.start()
     while round_.is_alive():  # while it runs, the host starts a process and the engine answers

@@ -15,6 +15,7 @@ from test_resume import journals
 from test_round import harness, submit
 
 from harness.cli import main
+from harness.runner.ray_pool import connect_ray
 from harness.submissions.ledger import PENDING, Ledger
 from harness.util.errors import HarnessError
 from harness.util.files import write_text_atomic
@@ -100,6 +101,7 @@ def test_a_hidden_labels_file_broken_mid_round_leaves_the_submission_pending_not
     result: dict = {}
     # no smoke stage: the full phases' scoring is what reads the file broken (two containers, not four)
     overrides = ("runner.infra_retries=0", "competition.smoke.enabled=false")
+    connect_ray()  # from this thread: Ray's processes end with the thread that started them
     driver = threading.Thread(target=lambda: result.update(done=harness(home, "round", "digits", *overrides)))
     driver.start()
     deadline = time.monotonic() + 240
