@@ -110,12 +110,25 @@ def behave_image(os_base, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def sample_image(docker_client, images_cfg, tmp_path_factory) -> str:
-    def make(directory: Path) -> str:
-        build_images(images_cfg, Path(os.environ.get("HARNESS_TEST_WHEELHOUSE_HOME") or directory), log=lambda line: None)
-        return SAMPLE_IMAGE
+def _sample(docker_client, images_cfg, tmp_path_factory) -> dict[str, str]:
+    def make(directory: Path) -> dict[str, str]:
+        home = Path(os.environ.get("HARNESS_TEST_WHEELHOUSE_HOME") or directory)
+        build_images(images_cfg, home, log=lambda line: None)
+        return {"tag": SAMPLE_IMAGE, "wheelhouse": str(home / "wheelhouse")}
 
     return made_once(tmp_path_factory, "sample-image", make)
+
+
+@pytest.fixture(scope="session")
+def sample_image(_sample) -> str:
+    return _sample["tag"]
+
+
+@pytest.fixture(scope="session")
+def sample_wheelhouse(_sample) -> Path:
+    """The wheelhouse the sample image was built from: tests/test_demo.py gives each demo's work
+    directory a copy instead of a download of its own."""
+    return Path(_sample["wheelhouse"])
 
 
 @pytest.fixture(scope="session")

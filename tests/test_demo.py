@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -44,6 +45,21 @@ def registries_of(home: Path) -> list[int]:
     return found
 
 
+@pytest.fixture
+def home(home, sample_wheelhouse) -> Path:
+    """The work directory holding the wheelhouse the sample was built from (the demo verifies it
+    instead of downloading it again; the download is tests/test_images_reproducible.py's)."""
+    shutil.copytree(sample_wheelhouse, home / "wheelhouse", copy_function=link_or_copy)
+    return home
+
+
+def link_or_copy(source: str, target: str) -> None:
+    try:
+        os.link(source, target)
+    except OSError:  # another file system (HARNESS_TEST_WHEELHOUSE_HOME)
+        shutil.copy2(source, target)
+
+
 def test_demo_twice_then_kept_serving_until_ctrl_c(home, sample_image, capsys):
     code = main(["demo", "--json"])
     out, err = capsys.readouterr()
@@ -56,14 +72,19 @@ def test_demo_twice_then_kept_serving_until_ctrl_c(home, sample_image, capsys):
     assert [(r["rank"], r["team"], r["submission_id"]) for r in summary["leaderboard"]["rows"]] == [(1, "demo", submission["id"])]
     url = summary["urls"]["pages"].rstrip("/")
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+", url) and summary["urls"]["api"] == f"{url}/api/v1"
-    # the states as they changed, then a stopped service: nothing answers, no registry is left
-    assert f"{submission['id']}: queued" in err and "-> evaluated SCORED" in err and "added team 'demo'" in err
-    assert not answers(url) and registries_of(home) == []
+    # the states as they changed (the smoke stage first), then a stopped service: nothing answers, no registry is left
+    assert f"{submission['id']}: queued" in err and "-> running smoke train" in err and "-> evaluated SCORED" in err
+    assert "added team 'demo'" in err and not answers(url) and registries_of(home) == []
 
-    # Again on the same work directory, as a subprocess, kept serving: a new token for the same team.
+    # Again on the same work directory, as a subprocess, kept serving: a new token for the same team. Its
+    # override reaches the service: the full phases only (the smoke stage's minute of the sample ran above).
     env = {**os.environ, "HARNESS_HOME": str(home)}
     demo = subprocess.Popen(
-        [sys.executable, "-m", "harness.cli", "demo", "--keep-serving"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-m", "harness.cli", "demo", "--keep-serving", "competition.smoke.enabled=false"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     said, deadline = [], time.monotonic() + 900
     try:
@@ -74,6 +95,8 @@ def test_demo_twice_then_kept_serving_until_ctrl_c(home, sample_image, capsys):
         assert "Ctrl-C stops it" in said[-1], "".join(said[-20:])
         kept = re.search(r"keeps running at (http://127\.0\.0\.1:\d+)/", said[-1]).group(1)
         assert any("exists from an earlier run; it has a new token" in line for line in said)
+        states = [line for line in said if re.match(r"sub-[0-9a-f]+: ", line)]
+        assert any("-> running train" in line for line in states) and not any("smoke" in line for line in states)
         assert kept != url and answers(kept)
         board = requests.get(f"{kept}/api/v1/competitions/digits/leaderboard", timeout=30).json()
         assert [row["team"] for row in board["rows"]] == ["demo"]

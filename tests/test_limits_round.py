@@ -5,16 +5,17 @@ a well-behaved submission gets exactly the verdict and scores a solo run gives i
 from __future__ import annotations
 
 import json
-import os
 import subprocess
+import threading
 import time
 from pathlib import Path
 
 import pytest
 from test_check import check
-from test_round import HARNESS
+from test_round import in_process
 
 from harness.cli import main as harness_main
+from harness.runner.ray_pool import connect_ray
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -36,22 +37,20 @@ def test_hostile_neighbours_change_nothing(home, competition, docker_client, beh
     for team, behaviour in TEAMS.items():
         assert harness_main(["submit", "digits", "--team", team, "--image", behave_image(behaviour)]) == 0
 
-    latencies = []
-    with subprocess.Popen(
-        [*HARNESS, "round", "digits", *OVERRIDES],
-        env={**os.environ, "HARNESS_HOME": str(home)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    ) as round_:
-        while round_.poll() is None:  # while it runs, the host starts a process and the engine answers
-            started = time.monotonic()
-            subprocess.run(["true"], check=True)
-            docker_client.ping()
-            latencies.append(time.monotonic() - started)
-            time.sleep(0.2)
-        _, err = round_.communicate(timeout=60)
-    assert round_.returncode == 0, err
+    latencies, result = [], {}
+    # the round on this process's Ray (the command line is not what is tested here), started from this
+    # thread: Ray's processes end with the thread that started them
+    connect_ray()
+    round_ = threading.Thread(target=lambda: result.update(done=in_process(home, "round", "digits", *OVERRIDES)))
+    round_.start()
+    while round_.is_alive():  # while it runs, the host starts a process and the engine answers
+        started = time.monotonic()
+        subprocess.run(["true"], check=True)
+        docker_client.ping()
+        latencies.append(time.monotonic() - started)
+        time.sleep(0.2)
+    round_.join()
+    assert result["done"].returncode == 0, result["done"].stderr
 
     records = {
         r["submission"]["team"]: r for r in map(json.loads, map(Path.read_text, (home / "competitions/digits/records").glob("*.json")))

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import subprocess
-import sys
+import threading
 import time
 from pathlib import Path
 
@@ -17,6 +15,7 @@ from test_resume import journals
 from test_round import harness, submit
 
 from harness.cli import main
+from harness.runner.ray_pool import connect_ray
 from harness.submissions.ledger import PENDING, Ledger
 from harness.util.errors import HarnessError
 from harness.util.files import write_text_atomic
@@ -99,22 +98,21 @@ def test_a_hidden_labels_file_broken_mid_round_leaves_the_submission_pending_not
     fails, the round goes on and ends, and the submission is pending again (not charged), never
     left running; finalize then names it."""
     sid = submit(home, "alpha", behave_image("nap2"))
-    driver = subprocess.Popen(
-        # no smoke stage: the full phases' scoring is what reads the file broken (two containers, not four)
-        [sys.executable, "-m", "harness.cli", "round", "digits", "runner.infra_retries=0", "competition.smoke.enabled=false"],
-        env={**os.environ, "HARNESS_HOME": str(home)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    result: dict = {}
+    # no smoke stage: the full phases' scoring is what reads the file broken (two containers, not four)
+    overrides = ("runner.infra_retries=0", "competition.smoke.enabled=false")
+    connect_ray()  # from this thread: Ray's processes end with the thread that started them
+    driver = threading.Thread(target=lambda: result.update(done=harness(home, "round", "digits", *overrides)))
+    driver.start()
     deadline = time.monotonic() + 240
     while not docker_client.containers.list(filters={"label": f"harness.submission={sid}", "status": "running"}):
-        assert time.monotonic() < deadline and driver.poll() is None, "the round never got going"
+        assert time.monotonic() < deadline and driver.is_alive(), "the round never got going"
         time.sleep(0.1)
     labels = home / "competitions/digits/hidden/labels.csv"
     labels.write_text("identifier;digit\n1;7\n")  # the organizer's slip: another file copied over it
-    out, err = driver.communicate(timeout=300)
-    assert driver.returncode == 0, err
+    driver.join(timeout=300)
+    err = result["done"].stderr
+    assert result["done"].returncode == 0, err
     assert "Traceback" not in err
     assert f"alpha {sid}: its record could not be made (the hidden labels cannot be read: {labels}: missing columns" in err
     assert "it stays pending, not charged" in err

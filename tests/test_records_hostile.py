@@ -359,7 +359,7 @@ def test_no_secret_in_anything_the_harness_wrote(home, competition, docker_clien
 
 
 @pytest.mark.docker
-def test_no_secret_in_tracking_errors_or_a_commands_error_output(home, competition, docker_client, behave_image, capfd):
+def test_no_secret_in_tracking_errors_or_a_commands_error_output(home, competition, docker_client, behave_image, capfd, monkeypatch):
     """A tracking URI with a password that fails: MLflow not listening while a record is uploaded (the
     client's own message names the URI), then ``harness sync`` on it, then commands whose URI cannot
     be used at all (a scheme MLflow does not know, a database driver not installed). What the user
@@ -369,6 +369,7 @@ def test_no_secret_in_tracking_errors_or_a_commands_error_output(home, competiti
     from harness.records.tracking import Tracker
     from tests.service_helpers import free_port, harness
 
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # refused at once, not after the backoff's seconds
     password = "tr4ck-5e1f9b"
     down = f"http://alice:{password}@127.0.0.1:{free_port()}"  # nothing listens there
     digits = competition(f"tracking.uri={down}")
