@@ -36,9 +36,10 @@ ENGINE_START_S = 60.0
 def ray_cluster(head_cpus: int, worker_environments: list[dict[str, str]], dashboard: bool = False) -> Iterator[tuple[Cluster, list]]:
     """A head node (where the driver connects) and one one-CPU worker per environment; a worker's
     processes see its variables (``DOCKER_HOST``: that worker's engine). The driver joins it. The
-    head's dashboard (its CPU is the suite's) only where a test reads Ray's state API."""
+    head's dashboard (its CPU is the suite's) only where a test reads Ray's state API, and no log
+    monitor (the driver takes no worker logs)."""
     ray.shutdown()
-    head = {"num_cpus": head_cpus, "include_dashboard": dashboard, "_system_config": FAST_HEALTH_CHECKS}
+    head = {"num_cpus": head_cpus, "include_dashboard": dashboard, "include_log_monitor": False, "_system_config": FAST_HEALTH_CHECKS}
     cluster = Cluster(initialize_head=True, head_node_args=head)
     workers = []
     try:
@@ -184,9 +185,11 @@ class IsolatedNode:
     docker_host: str
     client: docker.DockerClient
     process: subprocess.Popen
+    killed: bool = False
 
     def kill(self) -> None:
         """The node dies as a machine would: its raylet is killed (its engine, and what runs there, stay)."""
+        self.killed = True
         for child in psutil.Process(self.process.pid).children(recursive=True):
             if child.name() == "raylet":
                 child.kill()
