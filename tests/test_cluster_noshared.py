@@ -7,6 +7,7 @@ model comes back from the artifact store."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
@@ -20,7 +21,8 @@ from pathlib import Path
 import docker
 import pytest
 import ray
-from clusters import isolated_node, node_of, ray_cluster, records, round_competition, submit
+from clusters import IsolatedNode, isolated_node, node_of, ray_cluster, records, round_competition, submit
+from ray.cluster_utils import Cluster
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from harness.competition.smoke import smoke_stage
@@ -42,11 +44,27 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow]
 NODE_CACHE = Path(tempfile.gettempdir()) / f"hx-nodes-{os.getpid()}"  # outside the hidden directory, like a node's own disk
 
 
+class IsolatedNodes:
+    """The module's isolated nodes: a test takes a live one (started only when none is) or starts
+    another; a node a test did not kill serves the next test, and all end with the module."""
+
+    def __init__(self, cluster: Cluster, hidden: Path, stack: contextlib.ExitStack) -> None:
+        self.cluster, self._hidden, self._stack = cluster, hidden, stack
+        self._started: list[IsolatedNode] = []
+
+    def live(self) -> IsolatedNode:
+        return next((node for node in self._started if not node.killed), None) or self.start()
+
+    def start(self) -> IsolatedNode:
+        self._started.append(self._stack.enter_context(isolated_node(self.cluster, self._hidden)))
+        return self._started[-1]
+
+
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
+def nodes(tmp_path_factory):
     hidden = tmp_path_factory.getbasetemp()  # every test's HARNESS_HOME is under it
-    with ray_cluster(0, []) as (cluster, _), isolated_node(cluster, hidden) as node:
-        yield cluster, node
+    with ray_cluster(0, []) as (cluster, _), contextlib.ExitStack() as stack:
+        yield IsolatedNodes(cluster, hidden, stack)
     shutil.rmtree(NODE_CACHE, ignore_errors=True)
 
 
@@ -59,11 +77,11 @@ def on(node_id: str) -> dict:
     return {"scheduling_strategy": NodeAffinitySchedulingStrategy(node_id, soft=False)}
 
 
-def test_the_isolated_node_cannot_see_the_drivers_disk(cluster, home, docker_client):
-    ray_cluster, node = cluster
+def test_the_isolated_node_cannot_see_the_drivers_disk(nodes, home, docker_client):
+    node = nodes.live()
     train = home / "competitions/digits/data/train"
     assert train.is_dir()
-    head = ray_cluster.head_node.node_id
+    head = nodes.cluster.head_node.node_id
     assert ray.get(_sees.options(**on(head)).remote(str(train)))  # the driver's node sees it
     assert not ray.get(_sees.options(**on(node.node_id)).remote(str(train)))  # the isolated node does not
     assert ray.get(_sees.options(**on(node.node_id)).remote(tempfile.gettempdir()))
@@ -89,8 +107,8 @@ def scratch_image(client: docker.DockerClient) -> str:
     return image.id
 
 
-def test_a_round_on_a_node_without_the_drivers_disk_scores_as_on_one_machine(cluster, home, competition, behave_image, docker_client):
-    _, node = cluster
+def test_a_round_on_a_node_without_the_drivers_disk_scores_as_on_one_machine(nodes, home, competition, behave_image, docker_client):
+    node = nodes.live()  # the only live one: every test leaves one at most
     comp = round_competition(competition, NODE_CACHE)
     ids = [submit(comp, f"team{i}", behave_image("constant")) for i in range(2)]
     summary = drive_round(comp, out=sys.stderr)
@@ -113,11 +131,36 @@ def test_a_round_on_a_node_without_the_drivers_disk_scores_as_on_one_machine(clu
         assert report.runs[0]["scores"] == record["scores"]
 
 
-def test_node_lost_mid_train_still_scores_each_submission_once(cluster, tmp_path_factory, home, competition, behave_image, docker_client):
-    ray_cluster, victim = cluster
+def test_an_infer_whose_trainer_node_is_gone_runs_elsewhere_on_the_model_from_the_depot(
+    nodes, home, competition, behave_image, docker_client
+):
+    comp = round_competition(competition, NODE_CACHE)
+    image = behave_image("constant")
+    submission = {"id": "sub-moved", "team": "team", "image": image, "image_digest": pin_image(DockerBackend(docker_client), image).digest}
+    evaluation = Evaluation(comp, {**submission, "submitted_at": utc_now()}, round_id="round-moved")
+    one, another = nodes.live(), nodes.start()  # the one that did not train serves the next test
+    pool = RayPhasePool(staging=cluster_staging(comp, str(NODE_CACHE), smoke_stage(comp)))
+    train = run_one(pool, evaluation)
+    assert train.verdict.value == "OK" and train.model_archive
+    gone = {n.node_id: n for n in (one, another)}[train.model_node]
+    gone.kill()  # after train, before infer: the only copy of the model on a node is gone with it
+    deadline = time.monotonic() + 60
+    while gone.node_id in {n["NodeID"] for n in ray.nodes() if n["Alive"]}:
+        assert time.monotonic() < deadline, "Ray never noticed the node was gone"
+        time.sleep(0.2)
+    infer = run_one(pool, evaluation)
+
+    assert infer.verdict.value == "OK", infer.message
+    assert node_of({"node": infer.node}) != gone.node_id[:12]  # not run again from train: infer ran elsewhere
+    record = evaluation.conclude()
+    assert record.verdict == "SCORED" and record.manifest["model_sha256"] == train.model_sha256
+
+
+def test_node_lost_mid_train_still_scores_each_submission_once(nodes, tmp_path_factory, home, competition, behave_image, docker_client):
+    victim = nodes.live()
     comp = round_competition(competition, NODE_CACHE)
     ids = [submit(comp, f"team{i}", behave_image("nap2")) for i in range(2)]
-    with isolated_node(ray_cluster, tmp_path_factory.getbasetemp()) as other:
+    with isolated_node(nodes.cluster, tmp_path_factory.getbasetemp()) as other:
         result: dict = {}
         driver = threading.Thread(target=lambda: result.update(summary=drive_round(comp, out=sys.stderr)))
         driver.start()
@@ -151,33 +194,6 @@ def test_node_lost_mid_train_still_scores_each_submission_once(cluster, tmp_path
         assert new.verdict == "SCORED" and new.origin == {"kind": "reinfer", "evaluation_id": before["evaluation_id"]}
         assert new.manifest["model_sha256"] == before["manifest"]["model_sha256"]
         assert new.manifest["predictions_sha256"] == before["manifest"]["predictions_sha256"]
-
-
-def test_an_infer_whose_trainer_node_is_gone_runs_elsewhere_on_the_model_from_the_depot(
-    cluster, tmp_path_factory, home, competition, behave_image, docker_client
-):
-    ray_cluster, first = cluster
-    comp = round_competition(competition, NODE_CACHE)
-    image = behave_image("constant")
-    submission = {"id": "sub-moved", "team": "team", "image": image, "image_digest": pin_image(DockerBackend(docker_client), image).digest}
-    evaluation = Evaluation(comp, {**submission, "submitted_at": utc_now()}, round_id="round-moved")
-    hidden = tmp_path_factory.getbasetemp()
-    with isolated_node(ray_cluster, hidden) as trainer, isolated_node(ray_cluster, hidden) as other:
-        pool = RayPhasePool(staging=cluster_staging(comp, str(NODE_CACHE), smoke_stage(comp)))
-        train = run_one(pool, evaluation)
-        assert train.verdict.value == "OK" and train.model_archive
-        gone = {n.node_id: n for n in (first, trainer, other)}[train.model_node]
-        gone.kill()  # after train, before infer: the only copy of the model on a node is gone with it
-        deadline = time.monotonic() + 60
-        while gone.node_id in {n["NodeID"] for n in ray.nodes() if n["Alive"]}:
-            assert time.monotonic() < deadline, "Ray never noticed the node was gone"
-            time.sleep(0.2)
-        infer = run_one(pool, evaluation)
-
-    assert infer.verdict.value == "OK", infer.message
-    assert node_of({"node": infer.node}) != gone.node_id[:12]  # not run again from train: infer ran elsewhere
-    record = evaluation.conclude()
-    assert record.verdict == "SCORED" and record.manifest["model_sha256"] == train.model_sha256
 
 
 def run_one(pool: RayPhasePool, evaluation: Evaluation):

@@ -16,7 +16,9 @@ from pathlib import Path
 
 import docker.errors
 import pytest
+import ray
 from clusters import add_node, isolated_node, ray_cluster, records, round_competition, submit
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from test_gc import KEEP, own_images  # noqa: F401 - the fixture: distinct images of one behaviour
 from test_round import harness
 
@@ -38,7 +40,7 @@ HANG = (
     "        time.sleep(0.5)\n"
     "    os._exit(1)\n"
 )
-ANSWER_S = 20.0  # the stuck node costs this twice (dry run, --apply); a live node answers in seconds
+ANSWER_S = 8.0  # the stuck node costs this twice (dry run, --apply); a live node, its worker started already, in a second
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +49,11 @@ def cluster(tmp_path_factory):
     with ray_cluster(0, []) as (cluster, _), isolated_node(cluster, hidden) as node:
         yield cluster, node
     shutil.rmtree(NODE_CACHE, ignore_errors=True)
+
+
+@ray.remote(num_cpus=0)
+def _started() -> None:
+    """Nothing: a worker of this driver started on the node it runs on."""
 
 
 def gc(home: Path, *args: str) -> dict:
@@ -89,7 +96,9 @@ def test_gc_frees_each_nodes_caches_of_unkept_submissions(cluster, home, competi
     # two more nodes: one whose engine does not answer, one whose Ray workers never start
     (hang := tmp_path / "hang").mkdir()
     (hang / "sitecustomize.py").write_text(HANG)
-    dead = add_node(ray_cluster, {"DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock"}, num_cpus=0)
+    # one CPU: a node keeps that many idle workers, so the one started here answers gc's tasks at once
+    dead = add_node(ray_cluster, {"DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock"}, num_cpus=1)
+    ray.get(_started.options(scheduling_strategy=NodeAffinitySchedulingStrategy(dead.node_id, soft=False)).remote())
     stuck = add_node(ray_cluster, {"PYTHONPATH": str(hang)}, num_cpus=0)
     monkeypatch.setattr(node_gc, "ANSWER_TIMEOUT_S", ANSWER_S)  # not two minutes for the node that never answers
     try:
