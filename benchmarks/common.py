@@ -46,10 +46,16 @@ from harness.submissions.ledger import Ledger  # noqa: E402
 BEHAVE_DIR = ROOT / "tests" / "images" / "behave"
 
 
-def arguments(description: str) -> argparse.Namespace:
+def arguments(description: str, submissions: int | None = None) -> argparse.Namespace:
+    """The common options; with ``submissions``, also ``--submissions N`` (that many by default)."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help="fewer submissions and repetitions (a minute or two)")
-    return parser.parse_args()
+    if submissions is not None:
+        parser.add_argument("--submissions", type=int, help=f"how many (default {submissions}; 100 with --quick)")
+    args = parser.parse_args()
+    if submissions is not None and args.submissions is None:
+        args.submissions = 100 if args.quick else submissions
+    return args
 
 
 def behave_image(behaviour: str) -> str:
