@@ -64,7 +64,7 @@ def test_hostile_neighbours_change_nothing(home, competition, docker_client, beh
     good = records["good"]
     assert good["scores"] == solo.scores
     assert {p: (f["verdict"], f["exit_code"]) for p, f in good["phases"].items()} == {
-        p: (f["verdict"], f["exit_code"]) for p, f in solo.phases.items()
+        p: (f["verdict"], f["exit_code"]) for p, f in solo.to_dict()["phases"].items()
     }
     assert records["bomb"]["phases"]["train"]["peak_pids"] == 64
     assert max(latencies) < 5.0, latencies  # a hang catcher, not a benchmark

@@ -166,14 +166,14 @@ def test_an_upload_cut_short_is_redone_without_doubles(competition, docker_clien
     digits = competition()
     record = evaluate(digits, docker_client, behave_image("cpuburn"))  # tracked below, by hand
     tracker = Tracker(None, "digits", home)
-    outage, log_artifact = [True], tracker.client.log_artifact
+    outage, log_files = [True], tracker.log_files
 
     def artifacts_fail(*args, **kwargs):  # after the params, metrics and series went in
         if outage:
             raise ConnectionError("server went away")
-        return log_artifact(*args, **kwargs)
+        return log_files(*args, **kwargs)
 
-    monkeypatch.setattr(tracker.client, "log_artifact", artifacts_fail)
+    monkeypatch.setattr(tracker, "log_files", artifacts_fail)
     assert "ConnectionError" in publish(tracker, digits, record, digits.paths.records)
     run_id = record.mlflow_run_id
     assert tracker.runs_by_evaluation() == {record.evaluation_id: (run_id, "RUNNING")}

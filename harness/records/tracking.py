@@ -133,16 +133,22 @@ class Tracker:
         ]
         for start in range(0, len(points), MAX_METRICS_PER_BATCH):
             self.client.log_batch(run_id, metrics=points[start : start + MAX_METRICS_PER_BATCH])
-        self.log_files(run_id, artifacts)
-        if record_path is not None:
-            self.client.log_artifact(run_id, str(record_path))
+        self.log_files(run_id, [*artifacts, *([(record_path, "")] if record_path is not None else [])])
         self.client.set_terminated(run_id, status="FINISHED" if record.verdict == Verdict.SCORED else "FAILED")
 
     def log_files(self, run_id: str, files: list[tuple[Path, str]]) -> None:
-        """Regular files only: a link or a special file among a submission's outputs is never opened."""
-        for path, folder in files:
-            if path.is_file() and not path.is_symlink():
-                self.client.log_artifact(run_id, str(path), folder)
+        """Regular files only: a link or a special file among a submission's outputs is never opened.
+        Through a repository of this call's own: ``client.log_artifact`` would keep one per run for the
+        process's life (MLflow caches up to 1,024, each with a thread pool), kilobytes per submission
+        in a round's driver."""
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository  # slow import: only when used
+
+        regular = [(path, folder) for path, folder in files if path.is_file() and not path.is_symlink()]
+        if not regular:
+            return
+        repository = get_artifact_repository(self.client.get_run(run_id).info.artifact_uri, tracking_uri=self.uri)
+        for path, folder in regular:
+            repository.log_artifact(str(path), folder or None)
 
     def log_audit(self, run_id: str, audit_id: str, status: str, reports: list[Path]) -> None:
         self.log_files(run_id, [(path, f"audits/{audit_id}") for path in reports])
@@ -157,7 +163,7 @@ class Tracker:
         self.client.log_batch(
             run_id, metrics=metrics, tags=[RunTag("harness.verdict", record.verdict), RunTag("harness.rescored", str(step))]
         )
-        self.client.log_artifact(run_id, str(record_path))
+        self.log_files(run_id, [(record_path, "")])
 
     def runs_by_evaluation(self) -> dict[str, tuple[str, str]]:
         """evaluation id -> (run id, status) for every evaluation run of the experiment."""
