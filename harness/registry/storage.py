@@ -23,17 +23,21 @@ def _v2(storage: Path) -> Path:
     return storage.joinpath(*V2)
 
 
+def _revision_link(storage: Path, repository: str, digest: str) -> Path:
+    """The file whose presence says ``repository`` holds the manifest ``digest``."""
+    hexdigest = digest.removeprefix("sha256:")
+    return _v2(storage) / "repositories" / repository / "_manifests" / "revisions" / "sha256" / hexdigest / "link"
+
+
 def has_manifest(storage: Path, repository: str, digest: str) -> bool:
     """Whether ``repository`` holds the manifest ``digest`` (its revision link is there)."""
-    hexdigest = digest.removeprefix("sha256:")
-    return (_v2(storage) / "repositories" / repository / "_manifests" / "revisions" / "sha256" / hexdigest / "link").is_file()
+    return _revision_link(storage, repository, digest).is_file()
 
 
 def pushed_at(storage: Path, repository: str, digest: str) -> float | None:
     """When the manifest ``digest`` was put into ``repository`` (its revision link's time); None when it is not there."""
-    hexdigest = digest.removeprefix("sha256:")
     try:
-        return (_v2(storage) / "repositories" / repository / "_manifests" / "revisions" / "sha256" / hexdigest / "link").stat().st_mtime
+        return _revision_link(storage, repository, digest).stat().st_mtime
     except OSError:
         return None
 

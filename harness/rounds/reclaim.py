@@ -176,8 +176,7 @@ def reclaimable(
     if backend is not None:
         items += _images(backend, policy, state.namespaces)
     storage = ServicePaths.of(competition.name, competition.home).registry
-    items += _manifests(storage, policy, state.namespaces)
-    items += _untagged(storage, policy, competition.settings.competition.rules.untagged_after_s)
+    items += _manifests(storage, policy, state.namespaces, competition.settings.competition.rules.untagged_after_s)
     return items
 
 
@@ -298,10 +297,19 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _manifests(storage: Path, policy: Retention, namespaces: dict[str, str]) -> Iterator[Item]:
-    """The registry's manifests that only submissions the policy does not keep name, and no tag."""
+def _manifests(storage: Path, policy: Retention, namespaces: dict[str, str], untagged_after_s: float) -> Iterator[Item]:
+    """The registry's manifests gc deletes (``_unkept``, then ``_untagged``), each with the bytes of
+    its blobs that no staying manifest references, sized together so a blob two of them share is counted once."""
     if not storage.is_dir():
         return
+    leaving = _unkept(storage, policy, namespaces) | _untagged(storage, policy, untagged_after_s)
+    sizes = unique_bytes(storage, set(leaving))
+    for key, why in leaving.items():
+        yield Item(REGISTRY_MANIFEST, f"{key[0]}@{key[1]}", sizes.get(key, 0), why)
+
+
+def _unkept(storage: Path, policy: Retention, namespaces: dict[str, str]) -> dict[tuple[str, str], str]:
+    """The manifests that only submissions the policy does not keep name, and no tag; why each goes."""
     kept = {_manifest_of(s.image) for s in policy.submissions if policy.keeps(s.id)}
     leaving: dict[tuple[str, str], str] = {}
     for submission in policy.submissions:
@@ -314,31 +322,28 @@ def _manifests(storage: Path, policy: Retention, namespaces: dict[str, str]) -> 
             f"pushed for {submission.id} ({submission.state}), which is not kept, and no tag names it now; "
             "its blobs go at the registry's next garbage-collect"
         )
-    sizes = unique_bytes(storage, set(leaving))
-    for key, why in leaving.items():
-        yield Item(REGISTRY_MANIFEST, f"{key[0]}@{key[1]}", sizes.get(key, 0), why)
+    return leaving
 
 
-def _untagged(storage: Path, policy: Retention, after_s: float) -> Iterator[Item]:
+def _untagged(storage: Path, policy: Retention, after_s: float) -> dict[tuple[str, str], str]:
     """The manifests under ``teams/`` (every team's namespace) that no submission names and no tag
     names, ``after_s`` old; what the organizer keeps elsewhere in the registry is never touched."""
-    if not storage.is_dir():
-        return
     named = {_manifest_of(s.image) for s in policy.submissions}
+    tags: dict[str, set[str]] = {}
     now = time.time()
-    leaving = set()
-    for repository, digest in manifests(storage):
-        if not repository.startswith("teams/") or (repository, digest) in named or digest in tagged(storage, repository):
-            continue
-        pushed = pushed_at(storage, repository, digest)
-        if pushed is not None and now - pushed >= after_s:
-            leaving.add((repository, digest))
-    sizes = unique_bytes(storage, leaving)
     why = (
         "pushed, never submitted, and no tag names it now (a later push took its tag); its blobs go at the registry's next garbage-collect"
     )
-    for repository, digest in sorted(leaving):
-        yield Item(REGISTRY_MANIFEST, f"{repository}@{digest}", sizes.get((repository, digest), 0), why)
+    leaving = {}
+    for repository, digest in sorted(manifests(storage)):
+        if not repository.startswith("teams/") or (repository, digest) in named:
+            continue
+        if digest in tags.setdefault(repository, tagged(storage, repository)):
+            continue
+        pushed = pushed_at(storage, repository, digest)
+        if pushed is not None and now - pushed >= after_s:
+            leaving[(repository, digest)] = why
+    return leaving
 
 
 def _manifest_of(reference: str) -> tuple[str, str] | None:
