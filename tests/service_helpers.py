@@ -15,14 +15,12 @@ import sys
 import tarfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, redirect_stderr, redirect_stdout
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
 import requests
 
-from harness.cli import main
 from harness.competition.paths import ServicePaths
 from harness.service.control import PARTS, set_paused
 from harness.util.pause import PAUSE_DIR_ENV
@@ -122,12 +120,11 @@ class Service:
     def add_team(self, name: str) -> dict:
         """``harness teams add`` (in this process: the command, without a new interpreter's start-up):
         the team as ``--json`` prints it, its token included."""
-        printed, said = io.StringIO(), io.StringIO()
-        with pytest.MonkeyPatch.context() as env, redirect_stdout(printed), redirect_stderr(said):
-            env.setenv("HARNESS_HOME", str(self.home))
-            code = main(["teams", "add", self.competition, name, "--json"])
-        assert code == 0, f"harness teams add {name!r} exited {code}: {said.getvalue()}"
-        return json.loads(printed.getvalue())
+        from test_round import in_process
+
+        done = in_process(self.home, "teams", "add", self.competition, name, "--json")
+        assert done.returncode == 0, f"harness teams add {name!r} exited {done.returncode}: {done.stderr}"
+        return json.loads(done.stdout)
 
     def call(self, method: str, path: str, token: str | None = None, **kwargs) -> requests.Response:
         """``method`` on ``path`` (``/api/v1/...``, or ``c/...`` for the competition's own), with a team's token."""
