@@ -381,10 +381,15 @@ class RayPhasePool:
         for ref in ready:
             key, spec, group, full = self._running.pop(ref)
             self._per_group[group] -= 1
+            if not self._per_group[group]:
+                del self._per_group[group]  # a round of thousands of teams keeps none of them here
             self._running_full -= full
             result = self._collect(ref, spec)
+            model = next((m.source for m in spec.mounts if m.target == "/model"), None)
             if result.model_node:
-                self._models[next(m.source for m in spec.mounts if m.target == "/model")] = (result.model_node, result.model_archive)
+                self._models[model] = (result.model_node, result.model_archive)
+            elif spec.phase == "infer":
+                self._models.pop(model, None)  # its infer ran: a failed one starts the evaluation again, with a new train
             if self.staging is not None:
                 self.staging.receive(spec, result)
             finished.append((key, result))
