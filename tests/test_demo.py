@@ -2,7 +2,7 @@
 serve digits`` on free loopback ports, pushes the sample as the demo's team with the client's push,
 follows it to a verdict, prints the remote board and the pages' address, and stops the service;
 run again on the same work directory it gives the team a new token; ``--keep-serving`` keeps the
-service up until Ctrl-C. A port in use is one clear line and leaves nothing running."""
+service up until Ctrl-C (which stops it even where SIGINT came ignored). A port in use is one clear line and leaves nothing running."""
 
 from __future__ import annotations
 
@@ -78,14 +78,19 @@ def test_demo_twice_then_kept_serving_until_ctrl_c(home, sample_image, capsys):
 
     # Again on the same work directory, as a subprocess, kept serving: a new token for the same team. Its
     # override reaches the service: the full phases only (the smoke stage's minute of the sample ran above).
+    # It starts with SIGINT ignored, as a shell starts a background job: its Ctrl-C must stop it all the same.
     env = {**os.environ, "HARNESS_HOME": str(home)}
-    demo = subprocess.Popen(
-        [sys.executable, "-m", "harness.cli", "demo", "--keep-serving", "competition.smoke.enabled=false"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    inherited = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        demo = subprocess.Popen(
+            [sys.executable, "-m", "harness.cli", "demo", "--keep-serving", "competition.smoke.enabled=false"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    finally:
+        signal.signal(signal.SIGINT, inherited)
     said, deadline = [], time.monotonic() + 900
     try:
         for line in demo.stderr:

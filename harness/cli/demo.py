@@ -58,6 +58,8 @@ def _demo(args: argparse.Namespace) -> int:
     port, registry_port = args.port or _free_port(), args.registry_port or _free_port()
     service = _start(competition.home, port, registry_port, overrides)
     before = signal.signal(signal.SIGTERM, _terminated)  # a SIGTERM to the demo stops the service too
+    # Ctrl-C stops it even where SIGINT came ignored (a shell starts background jobs so), as it stops a round.
+    before_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         url = f"http://127.0.0.1:{port}"
         client = ServiceClient(url, token)
@@ -90,6 +92,7 @@ def _demo(args: argparse.Namespace) -> int:
         return exit_status(final)
     finally:
         signal.signal(signal.SIGTERM, before)
+        signal.signal(signal.SIGINT, before_int)
         _stop(service)
 
 
