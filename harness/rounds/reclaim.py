@@ -302,13 +302,14 @@ def _manifests(storage: Path, policy: Retention, namespaces: dict[str, str], unt
     its blobs that no staying manifest references, sized together so a blob two of them share is counted once."""
     if not storage.is_dir():
         return
-    leaving = _unkept(storage, policy, namespaces) | _untagged(storage, policy, untagged_after_s)
+    tags: dict[str, set[str]] = {}  # each repository's tags, read once for both
+    leaving = _unkept(storage, policy, namespaces, tags) | _untagged(storage, policy, untagged_after_s, tags)
     sizes = unique_bytes(storage, set(leaving))
     for key, why in leaving.items():
         yield Item(REGISTRY_MANIFEST, f"{key[0]}@{key[1]}", sizes.get(key, 0), why)
 
 
-def _unkept(storage: Path, policy: Retention, namespaces: dict[str, str]) -> dict[tuple[str, str], str]:
+def _unkept(storage: Path, policy: Retention, namespaces: dict[str, str], tags: dict[str, set[str]]) -> dict[tuple[str, str], str]:
     """The manifests that only submissions the policy does not keep name, and no tag; why each goes."""
     kept = {_manifest_of(s.image) for s in policy.submissions if policy.keeps(s.id)}
     leaving: dict[tuple[str, str], str] = {}
@@ -316,7 +317,7 @@ def _unkept(storage: Path, policy: Retention, namespaces: dict[str, str]) -> dic
         key = _manifest_of(submission.image) if _pulled(submission.image, submission.team, namespaces) else None
         if key is None or key in kept or key in leaving or policy.keeps(submission.id) or not has_manifest(storage, *key):
             continue
-        if key[1] in tagged(storage, key[0]):
+        if _is_tagged(storage, key, tags):
             continue  # the team's still, under a tag (its registry budget counts it), and it may submit it again
         leaving[key] = (
             f"pushed for {submission.id} ({submission.state}), which is not kept, and no tag names it now; "
@@ -325,25 +326,30 @@ def _unkept(storage: Path, policy: Retention, namespaces: dict[str, str]) -> dic
     return leaving
 
 
-def _untagged(storage: Path, policy: Retention, after_s: float) -> dict[tuple[str, str], str]:
+def _untagged(storage: Path, policy: Retention, after_s: float, tags: dict[str, set[str]]) -> dict[tuple[str, str], str]:
     """The manifests under ``teams/`` (every team's namespace) that no submission names and no tag
     names, ``after_s`` old; what the organizer keeps elsewhere in the registry is never touched."""
     named = {_manifest_of(s.image) for s in policy.submissions}
-    tags: dict[str, set[str]] = {}
     now = time.time()
     why = (
         "pushed, never submitted, and no tag names it now (a later push took its tag); its blobs go at the registry's next garbage-collect"
     )
     leaving = {}
     for repository, digest in sorted(manifests(storage)):
-        if not repository.startswith("teams/") or (repository, digest) in named:
-            continue
-        if digest in tags.setdefault(repository, tagged(storage, repository)):
+        if not repository.startswith("teams/") or (repository, digest) in named or _is_tagged(storage, (repository, digest), tags):
             continue
         pushed = pushed_at(storage, repository, digest)
         if pushed is not None and now - pushed >= after_s:
             leaving[(repository, digest)] = why
     return leaving
+
+
+def _is_tagged(storage: Path, key: tuple[str, str], tags: dict[str, set[str]]) -> bool:
+    """Whether a tag of the manifest's repository names it; ``tags`` keeps each repository's tags once read."""
+    repository, digest = key
+    if repository not in tags:
+        tags[repository] = tagged(storage, repository)
+    return digest in tags[repository]
 
 
 def _manifest_of(reference: str) -> tuple[str, str] | None:
