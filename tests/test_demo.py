@@ -2,7 +2,8 @@
 serve digits`` on free loopback ports, pushes the sample as the demo's team with the client's push,
 follows it to a verdict, prints the remote board and the pages' address, and stops the service;
 run again on the same work directory it gives the team a new token; ``--keep-serving`` keeps the
-service up until Ctrl-C (which stops it even where SIGINT came ignored). A port in use is one clear line and leaves nothing running."""
+service up until Ctrl-C (which stops it even where SIGINT came ignored). A port in use is one clear
+line and leaves nothing running."""
 
 from __future__ import annotations
 
