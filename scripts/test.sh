@@ -14,4 +14,8 @@ if ! "$VENV/bin/ruff" format --check .; then
     echo "test.sh: files above are not formatted; run: $VENV/bin/ruff format ." >&2
     exit 1
 fi
+# The project's own bytecode, once: its packages are installed editable (not compiled by pip), so where
+# PYTHONDONTWRITEBYTECODE is set every process of the suite (Ray workers, CLI and service subprocesses)
+# would compile them again.
+"$VENV/bin/python" -m compileall -q harness runner limits >/dev/null
 exec "$VENV/bin/python" -m pytest "$@"
