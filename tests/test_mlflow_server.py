@@ -165,7 +165,8 @@ def test_server_stopped_mid_round_then_sync_leaves_one_run_per_evaluation(home, 
 
 def test_an_upload_cut_short_is_redone_without_doubles(competition, docker_client, behave_image, home, monkeypatch):
     digits = competition()
-    record = evaluate(digits, docker_client, behave_image("cpuburn"))  # tracked below, by hand
+    # tracked below, by hand; its train phase naps 2 s: a memory series of several points (one each 0.5 s), no CPU burnt
+    record = evaluate(digits, docker_client, behave_image("nap2"))
     tracker = Tracker(None, "digits", home)
     outage, log_files = [True], tracker.log_files
 
