@@ -143,7 +143,6 @@ def test_the_garbage_collect_runs_only_while_the_registry_is_stopped(home):
 def test_the_service_deletes_through_its_running_registry_and_collects_at_its_next_start(tmp_path, docker_client):
     """The real service (its registry on a port of the test's choosing, not the configured one): the
     gc deletes the unkept submission's manifest through it; the blobs go when the service starts again."""
-    from tests.service_helpers import harness as service_cli
     from tests.service_helpers import push as team_push
     from tests.service_helpers import running_service, tiny_image
 
@@ -153,7 +152,7 @@ def test_the_service_deletes_through_its_running_registry_and_collects_at_its_ne
     with running_service(home, "competition.smoke.enabled=false") as service:
         try:
             alpha = service.add_team("Alpha")
-            service_cli(home, "service", "pause", "digits", "evaluation")  # the rows stay as the test sets them
+            assert harness(home, "service", "pause", "digits", "evaluation").returncode == 0  # the rows stay as the test sets them
             subs, digests = {}, {}
             for version in ("free", "kept"):  # one tag: "kept" moves it on, so no tag names "free" at the end
                 reference = f"{service.registry}/teams/alpha/img:latest"
@@ -171,7 +170,7 @@ def test_the_service_deletes_through_its_running_registry_and_collects_at_its_ne
             storage = ServicePaths.of("digits", home).registry
             layers = {v: manifests(storage)[("teams/alpha/img", digests[v])] | {digests[v]} for v in digests}
 
-            freed = json.loads(service_cli(home, "gc", "digits", "--apply", "--json", "--no-nodes").stdout)
+            freed = gc(home, "--apply", "--no-nodes")
             assert [i["what"] for i in freed["items"] if i["kind"] == "registry-manifest"] == [f"teams/alpha/img@{digests['free']}"]
             assert set(manifests(storage)) == {("teams/alpha/img", digests["kept"])}
             # the head's pulled copy too: team "Alpha" pushes under its namespace teams/alpha

@@ -1,7 +1,7 @@
 """The service killed with SIGKILL (the `harness serve` process alone, its children left to the
-kernel) during a push, during a round, and with nothing going on: the real service, registry,
-engine and Ray. On restart nothing is lost, nothing is charged twice, no ledger row points at an
-image the registry lacks, and nothing the dead service started keeps running."""
+kernel) during a push, its evaluator idle with its Ray started, and during a round: the real
+service, registry, engine and Ray. On restart nothing is lost, nothing is charged twice, no ledger
+row points at an image the registry lacks, and nothing the dead service started keeps running."""
 
 from __future__ import annotations
 
@@ -92,14 +92,6 @@ def wait_until(check, what: str, timeout: float = 120.0, service: Service | None
     raise AssertionError(f"{what} not within {timeout:g} s" + (f": {service.log.read_text()[-2000:]}" if service else ""))
 
 
-def test_sigkill_of_the_service_alone_ends_registry_evaluator_and_ray_and_it_restarts(service, root):
-    wait_until(lambda: any("raylet" in c for c in alive(descendants(service.process.pid))), "the evaluator's Ray", service=service)
-    below = crash(service)
-    assert len(below) >= 3  # the registry, the evaluator, Ray's processes: all gone now (crash asserts it)
-    service.start()  # the same ports
-    assert service.call("GET", "/api/v1/health").json()["status"] == "ok"
-
-
 def test_a_restart_ends_what_an_older_crash_left_running_and_nothing_else(service, root):
     service.stop()
     assert not (root / "registry.pid").exists() and not (root / "evaluator.pid").exists()  # a clean stop leaves no pidfile
@@ -149,20 +141,25 @@ def big_image(docker_client, tag: str, megabytes: int = 24) -> None:
 
 
 def test_sigkill_during_a_push_loses_nothing_and_charges_nothing(service, root, docker_client):
+    """Also the SIGKILL of the service alone with its evaluator idle (its Ray started, no round): the
+    registry, the evaluator and Ray end with it, and it starts again on the same ports."""
     team = service.add_team("Pusher")
     reference = f"{service.registry}/teams/pusher/big:1"
     big_image(docker_client, reference)
     uploads = root / "registry" / "docker" / "registry" / "v2" / "repositories" / "teams" / "pusher" / "big" / "_uploads"
     lines: list[dict] = []
     auth = {"username": team["id"], "password": team["token"]}
+    wait_until(lambda: any("raylet" in c for c in alive(descendants(service.process.pid))), "the evaluator's Ray", service=service)
     thread = threading.Thread(
         target=lambda: lines.extend(docker_client.api.push(reference, auth_config=auth, stream=True, decode=True)), daemon=True
     )
     thread.start()
     wait_until(lambda: uploads.is_dir() and any(uploads.iterdir()), "the first blob's upload", service=service)
-    crash(service)
+    below = crash(service)
+    assert len(below) >= 3  # the registry, the evaluator, Ray's processes: all gone now (crash asserts it)
     assert Ledger(service.home, "digits").of_team("Pusher") == []
-    service.start()
+    service.start()  # the same ports
+    assert service.call("GET", "/api/v1/health").json()["status"] == "ok"
     assert service.call("GET", "c/quota", team["token"]).json()["used"] == 0
     # the engine retries a cut upload (5 s, then 10 s, ...): it was cut, and it went through once the registry was back
     thread.join(timeout=120)
@@ -189,9 +186,13 @@ def _every_row_resolves(service: Service) -> None:
 
 @pytest.mark.slow
 def test_sigkill_during_a_round_evaluates_once_more_and_charges_once(service, root, docker_client, behave_image):
+    """The service SIGKILLed while a round runs on its evaluator's Ray: the registry, the evaluator and
+    Ray end with it, the service restarts on the same ports, and the round resumed there evaluates
+    the submission once more and charges it once."""
     team = service.add_team("Napper")
     reference = f"{service.registry}/teams/napper/nap:1"
-    docker_client.images.get(behave_image("nap6")).tag(reference)
+    # 3 s in each phase: the SIGKILL follows the sight of its train container, long before its record could be written
+    docker_client.images.get(behave_image("nap3")).tag(reference)
     digest = push(docker_client, reference, team)
     sid = service.call("POST", "c/submissions", team["token"], json={"image": reference, "digest": digest, "message": ""}).json()["id"]
     ledger = Ledger(service.home, "digits")
@@ -200,10 +201,14 @@ def test_sigkill_during_a_round_evaluates_once_more_and_charges_once(service, ro
         lambda: docker_client.containers.list(filters={"label": f"harness.submission={sid}"}), "its container", service=service
     )
     round_id = containers[0].labels["harness.round"]
-    crash(service)
+    # the SIGKILL of `harness serve` alone ends its registry, its evaluator and the evaluator's Ray (running this round)
+    wait_until(lambda: any("raylet" in c for c in alive(descendants(service.process.pid))), "the evaluator's Ray", service=service)
+    below = crash(service)
+    assert len(below) >= 3  # the registry, the evaluator, Ray's processes: all gone now (crash asserts it)
     assert ledger.get(sid).state == "running"
     assert docker_client.containers.list(all=True, filters={"label": f"harness.round={round_id}"})  # left for the restart to sweep
-    service.start()
+    service.start()  # the same ports
+    assert service.call("GET", "/api/v1/health").json()["status"] == "ok"
     view = wait_until(
         lambda: (v := service.call("GET", f"c/submissions/{sid}", team["token"]).json())["state"] == "evaluated" and v,
         "the verdict",
