@@ -70,6 +70,7 @@ def test_demo_twice_then_kept_serving_until_ctrl_c(home, sample_image, capsys):
     assert summary["verdict"] == "SCORED" == submission["verdict"] and submission["state"] == "evaluated"
     assert submission["team"] == "demo" and "/teams/demo/sample-submission@sha256:" in submission["image"]
     assert summary["leaderboard"]["metric"] in submission["public_scores"]
+    assert submission["public_scores"]["accuracy"] >= 0.90  # the sample is good
     assert [(r["rank"], r["team"], r["submission_id"]) for r in summary["leaderboard"]["rows"]] == [(1, "demo", submission["id"])]
     url = summary["urls"]["pages"].rstrip("/")
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+", url) and summary["urls"]["api"] == f"{url}/api/v1"

@@ -17,14 +17,18 @@ def test_init_refuses_a_folder_in_use(tmp_path, capsys):
 
 @pytest.mark.docker
 @pytest.mark.slow
-def test_init_output_passes_harness_check(home, sample_image, tmp_path, capsys):
+def test_init_output_passes_harness_check(home, docker_client, sample_image, tmp_path, capsys):
+    """The starter builds to the sample's own image (the same files), so this is also the sample
+    passing `harness check` as a participant runs it: its smoke stage first, then scored."""
     folder = tmp_path / "my-submission"
     assert main(["init", str(folder)]) == 0
     assert sorted(p.name for p in folder.iterdir()) == ["Dockerfile", "README.md", "main.py"]
     assert "harness check digits --image my-submission" in (folder / "README.md").read_text()
     tag = "harness-test/init-starter:latest"
-    build_context_image(tag, folder, log=lambda line: None)  # what `docker build --network none -t ... .` does
+    built = build_context_image(tag, folder, log=lambda line: None)  # what `docker build --network none -t ... .` does
+    assert built == docker_client.images.get(sample_image).id
     capsys.readouterr()
     assert main(["check", "digits", "--image", tag]) == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     assert "verdict: SCORED" in out and "public: accuracy=0.9" in out
+    assert err.index("smoke train: OK") < err.index("smoke infer: OK") < err.index("\ntrain: OK") < err.index("\ninfer: OK")
