@@ -1,5 +1,5 @@
 """`harness images build` for real: the base image as the container contract runs it, and a build's
-error. The sample's determinism and score: tests/test_audit.py (three trains, one model)."""
+error. The sample's determinism and score: tests/test_audit.py (two trains, one model)."""
 
 import pytest
 
