@@ -110,7 +110,7 @@ def scratch_image(client: docker.DockerClient) -> str:
 def test_a_round_on_a_node_without_the_drivers_disk_scores_as_on_one_machine(nodes, home, competition, behave_image, docker_client):
     node = nodes.live()  # the only live one: every test leaves one at most
     comp = round_competition(competition, NODE_CACHE)
-    submission_id = submit(comp, "team", behave_image("constant"))  # one: a round of two is test_node_lost_mid_train's
+    submission_id = submit(comp, "team", behave_image("constant"))  # one; the round of two on isolated nodes is the last test
     summary = drive_round(comp, out=sys.stderr)
 
     assert summary.verdicts == {"SCORED": 1}
