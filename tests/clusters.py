@@ -130,9 +130,10 @@ def isolated_node(cluster: Cluster, hidden: Path, num_cpus: int = 1) -> Iterator
     """A worker node as a machine of its own would be: its Ray processes and its own ``dockerd`` run
     in a private mount namespace (``unshare --mount --propagation private``) where ``hidden`` (the
     driver's work directories) is an empty tmpfs, so a phase there that reads a driver-side path,
-    or bind-mounts one, finds nothing. No log monitor: the driver takes no worker logs. Its engine's socket and the node caches stay visible. The
+    or bind-mounts one, finds nothing. Its engine's socket and the node caches stay visible. The
     engine's data root is a tmpfs of that namespace too: gone with it, where deleting the layers of
-    the images loaded there took 25 s on a loaded machine."""
+    the images loaded there took 25 s on a loaded machine. No log monitor: the driver takes no
+    worker logs."""
     root = Path(tempfile.mkdtemp(prefix="hx-node-", dir="/tmp"))
     host = f"unix://{root}/docker.sock"
     dockerd = (
