@@ -36,10 +36,11 @@ ENGINE_START_S = 60.0
 def ray_cluster(head_cpus: int, worker_environments: list[dict[str, str]], dashboard: bool = False) -> Iterator[tuple[Cluster, list]]:
     """A head node (where the driver connects) and one one-CPU worker per environment; a worker's
     processes see its variables (``DOCKER_HOST``: that worker's engine). The driver joins it. The
-    head's dashboard (its CPU is the suite's) only where a test reads Ray's state API, and no log
-    monitor (the driver takes no worker logs)."""
+    head's dashboard (its CPU is the suite's) only where a test reads Ray's state API, no log monitor
+    (the driver takes no worker logs) and no autoscaler monitor (nothing here scales the cluster)."""
     ray.shutdown()
-    head = {"num_cpus": head_cpus, "include_dashboard": dashboard, "include_log_monitor": False, "_system_config": FAST_HEALTH_CHECKS}
+    head = {"num_cpus": head_cpus, "include_dashboard": dashboard, "include_log_monitor": False, "no_monitor": True}
+    head["_system_config"] = FAST_HEALTH_CHECKS
     cluster = Cluster(initialize_head=True, head_node_args=head)
     workers = []
     try:
@@ -131,7 +132,8 @@ def isolated_node(cluster: Cluster, hidden: Path, num_cpus: int = 1) -> Iterator
     driver's work directories) is an empty tmpfs, so a phase there that reads a driver-side path,
     or bind-mounts one, finds nothing. Its engine's socket and the node caches stay visible. The
     engine's data root is a tmpfs of that namespace too: gone with it, where deleting the layers of
-    the images loaded there took 25 s on a loaded machine."""
+    the images loaded there took 25 s on a loaded machine. No log monitor: the driver takes no
+    worker logs."""
     root = Path(tempfile.mkdtemp(prefix="hx-node-", dir="/tmp"))
     host = f"unix://{root}/docker.sock"
     dockerd = (
@@ -142,7 +144,7 @@ def isolated_node(cluster: Cluster, hidden: Path, num_cpus: int = 1) -> Iterator
     script = (
         f"set -e; mount -t tmpfs -o size=1m,mode=0755 harness-hidden {shlex.quote(str(hidden))};"
         f" mkdir {root}/data; mount -t tmpfs -o size=4g,mode=0710 harness-engine {root}/data; {dockerd}"
-        f" exec {ray_bin} start --address={cluster.address} --num-cpus={num_cpus} --block --disable-usage-stats"
+        f" exec {ray_bin} start --address={cluster.address} --num-cpus={num_cpus} --block --disable-usage-stats --include-log-monitor=False"
     )
     before = {n["NodeID"] for n in ray.nodes()}
     with open(root / "node.log", "wb") as log:

@@ -42,6 +42,14 @@ def credentials(worker_token: str = WORKER_TOKEN) -> dict[str, tuple[str, str | 
     return {"team-a": (TEAM_TOKEN, "teams/team-a"), WORKER_USERNAME: (worker_token, None)}
 
 
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory):
+    """One registry for the module's rounds: the image's layers are pushed to it (gzipped) once, a
+    second push of the same image finds them there. A test that stops it starts it again after."""
+    with running_registry(tmp_path_factory.mktemp("service") / "digits", credentials()) as running:
+        yield running
+
+
 def push_as_team(client: docker.DockerClient, image: str, repository: str, tag: str) -> str:
     """``repository@<manifest digest>`` of ``image`` pushed as team-a."""
     client.images.get(image).tag(repository, tag)
@@ -83,27 +91,30 @@ def test_registry_references_and_the_worker_credential(competition, home, monkey
 @pytest.mark.slow
 @pytest.mark.parametrize("registry_up", [True, False], ids=["pulled", "registry-down"])
 def test_a_node_lacking_the_image_pulls_it_by_digest_or_gets_it_from_the_depot(
-    node_engine, home, competition, behave_image, docker_client, tmp_path, registry_up
+    node_engine, registry, home, competition, behave_image, docker_client, tmp_path, registry_up
 ):
     node_id, engine = node_engine
     comp = round_competition(competition, tmp_path / "nodes")
     image_id = docker_client.images.get(behave_image("constant")).id
     service = home / "service" / "digits"
-    with running_registry(service, credentials()) as registry:
-        (service / "worker-token").write_text(WORKER_TOKEN)
-        repository = f"{registry.address}/teams/team-a/sub"
-        reference = push_as_team(docker_client, behave_image("constant"), repository, "v1")
-        submission_id = submit(comp, "team-a", reference)  # pinned on the organizer's engine, as the service does
+    service.mkdir(parents=True)
+    (service / "worker-token").write_text(WORKER_TOKEN)
+    repository = f"{registry.address}/teams/team-a/sub"
+    reference = push_as_team(docker_client, behave_image("constant"), repository, "v1")
+    submission_id = submit(comp, "team-a", reference)  # pinned on the organizer's engine, as the service does
+    served_before = registry.tokens.granted.count(WORKER_USERNAME)
+    if not registry_up:
+        registry.server.stop()
+    try:
+        assert not has_image(engine, image_id)
+        summary = drive_round(comp, out=sys.stderr)
+        brought = engine.images.get(image_id)
+    finally:
+        forget(engine, image_id, force=True)
+        forget(docker_client, f"{repository}:v1", reference)
         if not registry_up:
-            registry.server.stop()
-        try:
-            assert not has_image(engine, image_id)
-            summary = drive_round(comp, out=sys.stderr)
-            brought = engine.images.get(image_id)
-        finally:
-            forget(engine, image_id, force=True)
-            forget(docker_client, f"{repository}:v1", reference)
-        workers_served = registry.tokens.granted.count(WORKER_USERNAME)
+            registry.server.start()
+    workers_served = registry.tokens.granted.count(WORKER_USERNAME) - served_before
 
     assert summary.verdicts == {"SCORED": 1}
     (record,) = records(home)

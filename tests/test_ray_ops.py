@@ -174,8 +174,9 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def token_head(tmp_path_factory):
     """``ray start --head --block`` on loopback with token authentication (a token in its HOME, as
-    ``ray get-auth-token --generate`` leaves it); its GCS port, dashboard port and token. Its process
-    group, and any process under its temp dir, is ended after."""
+    ``ray get-auth-token --generate`` leaves it), with one CPU (a round here runs one phase at a
+    time); its GCS port, dashboard port and token. Its process group, and any process under its
+    temp dir, is ended after."""
     root = tmp_path_factory.mktemp("head")
     head_home, temp_dir = root / "home", Path(f"/tmp/hx-ray-{root.name}")
     head_home.mkdir()
@@ -183,10 +184,11 @@ def token_head(tmp_path_factory):
     env.update(HOME=str(head_home), PATH=f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}", **NO_DRAIN)
     subprocess.run([VENV_BIN / "ray", "get-auth-token", "--generate"], env=env, check=True, capture_output=True, timeout=60)
     port, dashboard = free_port(), free_port()
-    command = [VENV_BIN / "ray", "start", "--head", "--block", f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=2"]
+    command = [VENV_BIN / "ray", "start", "--head", "--block", f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=1"]
     command += ["--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}", f"--temp-dir={temp_dir}", "--disable-usage-stats"]
     # the job agent's HTTP port and Ray Client's have fixed defaults that another Ray on this machine (an xdist worker's) holds
     command += [f"--dashboard-agent-listen-port={free_port()}", f"--ray-client-server-port={free_port()}"]
+    command += ["--include-log-monitor=False", "--no-monitor"]  # no driver here takes worker logs, nothing scales the cluster
     head = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=open(root / "head.log", "w"), start_new_session=True)
     try:
         deadline = time.monotonic() + 120
