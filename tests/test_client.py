@@ -492,7 +492,7 @@ def test_remote_leaderboard_needs_no_token(service, capsys, monkeypatch):
 
 
 # -- the kit ---------------------------------------------------------------------------------------
-def test_kit_pull_unpacks_and_verifies_the_kit(service, competition, tmp_path, capsys):
+def test_kit_pull_unpacks_and_verifies_the_kit(service, competition, tmp_path, capsys, monkeypatch):
     from harness.competition.kit import build_kit
 
     source = tmp_path / "built"
@@ -502,7 +502,7 @@ def test_kit_pull_unpacks_and_verifies_the_kit(service, competition, tmp_path, c
         for path in sorted(source.iterdir()):
             tar.add(path, arcname=path.name)
     service.route("GET", "/competitions/digits/kit", (200, archive.getvalue(), {"Content-Type": "application/gzip"}))
-    os.chdir(tmp_path)
+    monkeypatch.chdir(tmp_path)
     code, out, err = run(capsys, "kit", "pull", "digits", "--json")
     assert code == 0, err
     pulled = json.loads(out)
