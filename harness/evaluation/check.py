@@ -24,8 +24,9 @@ from harness.submissions.intake import pin_image
 from harness.util.errors import HarnessError, IntakeError
 
 
-def check_image(competition: Competition, image: str, backend: Backend | None = None, out: TextIO = sys.stderr) -> EvaluationRecord:
-    """Check ``image`` on ``backend`` (by default the competition's ``runner.backend`` on this machine's engine)."""
+def check_image(competition: Competition, image: str, backend: Backend | None = None, out: TextIO | None = None) -> EvaluationRecord:
+    """Check ``image`` on ``backend`` (by default the competition's ``runner.backend`` on this machine's engine),
+    saying how each phase went on ``out`` (by default this process's standard error at the time of the call)."""
     backend = backend or local_backend(competition)
     _require_gpus(competition, backend)
     submission = {"id": f"check-{secrets.token_hex(6)}", "team": "local-check", "image": image, "image_digest": None}
@@ -36,11 +37,11 @@ def check_image(competition: Competition, image: str, backend: Backend | None = 
         ).digest
     except IntakeError as exc:
         evaluation.reject_image(str(exc))
-    run_phases(evaluation, backend, out, image)
+    run_phases(evaluation, backend, out or sys.stderr, image)
     return record_evaluation(evaluation, competition.paths.root / "checks", RecordSinks(), backend.engine_version())
 
 
-def check_kit(kit_dir: Path, image: str, backend: Backend | None = None, out: TextIO = sys.stderr) -> EvaluationRecord:
+def check_kit(kit_dir: Path, image: str, backend: Backend | None = None, out: TextIO | None = None) -> EvaluationRecord:
     """``check_image`` on a participant kit: trained on its training part, inferred on its dev inputs,
     scored against its dev labels; the organizer's data is never needed, created or read."""
     competition = KitCompetition.from_kit(kit_dir)

@@ -30,10 +30,12 @@ def release_versions() -> dict[str, str]:
     return {**harness_versions(), "record schema": SCHEMA_ID}
 
 
-def drive_round(competition: Competition, backend: Backend | None = None, out: TextIO = sys.stderr) -> RoundSummary | None:
+def drive_round(competition: Competition, backend: Backend | None = None, out: TextIO | None = None) -> RoundSummary | None:
     """Run (or resume) a round; None when there was nothing to do. The driver's own engine work
     (sweeping orphans, the engine's version) goes through ``backend``, by default the competition's
-    ``runner.backend`` on this machine; the phases run on each node's own backend of that name."""
+    ``runner.backend`` on this machine; the phases run on each node's own backend of that name. Progress
+    goes to ``out``, by default this process's standard error at the time of the call."""
+    out = out or sys.stderr
     settings, runner = competition.settings, competition.settings.runner
     try:
         backend_name = check_backend(runner.backend)

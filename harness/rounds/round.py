@@ -88,7 +88,7 @@ class Round:
         round_id: str,
         infra_retries: int,
         retry_backoff_s: float,
-        out: TextIO = sys.stderr,
+        out: TextIO | None = None,
     ) -> None:
         self.competition = competition
         self.ledger = ledger
@@ -98,7 +98,7 @@ class Round:
         self.plan = plan  # the smoke stage every evaluation runs, worked out once
         self.infra_retries = infra_retries
         self.retry_backoff_s = retry_backoff_s
-        self.out = out
+        self.out = out or sys.stderr
         self.summary = RoundSummary(round_id)
         self.docker_version = backend.engine_version()
         self.progress = Progress(0, out)
