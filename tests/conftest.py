@@ -205,18 +205,28 @@ def shared_service(_shared_serve):
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None):
-    """Stop the shared service when this worker's next module does not use it (``lent`` starts it
-    again for the next that does): idle, its Ray alone costs about 6% of a core."""
+    """Stop the shared service once no module still to come can use it. xdist hands out whole files
+    in the collection's order (``--no-loadscope-reorder``), so a worker moving on to a file after
+    the last one that asks for it will never be lent it again; idle, its Ray alone costs about 6% of
+    a core until the session ends. (Stopping it between modules and starting it again costs more.)"""
     yield
     if not _shared_services or (nextitem is not None and nextitem.path == item.path):
         return
-    if nextitem is None or nextitem.path not in _modules_using_the_shared_service(item.session):
+    order, last_shared = _file_order(item.session)
+    if nextitem is None or order[nextitem.path] > last_shared:
         service = _shared_services[0]
         if service.process is not None and service.process.poll() is None:
             service.stop()
 
 
-def _modules_using_the_shared_service(session: pytest.Session) -> set[Path]:
-    if not hasattr(session, "_shared_service_modules"):
-        session._shared_service_modules = {i.path for i in session.items if "shared_service" in i.fixturenames}
-    return session._shared_service_modules
+def _file_order(session: pytest.Session) -> tuple[dict[Path, int], int]:
+    """Each test file's place in the collection's order, and the place of the last one that uses the shared service."""
+    if not hasattr(session, "_harness_file_order"):
+        order: dict[Path, int] = {}
+        last_shared = -1
+        for test in session.items:
+            order.setdefault(test.path, len(order))
+            if "shared_service" in test.fixturenames:
+                last_shared = order[test.path]
+        session._harness_file_order = (order, last_shared)
+    return session._harness_file_order
