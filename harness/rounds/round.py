@@ -101,7 +101,7 @@ class Round:
         self.out = out or sys.stderr
         self.summary = RoundSummary(round_id)
         self.docker_version = backend.engine_version()
-        self.progress = Progress(0, out)
+        self.progress = Progress(0, self.out)
         self._submissions: dict[str, Submission] = {}  # started, not yet recorded
         # ``quota.concurrent_per_team``: a team's submissions past it wait here (pending in the ledger,
         # so still cancellable) until one of its evaluations is over; other teams' go first meanwhile.
