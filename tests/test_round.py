@@ -30,13 +30,10 @@ def harness(home: Path, *args: str, timeout: float = 600, env: dict[str, str] | 
 
 def in_process(home: Path, *args: str) -> subprocess.CompletedProcess:
     from harness.cli import main
-    from harness.rounds import driver
 
     out, err = io.StringIO(), io.StringIO()
-    drive_round = driver.drive_round  # its progress goes to the stream it was given (by default, the stderr of its import)
     saved = os.environ.get("HARNESS_HOME")
     os.environ["HARNESS_HOME"] = str(home)
-    driver.drive_round = lambda competition, backend=None, out=None: drive_round(competition, backend, out=err)
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
@@ -44,7 +41,6 @@ def in_process(home: Path, *args: str) -> subprocess.CompletedProcess:
             except SystemExit as exc:  # argparse's refusals
                 code = exc.code if isinstance(exc.code, int) else 1
     finally:
-        driver.drive_round = drive_round
         if saved is None:
             del os.environ["HARNESS_HOME"]
         else:
