@@ -6,7 +6,7 @@ import os
 import threading
 import time
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -206,6 +206,7 @@ class _Run:
         self.telemetry: Telemetry | None = None
         self.own_cgroup: ContainerCgroup | None = None  # the container's own cgroup, without the run's parent
         self.image_config: dict = {}
+        self.start_called_at: datetime | None = None
 
     def execute(self) -> PhaseResult:
         container = self._create()
@@ -213,6 +214,7 @@ class _Run:
             stream = self.client.api.attach(container.id, stdout=True, stderr=True, stream=True, logs=False, demux=True)
             reader = threading.Thread(target=self._pump, args=(stream,), daemon=True)
             reader.start()
+            self.start_called_at = datetime.now(UTC)
             try:
                 container.start()
             except docker.errors.APIError as exc:
@@ -383,14 +385,14 @@ class _Run:
     def _result(self, state: dict, usage: Usage, output: OutputUsage) -> PhaseResult:
         spec, limits = self.spec, self.spec.limits
         exit_code = state.get("ExitCode")
-        wall_s = _wall_seconds(state)
+        started, ended = _span(state, self.start_called_at)
         result = PhaseResult(
             phase=spec.phase,
             verdict=PhaseVerdict.OK,
             exit_code=exit_code,
-            wall_s=round(wall_s, 3),
-            started_at=_iso_time(state.get("StartedAt")),
-            ended_at=_iso_time(state.get("FinishedAt")),
+            wall_s=round(max(0.0, (ended - started).total_seconds()), 3) if started and ended else 0.0,
+            started_at=started.isoformat() if started else None,
+            ended_at=ended.isoformat() if ended else None,
             cpu_s=round(usage.cpu_s, 3),
             peak_memory_bytes=usage.peak_memory_bytes,
             peak_pids=usage.peak_pids,
@@ -441,17 +443,20 @@ def _parse_docker_time(value: str) -> datetime:
     return datetime.fromisoformat(f"{head}.{(frac + '000000')[:6]}+00:00")
 
 
-def _iso_time(value: str | None) -> str | None:
-    """An engine's time as UTC ISO 8601 (microseconds); None when it has none (never started: year 1)."""
+def _engine_time(value: str | None) -> datetime | None:
+    """An engine's time (UTC); None when it has none (never started: year 1)."""
     try:
         moment = _parse_docker_time(value or "")
     except ValueError:
         return None
-    return moment.isoformat() if moment.year > 1 else None
+    return moment if moment.year > 1 else None
 
 
-def _wall_seconds(state: dict) -> float:
-    try:
-        return max(0.0, (_parse_docker_time(state["FinishedAt"]) - _parse_docker_time(state["StartedAt"])).total_seconds())
-    except (KeyError, ValueError):
-        return 0.0
+def _span(state: dict, start_called_at: datetime | None) -> tuple[datetime | None, datetime | None]:
+    """When the container started and ended. The engine stamps its start once runc reports the process
+    running, and its end from the exit itself: a process that ends within that latency (tens of ms
+    under load) would end before it started. Its start is then the harness's start call, the earliest it can be."""
+    started, ended = _engine_time(state.get("StartedAt")), _engine_time(state.get("FinishedAt"))
+    if started and ended and ended < started and start_called_at is not None:
+        started = min(start_called_at, ended)
+    return started, ended
