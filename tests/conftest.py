@@ -10,7 +10,7 @@ import fcntl
 import json
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -159,13 +159,27 @@ def prepared_data(tmp_path_factory) -> Path:
     return Path(made_once(tmp_path_factory, "prepared-home", _prepare_data))
 
 
+@pytest.fixture(scope="session")
+def _prepared_images(prepared_data) -> dict:
+    from homes import image_stats
+
+    return image_stats(prepared_data)
+
+
 @pytest.fixture
-def home(prepared_data, tmp_path, monkeypatch) -> Path:
-    """A fresh work directory (HARNESS_HOME) holding the prepared digits data."""
+def home(prepared_data, _prepared_images, tmp_path, monkeypatch) -> Iterator[Path]:
+    """A fresh work directory (HARNESS_HOME) holding the prepared digits data, its images hard links
+    to the prepared ones (tests/homes.py): a test that changes one in place takes ``own_copy`` first."""
+    from homes import changed_images, make_home
+
     target = tmp_path / "home"
-    shutil.copytree(prepared_data, target, symlinks=True)
+    make_home(prepared_data, target)
     monkeypatch.setenv("HARNESS_HOME", str(target))
-    return target
+    yield target
+    if changed := changed_images(prepared_data, _prepared_images):
+        pytest.fail(
+            f"this test changed {len(changed)} prepared image(s) in place through its home's links, e.g. {changed[0]}: take homes.own_copy first"
+        )
 
 
 @pytest.fixture

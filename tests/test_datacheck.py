@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import shutil
 
+from homes import own_copy
+
 from harness.cli import main
 from harness.competition.datacheck import ERROR, OK, WARNING, check_data
 
@@ -20,7 +22,7 @@ def test_clean_digits_then_a_planted_duplicate(home, capsys):
     assert "OK       sequential ids" in out and "OK       public split rule" in out
     data = home / "competitions" / "digits" / "data"
     train_id, test_id = _ids(data / "train" / "train.csv")[10], _ids(data / "test" / "test.csv")[20]
-    shutil.copyfile(data / "train" / "images" / f"{train_id}.png", data / "test" / "images" / f"{test_id}.png")
+    shutil.copyfile(data / "train" / "images" / f"{train_id}.png", own_copy(data / "test" / "images" / f"{test_id}.png"))
     assert main(["data", "check", "digits"]) == 1
     out = capsys.readouterr().out
     assert (
@@ -41,7 +43,7 @@ def test_leaks_in_the_tables(home, competition):
     # The same f but another image: two inputs, not one (a row with files of its own is its features and its files).
     assert {f.check: f for f in check_data(competition())}["duplicate rows"].level == OK
     images = data / "test" / "images"
-    shutil.copyfile(data / "train" / "images" / f"{train_ids[0]}.png", images / f"{test_ids[0]}.png")
+    shutil.copyfile(data / "train" / "images" / f"{train_ids[0]}.png", own_copy(images / f"{test_ids[0]}.png"))
     findings = {f.check: f for f in check_data(competition())}
     assert findings["duplicate rows"].level == ERROR
     assert findings["duplicate rows"].message == f"1 test row(s) repeat a train row on f: test {test_ids[0]} = train {train_ids[0]}"
