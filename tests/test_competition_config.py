@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import pytest
@@ -58,3 +59,28 @@ def test_a_broken_competition_file_is_refused_before_anything_runs(home, tmp_pat
     assert main(["round", "digits"]) == 2
     assert BROKEN[edit] in capsys.readouterr().err
     assert not home.exists()  # nothing ran: no data prepared, no ledger
+
+
+def test_a_composition_kept_for_reuse_follows_the_files_and_is_the_caller_s_own(home, tmp_path, monkeypatch):
+    """A process composes the same configuration once while its files stay the same: an edit to a file
+    (the same size and time even) is composed afresh, a caller changing its copy changes nobody
+    else's, and a resolver call (``${oc.env:...}``) is composed every time."""
+    from harness.competition.config import compose_config
+
+    configs = tmp_path / "configs"
+    shutil.copytree(harness.competition.config.BUNDLED_DIR, configs)
+    monkeypatch.setenv("HARNESS_CONFIG_PATH", str(configs))
+    path = configs / "competition" / "digits.yaml"
+    first = compose_config("digits")
+    first.competition.title = "changed by its caller"
+    assert compose_config("digits").competition.title == "Handwritten digits (8x8)"
+
+    stat = path.stat()
+    path.write_text(path.read_text().replace("Handwritten digits (8x8)", "Handwritten digits (9x9)"))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert path.stat().st_size == stat.st_size and compose_config("digits").competition.title == "Handwritten digits (9x9)"
+
+    monkeypatch.setenv("HARNESS_TEST_TITLE", "one")
+    assert compose_config("digits", ["competition.title=${oc.env:HARNESS_TEST_TITLE}"]).competition.title == "one"
+    monkeypatch.setenv("HARNESS_TEST_TITLE", "two")
+    assert compose_config("digits", ["competition.title=${oc.env:HARNESS_TEST_TITLE}"]).competition.title == "two"
