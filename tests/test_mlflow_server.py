@@ -62,6 +62,8 @@ class MlflowServer:
             stdout=open(self.root / "server.log", "ab"),
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            # MLflow's job runner (eight processes, about 35 CPU-s a start here) runs its GenAI jobs; the harness sends none
+            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
         )
 
     def wait(self, timeout: float = 300) -> None:
