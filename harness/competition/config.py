@@ -118,7 +118,7 @@ def compose_config(competition: str, overrides: list[str] | tuple[str, ...] = ()
     contents = _contents(directories)
     if RESOLVER_CALL.search("\n".join([contents, *overrides])):  # ${oc.env:...}, ${now:...}: their values may differ next time
         return _compose(competition, overrides)
-    key = (competition, tuple(overrides), tuple(directories), hashlib.sha256(contents.encode()).hexdigest())
+    key = (competition, tuple(overrides), hashlib.sha256(contents.encode()).hexdigest())  # the contents name each file
     if key not in _composed:
         if len(_composed) >= COMPOSED_KEPT:
             del _composed[next(iter(_composed))]
@@ -126,8 +126,8 @@ def compose_config(competition: str, overrides: list[str] | tuple[str, ...] = ()
     return copy.deepcopy(_composed[key])
 
 
-# A process that composes the same configuration again (the service per request, a round, the tests)
-# gets its last one back while no file of the search path changed: Hydra takes 0.2 CPU-s a time.
+# A process that composes the same configuration again (the tests' in-process commands and fixtures,
+# hundreds of times a run) gets it back while no file of the search path changed: Hydra takes 0.2 CPU-s a time.
 _composed: dict[tuple, DictConfig] = {}
 COMPOSED_KEPT = 16
 RESOLVER_CALL = re.compile(r"\$\{[\w.]+:")
