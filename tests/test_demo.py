@@ -26,6 +26,7 @@ from harness.cli import main
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 NO_SIZE_CAP = "competition.intake.max_image_size=null"
+SHORT_TRAIN = "limits.train.wall_clock_s=5"
 
 
 def answers(url: str) -> bool:
@@ -81,14 +82,15 @@ def test_demo_twice_then_kept_serving_until_ctrl_c(home, sample_image, capsys):
     assert "added team 'demo'" in err and not answers(url) and registries_of(home) == []
 
     # Again on the same work directory, as a subprocess, kept serving: a new token for the same team. Its
-    # override reaches the service: the full phases only (the smoke stage's minute of the sample ran above).
+    # overrides reach the service: the full phases only, and a train of 5 s that the sample's overruns (its
+    # training ran to a score above), so the verdict is the limit's and the exit status says it failed.
     # No size cap either: the intake's unpacked-size check (it streams the sample's 1.4 GB of layers) ran above.
     # It starts with SIGINT ignored, as a shell starts a background job: its Ctrl-C must stop it all the same.
     env = {**os.environ, "HARNESS_HOME": str(home)}
     inherited = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         demo = subprocess.Popen(
-            [sys.executable, "-m", "harness.cli", "demo", "--keep-serving", "competition.smoke.enabled=false", NO_SIZE_CAP],
+            [sys.executable, "-m", "harness.cli", "demo", "--keep-serving", "competition.smoke.enabled=false", SHORT_TRAIN, NO_SIZE_CAP],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -107,6 +109,7 @@ def test_demo_twice_then_kept_serving_until_ctrl_c(home, sample_image, capsys):
         assert any("exists from an earlier run; it has a new token" in line for line in said)
         states = [line for line in said if re.match(r"sub-[0-9a-f]+: ", line)]
         assert any("-> running train" in line for line in states) and not any("smoke" in line for line in states)
+        assert states[-1].rstrip().endswith("-> evaluated TIMEOUT"), "".join(states)
         assert kept != url and answers(kept)
         board = requests.get(f"{kept}/api/v1/competitions/digits/leaderboard", timeout=30).json()
         assert [row["team"] for row in board["rows"]] == ["demo"]
@@ -115,7 +118,7 @@ def test_demo_twice_then_kept_serving_until_ctrl_c(home, sample_image, capsys):
     finally:
         if demo.poll() is None:
             demo.kill()
-    assert demo.returncode == 0, rest
+    assert demo.returncode == 1, rest  # its submission failed
     assert "digits: public leaderboard" in out and f"pages: {kept}/" in out
     assert not answers(kept) and registries_of(home) == []
 
