@@ -109,7 +109,7 @@ def test_demo_twice_then_kept_serving_until_ctrl_c(home, sample_image, capsys):
         assert any("exists from an earlier run; it has a new token" in line for line in said)
         states = [line for line in said if re.match(r"sub-[0-9a-f]+: ", line)]
         assert any("-> running train" in line for line in states) and not any("smoke" in line for line in states)
-        assert states[-1].rstrip().endswith("-> evaluated TIMEOUT"), "".join(states)
+        assert states[-1].rstrip().endswith("-> evaluated TIMEOUT (train)"), "".join(states)
         assert kept != url and answers(kept)
         board = requests.get(f"{kept}/api/v1/competitions/digits/leaderboard", timeout=30).json()
         assert [row["team"] for row in board["rows"]] == ["demo"]
