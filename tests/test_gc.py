@@ -55,11 +55,14 @@ def gc(home: Path, *args: str) -> dict:
 
 def tree(path: Path) -> dict[str, str]:
     """Every file under ``path`` with the hash of its bytes (the ledger's SQLite files and the driver
-    lock, which names its holder, left out: taking them rewrites them)."""
+    lock, which names its holder, left out: taking them rewrites them; so is the data's stat cache,
+    data-manifest.json, which records each file's ctime: another xdist worker's hard link to a shared
+    prepared image moves it, and the next look at the data writes the cache again)."""
+    left_out = ("driver.lock", "data-manifest.json")
     return {
         str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(path.rglob("*"))
-        if p.is_file() and not p.is_symlink() and "ledger.sqlite3" not in p.name and p.name != "driver.lock"
+        if p.is_file() and not p.is_symlink() and "ledger.sqlite3" not in p.name and p.name not in left_out
     }
 
 
