@@ -2,8 +2,8 @@
 serve digits`` on free loopback ports, pushes the sample as the demo's team with the client's push,
 follows it to a verdict, prints the remote board and the pages' address, and stops the service;
 run again on the same work directory it gives the team a new token; ``--keep-serving`` keeps the
-service up until Ctrl-C (which stops it even where SIGINT came ignored). A port in use is one clear
-line and leaves nothing running."""
+service up until Ctrl-C (which stops it even where SIGINT came ignored), and a demo killed outright
+takes its service along. A port in use is one clear line and leaves nothing running."""
 
 from __future__ import annotations
 
@@ -134,3 +134,44 @@ def test_demo_port_in_use_is_one_line_and_leaves_nothing_running(home, sample_im
     last = err.strip().splitlines()[-1]
     assert last.startswith("harness: the service exited (") and f"127.0.0.1:{port}" in last and "demo-serve.log" in last
     assert registries_of(home) == []
+
+
+def test_a_killed_demo_takes_its_service_along(home):
+    """A demo killed outright (SIGKILL: no Ctrl-C, no chance to stop anything) still ends the service it
+    started: the service gets the SIGTERM of a Ctrl-C and stops its registry and evaluator with it."""
+    port, registry_port = free_port(), free_port()
+    script = (
+        "from pathlib import Path\nimport time\nfrom harness.cli.demo import _start\n"
+        f"print(_start(Path({str(home)!r}), {port}, {registry_port}, []).pid, flush=True)\ntime.sleep(600)\n"
+    )
+    demo = subprocess.Popen(
+        [sys.executable, "-c", script], env={**os.environ, "HARNESS_HOME": str(home)}, stdout=subprocess.PIPE, text=True
+    )
+    service = None
+    try:
+        service = int(demo.stdout.readline())  # printed once the service answers
+        assert answers(f"http://127.0.0.1:{port}") and registries_of(home)
+        demo.kill()
+        demo.wait()
+        deadline = time.monotonic() + 60
+        while (running(service) or registries_of(home)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not running(service) and registries_of(home) == [] and not answers(f"http://127.0.0.1:{port}")
+    finally:
+        demo.kill()
+        for pid in ([service] if service and running(service) else []) + registries_of(home):
+            os.kill(pid, signal.SIGKILL)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def running(pid: int) -> bool:
+    """The process is there and not a zombie (an orphan's end waits for whoever reaps it)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False

@@ -21,6 +21,7 @@ from pathlib import Path
 from harness.cli import images
 from harness.cli.common import add_command, add_json, docker_client, load_competition, print_json, progress
 from harness.cli.remote import exit_status, render_board, wait_for_verdict
+from harness.util.children import bound_to_parent
 from harness.util.errors import HarnessError
 
 SAMPLE = "harness/sample-submission:latest"
@@ -113,7 +114,8 @@ def _team(teams):
 
 def _start(home: Path, port: int, registry_port: int, overrides: list[str]) -> subprocess.Popen:
     """``harness serve digits`` in a session of its own (the demo stops it; a Ctrl-C meant for the
-    demo does not reach it twice), its output in ``service/digits/demo-serve.log``; once it answers."""
+    demo does not reach it twice), its output in ``service/digits/demo-serve.log``; once it answers.
+    A demo that dies without stopping it (SIGKILL) takes it along: it gets the SIGTERM of a Ctrl-C."""
     import requests
 
     log_path = home / "service" / "digits" / "demo-serve.log"
@@ -128,6 +130,7 @@ def _start(home: Path, port: int, registry_port: int, overrides: list[str]) -> s
             stdout=log,
             stderr=log,
             start_new_session=True,
+            preexec_fn=bound_to_parent(signal.SIGTERM),
         )
     session = requests.Session()
     session.trust_env = False
