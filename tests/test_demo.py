@@ -22,6 +22,7 @@ import pytest
 import requests
 
 from harness.cli import main
+from tests.service_helpers import free_port
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -161,12 +162,6 @@ def test_a_killed_demo_takes_its_service_along(home):
         demo.kill()
         for pid in ([service] if service and running(service) else []) + registries_of(home):
             os.kill(pid, signal.SIGKILL)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def running(pid: int) -> bool:
