@@ -25,7 +25,10 @@ from harness.util.children import command_line
 from tests.service_helpers import Service, harness, push, running_service, tiny_image
 
 PER_DAY = 3
-DEATH_S = 30.0  # Ray's workers notice their raylet's death within a few seconds
+# Ray's workers notice their raylet's death within a few seconds; one still starting when the GCS went
+# retries it for up to gcs_rpc_server_reconnect_timeout_s (60 s by default) before it exits: a loaded
+# run once left one such ray::IDLE past 30 s.
+DEATH_S = 90.0
 
 
 @pytest.fixture(scope="module")
