@@ -110,7 +110,9 @@ def behave_image(os_base, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def _sample(docker_client, images_cfg, tmp_path_factory) -> dict[str, str]:
+def _sample(docker_client, images_cfg, tmp_path_factory, _os_base) -> dict[str, str]:
+    # After the OS base (made once): else the worker building the sample bootstraps a second one
+    # beside the worker making it for the behaviour images, both at once on a fresh machine.
     def make(directory: Path) -> dict[str, str]:
         home = Path(os.environ.get("HARNESS_TEST_WHEELHOUSE_HOME") or directory)
         build_images(images_cfg, home, log=lambda line: None)
