@@ -22,6 +22,7 @@ import pytest
 import requests
 
 from harness.cli import main
+from harness.util.children import has_ended
 from tests.service_helpers import free_port
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -155,18 +156,10 @@ def test_a_killed_demo_takes_its_service_along(home):
         demo.kill()
         demo.wait()
         deadline = time.monotonic() + 60
-        while (running(service) or registries_of(home)) and time.monotonic() < deadline:
+        while (not has_ended(service) or registries_of(home)) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert not running(service) and registries_of(home) == [] and not answers(f"http://127.0.0.1:{port}")
+        assert has_ended(service) and registries_of(home) == [] and not answers(f"http://127.0.0.1:{port}")
     finally:
         demo.kill()
-        for pid in ([service] if service and running(service) else []) + registries_of(home):
+        for pid in ([service] if service and not has_ended(service) else []) + registries_of(home):
             os.kill(pid, signal.SIGKILL)
-
-
-def running(pid: int) -> bool:
-    """The process is there and not a zombie (an orphan's end waits for whoever reaps it)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
