@@ -6,10 +6,12 @@ is costly to make (the images, the wheel, the prepared data) is made once for th
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
 import shutil
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -76,9 +78,43 @@ def _ensure_os_base(images_cfg) -> dict[str, str | None]:
     return {"tag": tag, "bootstrapped": built if bootstrapped else None}
 
 
+def _made_os_base(tmp_path_factory, images_cfg) -> dict[str, str | None]:
+    return made_once(tmp_path_factory, "os-base", lambda directory: _ensure_os_base(images_cfg))
+
+
+def _made_sample(tmp_path_factory, images_cfg) -> dict[str, str]:
+    def make(directory: Path) -> dict[str, str]:
+        home = Path(os.environ.get("HARNESS_TEST_WHEELHOUSE_HOME") or directory)
+        build_images(images_cfg, home, log=lambda line: None)
+        return {"tag": SAMPLE_IMAGE, "wheelhouse": str(home / "wheelhouse")}
+
+    return made_once(tmp_path_factory, "sample-image", make)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """The whole suite in xdist workers: the controller, idle until the workers have started and
+    collected (about 20 s), makes the OS base and then the sample meanwhile, through ``made_once``,
+    so that on a fresh machine the first tests that need them wait that much less. A worker asking
+    first waits for the controller's answer; one that finds none (a make that failed) makes it
+    itself and says why. A run of some of the tests makes nothing it may not need."""
+    config = session.config
+    whole_suite = config.args_source == pytest.Config.ArgsSource.TESTPATHS and not config.option.keyword and not config.option.markexpr
+    if os.environ.get("PYTEST_XDIST_WORKER") or not config.getoption("numprocesses", None) or not whole_suite:
+        return
+    factory = config._tmp_path_factory  # the one xdist gives each worker its directory under
+    factory.getbasetemp()  # made here, not raced by the thread below
+    threading.Thread(target=_make_images_early, args=(factory, compose_config("digits").images), daemon=True).start()
+
+
+def _make_images_early(factory, images_cfg) -> None:
+    with contextlib.suppress(Exception):  # the worker that asks next makes it again, and its test says why
+        _made_os_base(factory, images_cfg)
+        _made_sample(factory, images_cfg)
+
+
 @pytest.fixture(scope="session")
 def _os_base(docker_client, images_cfg, tmp_path_factory) -> dict[str, str | None]:
-    return made_once(tmp_path_factory, "os-base", lambda directory: _ensure_os_base(images_cfg))
+    return _made_os_base(tmp_path_factory, images_cfg)
 
 
 @pytest.fixture(scope="session")
@@ -113,12 +149,7 @@ def behave_image(os_base, tmp_path_factory):
 def _sample(docker_client, images_cfg, tmp_path_factory, _os_base) -> dict[str, str]:
     # After the OS base (made once): else the worker building the sample bootstraps a second one
     # beside the worker making it for the behaviour images, both at once on a fresh machine.
-    def make(directory: Path) -> dict[str, str]:
-        home = Path(os.environ.get("HARNESS_TEST_WHEELHOUSE_HOME") or directory)
-        build_images(images_cfg, home, log=lambda line: None)
-        return {"tag": SAMPLE_IMAGE, "wheelhouse": str(home / "wheelhouse")}
-
-    return made_once(tmp_path_factory, "sample-image", make)
+    return _made_sample(tmp_path_factory, images_cfg)
 
 
 @pytest.fixture(scope="session")
