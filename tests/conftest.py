@@ -93,7 +93,7 @@ def _made_sample(tmp_path_factory, images_cfg) -> dict[str, str]:
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     """The whole suite in xdist workers: the controller, idle until the workers have started and
-    collected (about 20 s), makes the OS base and then the sample meanwhile, through ``made_once``,
+    collected (about 16 s), makes the OS base and then the sample meanwhile, through ``made_once``,
     so that on a fresh machine the first tests that need them wait that much less. A worker asking
     first waits for the controller's answer; one that finds none (a make that failed) makes it
     itself and says why. A run of some of the tests makes nothing it may not need."""
